@@ -1,0 +1,49 @@
+//! The atomics shim: one set of names for the atomics the core uses.
+//!
+//! In a normal build these are [`portable_atomic`]'s types, which compile to
+//! native instructions on every target that has them and, on targets without
+//! compare-and-swap (Cortex-M0), to the single-core implementation when the
+//! board enables `portable-atomic/unsafe-assume-single-core` (a documented
+//! feature boundary: such a target cannot share a block with another core).
+//! `portable-atomic` is used with `default-features = false`, so it can never
+//! fall back to a lock: a lock is private to one process and would silently
+//! break memory shared between processes.
+//!
+//! Under `cfg(loom)` the same names are loom's model-checked atomics, so the
+//! loom models in `srb-loom-tests` exercise exactly this crate's code.
+//!
+//! Every atomic type used here is asserted to be lock-free at compile time.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicI32, AtomicU32};
+#[cfg(not(loom))]
+pub(crate) use portable_atomic::{fence, AtomicI32, AtomicU32};
+
+pub(crate) use core::sync::atomic::Ordering;
+
+// A lock-based atomic in shared memory is a bug that no test on one process
+// would find, so refuse to build instead.
+#[cfg(not(loom))]
+const _: () = {
+    assert!(
+        AtomicI32::is_always_lock_free(),
+        "AtomicI32 must be lock-free"
+    );
+    assert!(
+        AtomicU32::is_always_lock_free(),
+        "AtomicU32 must be lock-free"
+    );
+    assert!(core::mem::size_of::<AtomicI32>() == 4);
+    assert!(core::mem::align_of::<AtomicI32>() == 4);
+    assert!(core::mem::size_of::<AtomicU32>() == 4);
+    assert!(core::mem::align_of::<AtomicU32>() == 4);
+};
+
+/// A hint to the CPU (or to loom's scheduler) that the caller is spinning.
+#[inline]
+pub(crate) fn spin_hint() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    core::hint::spin_loop();
+}

@@ -1,0 +1,149 @@
+//! [`SrbChannel`]: two rings and two fd-semaphores, one side's view.
+//!
+//! A channel joins the [`Ends`] a layout produced with this side's
+//! [`Notify`] (wakes the peer) and [`Wait`] (blocks this side). It moves
+//! bytes, not frames: a frame may span many writes, and the caller keeps its
+//! own reassembly state. The server/client (creator/attacher) direction swap
+//! was done by the layout, so both sides use the same methods.
+//!
+//! Posting rules, as PulseAudio's `srbchannel.c`:
+//! - after a write, post the peer's semaphore (every write for the `pa`
+//!   layout, as libpulse expects; when the ring went empty→non-empty for
+//!   `srb`, where [`crate::ring::srb`] makes that report exact);
+//! - after a read that found the ring completely full, post it too: the same
+//!   semaphore signals "data" and "space".
+//!
+//! Waiting: call [`SrbChannel::wait`] after a read returned nothing (and, for
+//! a writer, after a write returned 0). It sleeps only if no post is pending.
+//! In a poll loop use [`SrbChannel::before_wait`] and
+//! [`SrbChannel::after_wait`] around polling the wait object instead.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::error::Corrupt;
+use crate::fdsem::{FdsemError, WaitDecision, Woken};
+use crate::layout::Ends;
+use crate::ring::{RingConsumer, RingProducer};
+use crate::signal::{Notify, Wait};
+
+/// A failed channel operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ChannelError<E> {
+    /// Shared memory held an impossible value: drop the peer.
+    Corrupt(Corrupt),
+    /// Notifying the peer or waiting failed.
+    Signal(E),
+}
+
+impl<E> From<Corrupt> for ChannelError<E> {
+    fn from(c: Corrupt) -> Self {
+        ChannelError::Corrupt(c)
+    }
+}
+
+impl<E> From<FdsemError<E>> for ChannelError<E> {
+    fn from(e: FdsemError<E>) -> Self {
+        match e {
+            FdsemError::Corrupt(c) => ChannelError::Corrupt(c),
+            FdsemError::Signal(s) => ChannelError::Signal(s),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for ChannelError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelError::Corrupt(c) => c.fmt(f),
+            ChannelError::Signal(e) => write!(f, "signal failed: {e}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> core::error::Error for ChannelError<E> {}
+
+/// One side of a shared ring-buffer channel.
+#[derive(Debug)]
+pub struct SrbChannel<P, C, N, W> {
+    ends: Ends<P, C>,
+    notify: N,
+    wait: W,
+}
+
+impl<P, C, N, W> SrbChannel<P, C, N, W>
+where
+    P: RingProducer,
+    C: RingConsumer,
+    N: Notify,
+    W: Wait,
+{
+    /// Joins this side's ends with its wake-up objects: `notify` wakes the
+    /// peer (it must reach what the peer waits on), `wait` blocks this side.
+    pub fn new(ends: Ends<P, C>, notify: N, wait: W) -> Self {
+        Self { ends, notify, wait }
+    }
+
+    /// Splits the channel back into its parts.
+    pub fn into_parts(self) -> (Ends<P, C>, N, W) {
+        (self.ends, self.notify, self.wait)
+    }
+
+    /// Bytes per ring.
+    pub fn capacity(&self) -> usize {
+        self.ends.producer.capacity()
+    }
+
+    /// Writes as much of `src` as fits; returns the bytes written. Wakes the
+    /// peer when it may be waiting for them.
+    pub fn write(&mut self, src: &[u8]) -> Result<usize, ChannelError<N::Error>> {
+        let out = self.ends.producer.write(src)?;
+        if out.wake_peer || P::POST_EVERY_WRITE {
+            self.ends.poster.post(&self.notify)?;
+        }
+        Ok(out.written)
+    }
+
+    /// Reads up to `dst.len()` bytes; returns how many. Wakes the peer when
+    /// the ring was full, since it may be waiting for space.
+    pub fn read(&mut self, dst: &mut [u8]) -> Result<usize, ChannelError<N::Error>> {
+        let out = self.ends.consumer.read(dst)?;
+        if out.wake_peer {
+            self.ends.poster.post(&self.notify)?;
+        }
+        Ok(out.read)
+    }
+
+    /// Copies up to `dst.len()` readable bytes without consuming them.
+    pub fn peek(&mut self, dst: &mut [u8]) -> Result<usize, Corrupt> {
+        self.ends.consumer.peek(dst)
+    }
+
+    /// Bytes readable now.
+    pub fn available(&mut self) -> Result<usize, Corrupt> {
+        self.ends.consumer.available()
+    }
+
+    /// Bytes writable now.
+    pub fn free(&mut self) -> Result<usize, Corrupt> {
+        self.ends.producer.free()
+    }
+
+    /// Sleeps until the peer posts, unless a post is already pending or the
+    /// timeout passes. Re-check both rings afterwards: wake-ups are hints.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Woken, ChannelError<W::Error>> {
+        Ok(self.ends.waiter.wait(&mut self.wait, timeout)?)
+    }
+
+    /// For poll loops: announce a sleep. On [`WaitDecision::OkToSleep`] poll
+    /// the wait object, then call [`after_wait`](Self::after_wait).
+    pub fn before_wait(&mut self) -> Result<WaitDecision, ChannelError<W::Error>> {
+        Ok(self.ends.waiter.before_wait(&mut self.wait)?)
+    }
+
+    /// For poll loops: end a sleep that [`before_wait`](Self::before_wait)
+    /// allowed.
+    pub fn after_wait(&mut self) -> Result<(), ChannelError<W::Error>> {
+        Ok(self.ends.waiter.after_wait(&mut self.wait)?)
+    }
+}

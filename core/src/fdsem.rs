@@ -1,0 +1,299 @@
+//! PulseAudio's fd-semaphore: wake a peer only when it said it is sleeping.
+//!
+//! Each direction of a channel has a semaphore: three `i32` words in shared
+//! memory ([`FdsemWords`]: `waiting`, `signalled`, `in_pipe`) plus a kernel
+//! object the waiter can block on (an eventfd on Linux; anything behind
+//! [`Wait`] and [`Notify`] here). The protocol (`fdsem.c`, see
+//! `pa-native-protocol.md` §5.6) makes a post cost one atomic load while the
+//! waiter is busy, and a system call only when the waiter is, or is about to
+//! be, asleep:
+//!
+//! - **post** ([`FdsemPoster::post`]): if `signalled` goes 0→1 and `waiting`
+//!   is non-zero, increment `in_pipe` and notify.
+//! - **before waiting** ([`FdsemWaiter::before_wait`]): flush; if `signalled`
+//!   goes 1→0, don't sleep. Otherwise increment `waiting`, and if `signalled`
+//!   went 1→0 in the meantime, decrement it again and don't sleep; else sleep.
+//! - **after waking** ([`FdsemWaiter::after_wait`]): decrement `waiting`,
+//!   flush, reset `signalled`.
+//! - **flush**: consume pending notifications and subtract them from
+//!   `in_pipe`.
+//!
+//! All accesses are `SeqCst`: the handshake between `signalled`/`waiting` and
+//! the ring's data is a Dekker pattern that needs the single total order.
+//!
+//! # Departures from PulseAudio, for hostile peers
+//!
+//! - PulseAudio's flush does a *blocking* read of the eventfd while
+//!   `in_pipe > 0`. A peer that sets `in_pipe` and never writes the eventfd
+//!   would hang it. Our flush only takes what is already pending
+//!   ([`Wait::try_take`]); a notification still on its way makes the next
+//!   wait return at once (a spurious wake-up), never a hang.
+//! - PulseAudio asserts `waiting >= 1` after waking. We return
+//!   [`Corrupt`] for that and for every other value the protocol cannot
+//!   produce (`signalled` not 0 or 1, negative `waiting` or `in_pipe`).
+
+use core::time::Duration;
+
+use crate::atomic::{AtomicI32, Ordering};
+use crate::error::{Corrupt, Field};
+use crate::signal::{Notify, Wait};
+
+/// The shared words of one fd-semaphore, `pa_fdsem_data` byte for byte.
+#[repr(C)]
+#[derive(Debug)]
+pub struct FdsemWords {
+    /// How many threads are (about to be) blocked on this semaphore.
+    pub(crate) waiting: AtomicI32,
+    /// 1 while a post is pending that no wait has consumed yet.
+    pub(crate) signalled: AtomicI32,
+    /// Notifications written to the kernel object and not yet consumed.
+    pub(crate) in_pipe: AtomicI32,
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    assert!(core::mem::size_of::<FdsemWords>() == 12);
+    assert!(core::mem::offset_of!(FdsemWords, waiting) == 0);
+    assert!(core::mem::offset_of!(FdsemWords, signalled) == 4);
+    assert!(core::mem::offset_of!(FdsemWords, in_pipe) == 8);
+};
+
+impl FdsemWords {
+    /// Zeroed words, for a creator initialising a block.
+    pub(crate) fn zeroed() -> Self {
+        FdsemWords {
+            waiting: AtomicI32::new(0),
+            signalled: AtomicI32::new(0),
+            in_pipe: AtomicI32::new(0),
+        }
+    }
+}
+
+/// A failed semaphore operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FdsemError<E> {
+    /// A shared word held a value the protocol cannot produce.
+    Corrupt(Corrupt),
+    /// The [`Notify`] or [`Wait`] implementation failed.
+    Signal(E),
+}
+
+impl<E> From<Corrupt> for FdsemError<E> {
+    fn from(c: Corrupt) -> Self {
+        FdsemError::Corrupt(c)
+    }
+}
+
+impl<E: core::fmt::Display> core::fmt::Display for FdsemError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FdsemError::Corrupt(c) => c.fmt(f),
+            FdsemError::Signal(e) => write!(f, "signal failed: {e}"),
+        }
+    }
+}
+
+impl<E: core::fmt::Debug + core::fmt::Display> core::error::Error for FdsemError<E> {}
+
+/// What [`FdsemWaiter::before_wait`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum WaitDecision {
+    /// A post arrived: re-check the ring instead of sleeping.
+    DontSleep,
+    /// Nothing pending: block on the kernel object, then call
+    /// [`FdsemWaiter::after_wait`].
+    OkToSleep,
+}
+
+/// What [`FdsemWaiter::wait`] observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Woken {
+    /// A post was pending; no sleep was needed.
+    Pending,
+    /// Slept and was notified.
+    Notified,
+    /// Slept until the timeout.
+    TimedOut,
+}
+
+fn words<'a>(p: *const FdsemWords) -> &'a FdsemWords {
+    // SAFETY: every `FdsemWaiter`/`FdsemPoster` is built by a layout from a
+    // validated, aligned pointer into a block that outlives it. The words are
+    // atomics and are only used for atomic operations.
+    unsafe { &*p }
+}
+
+/// Compare-and-swap of `signalled` from `from` to `to`: `Ok(true)` if it
+/// swapped, `Ok(false)` if it held the other legal value, else [`Corrupt`].
+fn swap_signalled(w: &FdsemWords, from: i32, to: i32) -> Result<bool, Corrupt> {
+    match w
+        .signalled
+        .compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst)
+    {
+        Ok(_) => Ok(true),
+        Err(v) if v == to => Ok(false),
+        Err(v) => Err(Corrupt::new(Field::Signalled, i64::from(v))),
+    }
+}
+
+/// The side that posts a semaphore: it wakes the peer that waits on it.
+#[derive(Debug)]
+pub struct FdsemPoster {
+    words: *const FdsemWords,
+}
+
+/// The side that waits on a semaphore.
+#[derive(Debug)]
+pub struct FdsemWaiter {
+    words: *const FdsemWords,
+}
+
+// SAFETY: a poster/waiter is a handle to atomics in a live block; moving it
+// to another thread moves its role with it.
+unsafe impl Send for FdsemPoster {}
+// SAFETY: as for `FdsemPoster`.
+unsafe impl Send for FdsemWaiter {}
+
+impl FdsemPoster {
+    /// # Safety
+    /// `words` is aligned, inside a live block, and this is the only poster.
+    pub(crate) unsafe fn new(words: *const FdsemWords) -> Self {
+        Self { words }
+    }
+
+    /// Signals the semaphore; notifies the peer only if it is waiting.
+    /// Returns whether a notification was sent. Never blocks.
+    pub fn post<N: Notify>(&self, notify: &N) -> Result<bool, FdsemError<N::Error>> {
+        let w = words(self.words);
+        // A plain load first: while a post is already pending (the waiter is
+        // busy) this keeps the line shared instead of taking it exclusive.
+        // Reading 1 here is what a failed CAS would have read.
+        match w.signalled.load(Ordering::SeqCst) {
+            1 => return Ok(false),
+            0 => {}
+            v => return Err(Corrupt::new(Field::Signalled, i64::from(v)).into()),
+        }
+        if !swap_signalled(w, 0, 1)? {
+            return Ok(false);
+        }
+        match w.waiting.load(Ordering::SeqCst) {
+            0 => Ok(false),
+            v if v < 0 => Err(Corrupt::new(Field::Waiting, i64::from(v)).into()),
+            _ => {
+                // in_pipe counts notifications in flight; it must be raised
+                // before the notification can be consumed.
+                w.in_pipe.fetch_add(1, Ordering::SeqCst);
+                notify.notify().map_err(FdsemError::Signal)?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+impl FdsemWaiter {
+    /// # Safety
+    /// `words` is aligned, inside a live block, and this is the only waiter.
+    pub(crate) unsafe fn new(words: *const FdsemWords) -> Self {
+        Self { words }
+    }
+
+    /// Subtracts `taken` consumed notifications from `in_pipe`.
+    fn account<E>(&self, taken: u64) -> Result<(), FdsemError<E>> {
+        if taken == 0 {
+            return Ok(());
+        }
+        let taken = i32::try_from(taken).unwrap_or(i32::MAX);
+        let old = words(self.words).in_pipe.fetch_sub(taken, Ordering::SeqCst);
+        // Every notification is preceded by an `in_pipe` increment, so more
+        // notifications than `in_pipe` means the peer wrote nonsense.
+        if old < taken {
+            return Err(Corrupt::new(Field::InPipe, i64::from(old)).into());
+        }
+        Ok(())
+    }
+
+    /// Consumes notifications already pending, without blocking.
+    pub fn flush<W: Wait>(&self, wait: &mut W) -> Result<(), FdsemError<W::Error>> {
+        let pending = words(self.words).in_pipe.load(Ordering::SeqCst);
+        if pending < 0 {
+            return Err(Corrupt::new(Field::InPipe, i64::from(pending)).into());
+        }
+        if pending == 0 {
+            return Ok(());
+        }
+        let taken = wait.try_take().map_err(FdsemError::Signal)?;
+        self.account(taken)
+    }
+
+    /// Announces that the caller is about to sleep, unless a post is pending.
+    ///
+    /// Call it after finding the ring empty. On [`WaitDecision::OkToSleep`]
+    /// block on the kernel object (poll the eventfd) and then call
+    /// [`after_wait`](Self::after_wait); on [`WaitDecision::DontSleep`]
+    /// re-check the ring.
+    pub fn before_wait<W: Wait>(&self, wait: &mut W) -> Result<WaitDecision, FdsemError<W::Error>> {
+        self.flush(wait)?;
+        let w = words(self.words);
+        if swap_signalled(w, 1, 0)? {
+            return Ok(WaitDecision::DontSleep);
+        }
+        let old = w.waiting.fetch_add(1, Ordering::SeqCst);
+        if old < 0 {
+            return Err(Corrupt::new(Field::Waiting, i64::from(old)).into());
+        }
+        match swap_signalled(w, 1, 0) {
+            Ok(true) => {
+                w.waiting.fetch_sub(1, Ordering::SeqCst);
+                Ok(WaitDecision::DontSleep)
+            }
+            Ok(false) => Ok(WaitDecision::OkToSleep),
+            Err(e) => {
+                w.waiting.fetch_sub(1, Ordering::SeqCst);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Ends a wait that [`before_wait`](Self::before_wait) allowed, after the
+    /// kernel object became ready (or the wait timed out).
+    pub fn after_wait<W: Wait>(&self, wait: &mut W) -> Result<(), FdsemError<W::Error>> {
+        let w = words(self.words);
+        let old = w.waiting.fetch_sub(1, Ordering::SeqCst);
+        if old < 1 {
+            return Err(Corrupt::new(Field::Waiting, i64::from(old)).into());
+        }
+        self.flush(wait)?;
+        swap_signalled(w, 1, 0)?;
+        Ok(())
+    }
+
+    /// The whole wait: [`before_wait`](Self::before_wait), block in
+    /// [`Wait::wait`] if allowed, [`after_wait`](Self::after_wait).
+    pub fn wait<W: Wait>(
+        &self,
+        wait: &mut W,
+        timeout: Option<Duration>,
+    ) -> Result<Woken, FdsemError<W::Error>> {
+        if self.before_wait(wait)? == WaitDecision::DontSleep {
+            return Ok(Woken::Pending);
+        }
+        let taken = match wait.wait(timeout) {
+            Ok(n) => n,
+            Err(e) => {
+                words(self.words).waiting.fetch_sub(1, Ordering::SeqCst);
+                return Err(FdsemError::Signal(e));
+            }
+        };
+        let accounted = self.account(taken);
+        self.after_wait(wait)?;
+        accounted?;
+        Ok(if taken == 0 {
+            Woken::TimedOut
+        } else {
+            Woken::Notified
+        })
+    }
+}

@@ -1,0 +1,226 @@
+//! PulseAudio's ring: one shared byte count, private indices.
+//!
+//! This is the algorithm of the private `pa_ringbuffer` in PulseAudio's
+//! `srbchannel.c` (see `pa-native-protocol.md` §5.5), which unmodified
+//! libpulse runs on the other side:
+//!
+//! - The only shared word is `count`, the bytes in the ring. The writer adds
+//!   to it after copying, the reader subtracts after copying out. Each side's
+//!   index into the ring (modulo `capacity`) is private and starts at 0.
+//! - Every access to `count` is `SeqCst`, as PulseAudio's `atomic.h` does:
+//!   the payload is written before the `fetch_add` (a release) and read after
+//!   the load (an acquire), and the fd-semaphore handshake that follows a ring
+//!   operation needs the total order (see [`crate::fdsem`]).
+//! - The reader's `fetch_sub` returns the old count; if it was `capacity` the
+//!   ring was completely full and the writer may be waiting for space.
+//!
+//! Validation: every count read is checked to be in `0..=capacity`, and the
+//! old values returned by our own read-modify-writes are checked against what
+//! the single other party could have done in between (a writer only ever sees
+//! the count shrink, a reader only ever sees it grow). Anything else is
+//! [`Corrupt`]: the end is poisoned and never copies another byte.
+
+use super::{check, ReadOutcome, RingConsumer, RingProducer, WriteOutcome};
+use crate::atomic::{AtomicI32, Ordering};
+use crate::block::{copy_from_shared, copy_to_shared};
+use crate::error::{Corrupt, Field};
+
+/// The raw parts of one direction of a PulseAudio-layout ring.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawRing {
+    /// The shared byte count.
+    pub count: *const AtomicI32,
+    /// The first byte of the ring's data.
+    pub data: *mut u8,
+    /// Bytes in the ring, `1..=i32::MAX`, validated by the layout.
+    pub capacity: u32,
+}
+
+impl RawRing {
+    /// Loads the count and checks it lies in `0..=capacity`.
+    fn load_count(&self) -> Result<u32, Corrupt> {
+        // SAFETY: `count` points into the block, aligned, validated by the
+        // layout, and the block outlives this ring end (`Block::new`).
+        let c = unsafe { &*self.count }.load(Ordering::SeqCst);
+        if c < 0 || c as u32 > self.capacity {
+            return Err(Corrupt::new(Field::Count, i64::from(c)));
+        }
+        Ok(c as u32)
+    }
+
+    fn count(&self) -> &AtomicI32 {
+        // SAFETY: as in `load_count`. The reference is to an atomic, whose
+        // every access is an atomic operation, never to plain shared bytes.
+        unsafe { &*self.count }
+    }
+}
+
+/// The writing end of a PulseAudio-layout ring.
+#[derive(Debug)]
+pub struct Producer {
+    ring: RawRing,
+    /// Private write index, `0..capacity`.
+    index: u32,
+    poison: Option<Corrupt>,
+}
+
+/// The reading end of a PulseAudio-layout ring.
+#[derive(Debug)]
+pub struct Consumer {
+    ring: RawRing,
+    /// Private read index, `0..capacity`.
+    index: u32,
+    poison: Option<Corrupt>,
+}
+
+// SAFETY: a ring end is the only user of its side of the ring; moving it to
+// another thread moves that role with it. The shared words are atomics.
+unsafe impl Send for Producer {}
+// SAFETY: as for `Producer`.
+unsafe impl Send for Consumer {}
+
+impl Producer {
+    /// # Safety
+    /// `ring` was validated by a layout against a live [`crate::Block`], and
+    /// this is the only producer of that ring.
+    pub(crate) unsafe fn new(ring: RawRing) -> Self {
+        Self {
+            ring,
+            index: 0,
+            poison: None,
+        }
+    }
+
+    fn fail(&mut self, e: Corrupt) -> Corrupt {
+        self.poison = Some(e);
+        e
+    }
+}
+
+impl Consumer {
+    /// # Safety
+    /// `ring` was validated by a layout against a live [`crate::Block`], and
+    /// this is the only consumer of that ring.
+    pub(crate) unsafe fn new(ring: RawRing) -> Self {
+        Self {
+            ring,
+            index: 0,
+            poison: None,
+        }
+    }
+
+    fn fail(&mut self, e: Corrupt) -> Corrupt {
+        self.poison = Some(e);
+        e
+    }
+
+    /// Copies up to `dst.len()` readable bytes starting at the private index
+    /// (wrapping at most once); returns the count seen and bytes copied.
+    fn copy_out(&mut self, dst: &mut [u8]) -> Result<(u32, usize), Corrupt> {
+        let count = self.ring.load_count().map_err(|e| self.fail(e))?;
+        let cap = self.ring.capacity as usize;
+        let idx = self.index as usize;
+        let want = dst.len().min(count as usize);
+        let first = want.min(cap - idx);
+        // SAFETY: `idx + first <= cap` and the data area is `cap` bytes inside
+        // the block; the `count` load (SeqCst, so also an acquire) handed
+        // these bytes to us.
+        unsafe { copy_from_shared(self.ring.data.wrapping_add(idx), &mut dst[..first]) };
+        // SAFETY: the wrapped part starts at the ring's first byte and is
+        // `want - first <= count - first <= cap - first` bytes long.
+        unsafe { copy_from_shared(self.ring.data, &mut dst[first..want]) };
+        Ok((count, want))
+    }
+}
+
+impl RingProducer for Producer {
+    const POST_EVERY_WRITE: bool = true;
+
+    fn capacity(&self) -> usize {
+        self.ring.capacity as usize
+    }
+
+    fn free(&mut self) -> Result<usize, Corrupt> {
+        check(self.poison)?;
+        let c = self.ring.load_count().map_err(|e| self.fail(e))?;
+        Ok((self.ring.capacity - c) as usize)
+    }
+
+    fn write(&mut self, src: &[u8]) -> Result<WriteOutcome, Corrupt> {
+        check(self.poison)?;
+        let cap = self.ring.capacity;
+        let mut out = WriteOutcome::default();
+        // At most two passes: up to the end of the data area, then from its
+        // start. Each pass is bounded by what is left of `src`.
+        for _ in 0..2 {
+            let left = src.len() - out.written;
+            if left == 0 {
+                break;
+            }
+            let count = self.ring.load_count().map_err(|e| self.fail(e))?;
+            let n = (cap - count)
+                .min(cap - self.index)
+                .min(left.min(cap as usize) as u32);
+            if n == 0 {
+                break;
+            }
+            let chunk = &src[out.written..out.written + n as usize];
+            // SAFETY: `index + n <= cap`, the data area is `cap` bytes inside
+            // the block, and `n <= cap - count` bytes are free: the reader
+            // does not touch them until the `fetch_add` below publishes them.
+            unsafe { copy_to_shared(self.ring.data.wrapping_add(self.index as usize), chunk) };
+            // SeqCst: a release for the payload, and part of the total order
+            // the fdsem handshake relies on.
+            let old = self.ring.count().fetch_add(n as i32, Ordering::SeqCst);
+            // Only the reader changes the count meanwhile, and only downwards.
+            if old < 0 || old as u32 > count {
+                return Err(self.fail(Corrupt::new(Field::Count, i64::from(old))));
+            }
+            out.wake_peer |= old == 0;
+            out.written += n as usize;
+            self.index += n;
+            if self.index == cap {
+                self.index = 0;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl RingConsumer for Consumer {
+    fn capacity(&self) -> usize {
+        self.ring.capacity as usize
+    }
+
+    fn available(&mut self) -> Result<usize, Corrupt> {
+        check(self.poison)?;
+        let c = self.ring.load_count().map_err(|e| self.fail(e))?;
+        Ok(c as usize)
+    }
+
+    fn read(&mut self, dst: &mut [u8]) -> Result<ReadOutcome, Corrupt> {
+        check(self.poison)?;
+        let cap = self.ring.capacity;
+        let (count, n) = self.copy_out(dst)?;
+        if n == 0 {
+            return Ok(ReadOutcome::default());
+        }
+        // SeqCst: our copies out complete before the writer may reuse the
+        // space, and the fdsem handshake needs the total order.
+        let old = self.ring.count().fetch_sub(n as i32, Ordering::SeqCst);
+        // Only the writer changes the count meanwhile, and only upwards.
+        if old < 0 || (old as u32) < count || old as u32 > cap {
+            return Err(self.fail(Corrupt::new(Field::Count, i64::from(old))));
+        }
+        self.index = ((self.index as usize + n) % cap as usize) as u32;
+        Ok(ReadOutcome {
+            read: n,
+            wake_peer: old as u32 == cap,
+        })
+    }
+
+    fn peek(&mut self, dst: &mut [u8]) -> Result<usize, Corrupt> {
+        check(self.poison)?;
+        Ok(self.copy_out(dst)?.1)
+    }
+}

@@ -1,0 +1,252 @@
+//! Our own ring: free-running positions, cached peer positions, separate lines.
+//!
+//! - The producer owns `write_pos`, the consumer owns `read_pos`; both are
+//!   free-running `u32` byte positions (they wrap at 2^32, never at the
+//!   capacity), and the capacity is a power of two, so `pos & (capacity - 1)`
+//!   is the offset in the data area and `write_pos - read_pos` (wrapping) is
+//!   the fill level.
+//! - Each word sits on its own 128-byte line (two 64-byte lines, so adjacent
+//!   line prefetchers do not pull one side's line into the other's cache).
+//! - Each side keeps the last peer position it saw and only reloads it when
+//!   the cached value says the ring is full (producer) or empty (consumer).
+//! - Payload is copied before the Release store of `write_pos`, and read after
+//!   the Acquire load of it; symmetrically for `read_pos`.
+//!
+//! Wake-ups: after publishing, each side issues a `SeqCst` fence and reloads
+//! the peer's position. The store→fence→load on both sides is the Dekker
+//! pattern, so of a producer publishing while a consumer concludes the ring
+//! is empty, at least one sees the other: either the consumer sees the new
+//! data, or the producer sees that the consumer had caught up and reports
+//! `wake_peer`. The same holds for a full ring and the consumer.
+//!
+//! Validation: a peer position must lie within `capacity` of ours, on the
+//! right side of it, and must never move backwards. Anything else is
+//! [`Corrupt`], which poisons the end.
+
+use super::{check, ReadOutcome, RingConsumer, RingProducer, WriteOutcome};
+use crate::atomic::{fence, AtomicU32, Ordering};
+use crate::block::{copy_from_shared, copy_to_shared};
+use crate::error::{Corrupt, Field};
+
+/// The raw parts of one direction of an `srb`-layout ring.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawRing {
+    pub write_pos: *const AtomicU32,
+    pub read_pos: *const AtomicU32,
+    pub data: *mut u8,
+    /// A power of two, `1..=MAX_CAPACITY`, validated by the layout.
+    pub capacity: u32,
+}
+
+impl RawRing {
+    fn word<'a>(p: *const AtomicU32) -> &'a AtomicU32 {
+        // SAFETY: the layout validated `p` (inside the block, aligned) and the
+        // block outlives every ring end (`Block::new`). The reference is to an
+        // atomic, only ever used for atomic operations.
+        unsafe { &*p }
+    }
+}
+
+/// The writing end of an `srb`-layout ring.
+#[derive(Debug)]
+pub struct Producer {
+    ring: RawRing,
+    /// Our position: private; the shared copy is only ever stored to.
+    write: u32,
+    /// The consumer's position as last seen.
+    cached_read: u32,
+    poison: Option<Corrupt>,
+}
+
+/// The reading end of an `srb`-layout ring.
+#[derive(Debug)]
+pub struct Consumer {
+    ring: RawRing,
+    /// Our position: private; the shared copy is only ever stored to.
+    read: u32,
+    /// The producer's position as last seen.
+    cached_write: u32,
+    poison: Option<Corrupt>,
+}
+
+// SAFETY: a ring end is the only user of its side of the ring; moving it to
+// another thread moves that role with it. The shared words are atomics.
+unsafe impl Send for Producer {}
+// SAFETY: as for `Producer`.
+unsafe impl Send for Consumer {}
+
+impl Producer {
+    /// # Safety
+    /// `ring` was validated by a layout against a live [`crate::Block`], this
+    /// is the only producer of that ring, and `write`/`read` are the current
+    /// positions, already checked to be at most `capacity` apart.
+    pub(crate) unsafe fn new(ring: RawRing, write: u32, read: u32) -> Self {
+        Self {
+            ring,
+            write,
+            cached_read: read,
+            poison: None,
+        }
+    }
+
+    fn fill(&self) -> u32 {
+        self.write.wrapping_sub(self.cached_read)
+    }
+
+    /// Reloads the consumer's position and validates it: it must lie in
+    /// `cached_read..=write` (modulo 2^32).
+    fn refresh(&mut self, order: Ordering) -> Result<(), Corrupt> {
+        check(self.poison)?;
+        let r = RawRing::word(self.ring.read_pos).load(order);
+        if r.wrapping_sub(self.cached_read) > self.fill() {
+            let e = Corrupt::new(Field::ReadPosition, i64::from(r));
+            self.poison = Some(e);
+            return Err(e);
+        }
+        self.cached_read = r;
+        Ok(())
+    }
+}
+
+impl RingProducer for Producer {
+    const POST_EVERY_WRITE: bool = false;
+
+    fn capacity(&self) -> usize {
+        self.ring.capacity as usize
+    }
+
+    fn free(&mut self) -> Result<usize, Corrupt> {
+        // Acquire: the consumer finished reading what it released.
+        self.refresh(Ordering::Acquire)?;
+        Ok((self.ring.capacity - self.fill()) as usize)
+    }
+
+    fn write(&mut self, src: &[u8]) -> Result<WriteOutcome, Corrupt> {
+        check(self.poison)?;
+        let cap = self.ring.capacity;
+        let mut free = cap - self.fill();
+        if (free as usize) < src.len() {
+            // Acquire: bytes the consumer released are done being read.
+            self.refresh(Ordering::Acquire)?;
+            free = cap - self.fill();
+        }
+        let n = free.min(src.len().min(cap as usize) as u32);
+        if n == 0 {
+            return Ok(WriteOutcome::default());
+        }
+        let idx = self.write & (cap - 1);
+        let first = n.min(cap - idx) as usize;
+        // SAFETY: `idx + first <= cap`, inside the data area; these `n` bytes
+        // are free, so the consumer does not read them until we publish.
+        unsafe { copy_to_shared(self.ring.data.wrapping_add(idx as usize), &src[..first]) };
+        // SAFETY: the wrapped part starts at the data area's first byte and is
+        // `n - first < cap` bytes long, all free as above.
+        unsafe { copy_to_shared(self.ring.data, &src[first..n as usize]) };
+        let old = self.write;
+        self.write = old.wrapping_add(n);
+        // Release: the payload stores above happen before the consumer's
+        // Acquire load that sees this position.
+        RawRing::word(self.ring.write_pos).store(self.write, Ordering::Release);
+        // SeqCst fence, then reload: the Dekker half that makes `wake_peer`
+        // exact against a consumer that publishes, fences and sees "empty".
+        fence(Ordering::SeqCst);
+        // Acquire, not Relaxed: the refreshed value is also what later
+        // copies trust.
+        self.refresh(Ordering::Acquire)?;
+        Ok(WriteOutcome {
+            written: n as usize,
+            wake_peer: self.cached_read == old,
+        })
+    }
+}
+
+impl Consumer {
+    /// # Safety
+    /// `ring` was validated by a layout against a live [`crate::Block`], this
+    /// is the only consumer of that ring, and `read`/`write` are the current
+    /// positions, already checked to be at most `capacity` apart.
+    pub(crate) unsafe fn new(ring: RawRing, read: u32, write: u32) -> Self {
+        Self {
+            ring,
+            read,
+            cached_write: write,
+            poison: None,
+        }
+    }
+
+    fn fill(&self) -> u32 {
+        self.cached_write.wrapping_sub(self.read)
+    }
+
+    /// Reloads the producer's position and validates it: it must lie in
+    /// `cached_write..=read + capacity` (modulo 2^32).
+    fn refresh(&mut self, order: Ordering) -> Result<(), Corrupt> {
+        check(self.poison)?;
+        let w = RawRing::word(self.ring.write_pos).load(order);
+        let fill = w.wrapping_sub(self.read);
+        if fill > self.ring.capacity || fill < self.fill() {
+            let e = Corrupt::new(Field::WritePosition, i64::from(w));
+            self.poison = Some(e);
+            return Err(e);
+        }
+        self.cached_write = w;
+        Ok(())
+    }
+
+    /// Copies up to `dst.len()` bytes from the read position; returns how many.
+    fn copy_out(&mut self, dst: &mut [u8]) -> Result<usize, Corrupt> {
+        check(self.poison)?;
+        if (self.fill() as usize) < dst.len() {
+            // Acquire: the payload the producer published is visible.
+            self.refresh(Ordering::Acquire)?;
+        }
+        let cap = self.ring.capacity;
+        let n = (self.fill() as usize).min(dst.len());
+        let idx = self.read & (cap - 1);
+        let first = n.min((cap - idx) as usize);
+        // SAFETY: `idx + first <= cap`, inside the data area; the bytes were
+        // published by the producer's Release store that our Acquire saw.
+        unsafe { copy_from_shared(self.ring.data.wrapping_add(idx as usize), &mut dst[..first]) };
+        // SAFETY: the wrapped part starts at the data area's first byte and is
+        // `n - first < cap` bytes long, published as above.
+        unsafe { copy_from_shared(self.ring.data, &mut dst[first..n]) };
+        Ok(n)
+    }
+}
+
+impl RingConsumer for Consumer {
+    fn capacity(&self) -> usize {
+        self.ring.capacity as usize
+    }
+
+    fn available(&mut self) -> Result<usize, Corrupt> {
+        self.refresh(Ordering::Acquire)?;
+        Ok(self.fill() as usize)
+    }
+
+    fn read(&mut self, dst: &mut [u8]) -> Result<ReadOutcome, Corrupt> {
+        let n = self.copy_out(dst)?;
+        if n == 0 {
+            return Ok(ReadOutcome::default());
+        }
+        let old = self.read;
+        self.read = old.wrapping_add(n as u32);
+        // Release: our payload reads happen before the producer's Acquire
+        // load that sees this position and lets it overwrite the bytes.
+        RawRing::word(self.ring.read_pos).store(self.read, Ordering::Release);
+        // SeqCst fence, then reload: the Dekker half that makes `wake_peer`
+        // exact against a producer that publishes, fences and sees "full".
+        fence(Ordering::SeqCst);
+        // Acquire, not Relaxed: the refreshed value is also what later
+        // copies trust.
+        self.refresh(Ordering::Acquire)?;
+        Ok(ReadOutcome {
+            read: n,
+            wake_peer: self.cached_write.wrapping_sub(old) >= self.ring.capacity,
+        })
+    }
+
+    fn peek(&mut self, dst: &mut [u8]) -> Result<usize, Corrupt> {
+        self.copy_out(dst)
+    }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace on a fresh machine; installs what it needs.
+# Usage: scripts/test.sh            (everything)
+#        SRB_SKIP_LOOM=1 scripts/test.sh   (skip the loom models, for quick local runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+export CARGO_TERM_COLOR=never
+export RUST_BACKTRACE=1
+export CARGO_INCREMENTAL=0
+
+step "toolchain"
+rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || true
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
+cargo --version
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, -D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace (unit, property, integration, doc)"
+cargo test --workspace
+
+step "srb-core builds without std (no_std staticlib, no_std binary)"
+bash scripts/nostd-check.sh
+
+if [ "${SRB_SKIP_LOOM:-0}" != 1 ]; then
+  step "loom models (release, LOOM_MAX_PREEMPTIONS=2, own target dir)"
+  RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
+    cargo test -p srb-loom-tests --release --target-dir target/loom -- --test-threads=2
+fi
+
+step "all tests passed"
