@@ -287,9 +287,11 @@ impl FdsemWaiter {
                 return Err(FdsemError::Signal(e));
             }
         };
+        // Always end the wait (undo `waiting`), but report the first error.
         let accounted = self.account(taken);
-        self.after_wait(wait)?;
+        let ended = self.after_wait(wait);
         accounted?;
+        ended?;
         Ok(if taken == 0 {
             Woken::TimedOut
         } else {

@@ -227,8 +227,29 @@ unsafe fn ends(block: Block, g: Geometry, role: Role) -> PaEnds {
 /// peer gets it only after this returns), and the returned ends are the only
 /// server-side ends of this block.
 pub unsafe fn init_server(block: Block) -> Result<(Geometry, PaEnds), AttachError> {
-    check_base(block)?;
     let g = Geometry::for_block(block.len())?;
+    // SAFETY: forwarded contract.
+    unsafe { init_server_with(block, g) }
+}
+
+/// Server side with a chosen geometry: any capacity and offsets that pass the
+/// same validation a client applies (libpulse accepts any such layout; the
+/// tests use it to cover every small capacity).
+///
+/// # Safety
+/// As for [`init_server`].
+pub unsafe fn init_server_with(
+    block: Block,
+    g: Geometry,
+) -> Result<(Geometry, PaEnds), AttachError> {
+    check_base(block)?;
+    let as_i32 = |v: u32| i32::try_from(v).unwrap_or(-1);
+    let g = Geometry::check(
+        as_i32(g.capacity),
+        as_i32(g.readbuf_offset),
+        as_i32(g.writebuf_offset),
+        block.len(),
+    )?;
     let h: *mut Header = block.at(0);
     // SAFETY: `h` is aligned and in bounds (checked) and the block is not yet
     // shared, so writing the whole header cannot race.
