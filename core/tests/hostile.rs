@@ -294,22 +294,24 @@ fn srb_attach_refuses_every_bad_header_word() {
 #[test]
 fn srb_attach_refuses_small_and_misaligned_blocks() {
     let mem = Mem::new(srb::block_len(64) + 128);
-    // SAFETY: inside the test's memory.
+    let create = |b, cap| {
+        // SAFETY: blocks inside the test's memory; the ends are dropped at once.
+        unsafe { srb::create(b, cap) }.map(|(g, _)| g)
+    };
+    let len = srb::block_len(64);
     assert_eq!(
-        unsafe { srb::create(mem.block_at(64, srb::block_len(64)), 64) }.map(|(g, _)| g),
+        create(mem.block_at(64, len), 64),
         Err(AttachError::Misaligned { required: 128 })
     );
-    // SAFETY: inside the test's memory.
     assert_eq!(
-        unsafe { srb::create(mem.block_at(0, srb::block_len(64) - 1), 64) }.map(|(g, _)| g),
+        create(mem.block_at(0, len - 1), 64),
         Err(AttachError::BlockTooSmall {
-            len: srb::block_len(64) - 1,
-            needed: srb::block_len(64)
+            len: len - 1,
+            needed: len
         })
     );
-    // SAFETY: as above.
     assert_eq!(
-        unsafe { srb::create(mem.block(), 48) }.map(|(g, _)| g),
+        create(mem.block(), 48),
         Err(AttachError::BadCapacity { found: 48 })
     );
 }
