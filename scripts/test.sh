@@ -31,9 +31,14 @@ step "srb-core builds without std (no_std staticlib, no_std binary)"
 bash scripts/nostd-check.sh
 
 if [ "${SRB_SKIP_LOOM:-0}" != 1 ]; then
-  step "loom models (release, LOOM_MAX_PREEMPTIONS=2, own target dir)"
-  RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
-    cargo test -p srb-loom-tests --release --target-dir target/loom -- --test-threads=2
+  # Own target dir: RUSTFLAGS=--cfg loom would otherwise invalidate the
+  # normal build. Warnings are errors here too.
+  step "loom models (release, LOOM_MAX_PREEMPTIONS=2)"
+  RUSTFLAGS="--cfg loom -D warnings" LOOM_MAX_PREEMPTIONS=2 \
+    cargo test -p srb-loom-tests --release --target-dir target/loom
+  step "loom models, every interleaving (SRB_LOOM_EXHAUSTIVE=1)"
+  RUSTFLAGS="--cfg loom -D warnings" SRB_LOOM_EXHAUSTIVE=1 \
+    cargo test -p srb-loom-tests --release --target-dir target/loom
 fi
 
 step "all tests passed"

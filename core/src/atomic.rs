@@ -47,3 +47,32 @@ pub(crate) fn spin_hint() {
     #[cfg(not(loom))]
     core::hint::spin_loop();
 }
+
+/// A point where loom may switch threads: placed before every payload copy.
+///
+/// loom only switches threads at operations it knows (atomics, locks), and
+/// its partial-order reduction only reorders operations that conflict. A
+/// payload copy is neither, so a copy done on the wrong side of a
+/// publication would go unobserved. Under `cfg(loom)` every scheduling point
+/// is a read-modify-write of one model-wide atomic, so all of them conflict
+/// with each other and loom explores the orders of the copies themselves.
+/// In normal builds this is nothing.
+#[derive(Debug)]
+pub(crate) struct SchedPoint;
+
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref PAYLOAD_CLOCK: loom::sync::atomic::AtomicUsize = loom::sync::atomic::AtomicUsize::new(0);
+}
+
+impl SchedPoint {
+    pub(crate) fn new() -> Self {
+        Self
+    }
+
+    #[inline(always)]
+    pub(crate) fn hit(&self) {
+        #[cfg(loom)]
+        PAYLOAD_CLOCK.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -18,8 +18,13 @@
 //! - **flush**: consume pending notifications and subtract them from
 //!   `in_pipe`.
 //!
-//! All accesses are `SeqCst`: the handshake between `signalled`/`waiting` and
-//! the ring's data is a Dekker pattern that needs the single total order.
+//! All accesses are `SeqCst`, as in PulseAudio. On top of that the poster
+//! reads `signalled` and `waiting` with read-modify-writes (`swap`,
+//! `fetch_add(0)`) where PulseAudio uses a compare-and-swap and a load: an
+//! RMW always reads the latest value, so the Dekker handshake between a post
+//! and a waiter going to sleep holds even under acquire/release semantics
+//! alone. That makes it checkable by loom (which treats SeqCst loads as
+//! acquire) and leaves no reliance on the subtle SeqCst-load rules.
 //!
 //! # Departures from PulseAudio, for hostile peers
 //!
@@ -168,18 +173,16 @@ impl FdsemPoster {
     /// Returns whether a notification was sent. Never blocks.
     pub fn post<N: Notify>(&self, notify: &N) -> Result<bool, FdsemError<N::Error>> {
         let w = words(self.words);
-        // A plain load first: while a post is already pending (the waiter is
-        // busy) this keeps the line shared instead of taking it exclusive.
-        // Reading 1 here is what a failed CAS would have read.
-        match w.signalled.load(Ordering::SeqCst) {
-            1 => return Ok(false),
+        // Both reads are read-modify-writes, not loads: an RMW always sees
+        // the latest value, so the handshake with `before_wait` holds under
+        // acquire/release alone, not only under the SeqCst total order (and
+        // loom, which models SeqCst loads as acquire, can check it).
+        match w.signalled.swap(1, Ordering::SeqCst) {
             0 => {}
+            1 => return Ok(false),
             v => return Err(Corrupt::new(Field::Signalled, i64::from(v)).into()),
         }
-        if !swap_signalled(w, 0, 1)? {
-            return Ok(false);
-        }
-        match w.waiting.load(Ordering::SeqCst) {
+        match w.waiting.fetch_add(0, Ordering::SeqCst) {
             0 => Ok(false),
             v if v < 0 => Err(Corrupt::new(Field::Waiting, i64::from(v)).into()),
             _ => {

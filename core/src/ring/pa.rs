@@ -21,7 +21,7 @@
 //! [`Corrupt`]: the end is poisoned and never copies another byte.
 
 use super::{check, ReadOutcome, RingConsumer, RingProducer, WriteOutcome};
-use crate::atomic::{AtomicI32, Ordering};
+use crate::atomic::{AtomicI32, Ordering, SchedPoint};
 use crate::block::{copy_from_shared, copy_to_shared};
 use crate::error::{Corrupt, Field};
 
@@ -62,6 +62,7 @@ pub struct Producer {
     /// Private write index, `0..capacity`.
     index: u32,
     poison: Option<Corrupt>,
+    sched: SchedPoint,
 }
 
 /// The reading end of a PulseAudio-layout ring.
@@ -71,6 +72,7 @@ pub struct Consumer {
     /// Private read index, `0..capacity`.
     index: u32,
     poison: Option<Corrupt>,
+    sched: SchedPoint,
 }
 
 // SAFETY: a ring end is the only user of its side of the ring; moving it to
@@ -88,6 +90,7 @@ impl Producer {
             ring,
             index: 0,
             poison: None,
+            sched: SchedPoint::new(),
         }
     }
 
@@ -106,6 +109,7 @@ impl Consumer {
             ring,
             index: 0,
             poison: None,
+            sched: SchedPoint::new(),
         }
     }
 
@@ -122,10 +126,12 @@ impl Consumer {
         let idx = self.index as usize;
         let want = dst.len().min(count as usize);
         let first = want.min(cap - idx);
+        self.sched.hit();
         // SAFETY: `idx + first <= cap` and the data area is `cap` bytes inside
         // the block; the `count` load (SeqCst, so also an acquire) handed
         // these bytes to us.
         unsafe { copy_from_shared(self.ring.data.wrapping_add(idx), &mut dst[..first]) };
+        self.sched.hit();
         // SAFETY: the wrapped part starts at the ring's first byte and is
         // `want - first <= count - first <= cap - first` bytes long.
         unsafe { copy_from_shared(self.ring.data, &mut dst[first..want]) };
@@ -165,6 +171,7 @@ impl RingProducer for Producer {
                 break;
             }
             let chunk = &src[out.written..out.written + n as usize];
+            self.sched.hit();
             // SAFETY: `index + n <= cap`, the data area is `cap` bytes inside
             // the block, and `n <= cap - count` bytes are free: the reader
             // does not touch them until the `fetch_add` below publishes them.

@@ -24,7 +24,7 @@
 //! [`Corrupt`], which poisons the end.
 
 use super::{check, ReadOutcome, RingConsumer, RingProducer, WriteOutcome};
-use crate::atomic::{fence, AtomicU32, Ordering};
+use crate::atomic::{fence, AtomicU32, Ordering, SchedPoint};
 use crate::block::{copy_from_shared, copy_to_shared};
 use crate::error::{Corrupt, Field};
 
@@ -56,6 +56,7 @@ pub struct Producer {
     /// The consumer's position as last seen.
     cached_read: u32,
     poison: Option<Corrupt>,
+    sched: SchedPoint,
 }
 
 /// The reading end of an `srb`-layout ring.
@@ -67,6 +68,7 @@ pub struct Consumer {
     /// The producer's position as last seen.
     cached_write: u32,
     poison: Option<Corrupt>,
+    sched: SchedPoint,
 }
 
 // SAFETY: a ring end is the only user of its side of the ring; moving it to
@@ -86,6 +88,7 @@ impl Producer {
             write,
             cached_read: read,
             poison: None,
+            sched: SchedPoint::new(),
         }
     }
 
@@ -136,9 +139,11 @@ impl RingProducer for Producer {
         }
         let idx = self.write & (cap - 1);
         let first = n.min(cap - idx) as usize;
+        self.sched.hit();
         // SAFETY: `idx + first <= cap`, inside the data area; these `n` bytes
         // are free, so the consumer does not read them until we publish.
         unsafe { copy_to_shared(self.ring.data.wrapping_add(idx as usize), &src[..first]) };
+        self.sched.hit();
         // SAFETY: the wrapped part starts at the data area's first byte and is
         // `n - first < cap` bytes long, all free as above.
         unsafe { copy_to_shared(self.ring.data, &src[first..n as usize]) };
@@ -171,6 +176,7 @@ impl Consumer {
             read,
             cached_write: write,
             poison: None,
+            sched: SchedPoint::new(),
         }
     }
 
@@ -204,9 +210,11 @@ impl Consumer {
         let n = (self.fill() as usize).min(dst.len());
         let idx = self.read & (cap - 1);
         let first = n.min((cap - idx) as usize);
+        self.sched.hit();
         // SAFETY: `idx + first <= cap`, inside the data area; the bytes were
         // published by the producer's Release store that our Acquire saw.
         unsafe { copy_from_shared(self.ring.data.wrapping_add(idx as usize), &mut dst[..first]) };
+        self.sched.hit();
         // SAFETY: the wrapped part starts at the data area's first byte and is
         // `n - first < cap` bytes long, published as above.
         unsafe { copy_from_shared(self.ring.data, &mut dst[first..n]) };
