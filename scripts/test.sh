@@ -20,6 +20,7 @@ cargo --version
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path nostd-check/Cargo.toml -- --check
 
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
