@@ -28,7 +28,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace (unit, property, integration, doc)"
 cargo test --workspace
 
-step "srb-core builds without std (no_std staticlib, no_std binary)"
+step "srb-core with its defmt feature"
+cargo check -p srb-core --features defmt
+
+step "srb-core builds and runs without std or libc (freestanding executable)"
 bash scripts/nostd-check.sh
 
 if [ "${SRB_SKIP_LOOM:-0}" != 1 ]; then

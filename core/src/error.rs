@@ -68,3 +68,23 @@ impl fmt::Display for Corrupt {
 }
 
 impl core::error::Error for Corrupt {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn display_names_the_word_and_the_value() {
+        let e = Corrupt::new(Field::Count, -1);
+        assert_eq!(
+            e.to_string(),
+            "shared memory corrupt: count holds impossible value -1"
+        );
+        let e = Corrupt::new(Field::InPipe, 7);
+        assert_eq!(
+            e.to_string(),
+            "shared memory corrupt: fdsem in_pipe holds impossible value 7"
+        );
+    }
+}

@@ -328,3 +328,44 @@ pub unsafe fn attach(block: Block) -> Result<(Geometry, SrbEnds), AttachError> {
     let ends = unsafe { ends(block, h, g, Role::Attacher) }?;
     Ok((g, ends))
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_len_places_the_second_ring_on_a_line() {
+        assert_eq!(block_len(1), 896 + 128 + 1);
+        assert_eq!(block_len(128), 896 + 128 + 128);
+        assert_eq!(block_len(4096), 896 + 2 * 4096);
+    }
+
+    #[test]
+    fn capacity_for_picks_the_largest_power_of_two_that_fits() {
+        assert_eq!(capacity_for(block_len(1) - 1), None);
+        assert_eq!(capacity_for(block_len(1)), Some(1));
+        assert_eq!(capacity_for(block_len(4096)), Some(4096));
+        assert_eq!(capacity_for(block_len(4096) - 1), Some(2048));
+        assert_eq!(capacity_for(usize::MAX), Some(MAX_CAPACITY));
+    }
+
+    #[test]
+    fn capacities_must_be_powers_of_two_in_range() {
+        for ok in [1, 2, 1024, MAX_CAPACITY] {
+            assert_eq!(check_capacity(ok), Ok(()));
+        }
+        for bad in [0, 3, 1000, MAX_CAPACITY * 2, u32::MAX] {
+            assert_eq!(
+                check_capacity(bad),
+                Err(AttachError::BadCapacity {
+                    found: i64::from(bad)
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn magic_spells_srb1() {
+        assert_eq!(&MAGIC.to_le_bytes(), b"srb1");
+    }
+}
