@@ -12,7 +12,10 @@ use srb_core::{
     AttachError, Corrupt, FdsemError, Field, RingConsumer, RingProducer, SpinSignal, WaitDecision,
 };
 
-use common::{pa_pair, srb_pair, Mem, SRB_TO_ATTACHER_READ, SRB_TO_ATTACHER_WRITE};
+use common::{
+    pa_pair, pa_pair_rev, srb_pair, srb_pair_rev, Mem, SRB_TO_ATTACHER_READ, SRB_TO_ATTACHER_WRITE,
+    SRB_TO_CREATOR_READ, SRB_TO_CREATOR_WRITE,
+};
 
 fn corrupt(field: Field, value: i64) -> Corrupt {
     Corrupt { field, value }
@@ -22,8 +25,16 @@ const PA_CAP: u32 = 64;
 
 #[test]
 fn pa_count_out_of_range_is_corrupt_for_both_ends_and_poisons() {
-    for bad in [-1i32, PA_CAP as i32 + 1, i32::MIN, i32::MAX, 1 << 30] {
-        let (mem, mut p, mut c, count) = pa_pair(PA_CAP);
+    for (bad, rev) in [-1i32, PA_CAP as i32 + 1, i32::MIN, i32::MAX, 1 << 30]
+        .into_iter()
+        .flat_map(|b| [(b, false), (b, true)])
+    {
+        // Both directions: `write_count` (server→client) and `read_count`.
+        let (mem, mut p, mut c, count) = if rev {
+            pa_pair_rev(PA_CAP)
+        } else {
+            pa_pair(PA_CAP)
+        };
         assert_eq!(p.write(b"abc").unwrap().written, 3);
         mem.store_i32(count, bad);
         let e = corrupt(Field::Count, i64::from(bad));
@@ -69,14 +80,21 @@ fn pa_count_that_shrinks_under_the_reader_is_corrupt() {
 #[test]
 fn srb_write_position_out_of_range_is_corrupt() {
     let cap = 64u32;
-    for (desc, bad) in [
+    for ((desc, bad), rev) in [
         ("beyond capacity", cap + 1),
         ("far ahead", 1 << 31),
         ("behind the reader", u32::MAX),
-    ] {
-        let (mem, mut p, mut c) = srb_pair(cap, 0);
+    ]
+    .into_iter()
+    .flat_map(|c| [(c, false), (c, true)])
+    {
+        let ((mem, mut p, mut c), word) = if rev {
+            (srb_pair_rev(cap), SRB_TO_CREATOR_WRITE)
+        } else {
+            (srb_pair(cap, 0), SRB_TO_ATTACHER_WRITE)
+        };
         p.write(&[1; 10]).unwrap();
-        mem.store_u32(SRB_TO_ATTACHER_WRITE, bad);
+        mem.store_u32(word, bad);
         let mut buf = [0u8; 32];
         let e = corrupt(Field::WritePosition, i64::from(bad));
         assert_eq!(c.read(&mut buf), Err(e), "{desc}");
@@ -100,10 +118,17 @@ fn srb_write_position_moving_backwards_is_corrupt() {
 #[test]
 fn srb_read_position_out_of_range_is_corrupt() {
     let cap = 64u32;
-    for bad in [11u32, 1 << 31, u32::MAX, 200] {
-        let (mem, mut p, _c) = srb_pair(cap, 0);
+    for (bad, rev) in [11u32, 1 << 31, u32::MAX, 200]
+        .into_iter()
+        .flat_map(|b| [(b, false), (b, true)])
+    {
+        let ((mem, mut p, _c), word) = if rev {
+            (srb_pair_rev(cap), SRB_TO_CREATOR_READ)
+        } else {
+            (srb_pair(cap, 0), SRB_TO_ATTACHER_READ)
+        };
         p.write(&[1; 10]).unwrap();
-        mem.store_u32(SRB_TO_ATTACHER_READ, bad);
+        mem.store_u32(word, bad);
         // The producer re-reads the consumer's position after each write.
         let e = corrupt(Field::ReadPosition, i64::from(bad));
         assert_eq!(p.write(&[2; 60]), Err(e));
@@ -127,11 +152,28 @@ fn pa_block() -> (Mem, pa::PaEnds) {
     (mem, server)
 }
 
+/// Each side of a `pa` block with the offsets of the semaphore it posts and
+/// the one it waits on: every fdsem word of the header is covered.
+fn pa_sides() -> [(Mem, pa::PaEnds, usize, usize); 2] {
+    let (mem, server) = pa_block();
+    let client_mem = Mem::new(1024);
+    // SAFETY: fresh memory, one server; its ends are dropped at once.
+    unsafe { pa::init_server(client_mem.block()) }.unwrap();
+    // SAFETY: the block holds a valid header; one client.
+    let (_, client) = unsafe { pa::adopt_client(client_mem.block()) }.unwrap();
+    [
+        (mem, server, CLIENT_WAITS, SERVER_WAITS),
+        (client_mem, client, SERVER_WAITS, CLIENT_WAITS),
+    ]
+}
+
 #[test]
 fn post_with_hostile_signalled_is_corrupt() {
-    for bad in [2, -1, i32::MIN] {
-        let (mem, server) = pa_block();
-        mem.store_i32(CLIENT_WAITS + SIGNALLED, bad);
+    for (bad, (mem, server, posts, _)) in [2, -1, i32::MIN]
+        .into_iter()
+        .flat_map(|b| pa_sides().map(|s| (b, s)))
+    {
+        mem.store_i32(posts + SIGNALLED, bad);
         let n = SpinSignal::new();
         let e = FdsemError::Corrupt(corrupt(Field::Signalled, i64::from(bad)));
         assert_eq!(server.poster.post(&n), Err(e));
@@ -159,14 +201,16 @@ fn post_with_hostile_waiting_is_corrupt_or_a_spurious_wake() {
 #[test]
 fn before_wait_with_hostile_words_is_corrupt() {
     let sig = SpinSignal::with_budget(1000);
-    for (off, bad, field) in [
+    for ((off, bad, field), (mem, server, _, waits)) in [
         (SIGNALLED, 7, Field::Signalled),
         (SIGNALLED, -1, Field::Signalled),
         (WAITING, -1, Field::Waiting),
         (IN_PIPE, -2, Field::InPipe),
-    ] {
-        let (mem, server) = pa_block();
-        mem.store_i32(SERVER_WAITS + off, bad);
+    ]
+    .into_iter()
+    .flat_map(|c| pa_sides().map(|s| (c, s)))
+    {
+        mem.store_i32(waits + off, bad);
         let got = server.waiter.before_wait(&mut &sig);
         assert_eq!(
             got,

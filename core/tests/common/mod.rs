@@ -107,6 +107,38 @@ pub fn pa_pair(capacity: u32) -> (Mem, pa_ring::Producer, pa_ring::Consumer, usi
     )
 }
 
+/// A `pa`-layout client→server ring: the client's producer and the server's
+/// consumer. Returns the offset of its count word.
+pub fn pa_pair_rev(capacity: u32) -> (Mem, pa_ring::Producer, pa_ring::Consumer, usize) {
+    let rb = pa::RINGS_START as u32;
+    let wb = rb + ((capacity + 3) & !3);
+    let mem = Mem::new((wb + capacity) as usize);
+    let g = pa::Geometry {
+        capacity,
+        readbuf_offset: rb,
+        writebuf_offset: wb,
+    };
+    // SAFETY: fresh memory; one server and one client.
+    let (_, server) = unsafe { pa::init_server_with(mem.block(), g) }.unwrap();
+    // SAFETY: as above.
+    let (_, client) = unsafe { pa::adopt_client(mem.block()) }.unwrap();
+    (mem, client.producer, server.consumer, pa::READ_COUNT_OFFSET)
+}
+
+/// Offsets of the attacher→creator ring's position words in the `srb` layout.
+pub const SRB_TO_CREATOR_WRITE: usize = srb::LINE;
+pub const SRB_TO_CREATOR_READ: usize = 2 * srb::LINE;
+
+/// An `srb`-layout attacher→creator ring of `capacity` bytes.
+pub fn srb_pair_rev(capacity: u32) -> (Mem, srb_ring::Producer, srb_ring::Consumer) {
+    let mem = Mem::new(srb::block_len(capacity));
+    // SAFETY: fresh memory; one creator and one attacher.
+    let (_, creator) = unsafe { srb::create(mem.block(), capacity) }.unwrap();
+    // SAFETY: as above.
+    let (_, attacher) = unsafe { srb::attach(mem.block()) }.unwrap();
+    (mem, attacher.producer, creator.consumer)
+}
+
 /// Offsets of the creator→attacher ring's position words in the `srb` layout.
 pub const SRB_TO_ATTACHER_WRITE: usize = 3 * srb::LINE;
 pub const SRB_TO_ATTACHER_READ: usize = 4 * srb::LINE;
