@@ -34,6 +34,9 @@ cargo check -p srb-core --features defmt
 step "srb-core builds and runs without std or libc (freestanding executable)"
 bash scripts/nostd-check.sh
 
+step "srb-linux: processes exchanging 10^6 messages, hostile imports (release)"
+bash scripts/test-linux.sh
+
 if [ "${SRB_SKIP_LOOM:-0}" != 1 ]; then
   # Own target dir: RUSTFLAGS=--cfg loom would otherwise invalidate the
   # normal build. Warnings are errors here too.

@@ -89,6 +89,16 @@ where
         (self.ends, self.notify, self.wait)
     }
 
+    /// The object that wakes the peer.
+    pub fn notifier(&self) -> &N {
+        &self.notify
+    }
+
+    /// The object this side waits on (e.g. to register its fd in a poll loop).
+    pub fn waiter(&self) -> &W {
+        &self.wait
+    }
+
     /// Bytes per ring.
     pub fn capacity(&self) -> usize {
         self.ends.producer.capacity()

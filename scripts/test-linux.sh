@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Heavy transport tests of srb-linux, in release mode: two processes exchange
+# 10^6 checksummed messages per configuration (both layouts, both signal
+# kinds, small rings so both sides block), plus the hostile-import and
+# vanished-peer tests. The debug `cargo test --workspace` run covers the same
+# tests with 10^4 messages.
+# Usage: scripts/test-linux.sh   (SRB_EXCHANGE_MESSAGES=N to change the count)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR=never
+export RUST_BACKTRACE=1
+
+echo "==> srb-linux transport tests (release)"
+cargo test -p srb-linux --release --test exchange --test hostile --test peer_gone \
+  -- --nocapture --test-threads=1
