@@ -7,20 +7,26 @@
 //! was done by the layout, so both sides use the same methods.
 //!
 //! Posting rules, as PulseAudio's `srbchannel.c`:
-//! - after a write, post the peer's semaphore (every write for the `pa`
-//!   layout, as libpulse expects; when the ring went empty→non-empty for
-//!   `srb`, where [`crate::ring::srb`] makes that report exact);
-//! - after a read that found the ring completely full, post it too: the same
-//!   semaphore signals "data" and "space".
+//! - after a write, post the peer's semaphore: after every write for the
+//!   `pa` layout, as libpulse expects; when the ring end reports the peer
+//!   waiting for `srb` (see [`crate::ring::srb`]);
+//! - after a read that the ring end says may unblock the peer (a completely
+//!   full `pa` ring; a waiting `srb` peer), post it too: the same semaphore
+//!   signals "data" and "space".
 //!
-//! Waiting: call [`SrbChannel::wait`] after a read returned nothing (and, for
-//! a writer, after a write returned 0). It sleeps only if no post is pending.
-//! In a poll loop use [`SrbChannel::before_wait`] and
-//! [`SrbChannel::after_wait`] around polling the wait object instead.
+//! Waiting: call [`SrbChannel::wait`] when neither a read nor a write made
+//! progress. It announces the sleep on this side's semaphore, then re-checks
+//! the rings — data to read, or space if the last write was cut short — and
+//! sleeps only if there is none and no post is pending. The re-check is the
+//! sleeper's half of the Dekker handshake that lets an `srb` peer skip the
+//! notification when this side was not waiting. In a poll loop use
+//! [`SrbChannel::before_wait`] and [`SrbChannel::after_wait`] around polling
+//! the wait object instead.
 
 use core::fmt;
 use core::time::Duration;
 
+use crate::atomic::{fence, Ordering};
 use crate::error::Corrupt;
 use crate::fdsem::{FdsemError, WaitDecision, Woken};
 use crate::layout::Ends;
@@ -69,6 +75,8 @@ pub struct SrbChannel<P, C, N, W> {
     ends: Ends<P, C>,
     notify: N,
     wait: W,
+    /// The last write could not place everything: space is worth waking for.
+    tx_blocked: bool,
 }
 
 impl<P, C, N, W> SrbChannel<P, C, N, W>
@@ -81,7 +89,12 @@ where
     /// Joins this side's ends with its wake-up objects: `notify` wakes the
     /// peer (it must reach what the peer waits on), `wait` blocks this side.
     pub fn new(ends: Ends<P, C>, notify: N, wait: W) -> Self {
-        Self { ends, notify, wait }
+        Self {
+            ends,
+            notify,
+            wait,
+            tx_blocked: false,
+        }
     }
 
     /// Splits the channel back into its parts.
@@ -108,6 +121,7 @@ where
     /// peer when it may be waiting for them.
     pub fn write(&mut self, src: &[u8]) -> Result<usize, ChannelError<N::Error>> {
         let out = self.ends.producer.write(src)?;
+        self.tx_blocked = out.written < src.len();
         if out.wake_peer || P::POST_EVERY_WRITE {
             self.ends.poster.post(&self.notify)?;
         }
@@ -139,16 +153,31 @@ where
         self.ends.producer.free()
     }
 
-    /// Sleeps until the peer posts, unless a post is already pending or the
-    /// timeout passes. Re-check both rings afterwards: wake-ups are hints.
+    /// Sleeps until the peer posts, unless a post is already pending, the
+    /// rings already allow progress, or the timeout passes. Re-check both
+    /// rings afterwards: wake-ups are hints.
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Woken, ChannelError<W::Error>> {
-        Ok(self.ends.waiter.wait(&mut self.wait, timeout)?)
+        if self.before_wait()? == WaitDecision::DontSleep {
+            return Ok(Woken::Pending);
+        }
+        Ok(self.ends.waiter.sleep(&mut self.wait, timeout)?)
     }
 
     /// For poll loops: announce a sleep. On [`WaitDecision::OkToSleep`] poll
     /// the wait object, then call [`after_wait`](Self::after_wait).
     pub fn before_wait(&mut self) -> Result<WaitDecision, ChannelError<W::Error>> {
-        Ok(self.ends.waiter.before_wait(&mut self.wait)?)
+        if self.ends.waiter.before_wait(&mut self.wait)? == WaitDecision::DontSleep {
+            return Ok(WaitDecision::DontSleep);
+        }
+        // We are now counted as waiting. SeqCst fence, then re-check: pairs
+        // with the peer's publish, fence and load of our `waiting` word.
+        fence(Ordering::SeqCst);
+        let can_read = self.ends.consumer.available()? > 0;
+        if can_read || (self.tx_blocked && self.ends.producer.free()? > 0) {
+            self.ends.waiter.after_wait(&mut self.wait)?;
+            return Ok(WaitDecision::DontSleep);
+        }
+        Ok(WaitDecision::OkToSleep)
     }
 
     /// For poll loops: end a sleep that [`before_wait`](Self::before_wait)

@@ -273,8 +273,8 @@ impl FdsemWaiter {
         Ok(())
     }
 
-    /// The whole wait: [`before_wait`](Self::before_wait), block in
-    /// [`Wait::wait`] if allowed, [`after_wait`](Self::after_wait).
+    /// The whole wait: [`before_wait`](Self::before_wait), then
+    /// [`sleep`](Self::sleep) if allowed.
     pub fn wait<W: Wait>(
         &self,
         wait: &mut W,
@@ -283,6 +283,17 @@ impl FdsemWaiter {
         if self.before_wait(wait)? == WaitDecision::DontSleep {
             return Ok(Woken::Pending);
         }
+        self.sleep(wait, timeout)
+    }
+
+    /// After [`before_wait`](Self::before_wait) returned
+    /// [`WaitDecision::OkToSleep`]: block in [`Wait::wait`], account what it
+    /// consumed, and end the wait as [`after_wait`](Self::after_wait) does.
+    pub fn sleep<W: Wait>(
+        &self,
+        wait: &mut W,
+        timeout: Option<Duration>,
+    ) -> Result<Woken, FdsemError<W::Error>> {
         let taken = match wait.wait(timeout) {
             Ok(n) => n,
             Err(e) => {

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use srb_core::layout::{pa, srb};
-use srb_core::{Ends, RingConsumer, RingProducer, SpinSignal, SrbChannel};
+use srb_core::{Ends, RingConsumer, RingProducer, SpinSignal, SrbChannel, WaitDecision};
 
 use common::{pattern, Mem};
 
@@ -120,8 +120,9 @@ fn srb_channel_echoes_through_small_rings() {
 }
 
 #[test]
-fn writer_posts_only_when_the_reader_sleeps() {
-    // The fdsem's point: no notification while the reader is busy.
+fn srb_writer_notifies_only_a_reader_that_sleeps() {
+    // The fdsem's point: no notification, not even a post, while the reader
+    // is busy; exactly one when it announced a sleep.
     let mem = Mem::new(srb::block_len(64));
     // SAFETY: fresh memory; one creator, one attacher.
     let (_, creator) = unsafe { srb::create(mem.block(), 64) }.unwrap();
@@ -131,26 +132,88 @@ fn writer_posts_only_when_the_reader_sleeps() {
     let mut c = SrbChannel::new(creator, &wake_a, &wake_c);
     let mut a = SrbChannel::new(attacher, &wake_c, &wake_a);
     let take = |s: &SpinSignal| srb_core::Wait::try_take(&mut &*s).unwrap();
+    let sem = 6 * srb::LINE; // the attacher's semaphore
+    let (waiting, signalled, in_pipe) = (sem, sem + 4, sem + 8);
+
     c.write(b"one").unwrap();
     assert_eq!(take(&wake_a), 0, "reader not waiting: no notification");
+    assert_eq!(mem.load_i32(signalled), 0, "and no post");
+    // Data is there: the re-check after announcing the sleep cancels it.
+    assert_eq!(a.before_wait().unwrap(), WaitDecision::DontSleep);
+    assert_eq!(mem.load_i32(waiting), 0, "announcement withdrawn");
     let mut buf = [0u8; 8];
     assert_eq!(a.read(&mut buf).unwrap(), 3);
-    // The reader announces a sleep (the poll-loop API)...
-    assert_eq!(
-        a.before_wait().unwrap(),
-        srb_core::WaitDecision::DontSleep,
-        "post pending"
-    );
-    assert_eq!(a.before_wait().unwrap(), srb_core::WaitDecision::OkToSleep);
-    // ...so the next writes notify exactly once: one notification in the
-    // pipe, accounted in `in_pipe`, consumed by `after_wait`.
+    // Empty now: the reader may sleep...
+    assert_eq!(a.before_wait().unwrap(), WaitDecision::OkToSleep);
+    assert_eq!(mem.load_i32(waiting), 1);
+    // ...so the next writes notify exactly once.
     c.write(b"two").unwrap();
     c.write(b"three").unwrap();
-    let in_pipe = 6 * srb::LINE + 8;
     assert_eq!(mem.load_i32(in_pipe), 1);
     a.after_wait().unwrap();
     assert_eq!(mem.load_i32(in_pipe), 0);
+    assert_eq!(mem.load_i32(waiting), 0);
     assert_eq!(take(&wake_a), 0, "after_wait consumed the notification");
     assert_eq!(a.read(&mut buf).unwrap(), 8);
     assert_eq!(&buf, b"twothree");
+}
+
+/// A writer whose last write was cut short by a full ring may sleep until
+/// the reader frees space, and must not sleep once it has.
+fn blocked_writer_wakes_for_space<P: RingProducer, C: RingConsumer>(
+    w_ends: Ends<P, C>,
+    r_ends: Ends<P, C>,
+) {
+    let (sig_w, sig_r) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    let mut w = SrbChannel::new(w_ends, &sig_r, &sig_w);
+    let mut r = SrbChannel::new(r_ends, &sig_w, &sig_r);
+    let big = vec![1u8; 100_000];
+    let n = w.write(&big).unwrap();
+    assert!(n > 0 && n < big.len(), "ring filled up");
+    // Nothing to read and no space: sleep is allowed...
+    assert_eq!(w.before_wait().unwrap(), WaitDecision::OkToSleep);
+    // ...and the reader freeing space posts the sleeping writer.
+    let mut buf = vec![0u8; 100];
+    assert_eq!(r.read(&mut buf).unwrap(), 100);
+    assert_eq!(
+        srb_core::Wait::try_take(&mut &sig_w).unwrap(),
+        1,
+        "writer notified"
+    );
+    w.after_wait().unwrap();
+    // The freed space is itself a reason not to sleep, post or no post.
+    assert_eq!(w.before_wait().unwrap(), WaitDecision::DontSleep);
+    assert_eq!(w.write(&big[n..]).unwrap(), 100);
+    // A writer that was not cut short sleeps although space exists.
+    let mut tiny = vec![0u8; 50];
+    assert_eq!(r.read(&mut tiny).unwrap(), 50);
+    assert_eq!(w.write(&big[..10]).unwrap(), 10);
+    // (A `pa` reader posted when it read from a full ring; that post is
+    // consumed first, as a spurious wake-up.)
+    let mut d = w.before_wait().unwrap();
+    if d == WaitDecision::DontSleep {
+        d = w.before_wait().unwrap();
+    }
+    assert_eq!(d, WaitDecision::OkToSleep);
+    w.after_wait().unwrap();
+}
+
+#[test]
+fn blocked_writer_wakes_for_space_pa() {
+    let mem = Mem::new(4096);
+    // SAFETY: fresh memory; one server, one client.
+    let (_, s) = unsafe { pa::init_server(mem.block()) }.unwrap();
+    // SAFETY: as above.
+    let (_, c) = unsafe { pa::adopt_client(mem.block()) }.unwrap();
+    blocked_writer_wakes_for_space(s, c);
+}
+
+#[test]
+fn blocked_writer_wakes_for_space_srb() {
+    let mem = Mem::new(srb::block_len(1024));
+    // SAFETY: fresh memory; one creator, one attacher.
+    let (_, cr) = unsafe { srb::create(mem.block(), 1024) }.unwrap();
+    // SAFETY: as above.
+    let (_, at) = unsafe { srb::attach(mem.block()) }.unwrap();
+    blocked_writer_wakes_for_space(at, cr);
 }

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use proptest::prelude::*;
 use srb_core::{RingConsumer, RingProducer};
 
-use common::{pa_pair, pattern, srb_pair};
+use common::{pa_pair, pattern, srb_pair, SRB_ATTACHER_WAITING, SRB_CREATOR_WAITING};
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
@@ -30,8 +30,22 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
     ]
 }
 
+/// What a ring end reports as `wake_peer`.
+#[derive(Clone, Copy)]
+enum Wake {
+    /// The `pa` ring: the transitions empty→non-empty and full→not-full.
+    OnTransition,
+    /// The `srb` ring: whether the peer announced a sleep (fixed here).
+    PeerWaiting(bool),
+}
+
 /// Runs `ops` against the ring and the model; panics on any divergence.
-fn check_against_model<P: RingProducer, C: RingConsumer>(p: &mut P, c: &mut C, ops: &[Op]) {
+fn check_against_model<P: RingProducer, C: RingConsumer>(
+    p: &mut P,
+    c: &mut C,
+    ops: &[Op],
+    wake: Wake,
+) {
     let cap = p.capacity();
     assert_eq!(cap, c.capacity());
     let mut model: VecDeque<u8> = VecDeque::new();
@@ -50,7 +64,11 @@ fn check_against_model<P: RingProducer, C: RingConsumer>(p: &mut P, c: &mut C, o
                     "write {n} with {} of {cap} used",
                     model.len()
                 );
-                assert_eq!(out.wake_peer, was_empty && expect > 0, "writer wake flag");
+                let want = match wake {
+                    Wake::OnTransition => was_empty && expect > 0,
+                    Wake::PeerWaiting(w) => w && expect > 0,
+                };
+                assert_eq!(out.wake_peer, want, "writer wake flag");
                 model.extend(&src[..expect]);
                 next += expect as u64;
             }
@@ -59,7 +77,11 @@ fn check_against_model<P: RingProducer, C: RingConsumer>(p: &mut P, c: &mut C, o
                 let out = c.read(&mut buf[..n]).unwrap();
                 let expect = n.min(model.len());
                 assert_eq!(out.read, expect);
-                assert_eq!(out.wake_peer, was_full && expect > 0, "reader wake flag");
+                let want = match wake {
+                    Wake::OnTransition => was_full && expect > 0,
+                    Wake::PeerWaiting(w) => w && expect > 0,
+                };
+                assert_eq!(out.wake_peer, want, "reader wake flag");
                 let want: Vec<u8> = model.drain(..expect).collect();
                 assert_eq!(&buf[..expect], &want[..]);
             }
@@ -81,13 +103,22 @@ proptest! {
     #[test]
     fn pa_ring_matches_model(cap in 1u32..=64, ops in prop::collection::vec(op(150), 1..200)) {
         let (_mem, mut p, mut c, _) = pa_pair(cap);
-        check_against_model(&mut p, &mut c, &ops);
+        check_against_model(&mut p, &mut c, &ops, Wake::OnTransition);
     }
 
     #[test]
-    fn srb_ring_matches_model(shift in 0u32..=6, ops in prop::collection::vec(op(150), 1..200)) {
-        let (_mem, mut p, mut c) = srb_pair(1 << shift, 0);
-        check_against_model(&mut p, &mut c, &ops);
+    fn srb_ring_matches_model(
+        shift in 0u32..=6,
+        waiting in any::<bool>(),
+        ops in prop::collection::vec(op(150), 1..200),
+    ) {
+        let (mem, mut p, mut c) = srb_pair(1 << shift, 0);
+        // The peers' `waiting` words, as set by a side about to sleep: the
+        // creator's producer reads the attacher's, the attacher's consumer
+        // the creator's.
+        mem.store_i32(SRB_ATTACHER_WAITING, i32::from(waiting));
+        mem.store_i32(SRB_CREATOR_WAITING, i32::from(waiting));
+        check_against_model(&mut p, &mut c, &ops, Wake::PeerWaiting(waiting));
     }
 
     #[test]
@@ -97,7 +128,7 @@ proptest! {
         ops in prop::collection::vec(op(150), 1..200),
     ) {
         let (_mem, mut p, mut c) = srb_pair(1 << shift, 0u32.wrapping_sub(back));
-        check_against_model(&mut p, &mut c, &ops);
+        check_against_model(&mut p, &mut c, &ops, Wake::PeerWaiting(false));
     }
 }
 
@@ -119,10 +150,10 @@ fn every_capacity_wraps_many_times() {
             ops.push(Op::Read(rand(cap as usize + 3)));
         }
         let (_m, mut p, mut c, _) = pa_pair(cap);
-        check_against_model(&mut p, &mut c, &ops);
+        check_against_model(&mut p, &mut c, &ops, Wake::OnTransition);
         if cap.is_power_of_two() {
             let (_m, mut p, mut c) = srb_pair(cap, u32::MAX - 7);
-            check_against_model(&mut p, &mut c, &ops);
+            check_against_model(&mut p, &mut c, &ops, Wake::PeerWaiting(false));
         }
     }
 }

@@ -6,8 +6,9 @@
 //!
 //! - `fstat` gives the file type (FIFO, socket, directory, devices, regular);
 //! - a regular file whose `F_GET_SEALS` succeeds is a memfd (more exactly a
-//!   shmem file: tmpfs and hugetlbfs files answer too, and are just as safe
-//!   to map once their seals are checked); one whose `F_GET_SEALS` fails
+//!   shmem or hugetlbfs file: tmpfs files answer too; hugetlbfs ones, which
+//!   cannot be mapped and unmapped at page granularity, are refused by
+//!   [`crate::memfd::SealedMemfd::import`]); one whose `F_GET_SEALS` fails
 //!   is an ordinary file;
 //! - anonymous inodes have no file type; `readlink("/proc/self/fd/N")`
 //!   names them (`anon_inode:[eventfd]`).

@@ -201,8 +201,13 @@ impl Listener {
         if TAKEN.swap(true, Ordering::Relaxed) {
             return Err(ActivationError::AlreadyTaken);
         }
-        // SAFETY: fd 3 is only borrowed for the checks; `fcntl_getfd`
-        // below fails with EBADF if it is not open.
+        // SAFETY: `borrow_raw` needs fd 3 to be open for as long as the
+        // borrow lives. LISTEN_PID names this process, so by the
+        // sd_listen_fds(3) contract systemd passed fd 3 open to us, and
+        // TAKEN (set above) means nothing else in this process has taken
+        // ownership of it and could close it under us. `fcntl_getfd` is only
+        // a check of that contract (EBADF if the environment lied), not what
+        // makes the borrow sound.
         let borrowed = unsafe { BorrowedFd::borrow_raw(LISTEN_FDS_START) };
         rustix::io::fcntl_getfd(borrowed).map_err(ActivationError::Inspect)?;
         if !is_listening_unix_stream(borrowed).map_err(ActivationError::Inspect)? {

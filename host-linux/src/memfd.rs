@@ -8,7 +8,8 @@
 //! given read-write (`pa-native-protocol.md` §4.2), and so do our peers.
 //!
 //! **Importing** ([`SealedMemfd::import`]) a memfd a peer sent: it must be a
-//! memfd (regular file answering `F_GET_SEALS`), carry at least
+//! memfd (regular file answering `F_GET_SEALS`) backed by shmem (not
+//! `MFD_HUGETLB`: see [`ImportError::NotShmem`]), carry at least
 //! [`REQUIRED_SEALS`] and no write seal (we map it writable), and be at least
 //! the claimed size. Each failure is its own [`ImportError`] variant. After
 //! the checks nothing the peer does to the file can make our mapping SIGBUS.
@@ -105,10 +106,26 @@ pub enum ImportError {
         /// The size the peer announced.
         claimed: u64,
     },
-    /// `fstat` or `F_GET_SEALS` failed unexpectedly.
+    /// The memfd is not backed by shmem (tmpfs): in practice an
+    /// `MFD_HUGETLB` memfd. Its mappings come in huge pages, so a mapping of
+    /// the claimed length cannot be unmapped again (`munmap` of a length
+    /// that is not a huge-page multiple fails with `EINVAL`) and would leak,
+    /// huge pages included, for the life of the process.
+    #[error(
+        "memfd is not shmem-backed (filesystem magic {fs_magic:#x}); huge-page memfds are refused"
+    )]
+    NotShmem {
+        /// The `f_type` of the file's filesystem (`HUGETLBFS_MAGIC` is
+        /// `0x958458f6`).
+        fs_magic: u32,
+    },
+    /// `fstat`, `fstatfs` or `F_GET_SEALS` failed unexpectedly.
     #[error("inspecting the memfd failed: {0}")]
     Inspect(Errno),
 }
+
+/// `TMPFS_MAGIC`: the filesystem of every ordinary memfd.
+const TMPFS_MAGIC: u32 = 0x0102_1994;
 
 /// A memfd sealed against shrinking and growing, of a known length.
 #[derive(Debug)]
@@ -139,6 +156,15 @@ impl SealedMemfd {
         let kind = classify(fd.as_fd()).map_err(ImportError::Inspect)?;
         if kind != FdKind::Memfd {
             return Err(ImportError::NotMemfd { kind });
+        }
+        // Only shmem and hugetlbfs files answer F_GET_SEALS; refuse the
+        // latter (see `NotShmem`). Magic numbers are 32-bit; `f_type` is a
+        // wider, possibly signed word on some targets, hence the casts.
+        let fs = rustix::fs::fstatfs(&fd).map_err(ImportError::Inspect)?;
+        #[allow(clippy::unnecessary_cast)]
+        let fs_magic = fs.f_type as u64 as u32;
+        if fs_magic != TMPFS_MAGIC {
+            return Err(ImportError::NotShmem { fs_magic });
         }
         let seals = rustix::fs::fcntl_get_seals(&fd).map_err(ImportError::Inspect)?;
         let missing = REQUIRED_SEALS.difference(seals);
@@ -237,6 +263,32 @@ mod tests {
         let mut buf = [0u8; 6];
         b.read_volatile(100, &mut buf).unwrap();
         assert_eq!(&buf, b"shared");
+    }
+
+    /// Regression: a sealed `MFD_HUGETLB` memfd used to pass the import
+    /// checks; mapping it (where huge pages are available) gave a mapping
+    /// `munmap` refuses to remove, leaked for the life of the process.
+    #[test]
+    fn a_sealed_hugetlb_memfd_is_refused() {
+        let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING | MemfdFlags::HUGETLB;
+        let fd = match rustix::fs::memfd_create("huge", flags) {
+            Ok(fd) => fd,
+            // No hugetlbfs in this kernel: such a memfd cannot be sent either.
+            Err(Errno::INVAL | Errno::NOSYS) => {
+                eprintln!("no MFD_HUGETLB on this kernel; nothing to refuse");
+                return;
+            }
+            Err(e) => panic!("memfd_create(MFD_HUGETLB): {e}"),
+        };
+        let huge = u64::try_from(rustix::fs::fstat(&fd).unwrap().st_blksize).unwrap();
+        rustix::fs::ftruncate(&fd, huge).unwrap();
+        rustix::fs::fcntl_add_seals(&fd, REQUIRED_SEALS).unwrap();
+        assert_eq!(
+            SealedMemfd::import(fd, 4096).unwrap_err(),
+            ImportError::NotShmem {
+                fs_magic: 0x9584_58f6
+            }
+        );
     }
 
     #[test]

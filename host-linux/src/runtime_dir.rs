@@ -84,7 +84,14 @@ impl RuntimeDir {
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, DirError> {
         let path = path.into();
         match rustix::fs::mkdir(&path, Mode::RWXU) {
-            Ok(()) | Err(Errno::EXIST) => {}
+            // We just made it: give it exactly 0700. `mkdir` applies the
+            // umask and inherits a set-group-ID bit from the parent, either
+            // of which would make the check below refuse our own directory.
+            Ok(()) => set_private_mode(&path).map_err(|errno| DirError::Create {
+                path: path.clone(),
+                errno,
+            })?,
+            Err(Errno::EXIST) => {}
             Err(errno) => return Err(DirError::Create { path, errno }),
         }
         let st = match rustix::fs::lstat(&path) {
@@ -113,6 +120,18 @@ impl RuntimeDir {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// `fchmod(0700)` on the directory at `path`, opened without following a
+/// symlink (the check in [`RuntimeDir::open`] still runs afterwards).
+fn set_private_mode(path: &Path) -> Result<(), Errno> {
+    use rustix::fs::OFlags;
+    let dir = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    rustix::fs::fchmod(&dir, Mode::RWXU)
 }
 
 #[cfg(test)]
@@ -164,6 +183,19 @@ pub(crate) mod tests {
         assert_eq!(st.st_mode & 0o7777, 0o700);
         // Opening it again accepts it as it is.
         assert_eq!(RuntimeDir::open(&t.0).unwrap(), d);
+    }
+
+    /// Regression: a directory we create under a set-group-ID parent
+    /// inherits the bit (mode 02700) and used to be refused as `BadMode`.
+    #[test]
+    fn a_directory_created_under_a_setgid_parent_is_made_exactly_0700() {
+        let t = TempPath::new("setgid");
+        std::fs::create_dir(&t.0).unwrap();
+        rustix::fs::chmod(&t.0, Mode::from_raw_mode(0o2700)).unwrap();
+        let parent_mode = rustix::fs::lstat(&t.0).unwrap().st_mode & 0o7777;
+        assert_eq!(parent_mode, 0o2700, "the parent carries S_ISGID");
+        let d = RuntimeDir::open(t.0.join("srb")).unwrap();
+        assert_eq!(rustix::fs::lstat(d.path()).unwrap().st_mode & 0o7777, 0o700);
     }
 
     #[test]

@@ -286,11 +286,13 @@ impl ScmStream {
     }
 
     fn wait_readable(&self, deadline: Deadline) -> Result<(), RecvError> {
-        let Some(left) = deadline.remaining() else {
-            return Ok(());
-        };
         let mut fds = [PollFd::new(&*self.fd, PollFlags::IN)];
         loop {
+            // Recomputed on every pass: a poll that a signal interrupted is
+            // retried with what is left, not with the whole timeout again.
+            let Some(left) = deadline.remaining() else {
+                return Ok(());
+            };
             match rustix::event::poll(&mut fds, Some(&timespec(left))) {
                 Ok(0) => return Err(RecvError::TimedOut),
                 Ok(_) => return Ok(()),

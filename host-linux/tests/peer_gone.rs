@@ -9,6 +9,10 @@ use std::time::Duration;
 use srb_linux::channel::ChannelIoError;
 use srb_linux::handshake::{ChannelConfig, LayoutKind, SignalKind};
 
+/// How long an untimed wait may take to notice a dead peer before the test
+/// calls it a hang (generous: the futex waits notice within 50 ms).
+const WATCHDOG: Duration = Duration::from_secs(60);
+
 fn reader_sees_peer_gone(layout: LayoutKind, signal: SignalKind) {
     let cfg = ChannelConfig {
         layout,
@@ -18,12 +22,13 @@ fn reader_sees_peer_gone(layout: LayoutKind, signal: SignalKind) {
     let mut peer = common::spawn_peer("hold", cfg);
     peer.child.kill().expect("kill srb-echo");
     peer.child.wait().expect("reap srb-echo");
-    let mut buf = [0u8; 16];
-    // No timeout: only the hang-up can end this wait.
-    assert_eq!(
-        peer.channel.read_exact(&mut buf, None),
-        Err(ChannelIoError::PeerGone)
-    );
+    // No timeout: only the hang-up can end this wait (the watchdog turns a
+    // hang into a failure).
+    let result = common::within(WATCHDOG, "read_exact after the peer died", move || {
+        let mut buf = [0u8; 16];
+        peer.channel.read_exact(&mut buf, None)
+    });
+    assert_eq!(result, Err(ChannelIoError::PeerGone));
 }
 
 fn writer_sees_peer_gone(layout: LayoutKind, signal: SignalKind) {
@@ -38,10 +43,10 @@ fn writer_sees_peer_gone(layout: LayoutKind, signal: SignalKind) {
     let data = vec![0x5a; 3 * 4096];
     peer.child.kill().expect("kill srb-echo");
     peer.child.wait().expect("reap srb-echo");
-    assert_eq!(
-        peer.channel.write_all(&data, None),
-        Err(ChannelIoError::PeerGone)
-    );
+    let result = common::within(WATCHDOG, "write_all after the peer died", move || {
+        peer.channel.write_all(&data, None)
+    });
+    assert_eq!(result, Err(ChannelIoError::PeerGone));
 }
 
 #[test]

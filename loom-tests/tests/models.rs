@@ -2,7 +2,8 @@
 //! of small rings, semaphores and channels.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p srb-loom-tests --release --target-dir target/loom`
-//! (add `SRB_LOOM_EXHAUSTIVE=1` to explore every interleaving: about 15 s).
+//! CI runs it again with `LOOM_MAX_PREEMPTIONS=5` (seconds); `SRB_LOOM_EXHAUSTIVE=1`
+//! explores every interleaving (about 7 minutes on 2 cores).
 //!
 //! loom's partial-order reduction only reorders operations that conflict, so
 //! the core gives loom a scheduling point before every payload copy (a

@@ -173,21 +173,44 @@ unsafe fn ends(
             addr_of!((*h).attacher_sem.0),
         )
     };
-    let to_creator = RawRing {
-        write_pos: tc_w,
-        read_pos: tc_r,
-        data: block.at(g.to_creator_offset as usize),
-        capacity: g.capacity,
+    let (tx_w, tx_r, tx_off, rx_w, rx_r, rx_off, wait_on, post_to) = match role {
+        Role::Creator => (
+            ta_w,
+            ta_r,
+            g.to_attacher_offset,
+            tc_w,
+            tc_r,
+            g.to_creator_offset,
+            c_sem,
+            a_sem,
+        ),
+        Role::Attacher => (
+            tc_w,
+            tc_r,
+            g.to_creator_offset,
+            ta_w,
+            ta_r,
+            g.to_attacher_offset,
+            a_sem,
+            c_sem,
+        ),
     };
-    let to_attacher = RawRing {
-        write_pos: ta_w,
-        read_pos: ta_r,
-        data: block.at(g.to_attacher_offset as usize),
+    // Both of this side's ring ends wake the peer, which sleeps on `post_to`.
+    // SAFETY: field projection through a raw pointer to the live header.
+    let peer_waiting = unsafe { addr_of!((*post_to).waiting) };
+    let tx = RawRing {
+        write_pos: tx_w,
+        read_pos: tx_r,
+        data: block.at(tx_off as usize),
         capacity: g.capacity,
+        peer_waiting,
     };
-    let (tx, rx, wait_on, post_to) = match role {
-        Role::Creator => (to_attacher, to_creator, c_sem, a_sem),
-        Role::Attacher => (to_creator, to_attacher, a_sem, c_sem),
+    let rx = RawRing {
+        write_pos: rx_w,
+        read_pos: rx_r,
+        data: block.at(rx_off as usize),
+        capacity: g.capacity,
+        peer_waiting,
     };
     // Each side reads the current positions once to start its private
     // cursors; they must be at most `capacity` apart.

@@ -22,9 +22,13 @@
 //!   writer once it was *completely* full).
 //! - [`RingConsumer::read`] copies out as much as is there; [`RingConsumer::peek`]
 //!   does the same without consuming.
-//! - Each outcome says whether the peer must be woken: a write that made the
-//!   ring non-empty from empty, a read that found the ring completely full
-//!   before it.
+//! - Each outcome says whether the peer must be woken. The `pa` ring reports
+//!   PulseAudio's transitions: a write that made the ring non-empty from
+//!   empty, a read that found it completely full. The `srb` ring reports
+//!   whether the peer announced that it is going to sleep (its fdsem
+//!   `waiting` word, read after a fence): exact for waking, and free of the
+//!   per-message cache miss that exact transitions would cost (see
+//!   [`srb`] for the measurement).
 //! - Every value read from shared memory is validated before use. A count
 //!   outside `0..=capacity`, or a position that moved backwards or by more
 //!   than the capacity, yields [`Corrupt`] and poisons the ring end; there is
@@ -41,7 +45,8 @@ use crate::error::Corrupt;
 pub struct WriteOutcome {
     /// Bytes copied into the ring (possibly fewer than offered, possibly 0).
     pub written: usize,
-    /// The ring went from empty to non-empty: a reader may be asleep on it.
+    /// The reader may be asleep waiting for these bytes: `pa`, the ring went
+    /// from empty to non-empty; `srb`, the reader announced a sleep.
     pub wake_peer: bool,
 }
 
@@ -51,8 +56,8 @@ pub struct WriteOutcome {
 pub struct ReadOutcome {
     /// Bytes copied out of the ring (possibly fewer than asked, possibly 0).
     pub read: usize,
-    /// The ring was completely full before this read: a writer may be
-    /// asleep waiting for space.
+    /// A writer may be asleep waiting for this space: `pa`, the ring was
+    /// completely full before the read; `srb`, the writer announced a sleep.
     pub wake_peer: bool,
 }
 

@@ -154,6 +154,12 @@ pub fn srb_pair(capacity: u32, start: u32) -> (Mem, srb_ring::Producer, srb_ring
     (mem, creator.producer, attacher.consumer)
 }
 
+/// Offset of the `waiting` word of the semaphore the attacher sleeps on: the
+/// creator's ring ends wake the attacher when it is non-zero.
+pub const SRB_ATTACHER_WAITING: usize = 6 * srb::LINE;
+/// Likewise for the creator: the attacher's ring ends read it.
+pub const SRB_CREATOR_WAITING: usize = 5 * srb::LINE;
+
 /// A deterministic byte pattern: byte `i` of the stream.
 pub fn pattern(i: u64) -> u8 {
     (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8

@@ -67,6 +67,28 @@ pub fn spawn_peer(mode: &str, cfg: ChannelConfig) -> Peer {
     }
 }
 
+/// Runs `f` on its own thread and returns its result, or fails the test if
+/// it has not returned within `limit`. For calls that must not block
+/// forever (an untimed wait that only a hang-up can end): a regression then
+/// fails the test instead of hanging it.
+pub fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what} did not return within {limit:?}: it hangs")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
+    }
+}
+
 /// Open fds of this process (entries of /proc/self/fd, minus the one the
 /// listing itself uses).
 pub fn fd_count() -> usize {
