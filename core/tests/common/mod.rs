@@ -86,6 +86,23 @@ impl Drop for Mem {
 /// A `pa`-layout server→client ring of exactly `capacity` bytes: the server's
 /// producer and the client's consumer. Returns the offset of its count word.
 pub fn pa_pair(capacity: u32) -> (Mem, pa_ring::Producer, pa_ring::Consumer, usize) {
+    let (mem, server, client) = pa_block(capacity);
+    (
+        mem,
+        server.producer,
+        client.consumer,
+        pa::WRITE_COUNT_OFFSET,
+    )
+}
+
+/// The client→server ring: the client's producer and the server's consumer.
+pub fn pa_pair_rev(capacity: u32) -> (Mem, pa_ring::Producer, pa_ring::Consumer, usize) {
+    let (mem, server, client) = pa_block(capacity);
+    (mem, client.producer, server.consumer, pa::READ_COUNT_OFFSET)
+}
+
+/// A `pa` block whose rings hold exactly `capacity` bytes, and both sides.
+fn pa_block(capacity: u32) -> (Mem, pa::PaEnds, pa::PaEnds) {
     let rb = pa::RINGS_START as u32;
     let wb = rb + ((capacity + 3) & !3);
     let mem = Mem::new((wb + capacity) as usize);
@@ -99,30 +116,7 @@ pub fn pa_pair(capacity: u32) -> (Mem, pa_ring::Producer, pa_ring::Consumer, usi
     // SAFETY: as above.
     let (g2, client) = unsafe { pa::adopt_client(mem.block()) }.unwrap();
     assert_eq!(g, g2);
-    (
-        mem,
-        server.producer,
-        client.consumer,
-        pa::WRITE_COUNT_OFFSET,
-    )
-}
-
-/// A `pa`-layout client→server ring: the client's producer and the server's
-/// consumer. Returns the offset of its count word.
-pub fn pa_pair_rev(capacity: u32) -> (Mem, pa_ring::Producer, pa_ring::Consumer, usize) {
-    let rb = pa::RINGS_START as u32;
-    let wb = rb + ((capacity + 3) & !3);
-    let mem = Mem::new((wb + capacity) as usize);
-    let g = pa::Geometry {
-        capacity,
-        readbuf_offset: rb,
-        writebuf_offset: wb,
-    };
-    // SAFETY: fresh memory; one server and one client.
-    let (_, server) = unsafe { pa::init_server_with(mem.block(), g) }.unwrap();
-    // SAFETY: as above.
-    let (_, client) = unsafe { pa::adopt_client(mem.block()) }.unwrap();
-    (mem, client.producer, server.consumer, pa::READ_COUNT_OFFSET)
+    (mem, server, client)
 }
 
 /// Offsets of the attacher→creator ring's position words in the `srb` layout.
