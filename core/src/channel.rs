@@ -160,7 +160,7 @@ where
         if self.before_wait()? == WaitDecision::DontSleep {
             return Ok(Woken::Pending);
         }
-        Ok(self.ends.waiter.sleep(&mut self.wait, timeout)?)
+        Ok(self.ends.waiter.block(&mut self.wait, timeout)?)
     }
 
     /// For poll loops: announce a sleep. On [`WaitDecision::OkToSleep`] poll

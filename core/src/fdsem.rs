@@ -274,7 +274,7 @@ impl FdsemWaiter {
     }
 
     /// The whole wait: [`before_wait`](Self::before_wait), then
-    /// [`sleep`](Self::sleep) if allowed.
+    /// [`block`](Self::block) if allowed.
     pub fn wait<W: Wait>(
         &self,
         wait: &mut W,
@@ -283,13 +283,13 @@ impl FdsemWaiter {
         if self.before_wait(wait)? == WaitDecision::DontSleep {
             return Ok(Woken::Pending);
         }
-        self.sleep(wait, timeout)
+        self.block(wait, timeout)
     }
 
     /// After [`before_wait`](Self::before_wait) returned
     /// [`WaitDecision::OkToSleep`]: block in [`Wait::wait`], account what it
     /// consumed, and end the wait as [`after_wait`](Self::after_wait) does.
-    pub fn sleep<W: Wait>(
+    pub fn block<W: Wait>(
         &self,
         wait: &mut W,
         timeout: Option<Duration>,
