@@ -37,6 +37,9 @@ bash scripts/nostd-check.sh
 step "srb-linux: processes exchanging 10^6 messages, hostile imports (release)"
 bash scripts/test-linux.sh
 
+step "boards: srb-core and the DSP kernels on Cortex-M under QEMU (installs Debian's toolchain and QEMU)"
+bash scripts/test-boards.sh
+
 if [ "${SRB_SKIP_LOOM:-0}" != 1 ]; then
   # Own target dir: RUSTFLAGS=--cfg loom would otherwise invalidate the
   # normal build. Warnings are errors here too.
