@@ -25,6 +25,7 @@
 //! | [`handshake`] | [`handshake::create`] / [`handshake::accept`]: the versioned offer (layout pa/srb, signal eventfd/futex, lengths, capacity) and its checks |
 //! | [`channel`] | [`channel::Channel`]: one side's channel owning mapping, signals and socket; blocking helpers that end in `PeerGone` |
 //! | [`echo`] | the checksummed echo exchange used by the `srb-echo` peer binary and the tests |
+//! | [`pulse`] | PulseAudio native protocol codecs: tagstruct, pstream framing |
 //!
 //! ## Rules this crate keeps
 //!
@@ -72,6 +73,7 @@ pub mod listener;
 pub mod mapping;
 pub mod memfd;
 pub mod pool;
+pub mod pulse;
 pub mod runtime_dir;
 pub mod scm;
 pub mod signal;
