@@ -18,6 +18,15 @@ for c in rustfmt clippy; do
 done
 cargo --version
 
+# Debian clients for the srbd end-to-end tests, which `cargo test --workspace`
+# runs (host-linux/tests/srbd_e2e.rs). The board suite installs its own.
+step "packages the tests need"
+if ! command -v pactl >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pulseaudio-utils
+fi
+pactl --version | head -1
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path nostd-check/Cargo.toml -- --check

@@ -4,8 +4,10 @@
 //! blocks, eventfd and futex implementations of [`srb_core::Notify`] and
 //! [`srb_core::Wait`], fd passing with `SCM_RIGHTS`/`SCM_CREDENTIALS`, the
 //! private runtime-directory socket, and a versioned handshake that joins two
-//! processes with a [`channel::Channel`]. (The `srbd` daemon that serves
-//! libpulse clients builds on these; it is not here yet.)
+//! processes with a [`channel::Channel`]; and the beginning of `srbd`, the
+//! daemon that serves unmodified libpulse clients: PulseAudio's tagstruct
+//! and pstream codecs ([`pulse`]) and a first server ([`srbd`]) that answers
+//! `pactl info`/`list` (no streams, no shared memory yet).
 //!
 //! ## Where things live
 //!
@@ -26,6 +28,7 @@
 //! | [`channel`] | [`channel::Channel`]: one side's channel owning mapping, signals and socket; blocking helpers that end in `PeerGone` |
 //! | [`echo`] | the checksummed echo exchange used by the `srb-echo` peer binary and the tests |
 //! | [`pulse`] | PulseAudio native protocol codecs: tagstruct, pstream framing |
+//! | [`srbd`] | the `srbd` daemon: per-client AUTH/command state machine, the fixed sink and monitor source, the accept loop |
 //!
 //! ## Rules this crate keeps
 //!
@@ -77,3 +80,4 @@ pub mod pulse;
 pub mod runtime_dir;
 pub mod scm;
 pub mod signal;
+pub mod srbd;

@@ -1,0 +1,685 @@
+//! One client connection: the frame decoder, the AUTH → SET_CLIENT_NAME →
+//! commands state machine ([`Session`], pure) and the blocking socket loop
+//! around it ([`serve`]).
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::net::UCred;
+
+use super::commands::{Command, PaError, NO_TAG};
+use super::server_info::{DRIVER, INVALID_INDEX, PROTOCOL_VERSION};
+use super::Server;
+use crate::pulse::pstream::{Frame, FrameDecoder, FrameError};
+use crate::pulse::tagstruct::{TagError, TagReader, TagWriter};
+
+/// Length of the AUTH cookie (§1.4).
+pub const COOKIE_LEN: usize = 256;
+/// The lowest client version served (SET_CLIENT_NAME takes a proplist from
+/// 13 on; older clients get `ERROR(VERSION)`).
+pub const MIN_VERSION: u32 = 13;
+/// A connection that is not authorised by then is dropped (§1.2).
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a blocked read wakes up to check timeouts and shutdown.
+const READ_TICK: Duration = Duration::from_millis(500);
+/// How long one send may block before the client counts as stuck.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest frame payload accepted (no audio yet; packets are small).
+pub const MAX_FRAME_PAYLOAD: u32 = 1024 * 1024;
+
+/// Why a connection was closed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    /// The frame layer refused the stream.
+    #[error("malformed frame: {0}")]
+    Frame(#[from] FrameError),
+    /// A packet could not be parsed.
+    #[error("malformed packet: {0}")]
+    Packet(#[from] TagError),
+    /// The peer closed the socket in the middle of a frame.
+    #[error("peer closed mid-frame ({0} bytes buffered)")]
+    Truncated(usize),
+    /// No AUTH within [`AUTH_TIMEOUT`].
+    #[error("not authorised within {0:?}")]
+    AuthTimeout(Duration),
+    /// A send blocked for longer than the send timeout.
+    #[error("client stopped reading (send timed out)")]
+    SendTimeout,
+    /// Another socket error.
+    #[error("socket error: {0}")]
+    Io(Errno),
+}
+
+/// The per-client protocol state, without I/O: frames in, encoded reply
+/// frames out.
+#[derive(Debug)]
+pub struct Session {
+    server: Arc<Server>,
+    peer_uid: u32,
+    client_index: u32,
+    version: Option<u32>,
+    name: Option<String>,
+}
+
+/// The negotiated version for a client's AUTH `version_and_flags` (§1.4,
+/// §1.5): the low 16 bits (the high ones are flags from version 13 on),
+/// capped at ours. Results below [`MIN_VERSION`] are refused by AUTH.
+pub fn negotiate(version_and_flags: u32) -> u32 {
+    (version_and_flags & 0xFFFF).min(PROTOCOL_VERSION)
+}
+
+fn reply(tag: u32) -> TagWriter {
+    TagWriter::command(Command::Reply as u32, tag)
+}
+
+fn error(tag: u32, e: PaError) -> TagWriter {
+    let mut w = TagWriter::command(Command::Error as u32, tag);
+    w.put_u32(e.code());
+    w
+}
+
+impl Session {
+    /// A session for a peer with this uid; registers the client.
+    pub fn new(server: Arc<Server>, peer_uid: u32) -> Self {
+        let client_index = server.register_client();
+        Self {
+            server,
+            peer_uid,
+            client_index,
+            version: None,
+            name: None,
+        }
+    }
+
+    /// The negotiated version, once authorised.
+    pub fn version(&self) -> Option<u32> {
+        self.version
+    }
+
+    /// The client index.
+    pub fn client_index(&self) -> u32 {
+        self.client_index
+    }
+
+    /// The client's `application.name`, once given.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Handles one frame; appends the encoded frames to send to `out`.
+    pub fn handle_frame(&mut self, frame: Frame, out: &mut Vec<u8>) -> Result<(), ConnError> {
+        match frame {
+            Frame::Packet(p) => {
+                if let Some(w) = self.handle_packet(&p)? {
+                    Frame::Packet(w.into_bytes()).encode_into(out)?;
+                }
+            }
+            Frame::Memblock(m) => {
+                tracing::debug!(
+                    channel = m.channel,
+                    len = m.data.len(),
+                    "memblock for no stream, ignored"
+                );
+            }
+            other => {
+                tracing::debug!(frame = ?other.descriptor(), "SHM frame ignored");
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one packet; the reply to send, if any.
+    pub fn handle_packet(&mut self, packet: &[u8]) -> Result<Option<TagWriter>, ConnError> {
+        let mut r = TagReader::new(packet);
+        let command = r.get_u32()?;
+        let tag = r.get_u32()?;
+        let Some(cmd) = Command::from_u32(command) else {
+            tracing::debug!(command, tag, "unknown command");
+            return Ok((tag != NO_TAG).then(|| error(tag, PaError::Command)));
+        };
+        let Some(version) = self.version else {
+            return match cmd {
+                Command::Auth => self.auth(tag, &mut r).map(Some),
+                _ => {
+                    tracing::debug!(?cmd, "command before AUTH");
+                    Ok((tag != NO_TAG).then(|| error(tag, PaError::Access)))
+                }
+            };
+        };
+        let info = &self.server.info;
+        let w = match cmd {
+            Command::Reply | Command::Error => {
+                tracing::debug!(?cmd, tag, "client reply to nothing, ignored");
+                return Ok(None);
+            }
+            Command::Auth => error(tag, PaError::BadState),
+            Command::SetClientName => {
+                let props = r.get_proplist()?;
+                r.finish()?;
+                let name = props
+                    .get_str("application.name")
+                    .unwrap_or("(unnamed)")
+                    .to_owned();
+                if self.name.is_none() {
+                    tracing::info!(
+                        client = self.client_index,
+                        name = %name,
+                        version,
+                        "client ready"
+                    );
+                }
+                self.server.set_client(self.client_index, props);
+                self.name = Some(name);
+                let mut w = reply(tag);
+                w.put_u32(self.client_index);
+                w
+            }
+            Command::GetServerInfo => {
+                r.finish()?;
+                let mut w = reply(tag);
+                info.write_server_info(&mut w, version);
+                w
+            }
+            Command::GetSinkInfoList => {
+                r.finish()?;
+                let mut w = reply(tag);
+                info.write_sink(&mut w, version);
+                w
+            }
+            Command::GetSourceInfoList => {
+                r.finish()?;
+                let mut w = reply(tag);
+                info.write_source(&mut w, version);
+                w
+            }
+            Command::GetSinkInfo | Command::GetSourceInfo => {
+                let index = r.get_u32()?;
+                let name = r.get_string()?;
+                r.finish()?;
+                let sink = cmd == Command::GetSinkInfo;
+                let found = match (index, name) {
+                    (INVALID_INDEX, Some(n)) if sink => info.sink_by_name(n),
+                    (INVALID_INDEX, Some(n)) => info.source_by_name(n),
+                    (i, None) if i != INVALID_INDEX => {
+                        let ours = if sink {
+                            info.sink.index
+                        } else {
+                            info.monitor.index
+                        };
+                        (i == ours).then_some(i)
+                    }
+                    _ => return Ok(Some(error(tag, PaError::Invalid))),
+                };
+                match found {
+                    Some(_) => {
+                        let mut w = reply(tag);
+                        if sink {
+                            info.write_sink(&mut w, version);
+                        } else {
+                            info.write_source(&mut w, version);
+                        }
+                        w
+                    }
+                    None => error(tag, PaError::NoEntity),
+                }
+            }
+            Command::LookupSink | Command::LookupSource => {
+                let name = r.get_nonnull_string("device name")?;
+                r.finish()?;
+                let found = if cmd == Command::LookupSink {
+                    info.sink_by_name(name)
+                } else {
+                    info.source_by_name(name)
+                };
+                match found {
+                    Some(i) => {
+                        let mut w = reply(tag);
+                        w.put_u32(i);
+                        w
+                    }
+                    None => error(tag, PaError::NoEntity),
+                }
+            }
+            Command::GetClientInfoList => {
+                r.finish()?;
+                let mut w = reply(tag);
+                for (index, props) in self.server.clients() {
+                    write_client(&mut w, version, index, &props);
+                }
+                w
+            }
+            Command::GetClientInfo => {
+                let index = r.get_u32()?;
+                r.finish()?;
+                match self.server.clients().into_iter().find(|(i, _)| *i == index) {
+                    Some((i, props)) => {
+                        let mut w = reply(tag);
+                        write_client(&mut w, version, i, &props);
+                        w
+                    }
+                    None => error(tag, PaError::NoEntity),
+                }
+            }
+            Command::GetModuleInfoList
+            | Command::GetCardInfoList
+            | Command::GetSinkInputInfoList
+            | Command::GetSourceOutputInfoList
+            | Command::GetSampleInfoList => {
+                r.finish()?;
+                reply(tag)
+            }
+            Command::Stat => {
+                r.finish()?;
+                let mut w = reply(tag);
+                for _ in 0..5 {
+                    w.put_u32(0);
+                }
+                w
+            }
+            Command::Subscribe => {
+                let _mask = r.get_u32()?;
+                r.finish()?;
+                reply(tag)
+            }
+            _ if tag == NO_TAG => {
+                tracing::debug!(?cmd, "unsupported command without a tag, ignored");
+                return Ok(None);
+            }
+            _ => {
+                tracing::debug!(?cmd, tag, "unsupported command");
+                error(tag, PaError::NotSupported)
+            }
+        };
+        Ok(Some(w))
+    }
+
+    fn auth(&mut self, tag: u32, r: &mut TagReader<'_>) -> Result<TagWriter, ConnError> {
+        let raw = r.get_u32()?;
+        let _cookie = r.get_arbitrary(COOKIE_LEN)?;
+        r.finish()?;
+        if self.peer_uid != self.server.uid && self.peer_uid != 0 {
+            tracing::warn!(peer_uid = self.peer_uid, "AUTH refused: another user");
+            return Ok(error(tag, PaError::Access));
+        }
+        let version = negotiate(raw);
+        if version < MIN_VERSION {
+            tracing::warn!(client_version = raw, "AUTH refused: version too old");
+            return Ok(error(tag, PaError::Version));
+        }
+        self.version = Some(version);
+        tracing::debug!(
+            client = self.client_index,
+            client_version = raw & 0xFFFF,
+            version,
+            "authorised (no SHM offered)"
+        );
+        let mut w = reply(tag);
+        // No SHM/memfd flags: the inline path only.
+        w.put_u32(version);
+        Ok(w)
+    }
+}
+
+fn write_client(
+    w: &mut TagWriter,
+    version: u32,
+    index: u32,
+    props: &crate::pulse::tagstruct::Proplist,
+) {
+    w.put_u32(index)
+        .put_string(Some(
+            props.get_str("application.name").unwrap_or("(unnamed)"),
+        ))
+        .put_u32(INVALID_INDEX)
+        .put_string(Some(DRIVER));
+    if version >= 13 {
+        w.put_proplist(props);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.server.remove_client(self.client_index);
+    }
+}
+
+/// Serves one accepted connection until the client leaves, a protocol
+/// error, or server shutdown; logs how it ended.
+pub fn serve(fd: Arc<OwnedFd>, peer: UCred, server: Arc<Server>) {
+    let mut session = Session::new(server.clone(), peer.uid.as_raw());
+    let index = session.client_index();
+    let result = run(&fd, &mut session, &server);
+    let name = session.name().unwrap_or("-").to_owned();
+    let version = session.version().unwrap_or(0);
+    match result {
+        Ok(()) => tracing::debug!(client = index, %name, version, "client disconnected"),
+        Err(e) => {
+            tracing::warn!(client = index, %name, version, reason = %e, "connection closed")
+        }
+    }
+}
+
+fn run(fd: &OwnedFd, session: &mut Session, server: &Server) -> Result<(), ConnError> {
+    use rustix::net::sockopt::{set_socket_timeout, Timeout};
+    set_socket_timeout(fd, Timeout::Recv, Some(READ_TICK)).map_err(ConnError::Io)?;
+    set_socket_timeout(fd, Timeout::Send, Some(SEND_TIMEOUT)).map_err(ConnError::Io)?;
+    let started = Instant::now();
+    let mut decoder = FrameDecoder::new(MAX_FRAME_PAYLOAD);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut out = Vec::new();
+    loop {
+        match rustix::io::read(fd, &mut buf[..]) {
+            Ok(0) if decoder.is_mid_frame() => {
+                return Err(ConnError::Truncated(decoder.buffered()))
+            }
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                decoder.push(&buf[..n]);
+                while let Some(frame) = decoder.next_frame()? {
+                    session.handle_frame(frame, &mut out)?;
+                }
+                send_all(fd, &out)?;
+                out.clear();
+            }
+            Err(Errno::AGAIN) => {
+                if server.stopping() {
+                    return Ok(());
+                }
+                if session.version().is_none() && started.elapsed() > AUTH_TIMEOUT {
+                    return Err(ConnError::AuthTimeout(AUTH_TIMEOUT));
+                }
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(ConnError::Io(e)),
+        }
+    }
+}
+
+fn send_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), ConnError> {
+    while !bytes.is_empty() {
+        match rustix::net::send(fd, bytes, rustix::net::SendFlags::NOSIGNAL) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => return Err(ConnError::SendTimeout),
+            Err(e) => return Err(ConnError::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pulse::tagstruct::Proplist;
+    use crate::srbd::server_info::ServerInfo;
+
+    fn server() -> Arc<Server> {
+        Arc::new(Server::new(ServerInfo::new("u".into(), "h".into(), 1)))
+    }
+
+    fn session() -> Session {
+        let s = server();
+        let uid = s.uid;
+        Session::new(s, uid)
+    }
+
+    fn packet(cmd: u32, tag: u32, body: impl FnOnce(&mut TagWriter)) -> Vec<u8> {
+        let mut w = TagWriter::command(cmd, tag);
+        body(&mut w);
+        w.into_bytes()
+    }
+
+    fn auth_packet(version: u32) -> Vec<u8> {
+        packet(Command::Auth as u32, 0, |w| {
+            w.put_u32(version).put_arbitrary(&[7; COOKIE_LEN]);
+        })
+    }
+
+    /// Sends `p` and returns the reply's reader positioned after the tag.
+    fn call(s: &mut Session, p: &[u8]) -> Vec<u8> {
+        s.handle_packet(p).unwrap().expect("a reply").into_bytes()
+    }
+
+    fn expect_reply(bytes: &[u8], tag: u32) -> TagReader<'_> {
+        let mut r = TagReader::new(bytes);
+        assert_eq!(r.get_u32().unwrap(), Command::Reply as u32);
+        assert_eq!(r.get_u32().unwrap(), tag);
+        r
+    }
+
+    fn expect_error(bytes: &[u8], tag: u32, e: PaError) {
+        let mut r = TagReader::new(bytes);
+        assert_eq!(r.get_u32().unwrap(), Command::Error as u32);
+        assert_eq!(r.get_u32().unwrap(), tag);
+        assert_eq!(r.get_u32().unwrap(), e.code());
+        r.finish().unwrap();
+    }
+
+    fn ready(version: u32) -> Session {
+        let mut s = session();
+        let b = call(&mut s, &auth_packet(version));
+        expect_reply(&b, 0);
+        let b = call(
+            &mut s,
+            &packet(Command::SetClientName as u32, 1, |w| {
+                let mut p = Proplist::new();
+                p.set_str("application.name", "tester").unwrap();
+                w.put_proplist(&p);
+            }),
+        );
+        let mut r = expect_reply(&b, 1);
+        assert_eq!(r.get_u32().unwrap(), s.client_index());
+        r.finish().unwrap();
+        s
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(negotiate(0xC000_0023), 35);
+        assert_eq!(negotiate(40), 35);
+        assert_eq!(negotiate(0x8000_0014), 20);
+        assert_eq!(negotiate(12), 12);
+        assert_eq!(negotiate(0x8000_0008), 8);
+    }
+
+    #[test]
+    fn auth_reply_is_the_version_without_shm_flags() {
+        let mut s = session();
+        let b = call(&mut s, &auth_packet(0xC000_0023));
+        let mut r = expect_reply(&b, 0);
+        assert_eq!(r.get_u32().unwrap(), 35);
+        r.finish().unwrap();
+        assert_eq!(s.version(), Some(35));
+    }
+
+    #[test]
+    fn auth_frame_bytes() {
+        // Appendix A's AUTH reply, without the SHM/memfd flags.
+        let mut s = session();
+        let mut out = Vec::new();
+        s.handle_frame(Frame::Packet(auth_packet(0xC000_0023)), &mut out)
+            .unwrap();
+        let mut want = crate::pulse::hex("0000000f ffffffff 00000000 00000000 00000000");
+        want.extend(crate::pulse::hex("4c 00000002 4c 00000000 4c 00000023"));
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn old_client_gets_version_error() {
+        let mut s = session();
+        expect_error(&call(&mut s, &auth_packet(12)), 0, PaError::Version);
+        assert_eq!(s.version(), None);
+    }
+
+    #[test]
+    fn other_user_gets_access_error() {
+        let srv = server();
+        let other = if srv.uid == 4242 { 4243 } else { 4242 };
+        let mut s = Session::new(srv, other);
+        expect_error(&call(&mut s, &auth_packet(35)), 0, PaError::Access);
+    }
+
+    #[test]
+    fn commands_before_auth_are_refused() {
+        let mut s = session();
+        let p = packet(Command::GetServerInfo as u32, 3, |_| {});
+        expect_error(&call(&mut s, &p), 3, PaError::Access);
+    }
+
+    #[test]
+    fn bad_cookie_length_is_a_protocol_error() {
+        let mut s = session();
+        let p = packet(Command::Auth as u32, 0, |w| {
+            w.put_u32(35).put_arbitrary(&[0; 16]);
+        });
+        assert!(matches!(s.handle_packet(&p), Err(ConnError::Packet(_))));
+    }
+
+    #[test]
+    fn short_packet_is_a_protocol_error() {
+        let mut s = session();
+        assert!(matches!(
+            s.handle_packet(&[b'L', 0, 0, 0]),
+            Err(ConnError::Packet(_))
+        ));
+    }
+
+    #[test]
+    fn trailing_bytes_are_a_protocol_error() {
+        let mut s = ready(35);
+        let p = packet(Command::GetServerInfo as u32, 2, |w| {
+            w.put_u32(1);
+        });
+        assert!(matches!(s.handle_packet(&p), Err(ConnError::Packet(_))));
+    }
+
+    #[test]
+    fn server_info_after_ready() {
+        let mut s = ready(35);
+        let b = call(&mut s, &packet(Command::GetServerInfo as u32, 2, |_| {}));
+        let mut r = expect_reply(&b, 2);
+        assert_eq!(r.get_string().unwrap(), Some("srbd"));
+    }
+
+    #[test]
+    fn unknown_and_unsupported_commands_get_errors() {
+        let mut s = ready(35);
+        expect_error(&call(&mut s, &packet(200, 5, |_| {})), 5, PaError::Command);
+        let p = packet(Command::SetSinkVolume as u32, 6, |w| {
+            w.put_u32(0);
+        });
+        expect_error(&call(&mut s, &p), 6, PaError::NotSupported);
+        let p = packet(Command::EnableSrbchannel as u32, NO_TAG, |_| {});
+        assert!(s.handle_packet(&p).unwrap().is_none());
+        let p = packet(Command::Auth as u32, 7, |w| {
+            w.put_u32(35).put_arbitrary(&[0; COOKIE_LEN]);
+        });
+        expect_error(&call(&mut s, &p), 7, PaError::BadState);
+    }
+
+    #[test]
+    fn sink_and_source_queries() {
+        let mut s = ready(35);
+        let q = |cmd: Command, tag, index: u32, name: Option<&str>| {
+            packet(cmd as u32, tag, |w| {
+                w.put_u32(index).put_string(name);
+            })
+        };
+        let b = call(
+            &mut s,
+            &q(Command::GetSinkInfo, 2, INVALID_INDEX, Some("srb_output")),
+        );
+        let mut r = expect_reply(&b, 2);
+        assert_eq!(r.get_u32().unwrap(), 0);
+        assert_eq!(r.get_string().unwrap(), Some("srb_output"));
+        let b = call(&mut s, &q(Command::GetSourceInfo, 3, 0, None));
+        let mut r = expect_reply(&b, 3);
+        r.get_u32().unwrap();
+        assert_eq!(r.get_string().unwrap(), Some("srb_output.monitor"));
+        let b = call(&mut s, &q(Command::GetSinkInfo, 4, 9, None));
+        expect_error(&b, 4, PaError::NoEntity);
+        let b = call(&mut s, &q(Command::GetSinkInfo, 5, 0, Some("srb_output")));
+        expect_error(&b, 5, PaError::Invalid);
+        let b = call(
+            &mut s,
+            &packet(Command::LookupSource as u32, 6, |w| {
+                w.put_string(Some("@DEFAULT_MONITOR@"));
+            }),
+        );
+        let mut r = expect_reply(&b, 6);
+        assert_eq!(r.get_u32().unwrap(), 0);
+        r.finish().unwrap();
+        let b = call(
+            &mut s,
+            &packet(Command::LookupSink as u32, 7, |w| {
+                w.put_string(Some("nope"));
+            }),
+        );
+        expect_error(&b, 7, PaError::NoEntity);
+    }
+
+    #[test]
+    fn empty_lists_stat_subscribe_and_clients() {
+        let mut s = ready(35);
+        for (i, cmd) in [Command::GetModuleInfoList, Command::GetCardInfoList]
+            .into_iter()
+            .enumerate()
+        {
+            let tag = 10 + i as u32;
+            let b = call(&mut s, &packet(cmd as u32, tag, |_| {}));
+            expect_reply(&b, tag).finish().unwrap();
+        }
+        let b = call(&mut s, &packet(Command::Stat as u32, 20, |_| {}));
+        let mut r = expect_reply(&b, 20);
+        for _ in 0..5 {
+            r.get_u32().unwrap();
+        }
+        r.finish().unwrap();
+        let b = call(
+            &mut s,
+            &packet(Command::Subscribe as u32, 21, |w| {
+                w.put_u32(0x02ff);
+            }),
+        );
+        expect_reply(&b, 21).finish().unwrap();
+        let b = call(
+            &mut s,
+            &packet(Command::GetClientInfoList as u32, 22, |_| {}),
+        );
+        let mut r = expect_reply(&b, 22);
+        assert_eq!(r.get_u32().unwrap(), s.client_index());
+        assert_eq!(r.get_string().unwrap(), Some("tester"));
+        r.get_u32().unwrap();
+        r.get_string().unwrap();
+        r.get_proplist().unwrap();
+        r.finish().unwrap();
+    }
+
+    #[test]
+    fn dropped_session_is_unlisted() {
+        let srv = server();
+        let s = Session::new(srv.clone(), srv.uid);
+        assert_eq!(srv.clients().len(), 1);
+        drop(s);
+        assert!(srv.clients().is_empty());
+    }
+
+    #[test]
+    fn garbage_frame_closes_the_connection() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let srv = server();
+        let fd: OwnedFd = b.into();
+        let mut session = Session::new(srv.clone(), srv.uid);
+        let t = std::thread::spawn(move || run(&fd, &mut session, &srv));
+        use std::io::Write;
+        // A packet frame on a non-control channel with no SHM: refused.
+        let mut a = a;
+        a.write_all(&[
+            0, 0, 0, 4, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 1, 2, 3, 4,
+        ])
+        .unwrap();
+        assert!(matches!(t.join().unwrap(), Err(ConnError::Frame(_))));
+    }
+}

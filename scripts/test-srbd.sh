@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# End-to-end test of srbd against Debian's real pactl (pulseaudio-utils).
+# Installs pulseaudio-utils when pactl is missing (needs root, as in CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v pactl >/dev/null 2>&1; then
+    echo "test-srbd: pactl missing; installing pulseaudio-utils" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pulseaudio-utils
+fi
+
+cargo test -p srb-linux --test srbd_e2e "$@"
