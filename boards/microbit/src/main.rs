@@ -21,7 +21,6 @@ use core::time::Duration;
 use cortex_m::interrupt::Mutex;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception};
-use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use portable_atomic::{AtomicBool, AtomicU32, Ordering};
 use srb_core::layout::{pa, srb};
@@ -32,8 +31,11 @@ use srb_core::{
 
 #[path = "../../common/irq_signal.rs"]
 mod irq_signal;
+#[path = "../../common/runtime.rs"]
+mod runtime;
 
 use irq_signal::{Irq, IrqSignal};
+use runtime::{exit, fail_attach};
 
 const BOARD: &str = "microbit";
 const SRB_CAPACITY: u32 = 256;
@@ -281,12 +283,12 @@ fn main() -> ! {
     // SAFETY: fresh block; one creator, one attacher.
     let (g, a) = match unsafe { srb::create(block, SRB_CAPACITY) } {
         Ok(v) => v,
-        Err(e) => fail("srb create", e),
+        Err(e) => fail_attach("srb create", e),
     };
     // SAFETY: as above.
     let (_, b) = match unsafe { srb::attach(block) } {
         Ok(v) => v,
-        Err(e) => fail("srb attach", e),
+        Err(e) => fail_attach("srb attach", e),
     };
     defmt::info!("board {}: srb geometry {}", BOARD, g);
     exercise("srb", a, b);
@@ -296,12 +298,12 @@ fn main() -> ! {
     // SAFETY: fresh block; one server, one client.
     let (g, a) = match unsafe { pa::init_server(block) } {
         Ok(v) => v,
-        Err(e) => fail("pa init_server", e),
+        Err(e) => fail_attach("pa init_server", e),
     };
     // SAFETY: as above.
     let (_, b) = match unsafe { pa::adopt_client(block) } {
         Ok(v) => v,
-        Err(e) => fail("pa adopt_client", e),
+        Err(e) => fail_attach("pa adopt_client", e),
     };
     defmt::info!("board {}: pa geometry {}", BOARD, g);
     exercise("pa", a, b);
@@ -309,26 +311,4 @@ fn main() -> ! {
     stream(&mut cp.SYST);
     defmt::info!("board {}: all checks OK", BOARD);
     exit(true)
-}
-
-fn fail(what: &str, e: srb_core::AttachError) -> ! {
-    defmt::error!("{} failed: {}", what, e);
-    exit(false)
-}
-
-fn exit(ok: bool) -> ! {
-    debug::exit(if ok {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic: {}", defmt::Display2Format(info));
-    exit(false)
 }

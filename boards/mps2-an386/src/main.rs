@@ -23,7 +23,6 @@ use core::ptr::NonNull;
 use cortex_m::interrupt::Mutex;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception};
-use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use portable_atomic::{AtomicBool, Ordering};
 use srb_core::layout::srb;
@@ -34,6 +33,8 @@ use srb_core::{Block, Notify, SrbChannel};
 mod chain;
 #[path = "../../common/irq_signal.rs"]
 mod irq_signal;
+#[path = "../../common/runtime.rs"]
+mod runtime;
 
 mod expected {
     include!(concat!(env!("OUT_DIR"), "/expected.rs"));
@@ -41,6 +42,7 @@ mod expected {
 
 use chain::{PERIODS, PERIOD_BYTES, SAMPLES};
 use irq_signal::{Irq, IrqSignal};
+use runtime::{exit, fail_attach};
 
 const BOARD: &str = "mps2-an386";
 /// Bytes per ring: four periods.
@@ -210,12 +212,12 @@ fn main() -> ! {
     // SAFETY: fresh block, not yet used by anyone; this is its only creator.
     let (geometry, host_ends) = match unsafe { srb::create(block, CAPACITY) } {
         Ok(v) => v,
-        Err(e) => fail_attach("create", e),
+        Err(e) => fail_attach("srb create", e),
     };
     // SAFETY: the creator finished; this is the block's only attacher.
     let (attached, dsp_ends) = match unsafe { srb::attach(block) } {
         Ok(v) => v,
-        Err(e) => fail_attach("attach", e),
+        Err(e) => fail_attach("srb attach", e),
     };
     defmt::info!("board {}: srb block {} bytes, geometry {}", BOARD, BLOCK_LEN, geometry);
     if attached != geometry {
@@ -351,26 +353,4 @@ fn SysTick() {
 #[exception]
 fn PendSV() {
     // Only a wake-up: the count lives in TO_DSP.
-}
-
-fn fail_attach(what: &str, e: srb_core::AttachError) -> ! {
-    defmt::error!("srb {} failed: {}", what, e);
-    exit(false)
-}
-
-fn exit(ok: bool) -> ! {
-    debug::exit(if ok {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic: {}", defmt::Display2Format(info));
-    exit(false)
 }
