@@ -158,6 +158,8 @@ pub enum PaError {
     BadState = 15,
     /// Incompatible protocol version.
     Version = 17,
+    /// `PA_ERR_TOOLARGE`: a request above a size limit.
+    TooLarge = 18,
     /// Operation not supported.
     NotSupported = 19,
     /// Not implemented.

@@ -12,6 +12,8 @@ use rustix::net::UCred;
 use super::commands::{Command, PaError, NO_TAG};
 use super::server_info::{DRIVER, INVALID_INDEX, PROTOCOL_VERSION};
 use super::Server;
+#[cfg(test)]
+use crate::pulse::pstream::DESCRIPTOR_LEN;
 use crate::pulse::pstream::{Frame, FrameDecoder, FrameError};
 use crate::pulse::tagstruct::{TagError, TagReader, TagWriter};
 
@@ -28,6 +30,14 @@ const READ_TICK: Duration = Duration::from_millis(500);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame payload accepted (no audio yet; packets are small).
 pub const MAX_FRAME_PAYLOAD: u32 = 1024 * 1024;
+/// Largest SET_CLIENT_NAME packet whose proplist is kept. Every client's
+/// proplist goes into each GET_CLIENT_INFO_LIST reply, so without a cap 64
+/// clients could make that reply exceed the frame limit (failing every
+/// asker) or cost each request tens of MiB. libpulse sends well under 4 KiB.
+pub const MAX_CLIENT_PROPS: usize = 64 * 1024;
+/// Encoded replies are sent once this many bytes are pending, so one read
+/// full of requests cannot buffer more than this plus one reply.
+const OUT_FLUSH_AT: usize = 64 * 1024;
 
 /// Why a connection was closed.
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +168,15 @@ impl Session {
             Command::SetClientName => {
                 let props = r.get_proplist()?;
                 r.finish()?;
+                if packet.len() > MAX_CLIENT_PROPS {
+                    tracing::warn!(
+                        client = self.client_index,
+                        len = packet.len(),
+                        max = MAX_CLIENT_PROPS,
+                        "client proplist too large; refused"
+                    );
+                    return Ok(Some(error(tag, PaError::TooLarge)));
+                }
                 let name = props
                     .get_str("application.name")
                     .unwrap_or("(unnamed)")
@@ -350,7 +369,7 @@ impl Drop for Session {
 pub fn serve(fd: Arc<OwnedFd>, peer: UCred, server: Arc<Server>) {
     let mut session = Session::new(server.clone(), peer.uid.as_raw());
     let index = session.client_index();
-    let result = run(&fd, &mut session, &server);
+    let result = run(&fd, &mut session, &server, AUTH_TIMEOUT);
     let name = session.name().unwrap_or("-").to_owned();
     let version = session.version().unwrap_or(0);
     match result {
@@ -361,7 +380,12 @@ pub fn serve(fd: Arc<OwnedFd>, peer: UCred, server: Arc<Server>) {
     }
 }
 
-fn run(fd: &OwnedFd, session: &mut Session, server: &Server) -> Result<(), ConnError> {
+fn run(
+    fd: &OwnedFd,
+    session: &mut Session,
+    server: &Server,
+    auth_timeout: Duration,
+) -> Result<(), ConnError> {
     use rustix::net::sockopt::{set_socket_timeout, Timeout};
     set_socket_timeout(fd, Timeout::Recv, Some(READ_TICK)).map_err(ConnError::Io)?;
     set_socket_timeout(fd, Timeout::Send, Some(SEND_TIMEOUT)).map_err(ConnError::Io)?;
@@ -370,31 +394,53 @@ fn run(fd: &OwnedFd, session: &mut Session, server: &Server) -> Result<(), ConnE
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
     loop {
-        match rustix::io::read(fd, &mut buf[..]) {
+        let read = rustix::io::read(fd, &mut buf[..]);
+        // Checked on every wake-up, not only on idle ticks: a client that
+        // keeps sending (unauthorised commands, a trickled frame) must not
+        // hold its slot past the deadline.
+        if session.version().is_none() && started.elapsed() >= auth_timeout {
+            return Err(ConnError::AuthTimeout(auth_timeout));
+        }
+        match read {
             Ok(0) if decoder.is_mid_frame() => {
                 return Err(ConnError::Truncated(decoder.buffered()))
             }
             Ok(0) => return Ok(()),
             Ok(n) => {
                 decoder.push(&buf[..n]);
-                while let Some(frame) = decoder.next_frame()? {
-                    session.handle_frame(frame, &mut out)?;
-                }
-                send_all(fd, &out)?;
-                out.clear();
+                handle_frames(&mut decoder, session, &mut out, |b| send_all(fd, b))?;
             }
             Err(Errno::AGAIN) => {
                 if server.stopping() {
                     return Ok(());
-                }
-                if session.version().is_none() && started.elapsed() > AUTH_TIMEOUT {
-                    return Err(ConnError::AuthTimeout(AUTH_TIMEOUT));
                 }
             }
             Err(Errno::INTR) => {}
             Err(e) => return Err(ConnError::Io(e)),
         }
     }
+}
+
+/// Handles every complete frame in `decoder`, passing the encoded replies
+/// to `send` whenever [`OUT_FLUSH_AT`] bytes are pending and at the end.
+fn handle_frames(
+    decoder: &mut FrameDecoder,
+    session: &mut Session,
+    out: &mut Vec<u8>,
+    mut send: impl FnMut(&[u8]) -> Result<(), ConnError>,
+) -> Result<(), ConnError> {
+    while let Some(frame) = decoder.next_frame()? {
+        session.handle_frame(frame, out)?;
+        if out.len() >= OUT_FLUSH_AT {
+            send(out)?;
+            out.clear();
+        }
+    }
+    if !out.is_empty() {
+        send(out)?;
+        out.clear();
+    }
+    Ok(())
 }
 
 fn send_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), ConnError> {
@@ -667,12 +713,94 @@ mod tests {
     }
 
     #[test]
+    fn oversized_client_proplist_is_refused_and_not_stored() {
+        let mut s = ready(35);
+        let mut p = Proplist::new();
+        p.set("a.big", &[b'x'; 40 * 1024]).unwrap();
+        p.set("b.big", &[b'y'; 40 * 1024]).unwrap();
+        let b = call(
+            &mut s,
+            &packet(Command::SetClientName as u32, 9, |w| {
+                w.put_proplist(&p);
+            }),
+        );
+        expect_error(&b, 9, PaError::TooLarge);
+        let clients = s.server.clients();
+        let (_, props) = clients
+            .iter()
+            .find(|(i, _)| *i == s.client_index())
+            .unwrap();
+        assert_eq!(props.get_str("application.name"), Some("tester"));
+        assert!(props.get("a.big").is_none());
+        // Just under the cap is still accepted.
+        let mut p = Proplist::new();
+        p.set("a.big", &[b'x'; 60 * 1024]).unwrap();
+        let b = call(
+            &mut s,
+            &packet(Command::SetClientName as u32, 10, |w| {
+                w.put_proplist(&p);
+            }),
+        );
+        expect_reply(&b, 10);
+    }
+
+    #[test]
+    fn replies_to_a_burst_of_requests_are_flushed_in_bounded_chunks() {
+        let mut s = ready(35);
+        let mut decoder = FrameDecoder::new(MAX_FRAME_PAYLOAD);
+        let req = Frame::Packet(packet(Command::GetSinkInfoList as u32, 2, |_| {}))
+            .encode()
+            .unwrap();
+        let count = 64 * 1024 / req.len();
+        for _ in 0..count {
+            decoder.push(&req);
+        }
+        let mut one = Vec::new();
+        s.handle_frame(Frame::Packet(req[DESCRIPTOR_LEN..].to_vec()), &mut one)
+            .unwrap();
+        let mut chunks = Vec::new();
+        let mut out = Vec::new();
+        handle_frames(&mut decoder, &mut s, &mut out, |b| {
+            chunks.push(b.len());
+            Ok(())
+        })
+        .unwrap();
+        assert!(out.is_empty());
+        assert!(chunks.len() > 1, "{chunks:?}");
+        assert!(chunks.iter().all(|&c| c < OUT_FLUSH_AT + one.len()));
+        assert_eq!(chunks.iter().sum::<usize>(), count * one.len());
+    }
+
+    #[test]
+    fn auth_deadline_holds_for_a_client_that_keeps_sending() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let srv = server();
+        let fd: OwnedFd = b.into();
+        let mut session = Session::new(srv.clone(), srv.uid);
+        // The deadline has passed by the first wake-up.
+        let t = std::thread::spawn(move || run(&fd, &mut session, &srv, Duration::ZERO));
+        use std::io::{Read, Write};
+        let mut a = a;
+        let p = Frame::Packet(packet(Command::GetServerInfo as u32, 3, |_| {}))
+            .encode()
+            .unwrap();
+        // A write may fail once the server has closed; that is the point.
+        let _ = a.write_all(&p);
+        let mut got = Vec::new();
+        if let Err(e) = a.read_to_end(&mut got) {
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+        }
+        assert!(got.is_empty(), "no ERROR reply past the deadline: {got:?}");
+        assert!(matches!(t.join().unwrap(), Err(ConnError::AuthTimeout(_))));
+    }
+
+    #[test]
     fn garbage_frame_closes_the_connection() {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let srv = server();
         let fd: OwnedFd = b.into();
         let mut session = Session::new(srv.clone(), srv.uid);
-        let t = std::thread::spawn(move || run(&fd, &mut session, &srv));
+        let t = std::thread::spawn(move || run(&fd, &mut session, &srv, AUTH_TIMEOUT));
         use std::io::Write;
         // A packet frame on a non-control channel with no SHM: refused.
         let mut a = a;

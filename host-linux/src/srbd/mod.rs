@@ -128,22 +128,36 @@ pub fn run(listener: &Listener, server: &Arc<Server>) -> Result<(), Errno> {
         }
         n += 1;
         let fd = stream.socket().clone();
-        let server = server.clone();
-        server.active.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot::take(server.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("srbd-conn-{n}"))
-            .spawn({
-                let server = server.clone();
-                move || {
-                    let _stream = stream;
-                    connection::serve(fd, peer, server.clone());
-                    server.active.fetch_sub(1, Ordering::Relaxed);
-                }
+            .spawn(move || {
+                // Dropped last, also if serve panics: the slot is given
+                // back whatever way the thread ends.
+                let slot = slot;
+                let _stream = stream;
+                connection::serve(fd, peer, slot.0.clone());
             });
+        // On failure the closure, its slot and the stream are dropped.
         if let Err(e) = spawned {
-            server.active.fetch_sub(1, Ordering::Relaxed);
             tracing::warn!(%e, "cannot spawn a connection thread; connection dropped");
         }
+    }
+}
+
+/// One of the [`MAX_CONNECTIONS`] connection slots, given back on drop.
+struct Slot(Arc<Server>);
+
+impl Slot {
+    fn take(server: Arc<Server>) -> Self {
+        server.active.fetch_add(1, Ordering::Relaxed);
+        Slot(server)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -151,5 +165,23 @@ pub fn run(listener: &Listener, server: &Arc<Server>) -> Result<(), Errno> {
 pub fn wake(path: &Path) {
     if let Err(e) = crate::listener::connect(path) {
         tracing::debug!(%e, "wake-up connect failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_slot_is_given_back_when_its_thread_panics() {
+        let server = Arc::new(Server::new(ServerInfo::new("u".into(), "h".into(), 1)));
+        let slot = Slot::take(server.clone());
+        assert_eq!(server.active.load(Ordering::Relaxed), 1);
+        let t = std::thread::spawn(move || {
+            let _slot = slot;
+            panic!("connection thread panics");
+        });
+        assert!(t.join().is_err());
+        assert_eq!(server.active.load(Ordering::Relaxed), 0);
     }
 }
