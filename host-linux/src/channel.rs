@@ -107,8 +107,9 @@ pub struct Channel {
     mapping: Arc<SharedMapping>,
     layout: LayoutKind,
     signal: SignalKind,
-    /// A duplicate of the eventfd this side waits on, for poll loops
-    /// (srb-core's channel does not lend out its wait object).
+    /// A duplicate of the eventfd this side waits on, for poll loops. (It
+    /// predates `SrbChannel::waiter`, which could lend the fd instead; the
+    /// duplicate costs one fd per channel and is closed with it.)
     poll_fd: Option<OwnedFd>,
 }
 
