@@ -2,19 +2,22 @@
 //! commands state machine ([`Session`], pure) and the blocking socket loop
 //! around it ([`serve`]).
 
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
-use rustix::net::UCred;
 
 use super::commands::{Command, PaError, NO_TAG};
-use super::server_info::{DRIVER, INVALID_INDEX, PROTOCOL_VERSION};
+use super::playback::Playback;
+use super::record::Record;
+use super::server_info::PROTOCOL_VERSION;
+use super::wake::Waker;
 use super::Server;
 #[cfg(test)]
 use crate::pulse::pstream::DESCRIPTOR_LEN;
-use crate::pulse::pstream::{Frame, FrameDecoder, FrameError};
+use crate::pulse::pstream::{Frame, FrameDecoder, FrameError, SeekMode};
 use crate::pulse::tagstruct::{TagError, TagReader, TagWriter};
 
 /// Length of the AUTH cookie (§1.4).
@@ -28,7 +31,8 @@ pub const AUTH_TIMEOUT: Duration = Duration::from_secs(60);
 const READ_TICK: Duration = Duration::from_millis(500);
 /// How long one send may block before the client counts as stuck.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest frame payload accepted (no audio yet; packets are small).
+/// Largest frame payload accepted (libpulse sends audio in blocks of at
+/// most 64 KiB; packets are small).
 pub const MAX_FRAME_PAYLOAD: u32 = 1024 * 1024;
 /// Largest SET_CLIENT_NAME packet whose proplist is kept. Every client's
 /// proplist goes into each GET_CLIENT_INFO_LIST reply, so without a cap 64
@@ -62,15 +66,41 @@ pub enum ConnError {
     Io(Errno),
 }
 
+/// Who is on the other end, for AUTH.
+#[derive(Debug, Clone)]
+pub enum Peer {
+    /// A local client (SO_PEERCRED): accepted if it runs as our uid or root.
+    Unix {
+        /// Its uid.
+        uid: u32,
+    },
+    /// A TCP client: accepted if it presents `cookie` (`None`: anonymous
+    /// access is allowed).
+    Tcp {
+        /// Its address.
+        addr: std::net::SocketAddr,
+        /// The cookie it must present.
+        cookie: Option<Box<[u8; COOKIE_LEN]>>,
+    },
+}
+
 /// The per-client protocol state, without I/O: frames in, encoded reply
 /// frames out.
 #[derive(Debug)]
 pub struct Session {
-    server: Arc<Server>,
-    peer_uid: u32,
-    client_index: u32,
+    pub(super) server: Arc<Server>,
+    peer: Peer,
+    pub(super) client_index: u32,
     version: Option<u32>,
     name: Option<String>,
+    /// Wakes this connection's thread (mixer events, other clients).
+    pub(super) waker: Arc<Waker>,
+    /// Playback streams by channel id.
+    pub(super) playbacks: BTreeMap<u32, Playback>,
+    /// Record streams by channel id.
+    pub(super) records: BTreeMap<u32, Record>,
+    pub(super) next_playback_channel: u32,
+    pub(super) next_record_channel: u32,
 }
 
 /// The negotiated version for a client's AUTH `version_and_flags` (§1.4,
@@ -80,11 +110,11 @@ pub fn negotiate(version_and_flags: u32) -> u32 {
     (version_and_flags & 0xFFFF).min(PROTOCOL_VERSION)
 }
 
-fn reply(tag: u32) -> TagWriter {
+pub(super) fn reply(tag: u32) -> TagWriter {
     TagWriter::command(Command::Reply as u32, tag)
 }
 
-fn error(tag: u32, e: PaError) -> TagWriter {
+pub(super) fn error(tag: u32, e: PaError) -> TagWriter {
     let mut w = TagWriter::command(Command::Error as u32, tag);
     w.put_u32(e.code());
     w
@@ -92,14 +122,24 @@ fn error(tag: u32, e: PaError) -> TagWriter {
 
 impl Session {
     /// A session for a peer with this uid; registers the client.
-    pub fn new(server: Arc<Server>, peer_uid: u32) -> Self {
+    pub fn new(server: Arc<Server>, peer_uid: u32, waker: Arc<Waker>) -> Self {
+        Self::with_peer(server, Peer::Unix { uid: peer_uid }, waker)
+    }
+
+    /// A session for any kind of peer; registers the client.
+    pub fn with_peer(server: Arc<Server>, peer: Peer, waker: Arc<Waker>) -> Self {
         let client_index = server.register_client();
         Self {
             server,
-            peer_uid,
+            peer,
             client_index,
             version: None,
             name: None,
+            waker,
+            playbacks: BTreeMap::new(),
+            records: BTreeMap::new(),
+            next_playback_channel: 0,
+            next_record_channel: 0,
         }
     }
 
@@ -126,13 +166,26 @@ impl Session {
                     Frame::Packet(w.into_bytes()).encode_into(out)?;
                 }
             }
-            Frame::Memblock(m) => {
-                tracing::debug!(
+            Frame::Memblock(m) => match self.playbacks.get_mut(&m.channel) {
+                Some(p) => {
+                    if m.offset != 0 || m.seek != SeekMode::Relative {
+                        tracing::debug!(
+                            channel = m.channel,
+                            offset = m.offset,
+                            seek = ?m.seek,
+                            "seeking writes are not supported; appended"
+                        );
+                    }
+                    if let Some(w) = p.push(&m.data) {
+                        Frame::Packet(w.into_bytes()).encode_into(out)?;
+                    }
+                }
+                None => tracing::debug!(
                     channel = m.channel,
                     len = m.data.len(),
-                    "memblock for no stream, ignored"
-                );
-            }
+                    "memblock for no stream of this client, ignored"
+                ),
+            },
             other => {
                 tracing::debug!(frame = ?other.descriptor(), "SHM frame ignored");
             }
@@ -158,13 +211,12 @@ impl Session {
                 }
             };
         };
-        let info = &self.server.info;
         let w = match cmd {
             Command::Reply | Command::Error => {
                 tracing::debug!(?cmd, tag, "client reply to nothing, ignored");
                 return Ok(None);
             }
-            Command::Auth => error(tag, PaError::BadState),
+            Command::Auth => Some(error(tag, PaError::BadState)),
             Command::SetClientName => {
                 let props = r.get_proplist()?;
                 r.finish()?;
@@ -193,134 +245,50 @@ impl Session {
                 self.name = Some(name);
                 let mut w = reply(tag);
                 w.put_u32(self.client_index);
-                w
+                Some(w)
             }
-            Command::GetServerInfo => {
-                r.finish()?;
-                let mut w = reply(tag);
-                info.write_server_info(&mut w, version);
-                w
+            _ if super::introspect::handles(cmd) => {
+                self.introspect(cmd, tag, &mut r, version, packet.len())?
             }
-            Command::GetSinkInfoList => {
-                r.finish()?;
-                let mut w = reply(tag);
-                info.write_sink(&mut w, version);
-                w
+            _ if super::streams::handles(cmd) => {
+                self.stream_command(cmd, tag, &mut r, version, packet.len())?
             }
-            Command::GetSourceInfoList => {
-                r.finish()?;
-                let mut w = reply(tag);
-                info.write_source(&mut w, version);
-                w
-            }
-            Command::GetSinkInfo | Command::GetSourceInfo => {
-                let index = r.get_u32()?;
-                let name = r.get_string()?;
-                r.finish()?;
-                let sink = cmd == Command::GetSinkInfo;
-                let found = match (index, name) {
-                    (INVALID_INDEX, Some(n)) if sink => info.sink_by_name(n),
-                    (INVALID_INDEX, Some(n)) => info.source_by_name(n),
-                    (i, None) if i != INVALID_INDEX => {
-                        let ours = if sink {
-                            info.sink.index
-                        } else {
-                            info.monitor.index
-                        };
-                        (i == ours).then_some(i)
-                    }
-                    _ => return Ok(Some(error(tag, PaError::Invalid))),
-                };
-                match found {
-                    Some(_) => {
-                        let mut w = reply(tag);
-                        if sink {
-                            info.write_sink(&mut w, version);
-                        } else {
-                            info.write_source(&mut w, version);
-                        }
-                        w
-                    }
-                    None => error(tag, PaError::NoEntity),
-                }
-            }
-            Command::LookupSink | Command::LookupSource => {
-                let name = r.get_nonnull_string("device name")?;
-                r.finish()?;
-                let found = if cmd == Command::LookupSink {
-                    info.sink_by_name(name)
-                } else {
-                    info.source_by_name(name)
-                };
-                match found {
-                    Some(i) => {
-                        let mut w = reply(tag);
-                        w.put_u32(i);
-                        w
-                    }
-                    None => error(tag, PaError::NoEntity),
-                }
-            }
-            Command::GetClientInfoList => {
-                r.finish()?;
-                let mut w = reply(tag);
-                for (index, props) in self.server.clients() {
-                    write_client(&mut w, version, index, &props);
-                }
-                w
-            }
-            Command::GetClientInfo => {
-                let index = r.get_u32()?;
-                r.finish()?;
-                match self.server.clients().into_iter().find(|(i, _)| *i == index) {
-                    Some((i, props)) => {
-                        let mut w = reply(tag);
-                        write_client(&mut w, version, i, &props);
-                        w
-                    }
-                    None => error(tag, PaError::NoEntity),
-                }
-            }
-            Command::GetModuleInfoList
-            | Command::GetCardInfoList
-            | Command::GetSinkInputInfoList
-            | Command::GetSourceOutputInfoList
-            | Command::GetSampleInfoList => {
-                r.finish()?;
-                reply(tag)
-            }
-            Command::Stat => {
-                r.finish()?;
-                let mut w = reply(tag);
-                for _ in 0..5 {
-                    w.put_u32(0);
-                }
-                w
-            }
-            Command::Subscribe => {
-                let _mask = r.get_u32()?;
-                r.finish()?;
-                reply(tag)
-            }
+            _ => self.unsupported(cmd, tag),
+        };
+        Ok(w)
+    }
+
+    /// The fallback for commands no handler took.
+    pub(super) fn unsupported(&self, cmd: Command, tag: u32) -> Option<TagWriter> {
+        match cmd {
             _ if tag == NO_TAG => {
                 tracing::debug!(?cmd, "unsupported command without a tag, ignored");
-                return Ok(None);
+                None
             }
             _ => {
                 tracing::debug!(?cmd, tag, "unsupported command");
-                error(tag, PaError::NotSupported)
+                Some(error(tag, PaError::NotSupported))
             }
-        };
-        Ok(Some(w))
+        }
     }
 
     fn auth(&mut self, tag: u32, r: &mut TagReader<'_>) -> Result<TagWriter, ConnError> {
         let raw = r.get_u32()?;
-        let _cookie = r.get_arbitrary(COOKIE_LEN)?;
+        let cookie = r.get_arbitrary(COOKIE_LEN)?;
         r.finish()?;
-        if self.peer_uid != self.server.uid && self.peer_uid != 0 {
-            tracing::warn!(peer_uid = self.peer_uid, "AUTH refused: another user");
-            return Ok(error(tag, PaError::Access));
+        match &self.peer {
+            Peer::Unix { uid } if *uid != self.server.uid && *uid != 0 => {
+                tracing::warn!(peer_uid = uid, "AUTH refused: another user");
+                return Ok(error(tag, PaError::Access));
+            }
+            Peer::Tcp {
+                addr,
+                cookie: Some(want),
+            } if cookie != want.as_slice() => {
+                tracing::warn!(%addr, "AUTH refused: wrong cookie");
+                return Ok(error(tag, PaError::Access));
+            }
+            _ => {}
         }
         let version = negotiate(raw);
         if version < MIN_VERSION {
@@ -341,39 +309,35 @@ impl Session {
     }
 }
 
-fn write_client(
-    w: &mut TagWriter,
-    version: u32,
-    index: u32,
-    props: &crate::pulse::tagstruct::Proplist,
-) {
-    w.put_u32(index)
-        .put_string(Some(
-            props.get_str("application.name").unwrap_or("(unnamed)"),
-        ))
-        .put_u32(INVALID_INDEX)
-        .put_string(Some(DRIVER));
-    if version >= 13 {
-        w.put_proplist(props);
-    }
-}
-
 impl Drop for Session {
     fn drop(&mut self) {
+        for (_, p) in std::mem::take(&mut self.playbacks) {
+            self.server.registry.remove_sink_input(p.shared.index);
+        }
+        for (_, r) in std::mem::take(&mut self.records) {
+            self.server.registry.remove_source_output(r.shared.index);
+        }
         self.server.remove_client(self.client_index);
     }
 }
 
 /// Serves one accepted connection until the client leaves, a protocol
 /// error, or server shutdown; logs how it ended.
-pub fn serve(fd: Arc<OwnedFd>, peer: UCred, server: Arc<Server>) {
-    let mut session = Session::new(server.clone(), peer.uid.as_raw());
+pub fn serve(fd: Arc<OwnedFd>, peer: Peer, server: Arc<Server>) {
+    let waker = match Waker::new() {
+        Ok(w) => Arc::new(w),
+        Err(e) => {
+            tracing::warn!(%e, "no eventfd for the connection; closed");
+            return;
+        }
+    };
+    let mut session = Session::with_peer(server.clone(), peer, waker);
     let index = session.client_index();
     let result = run(&fd, &mut session, &server, AUTH_TIMEOUT);
     let name = session.name().unwrap_or("-").to_owned();
     let version = session.version().unwrap_or(0);
     match result {
-        Ok(()) => tracing::debug!(client = index, %name, version, "client disconnected"),
+        Ok(()) => tracing::info!(client = index, %name, version, "client disconnected"),
         Err(e) => {
             tracing::warn!(client = index, %name, version, reason = %e, "connection closed")
         }
@@ -386,6 +350,7 @@ fn run(
     server: &Server,
     auth_timeout: Duration,
 ) -> Result<(), ConnError> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
     use rustix::net::sockopt::{set_socket_timeout, Timeout};
     set_socket_timeout(fd, Timeout::Recv, Some(READ_TICK)).map_err(ConnError::Io)?;
     set_socket_timeout(fd, Timeout::Send, Some(SEND_TIMEOUT)).map_err(ConnError::Io)?;
@@ -393,30 +358,52 @@ fn run(
     let mut decoder = FrameDecoder::new(MAX_FRAME_PAYLOAD);
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
+    let waker = session.waker.clone();
+    let tick = Timespec {
+        tv_sec: 0,
+        tv_nsec: READ_TICK.as_nanos() as _,
+    };
     loop {
-        let read = rustix::io::read(fd, &mut buf[..]);
+        let mut fds = [
+            PollFd::new(fd, PollFlags::IN),
+            PollFd::new(&*waker, PollFlags::IN),
+        ];
+        match poll(&mut fds, Some(&tick)) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(ConnError::Io(e)),
+        }
+        let readable = !fds[0].revents().is_empty();
+        let woken = !fds[1].revents().is_empty();
         // Checked on every wake-up, not only on idle ticks: a client that
         // keeps sending (unauthorised commands, a trickled frame) must not
         // hold its slot past the deadline.
         if session.version().is_none() && started.elapsed() >= auth_timeout {
             return Err(ConnError::AuthTimeout(auth_timeout));
         }
-        match read {
-            Ok(0) if decoder.is_mid_frame() => {
-                return Err(ConnError::Truncated(decoder.buffered()))
-            }
-            Ok(0) => return Ok(()),
-            Ok(n) => {
-                decoder.push(&buf[..n]);
-                handle_frames(&mut decoder, session, &mut out, |b| send_all(fd, b))?;
-            }
-            Err(Errno::AGAIN) => {
-                if server.stopping() {
-                    return Ok(());
+        if server.stopping() {
+            return Ok(());
+        }
+        if woken {
+            waker.clear();
+        }
+        if readable {
+            match rustix::io::read(fd, &mut buf[..]) {
+                Ok(0) if decoder.is_mid_frame() => {
+                    return Err(ConnError::Truncated(decoder.buffered()))
                 }
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    decoder.push(&buf[..n]);
+                    handle_frames(&mut decoder, session, &mut out, |b| send_all(fd, b))?;
+                }
+                Err(Errno::AGAIN | Errno::INTR) => {}
+                Err(e) => return Err(ConnError::Io(e)),
             }
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(ConnError::Io(e)),
+        }
+        session.poll_streams(&mut out)?;
+        if !out.is_empty() {
+            send_all(fd, &out)?;
+            out.clear();
         }
     }
 }
@@ -459,16 +446,20 @@ fn send_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), ConnError> {
 mod tests {
     use super::*;
     use crate::pulse::tagstruct::Proplist;
-    use crate::srbd::server_info::ServerInfo;
+    use crate::srbd::server_info::INVALID_INDEX;
 
     fn server() -> Arc<Server> {
-        Arc::new(Server::new(ServerInfo::new("u".into(), "h".into(), 1)))
+        crate::srbd::test_server()
+    }
+
+    fn waker() -> Arc<Waker> {
+        Arc::new(Waker::new().unwrap())
     }
 
     fn session() -> Session {
         let s = server();
         let uid = s.uid;
-        Session::new(s, uid)
+        Session::new(s, uid, waker())
     }
 
     fn packet(cmd: u32, tag: u32, body: impl FnOnce(&mut TagWriter)) -> Vec<u8> {
@@ -563,7 +554,7 @@ mod tests {
     fn other_user_gets_access_error() {
         let srv = server();
         let other = if srv.uid == 4242 { 4243 } else { 4242 };
-        let mut s = Session::new(srv, other);
+        let mut s = Session::new(srv, other, waker());
         expect_error(&call(&mut s, &auth_packet(35)), 0, PaError::Access);
     }
 
@@ -613,8 +604,8 @@ mod tests {
     fn unknown_and_unsupported_commands_get_errors() {
         let mut s = ready(35);
         expect_error(&call(&mut s, &packet(200, 5, |_| {})), 5, PaError::Command);
-        let p = packet(Command::SetSinkVolume as u32, 6, |w| {
-            w.put_u32(0);
+        let p = packet(Command::LoadModule as u32, 6, |w| {
+            w.put_string(Some("module-null-sink")).put_string(None);
         });
         expect_error(&call(&mut s, &p), 6, PaError::NotSupported);
         let p = packet(Command::EnableSrbchannel as u32, NO_TAG, |_| {});
@@ -706,7 +697,7 @@ mod tests {
     #[test]
     fn dropped_session_is_unlisted() {
         let srv = server();
-        let s = Session::new(srv.clone(), srv.uid);
+        let s = Session::new(srv.clone(), srv.uid, waker());
         assert_eq!(srv.clients().len(), 1);
         drop(s);
         assert!(srv.clients().is_empty());
@@ -776,7 +767,7 @@ mod tests {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let srv = server();
         let fd: OwnedFd = b.into();
-        let mut session = Session::new(srv.clone(), srv.uid);
+        let mut session = Session::new(srv.clone(), srv.uid, waker());
         // The deadline has passed by the first wake-up.
         let t = std::thread::spawn(move || run(&fd, &mut session, &srv, Duration::ZERO));
         use std::io::{Read, Write};
@@ -799,7 +790,7 @@ mod tests {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let srv = server();
         let fd: OwnedFd = b.into();
-        let mut session = Session::new(srv.clone(), srv.uid);
+        let mut session = Session::new(srv.clone(), srv.uid, waker());
         let t = std::thread::spawn(move || run(&fd, &mut session, &srv, AUTH_TIMEOUT));
         use std::io::Write;
         // A packet frame on a non-control channel with no SHM: refused.

@@ -13,11 +13,23 @@
 //! | [`server_info`] | [`server_info::ServerInfo`]: the server identity, sink and monitor, encoded by version (§6.3, §6.4) |
 //! | [`connection`] | [`connection::Session`] (pure per-client state machine) and [`connection::serve`] (its socket loop) |
 
+pub mod attr;
+pub mod audio;
 pub mod commands;
+pub mod config;
 pub mod connection;
+pub mod engine;
+pub mod introspect;
+pub mod output;
+pub mod playback;
+pub mod record;
+pub mod registry;
 pub mod server_info;
+pub mod stream;
+pub mod streams;
+pub mod tcp;
+pub mod wake;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,11 +37,22 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rustix::io::Errno;
 
 use crate::listener::Listener;
-use crate::pulse::tagstruct::Proplist;
+use crate::pulse::tagstruct::{CVolume, Proplist};
+use engine::Engine;
+use registry::Registry;
 use server_info::ServerInfo;
 
 /// At most this many connections are served at once (§1.2).
 pub const MAX_CONNECTIONS: usize = 64;
+
+/// Volume and mute of a device, as shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceState {
+    /// One volume per channel.
+    pub volume: CVolume,
+    /// Whether muted.
+    pub muted: bool,
+}
 
 /// State shared by all connections.
 #[derive(Debug)]
@@ -38,57 +61,127 @@ pub struct Server {
     pub info: ServerInfo,
     /// The uid the server runs as (AUTH accepts it and root).
     pub uid: u32,
+    /// The sink and its mixer.
+    pub engine: Engine,
+    /// Clients, streams and subscriptions.
+    pub registry: Registry,
+    sink_state: Mutex<DeviceState>,
+    monitor_state: Mutex<DeviceState>,
     next_client: AtomicU32,
-    clients: Mutex<BTreeMap<u32, Proplist>>,
+    next_sink_input: AtomicU32,
+    next_source_output: AtomicU32,
     active: AtomicUsize,
     stop: AtomicBool,
 }
 
+/// Hands out indexes, never `0xFFFFFFFF`.
+fn next_index(counter: &AtomicU32) -> u32 {
+    // Relaxed: the counter only has to hand out distinct numbers.
+    let mut i = counter.fetch_add(1, Ordering::Relaxed);
+    if i == server_info::INVALID_INDEX {
+        i = counter.fetch_add(1, Ordering::Relaxed);
+    }
+    i
+}
+
 impl Server {
-    /// A server showing `info`.
-    pub fn new(info: ServerInfo) -> Self {
+    /// A server showing `info`, its sink driven by `engine`.
+    pub fn new(info: ServerInfo, engine: Engine) -> Self {
+        let sink_state = DeviceState {
+            volume: info.sink.volume.clone(),
+            muted: false,
+        };
+        let monitor_state = DeviceState {
+            volume: info.monitor.volume.clone(),
+            muted: false,
+        };
         Self {
             info,
             uid: rustix::process::geteuid().as_raw(),
+            engine,
+            registry: Registry::default(),
+            sink_state: Mutex::new(sink_state),
+            monitor_state: Mutex::new(monitor_state),
             next_client: AtomicU32::new(0),
-            clients: Mutex::new(BTreeMap::new()),
+            next_sink_input: AtomicU32::new(0),
+            next_source_output: AtomicU32::new(0),
             active: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         }
     }
 
-    fn clients_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Proplist>> {
-        // A panicked holder left a consistent map (every update is one call).
-        self.clients.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Allocates a client index (never `0xFFFFFFFF`) and lists the client.
+    /// Allocates a client index and lists the client.
     pub fn register_client(&self) -> u32 {
-        // Relaxed: the counter only has to hand out distinct numbers.
-        let mut i = self.next_client.fetch_add(1, Ordering::Relaxed);
-        if i == server_info::INVALID_INDEX {
-            i = self.next_client.fetch_add(1, Ordering::Relaxed);
-        }
-        self.clients_lock().insert(i, Proplist::new());
+        let i = next_index(&self.next_client);
+        self.registry.set_client(i, Proplist::new());
         i
     }
 
     /// Records the client's properties (SET_CLIENT_NAME).
     pub fn set_client(&self, index: u32, props: Proplist) {
-        self.clients_lock().insert(index, props);
+        self.registry.set_client(index, props);
     }
 
     /// Unlists a client.
     pub fn remove_client(&self, index: u32) {
-        self.clients_lock().remove(&index);
+        self.registry.remove_client(index);
     }
 
     /// The current clients and their properties, by index.
     pub fn clients(&self) -> Vec<(u32, Proplist)> {
-        self.clients_lock()
-            .iter()
-            .map(|(i, p)| (*i, p.clone()))
-            .collect()
+        self.registry.clients()
+    }
+
+    /// A fresh sink-input index.
+    pub fn next_sink_input(&self) -> u32 {
+        next_index(&self.next_sink_input)
+    }
+
+    /// A fresh source-output index.
+    pub fn next_source_output(&self) -> u32 {
+        next_index(&self.next_source_output)
+    }
+
+    /// The sink's (`monitor == false`) or monitor's volume and mute.
+    pub fn device_state(&self, monitor: bool) -> DeviceState {
+        let m = if monitor {
+            &self.monitor_state
+        } else {
+            &self.sink_state
+        };
+        m.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Changes the sink's or monitor's volume and/or mute and tells the
+    /// mixer. `volume` must have the device's channel count.
+    pub fn set_device_state(&self, monitor: bool, volume: Option<CVolume>, muted: Option<bool>) {
+        let (m, gains, facility, index) = if monitor {
+            (
+                &self.monitor_state,
+                &self.engine.shared().monitor_gains,
+                registry::facility::SOURCE,
+                self.info.monitor.index,
+            )
+        } else {
+            (
+                &self.sink_state,
+                &self.engine.shared().gains,
+                registry::facility::SINK,
+                self.info.sink.index,
+            )
+        };
+        {
+            let mut st = m.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(v) = volume {
+                gains.set(&linear_gains(&v));
+                st.volume = v;
+            }
+            if let Some(mu) = muted {
+                gains.set_muted(mu);
+                st.muted = mu;
+            }
+        }
+        self.registry.post(facility, registry::event::CHANGE, index);
     }
 
     /// Asks the accept loop and every connection to end.
@@ -101,6 +194,33 @@ impl Server {
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
+
+    /// Connections being served now.
+    pub fn active_connections(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+}
+
+/// After [`run`] returned: waits (at most 5 s) for the connection threads
+/// to see the stop and leave, then stops the mixer and finishes the
+/// output (the wav file is finalized here).
+pub fn shutdown(server: Arc<Server>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while server.active_connections() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    match server.engine.stop() {
+        Ok(samples) => tracing::info!(samples, "output finished"),
+        Err(e) => tracing::warn!(%e, "output did not finish cleanly"),
+    }
+}
+
+/// The linear gain of each channel of a PulseAudio volume.
+pub fn linear_gains(v: &CVolume) -> Vec<f32> {
+    v.values()
+        .iter()
+        .map(|&x| audio::volume::volume_to_linear(x))
+        .collect()
 }
 
 /// Accepts connections on `listener` until [`Server::request_stop`] (then
@@ -129,6 +249,9 @@ pub fn run(listener: &Listener, server: &Arc<Server>) -> Result<(), Errno> {
         n += 1;
         let fd = stream.socket().clone();
         let slot = Slot::take(server.clone());
+        let peer = connection::Peer::Unix {
+            uid: peer.uid.as_raw(),
+        };
         let spawned = std::thread::Builder::new()
             .name(format!("srbd-conn-{n}"))
             .spawn(move || {
@@ -146,12 +269,16 @@ pub fn run(listener: &Listener, server: &Arc<Server>) -> Result<(), Errno> {
 }
 
 /// One of the [`MAX_CONNECTIONS`] connection slots, given back on drop.
-struct Slot(Arc<Server>);
+pub(crate) struct Slot(Arc<Server>);
 
 impl Slot {
-    fn take(server: Arc<Server>) -> Self {
+    pub(crate) fn take(server: Arc<Server>) -> Self {
         server.active.fetch_add(1, Ordering::Relaxed);
         Slot(server)
+    }
+
+    pub(crate) fn server(&self) -> &Arc<Server> {
+        &self.0
     }
 }
 
@@ -168,13 +295,27 @@ pub fn wake(path: &Path) {
     }
 }
 
+/// A server with the default sink and a null output, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_server() -> Arc<Server> {
+    let info = ServerInfo::new("u".into(), "h".into(), 1);
+    let engine = Engine::start(engine::SinkConfig {
+        spec: info.sink.sample_spec,
+        map: info.sink.channel_map.clone(),
+        period_frames: 480,
+        output: output::OutputSpec::Null,
+    })
+    .expect("engine");
+    Arc::new(Server::new(info, engine))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_connection_slot_is_given_back_when_its_thread_panics() {
-        let server = Arc::new(Server::new(ServerInfo::new("u".into(), "h".into(), 1)));
+        let server = test_server();
         let slot = Slot::take(server.clone());
         assert_eq!(server.active.load(Ordering::Relaxed), 1);
         let t = std::thread::spawn(move || {

@@ -2,6 +2,7 @@
 //! monitor source) and their encodings by protocol version (protocol doc
 //! §6.3, §6.4).
 
+use super::DeviceState;
 use crate::pulse::tagstruct::{
     CVolume, ChannelMap, FormatInfo, Proplist, SampleSpec, TagWriter, VOLUME_NORM,
 };
@@ -12,6 +13,18 @@ pub const PROTOCOL_VERSION: u32 = 35;
 /// `PA_SAMPLE_FLOAT32LE`.
 pub const SAMPLE_FLOAT32LE: u8 = 5;
 
+/// The default sink name.
+pub const DEFAULT_SINK_NAME: &str = "srb_output";
+
+/// The default sink sample spec: 48 kHz stereo float32le.
+pub fn default_sample_spec() -> SampleSpec {
+    SampleSpec {
+        format: SAMPLE_FLOAT32LE,
+        channels: 2,
+        rate: 48_000,
+    }
+}
+
 /// "No index" / "no module" on the wire.
 pub const INVALID_INDEX: u32 = 0xFFFF_FFFF;
 
@@ -21,6 +34,8 @@ const ENCODING_PCM: u8 = 1;
 /// Sink/source state IDLE (RUNNING=0, IDLE=1, SUSPENDED=2; never anything
 /// else, pactl indexes a table with it).
 const STATE_IDLE: u32 = 1;
+/// Sink/source state RUNNING.
+const STATE_RUNNING: u32 = 0;
 
 /// LATENCY | DECIBEL_VOLUME | DYNAMIC_LATENCY | SET_FORMATS.
 const SINK_FLAGS: u32 = 0x2 | 0x20 | 0x80 | 0x100;
@@ -87,17 +102,33 @@ impl ServerInfo {
     /// The default objects: sink `srb_output`, 48 kHz stereo float32le, and
     /// `srb_output.monitor`.
     pub fn new(user_name: String, host_name: String, cookie: u32) -> Self {
-        let sample_spec = SampleSpec {
-            format: SAMPLE_FLOAT32LE,
-            channels: 2,
-            rate: 48_000,
-        };
         // front-left, front-right: two valid positions, cannot fail.
         let channel_map = ChannelMap::new(&[1, 2]).unwrap_or_default();
-        let volume = CVolume::new(&[VOLUME_NORM, VOLUME_NORM]).unwrap_or_default();
+        Self::with_sink(
+            user_name,
+            host_name,
+            cookie,
+            DEFAULT_SINK_NAME,
+            default_sample_spec(),
+            channel_map,
+        )
+    }
+
+    /// Objects for a sink called `name` with this spec and map (which must
+    /// agree in channel count), and its monitor `<name>.monitor`.
+    pub fn with_sink(
+        user_name: String,
+        host_name: String,
+        cookie: u32,
+        name: &str,
+        sample_spec: SampleSpec,
+        channel_map: ChannelMap,
+    ) -> Self {
+        let volume =
+            CVolume::new(&vec![VOLUME_NORM; usize::from(sample_spec.channels)]).unwrap_or_default();
         let sink = Device {
             index: 0,
-            name: "srb_output".into(),
+            name: name.into(),
             description: "srb output".into(),
             sample_spec,
             channel_map: channel_map.clone(),
@@ -109,7 +140,7 @@ impl ServerInfo {
         };
         let monitor = Device {
             index: 0,
-            name: "srb_output.monitor".into(),
+            name: format!("{name}.monitor"),
             description: "Monitor of srb output".into(),
             sample_spec,
             channel_map,
@@ -131,8 +162,8 @@ impl ServerInfo {
     }
 
     /// From the environment: `$USER` (else the uid), the kernel host name,
-    /// and a cookie derived from pid and time.
-    pub fn from_env() -> Self {
+    /// and a cookie derived from pid and time; the sink as given.
+    pub fn from_env(name: &str, sample_spec: SampleSpec, channel_map: ChannelMap) -> Self {
         let uid = rustix::process::geteuid().as_raw();
         let user = std::fs::read_to_string("/etc/passwd")
             .ok()
@@ -149,7 +180,14 @@ impl ServerInfo {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos() ^ d.as_secs() as u32)
             .unwrap_or(0);
-        Self::new(user, host, pid.rotate_left(16) ^ now)
+        Self::with_sink(
+            user,
+            host,
+            pid.rotate_left(16) ^ now,
+            name,
+            sample_spec,
+            channel_map,
+        )
     }
 
     /// The GET_SERVER_INFO reply fields (§6.3).
@@ -167,8 +205,9 @@ impl ServerInfo {
         }
     }
 
-    /// One sink record (§6.4), fields by version.
-    pub fn write_sink(&self, w: &mut TagWriter, version: u32) {
+    /// One sink record (§6.4), fields by version, with the sink's current
+    /// volume, mute and state.
+    pub fn write_sink(&self, w: &mut TagWriter, version: u32, st: &DeviceState, running: bool) {
         let s = &self.sink;
         w.put_u32(s.index)
             .put_string(Some(&s.name))
@@ -176,18 +215,19 @@ impl ServerInfo {
             .put_sample_spec(&s.sample_spec)
             .put_channel_map(&s.channel_map)
             .put_u32(INVALID_INDEX)
-            .put_cvolume(&s.volume)
-            .put_bool(false)
+            .put_cvolume(&st.volume)
+            .put_bool(st.muted)
             .put_u32(self.monitor.index)
             .put_string(Some(&self.monitor.name))
             .put_usec(0)
             .put_string(Some(DRIVER))
             .put_u32(SINK_FLAGS);
-        write_common_tail(w, s, version, 21);
+        write_common_tail(w, s, version, 21, running);
     }
 
-    /// One source record (the monitor), fields by version.
-    pub fn write_source(&self, w: &mut TagWriter, version: u32) {
+    /// One source record (the monitor), fields by version, with its
+    /// current volume, mute and state.
+    pub fn write_source(&self, w: &mut TagWriter, version: u32, st: &DeviceState, running: bool) {
         let m = &self.monitor;
         w.put_u32(m.index)
             .put_string(Some(&m.name))
@@ -195,14 +235,14 @@ impl ServerInfo {
             .put_sample_spec(&m.sample_spec)
             .put_channel_map(&m.channel_map)
             .put_u32(INVALID_INDEX)
-            .put_cvolume(&m.volume)
-            .put_bool(false)
+            .put_cvolume(&st.volume)
+            .put_bool(st.muted)
             .put_u32(self.sink.index)
             .put_string(Some(&self.sink.name))
             .put_usec(0)
             .put_string(Some(DRIVER))
             .put_u32(SOURCE_FLAGS);
-        write_common_tail(w, m, version, 22);
+        write_common_tail(w, m, version, 22, running);
     }
 
     /// The sink index for a LOOKUP_SINK / GET_SINK_INFO name.
@@ -229,13 +269,19 @@ fn user_from_passwd(passwd: &str, uid: u32) -> Option<String> {
 
 /// The fields after `flags` shared by sink and source records; the format
 /// list appears from `formats_from` (21 for sinks, 22 for sources).
-fn write_common_tail(w: &mut TagWriter, d: &Device, version: u32, formats_from: u32) {
+fn write_common_tail(
+    w: &mut TagWriter,
+    d: &Device,
+    version: u32,
+    formats_from: u32,
+    running: bool,
+) {
     if version >= 13 {
         w.put_proplist(&d.props).put_usec(0);
     }
     if version >= 15 {
         w.put_volume(VOLUME_NORM)
-            .put_u32(STATE_IDLE)
+            .put_u32(if running { STATE_RUNNING } else { STATE_IDLE })
             .put_u32(VOLUME_STEPS)
             .put_u32(INVALID_INDEX);
     }
@@ -336,8 +382,12 @@ mod tests {
         let i = info();
         for version in [13, 15, 16, 20, 21, 22, 32, 35] {
             let mut w = TagWriter::new();
-            i.write_sink(&mut w, version);
-            i.write_source(&mut w, version);
+            let st = DeviceState {
+                volume: i.sink.volume.clone(),
+                muted: false,
+            };
+            i.write_sink(&mut w, version, &st, false);
+            i.write_source(&mut w, version, &st, true);
             let mut r = TagReader::new(w.as_bytes());
             assert_eq!(read_device(&mut r, version, 21), (0, "srb_output".into()));
             assert_eq!(

@@ -1,0 +1,297 @@
+//! `srbd`'s settings: a TOML file (`--config FILE`) and command-line
+//! options over it, every one with a default so that `srbd` with no
+//! arguments just works.
+//!
+//! ```toml
+//! socket = "/run/user/1000/srb/native"   # default: <runtime dir>/srb/native
+//! tcp = "0.0.0.0:4713"                   # default: no TCP
+//! tcp_anonymous = false                  # TCP clients need the cookie
+//! sink_name = "srb_output"
+//! format = "float32le"                   # PulseAudio format names
+//! rate = 48000
+//! channels = 2
+//! period_frames = 480                    # 64..=4096; default 10 ms
+//! output = "null"                        # or "wav:/path/out.wav"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::engine::{MAX_PERIOD, MIN_PERIOD};
+use super::output::OutputSpec;
+use crate::pulse::tagstruct::{ChannelMap, SampleSpec};
+
+/// PulseAudio's sample format names, by format number.
+pub const FORMAT_NAMES: [&str; 13] = [
+    "u8",
+    "alaw",
+    "ulaw",
+    "s16le",
+    "s16be",
+    "float32le",
+    "float32be",
+    "s32le",
+    "s32be",
+    "s24le",
+    "s24be",
+    "s24-32le",
+    "s24-32be",
+];
+
+/// The format number for a name of [`FORMAT_NAMES`] (case-insensitive).
+pub fn parse_format(name: &str) -> Option<u8> {
+    let lower = name.to_ascii_lowercase();
+    FORMAT_NAMES
+        .iter()
+        .position(|n| *n == lower)
+        .and_then(|i| u8::try_from(i).ok())
+}
+
+/// The name of a format number.
+pub fn format_name(format: u8) -> &'static str {
+    FORMAT_NAMES
+        .get(usize::from(format))
+        .copied()
+        .unwrap_or("invalid")
+}
+
+/// The usual channel map for `channels` channels: mono, stereo, quad, 5.1,
+/// 7.1, else AUX0.. positions.
+pub fn default_map(channels: u8) -> Option<ChannelMap> {
+    let positions: Vec<u8> = match channels {
+        1 => vec![0],
+        2 => vec![1, 2],
+        4 => vec![1, 2, 5, 6],
+        6 => vec![1, 2, 5, 6, 3, 7],
+        8 => vec![1, 2, 5, 6, 3, 7, 10, 11],
+        n => (0..n).map(|i| 12 + i).collect(),
+    };
+    ChannelMap::new(&positions).ok()
+}
+
+/// The settings file, every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Unix socket path.
+    pub socket: Option<PathBuf>,
+    /// TCP address to serve too.
+    pub tcp: Option<SocketAddr>,
+    /// Let TCP clients in without the cookie.
+    pub tcp_anonymous: Option<bool>,
+    /// The sink's name.
+    pub sink_name: Option<String>,
+    /// The sink's sample format name.
+    pub format: Option<String>,
+    /// The sink's rate in Hz.
+    pub rate: Option<u32>,
+    /// The sink's channel count.
+    pub channels: Option<u8>,
+    /// Frames per mixer period.
+    pub period_frames: Option<usize>,
+    /// `null` or `wav:PATH`.
+    pub output: Option<String>,
+}
+
+/// Why the settings are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for these settings.
+    #[error("config {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The settings srbd runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Unix socket path (`None`: the runtime directory default).
+    pub socket: Option<PathBuf>,
+    /// TCP address to serve too.
+    pub tcp: Option<SocketAddr>,
+    /// Let TCP clients in without the cookie.
+    pub tcp_anonymous: bool,
+    /// The sink's name.
+    pub sink_name: String,
+    /// The sink's sample spec.
+    pub spec: SampleSpec,
+    /// The sink's channel map.
+    pub map: ChannelMap,
+    /// Frames per mixer period.
+    pub period_frames: usize,
+    /// Where the rendered audio goes.
+    pub output: OutputSpec,
+}
+
+impl FileConfig {
+    /// Reads a settings file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })
+    }
+
+    /// `over`'s fields where set, else this file's.
+    pub fn overlay(self, over: FileConfig) -> FileConfig {
+        FileConfig {
+            socket: over.socket.or(self.socket),
+            tcp: over.tcp.or(self.tcp),
+            tcp_anonymous: over.tcp_anonymous.or(self.tcp_anonymous),
+            sink_name: over.sink_name.or(self.sink_name),
+            format: over.format.or(self.format),
+            rate: over.rate.or(self.rate),
+            channels: over.channels.or(self.channels),
+            period_frames: over.period_frames.or(self.period_frames),
+            output: over.output.or(self.output),
+        }
+    }
+
+    /// Fills in the defaults and checks every value.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let format = match &self.format {
+            None => 5,
+            Some(f) => parse_format(f).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "unknown sample format {f:?}; one of {}",
+                    FORMAT_NAMES.join(", ")
+                ))
+            })?,
+        };
+        let spec = SampleSpec {
+            format,
+            channels: self.channels.unwrap_or(2),
+            rate: self.rate.unwrap_or(48_000),
+        };
+        spec.check()
+            .map_err(|e| ConfigError::Invalid(format!("sink sample spec: {e}")))?;
+        let map = default_map(spec.channels)
+            .ok_or_else(|| ConfigError::Invalid("no channel map".into()))?;
+        let period_frames = self.period_frames.unwrap_or(spec.rate as usize / 100);
+        if !(MIN_PERIOD..=MAX_PERIOD).contains(&period_frames) {
+            return Err(ConfigError::Invalid(format!(
+                "period of {period_frames} frames is outside {MIN_PERIOD}..={MAX_PERIOD}"
+            )));
+        }
+        let output = match &self.output {
+            None => OutputSpec::Null,
+            Some(o) => o
+                .parse()
+                .map_err(|e: super::output::BadOutput| ConfigError::Invalid(e.to_string()))?,
+        };
+        let sink_name = self
+            .sink_name
+            .unwrap_or_else(|| super::server_info::DEFAULT_SINK_NAME.to_owned());
+        if sink_name.is_empty() || sink_name.contains(char::is_whitespace) {
+            return Err(ConfigError::Invalid(format!(
+                "sink name {sink_name:?} must be non-empty without spaces"
+            )));
+        }
+        Ok(Config {
+            socket: self.socket,
+            tcp: self.tcp,
+            tcp_anonymous: self.tcp_anonymous.unwrap_or(false),
+            sink_name,
+            spec,
+            map,
+            period_frames,
+            output,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = FileConfig::default().resolve().unwrap();
+        assert_eq!(
+            c.spec,
+            SampleSpec {
+                format: 5,
+                channels: 2,
+                rate: 48_000
+            }
+        );
+        assert_eq!(c.period_frames, 480);
+        assert_eq!(c.output, OutputSpec::Null);
+        assert_eq!(c.sink_name, "srb_output");
+        assert_eq!(c.map.positions(), &[1, 2]);
+    }
+
+    #[test]
+    fn toml_and_overlay() {
+        let f: FileConfig = toml::from_str(
+            "format = \"s16le\"\nrate = 44100\nchannels = 1\noutput = \"wav:/tmp/o.wav\"\nperiod_frames = 256\n",
+        )
+        .unwrap();
+        let over = FileConfig {
+            rate: Some(22_050),
+            ..Default::default()
+        };
+        let c = f.overlay(over).resolve().unwrap();
+        assert_eq!(
+            (c.spec.format, c.spec.rate, c.spec.channels),
+            (3, 22_050, 1)
+        );
+        assert_eq!(c.period_frames, 256);
+        assert_eq!(c.output, OutputSpec::Wav("/tmp/o.wav".into()));
+        assert_eq!(c.map.positions(), &[0]);
+    }
+
+    #[test]
+    fn bad_values_are_named_errors() {
+        assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+        for f in [
+            FileConfig {
+                format: Some("s17le".into()),
+                ..Default::default()
+            },
+            FileConfig {
+                period_frames: Some(32),
+                ..Default::default()
+            },
+            FileConfig {
+                channels: Some(0),
+                ..Default::default()
+            },
+            FileConfig {
+                output: Some("alsa".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(matches!(f.resolve(), Err(ConfigError::Invalid(_))));
+        }
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        for i in 0..13u8 {
+            assert_eq!(parse_format(format_name(i)), Some(i));
+        }
+        assert_eq!(parse_format("FLOAT32LE"), Some(5));
+    }
+}

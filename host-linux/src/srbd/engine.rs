@@ -1,0 +1,641 @@
+//! The audio engine: one sink, clocked by a timerfd, that mixes every
+//! playback stream once per period, hands the result to the output backend
+//! and copies it to every record stream of the monitor source.
+//!
+//! The mixer thread owns all per-stream consumer state. It talks to the
+//! connection threads only through `rtrb` rings (audio) and the atomics of
+//! [`PlaybackShared`]/[`RecordShared`] (control and events), and learns of
+//! new streams from an `mpsc` channel it polls with `try_recv`. It takes no
+//! lock, never waits for a client, and does no file or socket I/O: a
+//! client that is late gets silence and an underflow.
+//!
+//! Bit exactness: the mix starts from `-0.0` (the identity of IEEE
+//! addition, so one stream alone passes through unchanged, signed zeros
+//! included) and unity gains multiply by exactly 1.0. A sink with an
+//! integer format quantizes the mix to that format before it reaches the
+//! output and the monitor.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rustix::io::Errno;
+use rustix::time::{
+    timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
+    Timespec,
+};
+
+use super::audio::convert::PlaybackConverter;
+use super::audio::format;
+use super::output::{Output, OutputError, OutputSpec};
+use super::stream::{Gains, PlaybackShared, RecordShared};
+use crate::pulse::tagstruct::{ChannelMap, SampleSpec};
+
+/// Smallest sink period in frames.
+pub const MIN_PERIOD: usize = 64;
+/// Largest sink period in frames.
+pub const MAX_PERIOD: usize = 4096;
+/// A late mixer renders at most this many periods at once to catch up;
+/// beyond that the lost time is skipped (and counted).
+const MAX_CATCH_UP: u64 = 8;
+/// Seconds of monitor audio a record stream's ring holds.
+const RECORD_RING_SECONDS: usize = 2;
+
+/// What the sink is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkConfig {
+    /// Its sample spec (the mix is f32; integer formats are quantized).
+    pub spec: SampleSpec,
+    /// Its channel map (`map.channels() == spec.channels`).
+    pub map: ChannelMap,
+    /// Frames per period ([`MIN_PERIOD`]..=[`MAX_PERIOD`]).
+    pub period_frames: usize,
+    /// Where the rendered audio goes.
+    pub output: OutputSpec,
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The period is outside 64..=4096 frames.
+    #[error("period of {0} frames is outside {MIN_PERIOD}..={MAX_PERIOD}")]
+    Period(usize),
+    /// The sample spec or channel map is invalid or they disagree.
+    #[error("bad sink sample spec or channel map: {0}")]
+    Spec(String),
+    /// The output backend failed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// The timerfd could not be set up.
+    #[error("timerfd: {0}")]
+    Timer(Errno),
+    /// The mixer thread could not be started.
+    #[error("mixer thread: {0}")]
+    Thread(String),
+}
+
+/// State of the sink shared with connection threads.
+#[derive(Debug)]
+pub struct SinkShared {
+    /// Sink volume and mute.
+    pub gains: Gains,
+    /// Monitor source volume and mute (applied to what record streams get).
+    pub monitor_gains: Gains,
+    /// Whether any stream is audible (sink state RUNNING rather than IDLE).
+    pub running: AtomicBool,
+    /// Periods rendered so far.
+    pub periods: AtomicU64,
+    /// Periods skipped because the mixer was too late to catch up.
+    pub skipped: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// A playback stream handed to the mixer.
+pub struct PlaybackInput {
+    /// Shared control state.
+    pub shared: Arc<PlaybackShared>,
+    /// The client's bytes, in its own format.
+    pub ring: rtrb::Consumer<u8>,
+    /// Client format → sink f32 frames.
+    pub converter: PlaybackConverter,
+}
+
+/// A record stream handed to the mixer.
+pub struct RecordOutput {
+    /// Shared control state.
+    pub shared: Arc<RecordShared>,
+    /// Monitor frames (sink channels, f32) for the connection thread.
+    pub ring: rtrb::Producer<f32>,
+}
+
+enum Msg {
+    Playback(Box<PlaybackInput>),
+    Record(Box<RecordOutput>),
+    Converter(u32, Box<PlaybackConverter>),
+}
+
+/// The running engine.
+#[derive(Debug)]
+pub struct Engine {
+    config: SinkConfig,
+    shared: Arc<SinkShared>,
+    tx: mpsc::Sender<Msg>,
+    thread: Mutex<Option<JoinHandle<Result<u64, OutputError>>>>,
+}
+
+impl std::fmt::Debug for PlaybackInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaybackInput")
+            .field("index", &self.shared.index)
+            .field("queued", &self.ring.slots())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RecordOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordOutput")
+            .field("index", &self.shared.index)
+            .field("free", &self.ring.slots())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Msg::Playback(p) => write!(f, "Playback({})", p.shared.index),
+            Msg::Record(r) => write!(f, "Record({})", r.shared.index),
+            Msg::Converter(i, _) => write!(f, "Converter({i})"),
+        }
+    }
+}
+
+impl Engine {
+    /// Opens the output and starts the mixer thread.
+    pub fn start(config: SinkConfig) -> Result<Self, EngineError> {
+        if !(MIN_PERIOD..=MAX_PERIOD).contains(&config.period_frames) {
+            return Err(EngineError::Period(config.period_frames));
+        }
+        config
+            .spec
+            .check()
+            .map_err(|e| EngineError::Spec(e.to_string()))?;
+        config
+            .map
+            .check()
+            .map_err(|e| EngineError::Spec(e.to_string()))?;
+        if config.map.channels() != config.spec.channels {
+            return Err(EngineError::Spec(format!(
+                "{} channels but a map of {}",
+                config.spec.channels,
+                config.map.channels()
+            )));
+        }
+        let output = Output::open(&config.output, &config.spec)?;
+        let timer = timer(&config)?;
+        let shared = Arc::new(SinkShared {
+            gains: Gains::unity(),
+            monitor_gains: Gains::unity(),
+            running: AtomicBool::new(false),
+            periods: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::channel();
+        let mut mixer = Mixer::new(&config, shared.clone(), rx, output);
+        let thread = std::thread::Builder::new()
+            .name("srbd-mixer".into())
+            .spawn(move || mixer.run(&timer))
+            .map_err(|e| EngineError::Thread(e.to_string()))?;
+        Ok(Self {
+            config,
+            shared,
+            tx,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The sink's configuration.
+    pub fn config(&self) -> &SinkConfig {
+        &self.config
+    }
+
+    /// The sink state shared with the mixer.
+    pub fn shared(&self) -> &Arc<SinkShared> {
+        &self.shared
+    }
+
+    /// The length of one period in microseconds.
+    pub fn period_usec(&self) -> u64 {
+        self.config.period_frames as u64 * 1_000_000 / u64::from(self.config.spec.rate)
+    }
+
+    /// Starts mixing a playback stream (from its next period).
+    pub fn add_playback(&self, input: PlaybackInput) {
+        if self.tx.send(Msg::Playback(Box::new(input))).is_err() {
+            tracing::warn!("mixer has stopped; stream not added");
+        }
+    }
+
+    /// Replaces the converter of sink input `index` (a new client rate)
+    /// from its next period.
+    pub fn set_converter(&self, index: u32, converter: PlaybackConverter) {
+        if self
+            .tx
+            .send(Msg::Converter(index, Box::new(converter)))
+            .is_err()
+        {
+            tracing::warn!("mixer has stopped; converter not replaced");
+        }
+    }
+
+    /// Starts feeding a record stream; returns the consumer end of its ring.
+    pub fn add_record(&self, shared: Arc<RecordShared>) -> rtrb::Consumer<f32> {
+        let capacity = RECORD_RING_SECONDS
+            * self.config.spec.rate as usize
+            * usize::from(self.config.spec.channels);
+        let (producer, consumer) = rtrb::RingBuffer::new(capacity);
+        let out = RecordOutput {
+            shared,
+            ring: producer,
+        };
+        if self.tx.send(Msg::Record(Box::new(out))).is_err() {
+            tracing::warn!("mixer has stopped; stream not added");
+        }
+        consumer
+    }
+
+    /// Stops the mixer, then flushes and closes the output; returns the
+    /// samples the output wrote.
+    pub fn stop(&self) -> Result<u64, OutputError> {
+        // Relaxed: a flag the mixer polls once per period.
+        self.shared.stop.store(true, Ordering::Relaxed);
+        // Only stop() takes this lock (never the mixer).
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match thread {
+            None => Ok(0),
+            Some(t) => t
+                .join()
+                .map_err(|_| OutputError::Thread("mixer panicked".into()))?,
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!(%e, "engine stop");
+        }
+    }
+}
+
+fn timer(config: &SinkConfig) -> Result<OwnedFd, EngineError> {
+    let fd = timerfd_create(TimerfdClockId::Monotonic, TimerfdFlags::CLOEXEC)
+        .map_err(EngineError::Timer)?;
+    let ns = config.period_frames as u64 * 1_000_000_000 / u64::from(config.spec.rate);
+    let period = Timespec {
+        tv_sec: (ns / 1_000_000_000) as _,
+        tv_nsec: (ns % 1_000_000_000) as _,
+    };
+    timerfd_settime(
+        &fd,
+        TimerfdTimerFlags::empty(),
+        &Itimerspec {
+            it_interval: period,
+            it_value: period,
+        },
+    )
+    .map_err(EngineError::Timer)?;
+    Ok(fd)
+}
+
+/// Mixer-side state of one playback stream.
+struct Input {
+    p: PlaybackInput,
+    scratch: Vec<u8>,
+    out: Vec<f32>,
+    prebuffering: bool,
+    /// Not playing since creation or the last underflow.
+    starved: bool,
+    draining: Option<u32>,
+    /// End of stream reached while draining; flushing the converter.
+    flushing: bool,
+    trigger_seen: u32,
+    prebuf_seen: u32,
+    read: u64,
+}
+
+impl Input {
+    fn new(p: PlaybackInput, sink_samples: usize) -> Self {
+        let frame = p.converter.client_frame_size();
+        let need = p.converter.input_frames_next();
+        let trigger_seen = p.shared.trigger_seq.load(Ordering::Acquire);
+        let prebuf_seen = p.shared.prebuf_seq.load(Ordering::Acquire);
+        Self {
+            scratch: vec![0; (need * 2 + 64) * frame],
+            out: vec![0.0; sink_samples],
+            prebuffering: true,
+            starved: true,
+            draining: None,
+            flushing: false,
+            trigger_seen,
+            prebuf_seen,
+            read: 0,
+            p,
+        }
+    }
+
+    /// Consumes `n` bytes from the ring into `scratch[..n]`.
+    fn take(&mut self, n: usize) -> bool {
+        if self.scratch.len() < n {
+            // Only if the converter's input size grew past the estimate.
+            self.scratch.resize(n, 0);
+        }
+        let ok = self.p.ring.pop_entire_slice(&mut self.scratch[..n]).is_ok();
+        if ok {
+            self.read += n as u64;
+        }
+        ok
+    }
+
+    fn skip(&mut self, n: usize) {
+        if let Ok(chunk) = self.p.ring.read_chunk(n) {
+            chunk.commit_all();
+            self.read += n as u64;
+        }
+    }
+
+    /// Renders this stream's next period into `self.out`; returns whether
+    /// it produced audio, and whether the owner should be woken.
+    fn render(&mut self) -> (bool, bool) {
+        // A clone (no allocation) so `s` does not borrow `self`.
+        let s = self.p.shared.clone();
+        let mut wake = false;
+        // Acquire pairs with the connection's Release stores: the ring
+        // bytes written before a FLUSH are the ones skipped.
+        let flush_to = s.flush_to.load(Ordering::Acquire);
+        if flush_to > self.read {
+            let n = (flush_to - self.read).min(self.p.ring.slots() as u64) as usize;
+            self.skip(n);
+            wake = true;
+        }
+        let trigger = s.trigger_seq.load(Ordering::Acquire);
+        if trigger != self.trigger_seen {
+            self.trigger_seen = trigger;
+            self.prebuffering = false;
+        }
+        let prebuf_req = s.prebuf_seq.load(Ordering::Acquire);
+        if prebuf_req != self.prebuf_seen {
+            self.prebuf_seen = prebuf_req;
+            self.prebuffering = true;
+        }
+        let drain = s.drain_seq.load(Ordering::Acquire);
+        if drain != s.drained_seq.load(Ordering::Relaxed) && self.draining != Some(drain) {
+            self.draining = Some(drain);
+            // A drain plays out whatever is queued.
+            self.prebuffering = false;
+        }
+        let produced = if s.corked.load(Ordering::Relaxed) {
+            false
+        } else {
+            let frame = self.p.converter.client_frame_size();
+            let avail = self.p.ring.slots();
+            if self.prebuffering
+                && self.draining.is_none()
+                && avail < s.prebuf.load(Ordering::Relaxed) as usize
+            {
+                false
+            } else {
+                self.prebuffering = false;
+                let need = self.p.converter.input_frames_next() * frame;
+                if !self.flushing && avail >= need && need > 0 {
+                    if self.take(need) {
+                        self.p
+                            .converter
+                            .process(&self.scratch[..need], &mut self.out);
+                        wake = true;
+                        true
+                    } else {
+                        false
+                    }
+                } else if self.draining.is_some() {
+                    // End of stream: the partial rest, then the converter's
+                    // tail, then the drain is complete.
+                    let n = if self.flushing {
+                        0
+                    } else {
+                        avail - avail % frame
+                    };
+                    self.flushing = true;
+                    let got = n > 0 && self.take(n);
+                    let input: &[u8] = if got { &self.scratch[..n] } else { &[] };
+                    let frames = self.p.converter.process_partial(input, &mut self.out);
+                    if frames == 0 {
+                        if let Some(seq) = self.draining.take() {
+                            // Release: the read index stored below is
+                            // visible with the drain completion.
+                            s.read_index.store(self.read, Ordering::Release);
+                            s.drained_seq.store(seq, Ordering::Release);
+                        }
+                        self.flushing = false;
+                        self.starved = true;
+                        self.prebuffering = s.prebuf.load(Ordering::Relaxed) > 0;
+                        wake = true;
+                    }
+                    frames > 0
+                } else {
+                    // Starved while playing: an underflow, then prebuffer
+                    // again as PulseAudio does.
+                    if !self.starved {
+                        self.starved = true;
+                        s.underflow_at.store(self.read, Ordering::Relaxed);
+                        // Release: publishes `underflow_at`.
+                        s.underflows.fetch_add(1, Ordering::Release);
+                        wake = true;
+                    }
+                    self.prebuffering = s.prebuf.load(Ordering::Relaxed) > 0;
+                    false
+                }
+            }
+        };
+        if produced && self.starved {
+            self.starved = false;
+            s.started.fetch_add(1, Ordering::Release);
+            wake = true;
+        }
+        // Relaxed: status flags for latency replies.
+        s.playing.store(produced, Ordering::Relaxed);
+        s.prebuffering.store(self.prebuffering, Ordering::Relaxed);
+        // Release: the consumed ring space is free before the connection
+        // computes the next request from this index.
+        s.read_index.store(self.read, Ordering::Release);
+        (produced, wake)
+    }
+}
+
+struct Mixer {
+    channels: usize,
+    spec: SampleSpec,
+    period: usize,
+    shared: Arc<SinkShared>,
+    rx: mpsc::Receiver<Msg>,
+    inputs: Vec<Input>,
+    records: Vec<RecordOutput>,
+    mix: Vec<f32>,
+    monitor: Vec<f32>,
+    quantize: Vec<u8>,
+    output: Option<Output>,
+}
+
+impl Mixer {
+    fn new(
+        config: &SinkConfig,
+        shared: Arc<SinkShared>,
+        rx: mpsc::Receiver<Msg>,
+        output: Output,
+    ) -> Self {
+        let channels = usize::from(config.spec.channels);
+        let samples = config.period_frames * channels;
+        let sample_size = config.spec.sample_size().unwrap_or(4);
+        Self {
+            channels,
+            spec: config.spec,
+            period: config.period_frames,
+            shared,
+            rx,
+            inputs: Vec::new(),
+            records: Vec::new(),
+            mix: vec![0.0; samples],
+            monitor: vec![0.0; samples],
+            quantize: vec![0; samples * sample_size],
+            output: Some(output),
+        }
+    }
+
+    fn run(&mut self, timer: &OwnedFd) -> Result<u64, OutputError> {
+        tracing::debug!(period = self.period, "mixer running");
+        let mut buf = [0u8; 8];
+        // Relaxed: see `Engine::stop`.
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            match rustix::io::read(timer, &mut buf) {
+                Ok(8) => {}
+                Ok(_) | Err(Errno::INTR) | Err(Errno::AGAIN) => continue,
+                Err(e) => {
+                    tracing::error!(%e, "timerfd read failed; mixer pausing");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+            let expirations = u64::from_ne_bytes(buf);
+            let render = expirations.clamp(1, MAX_CATCH_UP);
+            if expirations > render {
+                self.shared
+                    .skipped
+                    .fetch_add(expirations - render, Ordering::Relaxed);
+            }
+            for _ in 0..render {
+                self.period();
+            }
+        }
+        self.inputs.clear();
+        self.records.clear();
+        match self.output.take() {
+            Some(o) => o.finish(),
+            None => Ok(0),
+        }
+    }
+
+    fn adopt(&mut self) {
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Msg::Playback(p) => {
+                    let n = self.mix.len();
+                    self.inputs.push(Input::new(*p, n));
+                }
+                Msg::Record(r) => self.records.push(*r),
+                Msg::Converter(index, c) => {
+                    if let Some(i) = self.inputs.iter_mut().find(|i| i.p.shared.index == index) {
+                        let frame = c.client_frame_size();
+                        let need = (c.input_frames_next() * 2 + 64) * frame;
+                        if i.scratch.len() < need {
+                            // A rare control operation: the one allocation
+                            // the mixer makes outside stream creation.
+                            i.scratch.resize(need, 0);
+                        }
+                        i.p.converter = *c;
+                    }
+                }
+            }
+        }
+        // Relaxed: `closed` only says "stop using this"; the Arc keeps the
+        // state alive for whichever side drops last.
+        self.inputs
+            .retain(|i| !i.p.shared.closed.load(Ordering::Relaxed));
+        self.records
+            .retain(|r| !r.shared.closed.load(Ordering::Relaxed));
+    }
+
+    /// Renders one period.
+    fn period(&mut self) {
+        self.adopt();
+        self.mix.fill(-0.0);
+        let mut audible = 0usize;
+        for input in &mut self.inputs {
+            let (produced, wake) = input.render();
+            if wake {
+                input.p.shared.waker.wake();
+            }
+            let gains = &input.p.shared.gains;
+            if !produced || gains.muted() {
+                continue;
+            }
+            audible += 1;
+            for (frame, out) in self
+                .mix
+                .chunks_exact_mut(self.channels)
+                .zip(input.out.chunks_exact(self.channels))
+            {
+                for (c, (m, x)) in frame.iter_mut().zip(out).enumerate() {
+                    *m += *x * gains.get(c);
+                }
+            }
+        }
+        if audible == 0 || self.shared.gains.muted() {
+            self.mix.fill(0.0);
+        } else {
+            apply_gains(&mut self.mix, self.channels, &self.shared.gains);
+        }
+        // Relaxed: a status flag for sink info replies.
+        self.shared.running.store(audible > 0, Ordering::Relaxed);
+        if !is_float(self.spec.format) {
+            format::encode(self.spec.format, &self.mix, &mut self.quantize);
+            format::decode(self.spec.format, &self.quantize, &mut self.mix);
+        }
+        if let Some(o) = &mut self.output {
+            o.write(&self.mix);
+        }
+        self.monitor.copy_from_slice(&self.mix);
+        if self.shared.monitor_gains.muted() {
+            self.monitor.fill(0.0);
+        } else {
+            apply_gains(&mut self.monitor, self.channels, &self.shared.monitor_gains);
+        }
+        for r in &mut self.records {
+            if r.shared.corked.load(Ordering::Relaxed) {
+                continue;
+            }
+            let (_, rest) = r.ring.push_partial_slice(&self.monitor);
+            if !rest.is_empty() {
+                r.shared
+                    .dropped_frames
+                    .fetch_add((rest.len() / self.channels) as u64, Ordering::Relaxed);
+            }
+            r.shared.waker.wake();
+        }
+        self.shared.periods.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn is_float(format: u8) -> bool {
+    matches!(format, 5 | 6)
+}
+
+fn apply_gains(samples: &mut [f32], channels: usize, gains: &Gains) {
+    let g: [f32; super::stream::MAX_CHANNELS] = std::array::from_fn(|c| gains.get(c));
+    if g[..channels].iter().all(|&x| x == 1.0) {
+        return;
+    }
+    for frame in samples.chunks_exact_mut(channels) {
+        for (x, g) in frame.iter_mut().zip(&g) {
+            *x *= *g;
+        }
+    }
+}
