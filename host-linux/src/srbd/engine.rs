@@ -396,7 +396,8 @@ impl Input {
             } else {
                 self.prebuffering = false;
                 let need = self.p.converter.input_frames_next() * frame;
-                if !self.flushing && avail >= need && need > 0 {
+                // `need` may be 0: a resampler with enough input buffered.
+                if !self.flushing && avail >= need {
                     if self.take(need) {
                         self.p
                             .converter
@@ -637,5 +638,243 @@ fn apply_gains(samples: &mut [f32], channels: usize, gains: &Gains) {
         for (x, g) in frame.iter_mut().zip(&g) {
             *x *= *g;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::srbd::wake::Waker;
+
+    const PERIOD: usize = 480;
+
+    fn sink(format: u8) -> SinkConfig {
+        SinkConfig {
+            spec: SampleSpec {
+                format,
+                channels: 2,
+                rate: 48_000,
+            },
+            map: ChannelMap::new(&[1, 2]).unwrap(),
+            period_frames: PERIOD,
+            output: OutputSpec::Null,
+        }
+    }
+
+    /// A mixer driven by hand (no timer), with one record stream on its
+    /// monitor.
+    fn mixer(config: &SinkConfig) -> (Mixer, mpsc::Sender<Msg>, rtrb::Consumer<f32>) {
+        let shared = Arc::new(SinkShared {
+            gains: Gains::unity(),
+            monitor_gains: Gains::unity(),
+            running: AtomicBool::new(false),
+            periods: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::channel();
+        let output = Output::open(&OutputSpec::Null, &config.spec).unwrap();
+        let m = Mixer::new(config, shared, rx, output);
+        let rec = Arc::new(RecordShared::new(0, Arc::new(Waker::new().unwrap()), false));
+        let (p, c) = rtrb::RingBuffer::new(48_000 * 2 * 30);
+        tx.send(Msg::Record(Box::new(RecordOutput {
+            shared: rec,
+            ring: p,
+        })))
+        .unwrap();
+        (m, tx, c)
+    }
+
+    fn playback(
+        config: &SinkConfig,
+        spec: SampleSpec,
+        positions: &[u8],
+        prebuf: u32,
+    ) -> (Arc<PlaybackShared>, rtrb::Producer<u8>, Msg) {
+        let shared = Arc::new(PlaybackShared::new(
+            1,
+            Arc::new(Waker::new().unwrap()),
+            prebuf,
+            false,
+        ));
+        let map = ChannelMap::new(positions).unwrap();
+        let converter =
+            PlaybackConverter::new(spec, &map, config.spec.rate, &config.map, PERIOD).unwrap();
+        let (p, c) = rtrb::RingBuffer::new(4 << 20);
+        let msg = Msg::Playback(Box::new(PlaybackInput {
+            shared: shared.clone(),
+            ring: c,
+            converter,
+        }));
+        (shared, p, msg)
+    }
+
+    fn drain_all(c: &mut rtrb::Consumer<f32>) -> Vec<f32> {
+        let n = c.slots();
+        let mut v = vec![0.0; n];
+        c.pop_entire_slice(&mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn one_float_stream_passes_through_bit_exactly() {
+        let config = sink(5);
+        let (mut m, tx, mut rec) = mixer(&config);
+        let spec = config.spec;
+        let (shared, mut ring, msg) = playback(&config, spec, &[1, 2], 0);
+        tx.send(msg).unwrap();
+        // Awkward values: signed zeros, subnormals, out-of-range.
+        let mut input: Vec<f32> = (0..PERIOD * 2 * 3)
+            .map(|i| ((i as f32) * 0.37).sin() * 1.5)
+            .collect();
+        input[0] = -0.0;
+        input[1] = f32::from_bits(1);
+        input[2] = -3.0;
+        let bytes: Vec<u8> = input.iter().flat_map(|x| x.to_le_bytes()).collect();
+        ring.push_entire_slice(&bytes).unwrap();
+        for _ in 0..4 {
+            m.period();
+        }
+        let out = drain_all(&mut rec);
+        let start = out
+            .chunks(PERIOD * 2)
+            .position(|p| p.iter().any(|x| x.to_bits() != 0))
+            .expect("audio reached the monitor")
+            * PERIOD
+            * 2;
+        let got = &out[start..start + input.len()];
+        for (i, (a, b)) in got.iter().zip(&input).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "sample {i}");
+        }
+        assert_eq!(shared.started.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            shared.read_index.load(Ordering::Relaxed),
+            bytes.len() as u64
+        );
+    }
+
+    #[test]
+    fn drain_takes_as_long_as_the_audio_at_any_rate() {
+        for rate in [22_050u32, 44_100, 48_000, 96_000] {
+            let config = sink(5);
+            let (mut m, tx, mut rec) = mixer(&config);
+            let spec = SampleSpec {
+                format: 3,
+                channels: 1,
+                rate,
+            };
+            let (shared, mut ring, msg) = playback(&config, spec, &[0], u32::MAX);
+            tx.send(msg).unwrap();
+            // One second of a full-scale-ish square wave.
+            let bytes: Vec<u8> = (0..rate)
+                .flat_map(|i| {
+                    (if (i / 50) % 2 == 0 {
+                        16_000i16
+                    } else {
+                        -16_000
+                    })
+                    .to_le_bytes()
+                })
+                .collect();
+            ring.push_entire_slice(&bytes).unwrap();
+            // Below prebuf: nothing plays until the drain.
+            m.period();
+            assert_eq!(shared.started.load(Ordering::Relaxed), 0, "{rate}");
+            shared.drain_seq.store(1, Ordering::Relaxed);
+            let mut periods = 0;
+            while shared.drained_seq.load(Ordering::Relaxed) != 1 {
+                m.period();
+                periods += 1;
+                assert!(periods < 1000, "drain never completed at {rate} Hz");
+            }
+            assert_eq!(
+                shared.read_index.load(Ordering::Relaxed),
+                bytes.len() as u64
+            );
+            let out = drain_all(&mut rec);
+            let loud = out.iter().filter(|x| x.abs() > 0.2).count() / 2;
+            // One second at 48 kHz, give or take the resampler's edges.
+            assert!(
+                (47_000..=49_000).contains(&loud),
+                "{rate} Hz: {loud} loud frames after {periods} periods"
+            );
+            assert!(
+                (100..=104).contains(&periods),
+                "{rate} Hz: {periods} periods"
+            );
+        }
+    }
+
+    #[test]
+    fn starving_stream_underflows_once_then_restarts() {
+        let config = sink(5);
+        let (mut m, tx, _rec) = mixer(&config);
+        let (shared, mut ring, msg) = playback(&config, config.spec, &[1, 2], 0);
+        tx.send(msg).unwrap();
+        let period_bytes = vec![0x3fu8; PERIOD * 8];
+        ring.push_entire_slice(&period_bytes).unwrap();
+        m.period();
+        m.period();
+        m.period();
+        assert_eq!(shared.started.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.underflows.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            shared.underflow_at.load(Ordering::Relaxed),
+            period_bytes.len() as u64
+        );
+        ring.push_entire_slice(&period_bytes).unwrap();
+        m.period();
+        assert_eq!(shared.started.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn flush_cork_and_volume() {
+        let config = sink(5);
+        let (mut m, tx, mut rec) = mixer(&config);
+        let (shared, mut ring, msg) = playback(&config, config.spec, &[1, 2], 0);
+        tx.send(msg).unwrap();
+        let half: Vec<u8> = (0..PERIOD * 2).flat_map(|_| 0.5f32.to_le_bytes()).collect();
+        ring.push_entire_slice(&half).unwrap();
+        shared.corked.store(true, Ordering::Relaxed);
+        m.period();
+        assert_eq!(shared.read_index.load(Ordering::Relaxed), 0, "corked");
+        shared.corked.store(false, Ordering::Relaxed);
+        shared.gains.set(&[0.5, 0.25]);
+        drain_all(&mut rec);
+        m.period();
+        let out = drain_all(&mut rec);
+        assert_eq!(&out[..2], &[0.25, 0.125]);
+        // A flush drops what was written before it.
+        ring.push_entire_slice(&half).unwrap();
+        ring.push_entire_slice(&half).unwrap();
+        shared
+            .flush_to
+            .store(half.len() as u64 * 3, Ordering::Relaxed);
+        m.period();
+        assert_eq!(
+            shared.read_index.load(Ordering::Relaxed),
+            half.len() as u64 * 3
+        );
+        assert!(drain_all(&mut rec).iter().all(|x| *x == 0.0));
+    }
+
+    #[test]
+    fn integer_sink_quantizes_the_mix() {
+        let config = sink(3);
+        let (mut m, tx, mut rec) = mixer(&config);
+        let spec = SampleSpec {
+            format: 5,
+            channels: 2,
+            rate: 48_000,
+        };
+        let (_shared, mut ring, msg) = playback(&config, spec, &[1, 2], 0);
+        tx.send(msg).unwrap();
+        let x = 0.123_456_79f32;
+        let bytes: Vec<u8> = (0..PERIOD * 2).flat_map(|_| x.to_le_bytes()).collect();
+        ring.push_entire_slice(&bytes).unwrap();
+        m.period();
+        let out = drain_all(&mut rec);
+        let q = (f64::from(x) * 32768.0).round() / 32768.0;
+        assert_eq!(f64::from(out[0]), q);
     }
 }
