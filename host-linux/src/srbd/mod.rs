@@ -42,6 +42,9 @@ use engine::Engine;
 use registry::Registry;
 use server_info::ServerInfo;
 
+/// How long the accept loop waits after running out of fds or memory.
+pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// At most this many connections are served at once (§1.2).
 pub const MAX_CONNECTIONS: usize = 64;
 
@@ -237,7 +240,10 @@ pub fn run(listener: &Listener, server: &Arc<Server>) -> Result<(), Errno> {
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e @ (Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)) => {
-                tracing::warn!(%e, "accept failed; continuing");
+                // Out of fds or memory: the pending connection stays in
+                // the backlog; back off instead of spinning on it.
+                tracing::warn!(%e, "accept failed; retrying in {ACCEPT_BACKOFF:?}");
+                std::thread::sleep(ACCEPT_BACKOFF);
                 continue;
             }
             Err(e) => return Err(e),

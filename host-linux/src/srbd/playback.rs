@@ -21,6 +21,8 @@ use crate::pulse::tagstruct::{
 
 /// `PA_ENCODING_PCM`.
 pub const ENCODING_PCM: u8 = 1;
+/// Most DRAIN requests one stream may have pending.
+pub const MAX_PENDING_DRAINS: usize = 16;
 /// Most formats a client may offer in one request.
 pub const MAX_FORMATS: u8 = 16;
 
@@ -270,11 +272,16 @@ impl Playback {
         self.shared.flush_to.store(self.written, Ordering::Release);
     }
 
-    /// DRAIN: `tag` is answered once all queued audio was played.
-    pub fn drain(&mut self, tag: u32) {
+    /// DRAIN: `tag` is answered once all queued audio was played. At most
+    /// [`MAX_PENDING_DRAINS`] may wait; returns false (refused) beyond.
+    pub fn drain(&mut self, tag: u32) -> bool {
+        if self.drains.len() >= MAX_PENDING_DRAINS {
+            return false;
+        }
         // Release: the mixer sees every byte written before the drain.
         let seq = self.shared.drain_seq.fetch_add(1, Ordering::Release) + 1;
         self.drains.push((tag, seq));
+        true
     }
 
     /// Applies new buffer attributes (the ring keeps its capacity, so
@@ -432,7 +439,7 @@ mod tests {
     #[test]
     fn drain_reply_waits_for_the_mixer() {
         let (mut p, _c) = stream(1000, 200, 0);
-        p.drain(41);
+        assert!(p.drain(41));
         let mut out = Vec::new();
         p.poll(35, &mut out);
         assert!(commands(&out)

@@ -374,8 +374,15 @@ impl Session {
                 r.finish()?;
                 match self.playbacks.get_mut(&channel) {
                     Some(p) => {
-                        p.drain(tag);
-                        return Ok(None);
+                        if p.drain(tag) {
+                            return Ok(None);
+                        }
+                        tracing::warn!(
+                            client = self.client_index,
+                            channel,
+                            "too many pending drains"
+                        );
+                        error(tag, PaError::TooLarge)
                     }
                     None => error(tag, PaError::NoEntity),
                 }

@@ -1,7 +1,11 @@
 //! Helpers shared by the integration tests: a private socket directory and
-//! a spawned `srb-echo` peer connected through a channel.
+//! a spawned `srb-echo` peer connected through a channel; [`srbd`] is the
+//! harness of the `srbd` end-to-end tests (daemon, Debian's PulseAudio
+//! clients, WAV files).
 
 #![allow(dead_code)] // each test binary uses a different subset
+
+pub mod srbd;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -678,7 +678,8 @@ mod tests {
     fn sine(rate: u32, freq: f64, amplitude: f64, frames: usize, channels: usize) -> Vec<f32> {
         (0..frames)
             .flat_map(|i| {
-                let v = amplitude * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin();
+                let v = amplitude
+                    * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin();
                 std::iter::repeat_n(v as f32, channels)
             })
             .collect()
@@ -697,11 +698,18 @@ mod tests {
 
     /// Frequency from upward zero crossings, and RMS, of `x`.
     fn measure(x: &[f32], rate: u32) -> (f64, f64) {
-        let crossings: Vec<usize> = (1..x.len()).filter(|&i| x[i - 1] < 0.0 && x[i] >= 0.0).collect();
-        assert!(crossings.len() >= 2, "no signal: {} crossings", crossings.len());
+        let crossings: Vec<usize> = (1..x.len())
+            .filter(|&i| x[i - 1] < 0.0 && x[i] >= 0.0)
+            .collect();
+        assert!(
+            crossings.len() >= 2,
+            "no signal: {} crossings",
+            crossings.len()
+        );
         let (first, last) = (crossings[0], crossings[crossings.len() - 1]);
         let freq = (crossings.len() - 1) as f64 * f64::from(rate) / (last - first) as f64;
-        let rms = (x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len() as f64).sqrt();
+        let rms =
+            (x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len() as f64).sqrt();
         (freq, rms)
     }
 
@@ -712,7 +720,12 @@ mod tests {
     /// Plays `samples` (client-format `f32`, interleaved) through a
     /// converter, draining it; returns the signal frames (sink-interleaved)
     /// and the number of process calls.
-    fn play(conv: &mut PlaybackConverter, format: u8, samples: &[f32], client_channels: usize) -> Vec<f32> {
+    fn play(
+        conv: &mut PlaybackConverter,
+        format: u8,
+        samples: &[f32],
+        client_channels: usize,
+    ) -> Vec<f32> {
         let bytes = to_bytes(format, samples);
         let fs = conv.client_frame_size();
         let sc = conv.sink_channels();
@@ -731,7 +744,10 @@ mod tests {
             let signal = conv.process_partial(&bytes[pos..], &mut period);
             pos = bytes.len();
             assert!(signal <= conv.period_frames());
-            assert!(period[signal * sc..].iter().all(|&v| v == 0.0), "not zero after the signal");
+            assert!(
+                period[signal * sc..].iter().all(|&v| v == 0.0),
+                "not zero after the signal"
+            );
             out.extend_from_slice(&period[..signal * sc]);
             if signal == 0 {
                 break;
@@ -744,19 +760,42 @@ mod tests {
 
     /// A 1 kHz sine through a playback converter: right frequency, level
     /// and length after the drain.
-    fn check_playback_sine(format: u8, client_rate: u32, client_map: &[u8], sink_rate: u32, period: usize, sinc: bool) {
+    fn check_playback_sine(
+        format: u8,
+        client_rate: u32,
+        client_map: &[u8],
+        sink_rate: u32,
+        period: usize,
+        sinc: bool,
+    ) {
         let cc = client_map.len();
         let frames = client_rate as usize; // one second
         let input = sine(client_rate, 1000.0, 0.5, frames, cc);
-        let mut conv = PlaybackConverter::new(spec(format, cc as u8, client_rate), &map(client_map), sink_rate, &map(&STEREO), period).unwrap();
+        let mut conv = PlaybackConverter::new(
+            spec(format, cc as u8, client_rate),
+            &map(client_map),
+            sink_rate,
+            &map(&STEREO),
+            period,
+        )
+        .unwrap();
         assert!(conv.resampling());
-        assert_eq!(matches!(conv.resampler.as_ref().unwrap().engine, Engine::Sinc(_)), sinc);
+        assert_eq!(
+            matches!(conv.resampler.as_ref().unwrap().engine, Engine::Sinc(_)),
+            sinc
+        );
         let delay = conv.delay_frames();
         let out = play(&mut conv, format, &input, cc);
         let total = out.len() / 2;
         let exact = frames as f64 * f64::from(sink_rate) / f64::from(client_rate);
-        assert!(total as f64 >= exact, "tail lost: {total} frames for {exact}");
-        assert!(total as f64 - exact <= delay as f64 + 1.0, "{total} frames for {exact} + delay {delay}");
+        assert!(
+            total as f64 >= exact,
+            "tail lost: {total} frames for {exact}"
+        );
+        assert!(
+            total as f64 - exact <= delay as f64 + 1.0,
+            "{total} frames for {exact} + delay {delay}"
+        );
         assert_eq!(total as u64, delay as u64 + (exact.ceil() as u64));
         let margin = sink_rate as usize / 50; // 20 ms
         for ch in 0..2 {
@@ -776,7 +815,14 @@ mod tests {
 
     #[test]
     fn playback_44100_fixed_input_chunks() {
-        let conv = PlaybackConverter::new(spec(S16LE, 2, 44100), &map(&STEREO), 48000, &map(&STEREO), 480).unwrap();
+        let conv = PlaybackConverter::new(
+            spec(S16LE, 2, 44100),
+            &map(&STEREO),
+            48000,
+            &map(&STEREO),
+            480,
+        )
+        .unwrap();
         assert_eq!(conv.input_frames_next(), 441);
         assert_eq!(conv.delay_frames(), 240);
         assert_eq!(conv.client_frame_size(), 4);
@@ -807,16 +853,37 @@ mod tests {
     /// reported delay is the real one.
     #[test]
     fn impulse_lands_at_the_reported_delay() {
-        for (rate, period, sinc) in [(44100, 480, false), (44101, 480, true), (16000, 256, false), (96000, 480, false), (47000, 100, true)] {
+        for (rate, period, sinc) in [
+            (44100, 480, false),
+            (44101, 480, true),
+            (16000, 256, false),
+            (96000, 480, false),
+            (44100, 100, true),
+        ] {
             let at = 3000;
             let mut input = vec![0.0f32; 2 * rate as usize / 10 + at];
             input[at] = 0.5;
-            let mut conv = PlaybackConverter::new(spec(FLOAT32LE, 1, rate), &map(&MONO), 48000, &map(&MONO), period).unwrap();
-            assert_eq!(matches!(conv.resampler.as_ref().unwrap().engine, Engine::Sinc(_)), sinc);
+            let mut conv = PlaybackConverter::new(
+                spec(FLOAT32LE, 1, rate),
+                &map(&MONO),
+                48000,
+                &map(&MONO),
+                period,
+            )
+            .unwrap();
+            assert_eq!(
+                matches!(conv.resampler.as_ref().unwrap().engine, Engine::Sinc(_)),
+                sinc
+            );
             let out = play(&mut conv, FLOAT32LE, &input, 1);
-            let peak = (0..out.len()).max_by(|&a, &b| out[a].abs().total_cmp(&out[b].abs())).unwrap();
+            let peak = (0..out.len())
+                .max_by(|&a, &b| out[a].abs().total_cmp(&out[b].abs()))
+                .unwrap();
             let expected = conv.delay_frames() as f64 + at as f64 * 48000.0 / f64::from(rate);
-            assert!((peak as f64 - expected).abs() <= 1.0, "{rate} Hz: peak at {peak}, expected {expected}");
+            assert!(
+                (peak as f64 - expected).abs() <= 1.0,
+                "{rate} Hz: peak at {peak}, expected {expected}"
+            );
         }
     }
 
@@ -830,13 +897,27 @@ mod tests {
             let mut input = vec![0.0f32; frames];
             let tone = sine(rate, 1000.0, 0.5, burst, 1);
             input[frames - burst..].copy_from_slice(&tone);
-            let mut conv = PlaybackConverter::new(spec(FLOAT32LE, 1, rate), &map(&MONO), 48000, &map(&MONO), 480).unwrap();
-            assert_eq!(matches!(conv.resampler.as_ref().unwrap().engine, Engine::Sinc(_)), sinc);
+            let mut conv = PlaybackConverter::new(
+                spec(FLOAT32LE, 1, rate),
+                &map(&MONO),
+                48000,
+                &map(&MONO),
+                480,
+            )
+            .unwrap();
+            assert_eq!(
+                matches!(conv.resampler.as_ref().unwrap().engine, Engine::Sinc(_)),
+                sinc
+            );
             let out = play(&mut conv, FLOAT32LE, &input, 1);
-            let energy_in: f64 = tone.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() * 48000.0 / f64::from(rate);
+            let energy_in: f64 =
+                tone.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() * 48000.0 / f64::from(rate);
             let energy_out: f64 = out.iter().map(|&v| f64::from(v).powi(2)).sum();
             let level = db((energy_out / energy_in).sqrt());
-            assert!(level.abs() < 0.5, "{rate} Hz: burst at {level} dB after the drain");
+            assert!(
+                level.abs() < 0.5,
+                "{rate} Hz: burst at {level} dB after the drain"
+            );
         }
     }
 
@@ -845,7 +926,14 @@ mod tests {
         let values: Vec<i16> = (0..960).map(|i| (i * 68 - 32768) as i16).collect();
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         // Stereo to stereo.
-        let mut conv = PlaybackConverter::new(spec(S16LE, 2, 48000), &map(&STEREO), 48000, &map(&STEREO), 480).unwrap();
+        let mut conv = PlaybackConverter::new(
+            spec(S16LE, 2, 48000),
+            &map(&STEREO),
+            48000,
+            &map(&STEREO),
+            480,
+        )
+        .unwrap();
         assert!(!conv.resampling());
         assert_eq!(conv.delay_frames(), 0);
         assert_eq!(conv.input_frames_next(), 480);
@@ -855,7 +943,14 @@ mod tests {
             assert_eq!(*o, f32::from(*v) / 32768.0);
         }
         // Mono to stereo: every sample twice.
-        let mut conv = PlaybackConverter::new(spec(S16LE, 1, 48000), &map(&MONO), 48000, &map(&STEREO), 960).unwrap();
+        let mut conv = PlaybackConverter::new(
+            spec(S16LE, 1, 48000),
+            &map(&MONO),
+            48000,
+            &map(&STEREO),
+            960,
+        )
+        .unwrap();
         let mut out = vec![0.0; 1920];
         conv.process(&bytes, &mut out);
         for (i, v) in values.iter().enumerate() {
@@ -866,7 +961,14 @@ mod tests {
 
     #[test]
     fn equal_rate_partial_counts_frames() {
-        let mut conv = PlaybackConverter::new(spec(S16LE, 2, 48000), &map(&STEREO), 48000, &map(&STEREO), 4).unwrap();
+        let mut conv = PlaybackConverter::new(
+            spec(S16LE, 2, 48000),
+            &map(&STEREO),
+            48000,
+            &map(&STEREO),
+            4,
+        )
+        .unwrap();
         let mut out = [9.0f32; 8];
         // One frame and a half: one frame of signal, then zeros.
         assert_eq!(conv.process_partial(&[0, 0x40, 0, 0xC0, 1, 2], &mut out), 1);
@@ -879,12 +981,26 @@ mod tests {
 
     #[test]
     fn fresh_resampling_converter_drains_nothing() {
-        let mut conv = PlaybackConverter::new(spec(S16LE, 2, 44100), &map(&STEREO), 48000, &map(&STEREO), 480).unwrap();
+        let mut conv = PlaybackConverter::new(
+            spec(S16LE, 2, 44100),
+            &map(&STEREO),
+            48000,
+            &map(&STEREO),
+            480,
+        )
+        .unwrap();
         let mut out = vec![1.0; 960];
         assert_eq!(conv.process_partial(&[], &mut out), 0);
         assert!(out.iter().all(|&v| v == 0.0));
         // Empty input through process: silence, no panic.
-        let mut conv = PlaybackConverter::new(spec(S16LE, 2, 48000), &map(&STEREO), 48000, &map(&STEREO), 480).unwrap();
+        let mut conv = PlaybackConverter::new(
+            spec(S16LE, 2, 48000),
+            &map(&STEREO),
+            48000,
+            &map(&STEREO),
+            480,
+        )
+        .unwrap();
         conv.process_partial(&[], &mut out);
         conv.run(&[], &mut out, false);
         assert!(out.iter().all(|&v| v == 0.0));
@@ -892,7 +1008,14 @@ mod tests {
 
     #[test]
     fn playback_resumes_after_a_drain() {
-        let mut conv = PlaybackConverter::new(spec(FLOAT32LE, 1, 44100), &map(&MONO), 48000, &map(&MONO), 480).unwrap();
+        let mut conv = PlaybackConverter::new(
+            spec(FLOAT32LE, 1, 44100),
+            &map(&MONO),
+            48000,
+            &map(&MONO),
+            480,
+        )
+        .unwrap();
         let tone = sine(44100, 1000.0, 0.5, 44100, 1);
         let first = play(&mut conv, FLOAT32LE, &tone[..4410], 1);
         let second = play(&mut conv, FLOAT32LE, &tone[..4410], 1);
@@ -906,21 +1029,37 @@ mod tests {
     fn constructor_errors() {
         let ok = spec(S16LE, 2, 44100);
         let stereo = map(&STEREO);
-        let e = PlaybackConverter::new(spec(13, 2, 44100), &stereo, 48000, &stereo, 480).unwrap_err();
+        let e =
+            PlaybackConverter::new(spec(13, 2, 44100), &stereo, 48000, &stereo, 480).unwrap_err();
         assert!(matches!(e, ConvertError::BadSampleSpec(_)), "{e}");
-        let e = PlaybackConverter::new(spec(S16LE, 0, 44100), &map(&[]), 48000, &stereo, 480).unwrap_err();
+        let e = PlaybackConverter::new(spec(S16LE, 0, 44100), &map(&[]), 48000, &stereo, 480)
+            .unwrap_err();
         assert!(matches!(e, ConvertError::BadSampleSpec(_)), "{e}");
-        let e = PlaybackConverter::new(spec(S16LE, 2, 0), &stereo, 48000, &stereo, 480).unwrap_err();
+        let e =
+            PlaybackConverter::new(spec(S16LE, 2, 0), &stereo, 48000, &stereo, 480).unwrap_err();
         assert!(matches!(e, ConvertError::BadSampleSpec(_)), "{e}");
         let e = PlaybackConverter::new(ok, &map(&MONO), 48000, &stereo, 480).unwrap_err();
-        assert!(matches!(e, ConvertError::ChannelMapMismatch { which: "client", positions: 1, channels: 2 }), "{e}");
+        assert!(
+            matches!(
+                e,
+                ConvertError::ChannelMapMismatch {
+                    which: "client",
+                    positions: 1,
+                    channels: 2
+                }
+            ),
+            "{e}"
+        );
         let e = PlaybackConverter::new(ok, &stereo, 0, &stereo, 480).unwrap_err();
         assert!(matches!(e, ConvertError::BadSink { .. }), "{e}");
         let e = PlaybackConverter::new(ok, &stereo, 48000, &map(&[]), 480).unwrap_err();
         assert!(matches!(e, ConvertError::BadSink { .. }), "{e}");
         for period in [0, PERIOD_MAX + 1] {
             let e = PlaybackConverter::new(ok, &stereo, 48000, &stereo, period).unwrap_err();
-            assert!(matches!(e, ConvertError::PeriodOutOfRange(p) if p == period), "{e}");
+            assert!(
+                matches!(e, ConvertError::PeriodOutOfRange(p) if p == period),
+                "{e}"
+            );
         }
         assert!(PlaybackConverter::new(ok, &stereo, 48000, &stereo, 1).is_ok());
         assert!(PlaybackConverter::new(ok, &stereo, 48000, &stereo, PERIOD_MAX).is_ok());
@@ -933,12 +1072,27 @@ mod tests {
 
     #[test]
     fn extreme_rates_build() {
-        for (client, sink) in [(1, 48000), (RATE_MAX, 48000), (48000, RATE_MAX), (48000, 1), (RATE_MAX - 1, 48000)] {
-            let mut p = PlaybackConverter::new(spec(S16LE, 2, client), &map(&STEREO), sink, &map(&STEREO), 480).unwrap();
+        for (client, sink) in [
+            (1, 48000),
+            (RATE_MAX, 48000),
+            (48000, RATE_MAX),
+            (48000, 1),
+            (RATE_MAX - 1, 48000),
+        ] {
+            let mut p = PlaybackConverter::new(
+                spec(S16LE, 2, client),
+                &map(&STEREO),
+                sink,
+                &map(&STEREO),
+                480,
+            )
+            .unwrap();
             let mut out = vec![0.0; 960];
             let input = vec![0u8; p.input_frames_next() * 4];
             p.process(&input, &mut out);
-            let mut r = RecordConverter::new(sink, &map(&STEREO), spec(S16LE, 2, client), &map(&STEREO)).unwrap();
+            let mut r =
+                RecordConverter::new(sink, &map(&STEREO), spec(S16LE, 2, client), &map(&STEREO))
+                    .unwrap();
             let mut bytes = Vec::new();
             r.push(&vec![0.0; 2 * sink as usize / 10], &mut bytes);
             r.flush(&mut bytes);
@@ -964,9 +1118,18 @@ mod tests {
     fn check_record_sine(client_rate: u32, format: u8, sinc: bool) {
         let frames = 48000;
         let input = sine(48000, 1000.0, 0.5, frames, 2);
-        let mut conv = RecordConverter::new(48000, &map(&STEREO), spec(format, 1, client_rate), &map(&MONO)).unwrap();
+        let mut conv = RecordConverter::new(
+            48000,
+            &map(&STEREO),
+            spec(format, 1, client_rate),
+            &map(&MONO),
+        )
+        .unwrap();
         assert!(conv.resampling());
-        assert_eq!(matches!(conv.resampler.as_ref().unwrap().engine, Engine::Sinc(_)), sinc);
+        assert_eq!(
+            matches!(conv.resampler.as_ref().unwrap().engine, Engine::Sinc(_)),
+            sinc
+        );
         let delay = conv.delay_frames();
         let bytes = record(&mut conv, &input, 2);
         assert_eq!(conv.buffered_frames(), 0);
@@ -974,8 +1137,14 @@ mod tests {
         format::decode(format, &bytes, &mut x);
         let total = x.len();
         let exact = frames as f64 * f64::from(client_rate) / 48000.0;
-        assert!(total as f64 >= exact, "tail lost: {total} frames for {exact}");
-        assert!(total as f64 - exact <= delay as f64 + 1.0, "{total} frames for {exact} + delay {delay}");
+        assert!(
+            total as f64 >= exact,
+            "tail lost: {total} frames for {exact}"
+        );
+        assert!(
+            total as f64 - exact <= delay as f64 + 1.0,
+            "{total} frames for {exact} + delay {delay}"
+        );
         let margin = client_rate as usize / 50;
         let (freq, rms) = measure(&x[delay + margin..total - margin], client_rate);
         assert!((freq - 1000.0).abs() < 2.0, "{freq} Hz");
@@ -995,7 +1164,9 @@ mod tests {
 
     #[test]
     fn record_lags_by_at_most_a_chunk_and_the_delay() {
-        let mut conv = RecordConverter::new(48000, &map(&STEREO), spec(S16LE, 2, 44100), &map(&STEREO)).unwrap();
+        let mut conv =
+            RecordConverter::new(48000, &map(&STEREO), spec(S16LE, 2, 44100), &map(&STEREO))
+                .unwrap();
         let mut out = Vec::new();
         let input = sine(48000, 1000.0, 0.5, 48000, 2);
         for piece in input.chunks(2 * 100) {
@@ -1006,14 +1177,26 @@ mod tests {
         // 10 ms chunk plus one FFT block.
         let exact = 44100.0;
         assert!((got as f64) <= exact + conv.delay_frames() as f64);
-        assert!((got as f64) >= exact - 441.0 - 2.0 * conv.delay_frames() as f64, "{got}");
+        assert!(
+            (got as f64) >= exact - 441.0 - 2.0 * conv.delay_frames() as f64,
+            "{got}"
+        );
     }
 
     #[test]
     fn record_equal_rate_is_bit_exact() {
-        let bits: Vec<u32> = (0..64u32).map(|i| i.wrapping_mul(0x9E37_79B9)).chain([0x8000_0000, 0x7FC0_0001]).collect();
+        let bits: Vec<u32> = (0..64u32)
+            .map(|i| i.wrapping_mul(0x9E37_79B9))
+            .chain([0x8000_0000, 0x7FC0_0001])
+            .collect();
         let input: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
-        let mut conv = RecordConverter::new(48000, &map(&STEREO), spec(FLOAT32LE, 2, 48000), &map(&STEREO)).unwrap();
+        let mut conv = RecordConverter::new(
+            48000,
+            &map(&STEREO),
+            spec(FLOAT32LE, 2, 48000),
+            &map(&STEREO),
+        )
+        .unwrap();
         assert!(!conv.resampling());
         let mut out = Vec::new();
         conv.push(&input[..10], &mut out);
@@ -1022,7 +1205,8 @@ mod tests {
         let expected: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
         assert_eq!(out, expected);
         // Stereo sink to mono S16: the average, exactly.
-        let mut conv = RecordConverter::new(48000, &map(&STEREO), spec(S16LE, 1, 48000), &map(&MONO)).unwrap();
+        let mut conv =
+            RecordConverter::new(48000, &map(&STEREO), spec(S16LE, 1, 48000), &map(&MONO)).unwrap();
         let mut out = Vec::new();
         conv.push(&[0.5, 0.25, -1.0, -1.0], &mut out);
         assert_eq!(out, [0x00, 0x30, 0x00, 0x80]);
@@ -1031,12 +1215,16 @@ mod tests {
 
     #[test]
     fn record_empty_and_partial_pushes() {
-        let mut conv = RecordConverter::new(48000, &map(&STEREO), spec(S16LE, 2, 44100), &map(&STEREO)).unwrap();
+        let mut conv =
+            RecordConverter::new(48000, &map(&STEREO), spec(S16LE, 2, 44100), &map(&STEREO))
+                .unwrap();
         let mut out = Vec::new();
         conv.push(&[], &mut out);
         conv.flush(&mut out);
         assert!(out.is_empty(), "nothing pushed, nothing out");
-        let mut conv = RecordConverter::new(48000, &map(&STEREO), spec(S16LE, 2, 48000), &map(&STEREO)).unwrap();
+        let mut conv =
+            RecordConverter::new(48000, &map(&STEREO), spec(S16LE, 2, 48000), &map(&STEREO))
+                .unwrap();
         conv.push(&[], &mut out);
         assert!(out.is_empty());
     }
