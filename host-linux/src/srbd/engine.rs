@@ -569,11 +569,13 @@ impl Mixer {
         self.adopt();
         self.mix.fill(-0.0);
         let mut audible = 0usize;
+        let mut playing = false;
         for input in &mut self.inputs {
             let (produced, wake) = input.render();
             if wake {
                 input.p.shared.waker.wake();
             }
+            playing |= produced;
             let gains = &input.p.shared.gains;
             if !produced || gains.muted() {
                 continue;
@@ -594,8 +596,9 @@ impl Mixer {
         } else {
             apply_gains(&mut self.mix, self.channels, &self.shared.gains);
         }
-        // Relaxed: a status flag for sink info replies.
-        self.shared.running.store(audible > 0, Ordering::Relaxed);
+        // Relaxed: a status flag for sink info replies. A muted stream
+        // still makes the sink RUNNING.
+        self.shared.running.store(playing, Ordering::Relaxed);
         if !is_float(self.spec.format) {
             format::encode(self.spec.format, &self.mix, &mut self.quantize);
             format::decode(self.spec.format, &self.quantize, &mut self.mix);
