@@ -4,14 +4,14 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`format`] | [`decode`]/[`encode`] between the 13 PulseAudio sample formats and `f32` (G.711 included), [`sample_size`], silence bytes |
+//! | [`format`](mod@format) | [`decode`]/[`encode`] between the 13 PulseAudio sample formats and `f32` (G.711 included), [`sample_size`], silence bytes |
 //! | [`remap`] | [`Remap`]: channel-map conversion as a precomputed averaging matrix (identity, mono up/down-mix, side-aware fallback) |
 //! | [`volume`] | PulseAudio's cubic software volume ↔ linear gain: [`volume_to_linear`], [`linear_to_volume`] |
 //! | [`convert`] | [`PlaybackConverter`] (client PCM → sink `f32` periods, pull) and [`RecordConverter`] (sink `f32` → client PCM, push): decode, resample with `rubato`, remap, encode; [`ConvertError`] |
 //!
 //! Sample format numbers are PulseAudio's (§2 of
 //! `../shared/docs/pa-native-protocol.md`); the constants are in
-//! [`format`]. Channel positions are PulseAudio's too (MONO = 0,
+//! [`format`](mod@format). Channel positions are PulseAudio's too (MONO = 0,
 //! FRONT_LEFT = 1, …, TOP_REAR_CENTER = 50).
 
 pub mod convert;
