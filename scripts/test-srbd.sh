@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end test of srbd against Debian's real pactl (pulseaudio-utils).
+# End-to-end tests of srbd against Debian's real pactl, pacat, paplay and
+# parec (pulseaudio-utils): queries, streams, and hostile raw clients.
 # Installs pulseaudio-utils when pactl is missing (needs root, as in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +11,4 @@ if ! command -v pactl >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pulseaudio-utils
 fi
 
-cargo test -p srb-linux --test srbd_e2e "$@"
+cargo test -p srb-linux --test srbd_e2e --test srbd_streams --test srbd_hostile "$@"
