@@ -564,8 +564,15 @@ impl Mixer {
             .retain(|r| !r.shared.closed.load(Ordering::Relaxed));
     }
 
-    /// Renders one period.
+    /// Renders and delivers one period (the sink's own clock).
     fn period(&mut self) {
+        self.render_mix();
+        self.deliver_mix();
+    }
+
+    /// Mixes every stream's next period into `self.mix` (sink volume
+    /// applied); the streams' read indexes advance.
+    fn render_mix(&mut self) {
         self.adopt();
         self.mix.fill(-0.0);
         let mut audible = 0usize;
@@ -599,14 +606,27 @@ impl Mixer {
         // Relaxed: a status flag for sink info replies. A muted stream
         // still makes the sink RUNNING.
         self.shared.running.store(playing, Ordering::Relaxed);
+    }
+
+    /// Delivers `self.mix` as the sink's output.
+    fn deliver_mix(&mut self) {
+        let mix = std::mem::take(&mut self.mix);
+        self.deliver(&mix);
+        self.mix = mix;
+    }
+
+    /// Delivers one period of sink audio: quantized to the sink format, to
+    /// the output backend, and (after the monitor volume) to every record
+    /// stream.
+    fn deliver(&mut self, period: &[f32]) {
+        self.monitor.copy_from_slice(period);
         if !is_float(self.spec.format) {
-            format::encode(self.spec.format, &self.mix, &mut self.quantize);
-            format::decode(self.spec.format, &self.quantize, &mut self.mix);
+            format::encode(self.spec.format, &self.monitor, &mut self.quantize);
+            format::decode(self.spec.format, &self.quantize, &mut self.monitor);
         }
         if let Some(o) = &mut self.output {
-            o.write(&self.mix);
+            o.write(&self.monitor);
         }
-        self.monitor.copy_from_slice(&self.mix);
         if self.shared.monitor_gains.muted() {
             self.monitor.fill(0.0);
         } else {
