@@ -657,6 +657,158 @@ mod tests {
         expect_error(&b, 7, PaError::NoEntity);
     }
 
+    /// A v35 CREATE_PLAYBACK_STREAM body as pacat sends it, with `spec`.
+    fn create_playback(tag: u32, format: u8, channels: u8, rate: u32, map: &[u8]) -> Vec<u8> {
+        use crate::pulse::tagstruct::{CVolume, ChannelMap, SampleSpec};
+        packet(Command::CreatePlaybackStream as u32, tag, |w| {
+            w.put_sample_spec(&SampleSpec {
+                format,
+                channels,
+                rate,
+            })
+            .put_channel_map(&ChannelMap::new(map).unwrap())
+            .put_u32(INVALID_INDEX)
+            .put_string(None)
+            .put_u32(INVALID_INDEX)
+            .put_bool(false)
+            .put_u32(INVALID_INDEX)
+            .put_u32(INVALID_INDEX)
+            .put_u32(INVALID_INDEX)
+            .put_u32(0)
+            .put_cvolume(&CVolume::new(&vec![0x10000; usize::from(channels)]).unwrap());
+            for _ in 0..7 {
+                w.put_bool(false);
+            }
+            w.put_bool(false)
+                .put_bool(false)
+                .put_proplist(&Proplist::new());
+            w.put_bool(false).put_bool(false);
+            w.put_bool(false).put_bool(false).put_bool(false);
+            w.put_bool(false).put_bool(false).put_u8(0);
+        })
+    }
+
+    #[test]
+    fn playback_stream_lifecycle_and_errors() {
+        let mut s = ready(35);
+        let b = call(&mut s, &create_playback(2, 3, 2, 44_100, &[1, 2]));
+        let mut r = expect_reply(&b, 2);
+        let channel = r.get_u32().unwrap();
+        let index = r.get_u32().unwrap();
+        assert_eq!(r.get_u32().unwrap(), 352_800, "missing = tlength");
+        assert_eq!(
+            [
+                r.get_u32().unwrap(),
+                r.get_u32().unwrap(),
+                r.get_u32().unwrap(),
+                r.get_u32().unwrap()
+            ],
+            [4_194_304, 352_800, 349_276, 3528]
+        );
+        let ss = r.get_sample_spec().unwrap();
+        assert_eq!((ss.format, ss.channels, ss.rate), (3, 2, 44_100));
+        assert_eq!(r.get_channel_map().unwrap().positions(), &[1, 2]);
+        assert_eq!(r.get_u32().unwrap(), 0);
+        assert_eq!(r.get_string().unwrap(), Some("srb_output"));
+        assert!(!r.get_bool().unwrap());
+        r.get_usec().unwrap();
+        r.get_format_info().unwrap();
+        r.finish().unwrap();
+        assert_eq!(s.server.registry.sink_inputs()[0].0, index);
+        // Bad specs are refused with INVALID and create nothing.
+        for (tag, (f, c, rate, map)) in [
+            (99u8, 2u8, 44_100u32, &[1u8, 2][..]),
+            (3, 2, 0, &[1, 2]),
+            (3, 2, 44_100, &[0]),
+            (3, 33, 44_100, &[1, 2]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let tag = 10 + tag as u32;
+            let p = if c > 32 {
+                // A cvolume of 33 channels cannot be built; send 2 with a
+                // spec that claims 33.
+                let mut p = create_playback(tag, f, 2, rate, map);
+                // The spec's channel byte sits after 'a' and the format.
+                let at = p.iter().position(|&b| b == b'a').unwrap();
+                p[at + 2] = c;
+                p
+            } else {
+                create_playback(tag, f, c, rate, map)
+            };
+            expect_error(&call(&mut s, &p), tag, PaError::Invalid);
+        }
+        assert_eq!(s.server.registry.sink_inputs().len(), 1);
+        // Another channel id is nobody's: NOENTITY.
+        let p = packet(Command::DrainPlaybackStream as u32, 20, |w| {
+            w.put_u32(channel + 1);
+        });
+        expect_error(&call(&mut s, &p), 20, PaError::NoEntity);
+        // Trailing bytes after a valid request close the connection.
+        let mut p = create_playback(21, 3, 2, 44_100, &[1, 2]);
+        p.extend_from_slice(&[b'L', 0, 0, 0, 1]);
+        assert!(matches!(s.handle_packet(&p), Err(ConnError::Packet(_))));
+        let p = packet(Command::DeletePlaybackStream as u32, 22, |w| {
+            w.put_u32(channel);
+        });
+        expect_reply(&call(&mut s, &p), 22).finish().unwrap();
+        assert!(s.server.registry.sink_inputs().is_empty());
+    }
+
+    #[test]
+    fn stream_limit_is_toolarge() {
+        let mut s = ready(35);
+        for tag in 0..crate::srbd::streams::MAX_STREAMS as u32 {
+            let b = call(&mut s, &create_playback(tag + 2, 5, 1, 48_000, &[0]));
+            expect_reply(&b, tag + 2);
+        }
+        let b = call(&mut s, &create_playback(99, 5, 1, 48_000, &[0]));
+        expect_error(&b, 99, PaError::TooLarge);
+        drop(s);
+    }
+
+    #[test]
+    fn sink_input_volume_and_subscribe_events() {
+        use crate::pulse::tagstruct::CVolume;
+        let mut s = ready(35);
+        let b = call(
+            &mut s,
+            &packet(Command::Subscribe as u32, 2, |w| {
+                w.put_u32(1 << 2);
+            }),
+        );
+        expect_reply(&b, 2);
+        let b = call(&mut s, &create_playback(3, 3, 2, 48_000, &[1, 2]));
+        let mut r = expect_reply(&b, 3);
+        r.get_u32().unwrap();
+        let index = r.get_u32().unwrap();
+        let set = |tag, channels: usize| {
+            packet(Command::SetSinkInputVolume as u32, tag, |w| {
+                w.put_u32(index)
+                    .put_cvolume(&CVolume::new(&vec![52_016; channels]).unwrap());
+            })
+        };
+        expect_reply(&call(&mut s, &set(4, 2)), 4);
+        expect_error(&call(&mut s, &set(5, 3)), 5, PaError::Invalid);
+        let (_, si) = &s.server.registry.sink_inputs()[0];
+        let g = si.shared.gains.get(0);
+        assert!((g - 0.5).abs() < 1e-4, "{g}");
+        let mut out = Vec::new();
+        s.poll_streams(&mut out).unwrap();
+        let mut d = FrameDecoder::new(MAX_FRAME_PAYLOAD);
+        d.push(&out);
+        let mut events = Vec::new();
+        while let Some(Frame::Packet(p)) = d.next_frame().unwrap() {
+            let mut r = TagReader::new(&p);
+            if r.get_u32().unwrap() == Command::SubscribeEvent as u32 {
+                r.get_u32().unwrap();
+                events.push((r.get_u32().unwrap(), r.get_u32().unwrap()));
+            }
+        }
+        assert_eq!(events, vec![(0x02, index), (0x12, index)]);
+    }
+
     #[test]
     fn empty_lists_stat_subscribe_and_clients() {
         let mut s = ready(35);

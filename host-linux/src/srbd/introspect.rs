@@ -420,16 +420,18 @@ impl Session {
                     self.server.registry.update_sink_input(index, |s| {
                         s.shared.gains.set_muted(muted);
                         s.muted = muted;
+                        Ok(())
                     })
                 } else {
                     self.server.registry.update_source_output(index, |s| {
                         s.shared.gains.set_muted(muted);
                         s.muted = muted;
+                        Ok(())
                     })
                 };
                 match done {
                     None => error(tag, PaError::NoEntity),
-                    Some(()) => reply(tag),
+                    Some(_) => reply(tag),
                 }
             }
             Command::SetDefaultSink | Command::SetDefaultSource => {
@@ -453,15 +455,19 @@ impl Session {
                         // Relaxed: the owner's wake-up below carries it.
                         s.shared.killed.store(true, Ordering::Relaxed);
                         s.shared.waker.wake();
+                        Err::<(), _>(PaError::NoEntity)
                     })
                 } else {
                     self.server.registry.update_source_output(index, |s| {
                         s.shared.killed.store(true, Ordering::Relaxed);
                         s.shared.waker.wake();
+                        Err::<(), _>(PaError::NoEntity)
                     })
                 };
+                // The closures "fail" so that no CHANGE event precedes the
+                // REMOVE the owner posts.
                 match killed {
-                    Some(()) => reply(tag),
+                    Some(_) => reply(tag),
                     None => error(tag, PaError::NoEntity),
                 }
             }

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::commands::PaError;
 use super::stream::{PlaybackShared, RecordShared};
 use super::wake::Waker;
 use crate::pulse::tagstruct::{CVolume, ChannelMap, Proplist, SampleSpec};
@@ -139,14 +140,15 @@ impl Registry {
         }
     }
 
-    /// Changes a sink input under the lock; `None` if there is none.
+    /// Changes a sink input under the lock (a CHANGE event follows when
+    /// `f` succeeds); `None` if there is none.
     pub fn update_sink_input<R>(
         &self,
         index: u32,
-        f: impl FnOnce(&mut SinkInput) -> R,
-    ) -> Option<R> {
+        f: impl FnOnce(&mut SinkInput) -> Result<R, PaError>,
+    ) -> Option<Result<R, PaError>> {
         let r = lock(&self.sink_inputs).get_mut(&index).map(f);
-        if r.is_some() {
+        if matches!(r, Some(Ok(_))) {
             self.post(facility::SINK_INPUT, event::CHANGE, index);
         }
         r
@@ -173,14 +175,15 @@ impl Registry {
         }
     }
 
-    /// Changes a source output under the lock; `None` if there is none.
+    /// Changes a source output under the lock (a CHANGE event follows when
+    /// `f` succeeds); `None` if there is none.
     pub fn update_source_output<R>(
         &self,
         index: u32,
-        f: impl FnOnce(&mut SourceOutput) -> R,
-    ) -> Option<R> {
+        f: impl FnOnce(&mut SourceOutput) -> Result<R, PaError>,
+    ) -> Option<Result<R, PaError>> {
         let r = lock(&self.source_outputs).get_mut(&index).map(f);
-        if r.is_some() {
+        if matches!(r, Some(Ok(_))) {
             self.post(facility::SOURCE_OUTPUT, event::CHANGE, index);
         }
         r

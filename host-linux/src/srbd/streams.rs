@@ -654,9 +654,10 @@ impl Session {
                     self.server.engine.set_converter(p.shared.index, conv);
                     p.spec = spec;
                     let index = p.shared.index;
-                    self.server
-                        .registry
-                        .update_sink_input(index, |s| s.spec = spec);
+                    self.server.registry.update_sink_input(index, |s| {
+                        s.spec = spec;
+                        Ok(())
+                    });
                     reply(tag)
                 }
                 Err(_) => error(tag, PaError::Invalid),
@@ -681,9 +682,10 @@ impl Session {
             match RecordConverter::new(sink.spec.rate, &sink.map, spec, &map) {
                 Ok(conv) => {
                     rec.set_converter(spec, conv);
-                    self.server
-                        .registry
-                        .update_source_output(index, |s| s.spec = spec);
+                    self.server.registry.update_source_output(index, |s| {
+                        s.spec = spec;
+                        Ok(())
+                    });
                     reply(tag)
                 }
                 Err(_) => error(tag, PaError::Invalid),
