@@ -1,0 +1,884 @@
+//! End-to-end: hostile clients against the built `srbd`, while a
+//! well-behaved `pacat` (Debian's, libpulse 16.1) plays beside them.
+//!
+//! A raw client written here connects to the socket, authenticates (AUTH
+//! version 35, 256-byte cookie), names itself and then misbehaves at the
+//! frame layer (descriptor lengths 0 and above 16 MiB, bad flags, an
+//! oversized frame, a frame cut short), in packets (a wrong tag type,
+//! truncated values, trailing bytes, an unknown command), with invalid
+//! CREATE_PLAYBACK_STREAM sample specs, and with other clients' streams
+//! (memblocks for channels it does not own, DRAIN/DELETE of them).
+//!
+//! For every case this proves: the misbehaving connection gets the
+//! protocol's answer (ERROR with the expected code, or the connection
+//! closed where the protocol drops it) and, where it is answered, stays
+//! usable; the daemon stays up and `pactl info` works; no stream is
+//! created by a refused request; and the bystander is unaffected: it
+//! exits 0 and the daemon's WAV output holds exactly its frames (every
+//! one, at its level) and nothing the hostile client sent.
+//!
+//! `pacat`/`pactl` must be installed (`scripts/test-srbd.sh` installs
+//! `pulseaudio-utils`); without them these tests fail, they do not skip.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+use std::process::Child;
+
+use common::srbd::{f32le_bytes, wait_bounded, Daemon, Feeder, Wav, DEADLINE};
+use srb_linux::pulse::pstream::{
+    Descriptor, CONTROL_CHANNEL, DESCRIPTOR_LEN, FRAME_SIZE_MAX_ALLOW,
+};
+use srb_linux::pulse::tagstruct::{Proplist, SampleSpec, TagReader, TagWriter};
+
+// Command numbers and error codes of the native protocol (§6.1, §1.7).
+const ERROR: u32 = 0;
+const REPLY: u32 = 2;
+const CREATE_PLAYBACK_STREAM: u32 = 3;
+const DELETE_PLAYBACK_STREAM: u32 = 4;
+const DELETE_RECORD_STREAM: u32 = 6;
+const AUTH: u32 = 8;
+const SET_CLIENT_NAME: u32 = 9;
+const DRAIN_PLAYBACK_STREAM: u32 = 12;
+const GET_SERVER_INFO: u32 = 20;
+const GET_SINK_INFO: u32 = 21;
+
+const ERR_COMMAND: u32 = 2;
+const ERR_INVALID: u32 = 3;
+const ERR_NOENTITY: u32 = 5;
+const ERR_PROTOCOL: u32 = 7;
+
+const INVALID_INDEX: u32 = 0xFFFF_FFFF;
+const FLOAT32LE: u8 = 5;
+
+/// The bystander's level; hostile memblocks carry [`HOSTILE`], so either
+/// value (or their sum) in the output tells who was played.
+const BYSTANDER: f32 = 0.25;
+const HOSTILE: f32 = 0.0625;
+
+/// What the daemon answered to a request.
+#[derive(Debug)]
+enum Answer {
+    /// REPLY: the payload after command and tag.
+    Reply(Vec<u8>),
+    /// ERROR with this code.
+    Error(u32),
+    /// The connection was closed (EOF or reset) before an answer.
+    Closed,
+}
+
+/// A hand-made native-protocol client.
+struct Raw {
+    s: UnixStream,
+    next_tag: u32,
+    /// What the client is waiting for, for failure messages.
+    doing: String,
+}
+
+impl Raw {
+    /// Connects, authenticates (version 35, no SHM) and names itself.
+    fn connect(d: &Daemon) -> Self {
+        let s = UnixStream::connect(&d.socket).expect("connect to srbd");
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s.set_write_timeout(Some(DEADLINE)).unwrap();
+        let mut raw = Self {
+            s,
+            next_tag: 0,
+            doing: "AUTH".to_owned(),
+        };
+        let tag = raw.command(AUTH, |w| {
+            w.put_u32(35).put_arbitrary(&[0x5A; 256]);
+        });
+        match raw.answer(tag) {
+            Answer::Reply(p) => {
+                let mut r = TagReader::new(&p);
+                let v = r.get_u32().expect("AUTH reply version");
+                assert_eq!(v & 0xFFFF, 35, "negotiated version");
+            }
+            other => panic!("AUTH: {other:?}\n{}", d.log()),
+        }
+        let tag = raw.command(SET_CLIENT_NAME, |w| {
+            let mut p = Proplist::new();
+            p.set_str("application.name", "srb-hostile").unwrap();
+            w.put_proplist(&p);
+        });
+        match raw.answer(tag) {
+            Answer::Reply(p) => {
+                let index = TagReader::new(&p).get_u32().expect("client index");
+                assert_ne!(index, INVALID_INDEX);
+            }
+            other => panic!("SET_CLIENT_NAME: {other:?}\n{}", d.log()),
+        }
+        raw
+    }
+
+    fn tag(&mut self) -> u32 {
+        let t = self.next_tag;
+        self.next_tag += 1;
+        t
+    }
+
+    /// Writes raw bytes; false if the daemon has gone (closed or reset).
+    fn send(&mut self, bytes: &[u8]) -> bool {
+        match self.s.write_all(bytes) {
+            Ok(()) => true,
+            Err(e) if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) => {
+                false
+            }
+            Err(e) => panic!("write to srbd: {e}"),
+        }
+    }
+
+    /// Sends `payload` as a packet frame (control channel, no flags).
+    fn packet(&mut self, payload: &[u8]) -> bool {
+        let d = Descriptor {
+            length: payload.len() as u32,
+            channel: CONTROL_CHANNEL,
+            ..Descriptor::default()
+        };
+        let mut bytes = d.encode().to_vec();
+        bytes.extend_from_slice(payload);
+        self.send(&bytes)
+    }
+
+    /// Sends `command` with a fresh tag and `body`; returns the tag.
+    fn command(&mut self, command: u32, body: impl FnOnce(&mut TagWriter)) -> u32 {
+        let tag = self.tag();
+        let mut w = TagWriter::command(command, tag);
+        body(&mut w);
+        self.packet(w.as_bytes());
+        tag
+    }
+
+    /// Sends an inline memblock frame (seek RELATIVE, offset 0).
+    fn memblock(&mut self, channel: u32, data: &[u8]) -> bool {
+        let d = Descriptor {
+            length: data.len() as u32,
+            channel,
+            ..Descriptor::default()
+        };
+        let mut bytes = d.encode().to_vec();
+        bytes.extend_from_slice(data);
+        self.send(&bytes)
+    }
+
+    /// The next frame, or `None` once the daemon closed the connection.
+    fn read_frame(&mut self) -> Option<(Descriptor, Vec<u8>)> {
+        let mut desc = [0u8; DESCRIPTOR_LEN];
+        if !self.read_exact(&mut desc) {
+            return None;
+        }
+        let d = Descriptor::decode(&desc);
+        assert!(
+            d.length <= FRAME_SIZE_MAX_ALLOW,
+            "srbd sent a frame of {} bytes",
+            d.length
+        );
+        let mut payload = vec![0u8; d.length as usize];
+        if !self.read_exact(&mut payload) {
+            return None;
+        }
+        Some((d, payload))
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> bool {
+        match self.s.read_exact(buf) {
+            Ok(()) => true,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
+                ) =>
+            {
+                false
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!(
+                    "{}: srbd neither answered nor closed within {DEADLINE:?}",
+                    self.doing
+                )
+            }
+            Err(e) => panic!("read from srbd: {e}"),
+        }
+    }
+
+    /// Reads until the REPLY or ERROR for `tag` (skipping notifications and
+    /// memblocks), or until the connection closes.
+    fn answer(&mut self, tag: u32) -> Answer {
+        self.doing = format!("the answer to tag {tag}");
+        loop {
+            let Some((d, payload)) = self.read_frame() else {
+                return Answer::Closed;
+            };
+            if d.channel != CONTROL_CHANNEL {
+                continue;
+            }
+            let mut r = TagReader::new(&payload);
+            let (Ok(cmd), Ok(t)) = (r.get_u32(), r.get_u32()) else {
+                panic!("srbd sent a packet without command and tag: {payload:02x?}");
+            };
+            if t != tag {
+                continue;
+            }
+            match cmd {
+                REPLY => return Answer::Reply(payload[10..].to_vec()),
+                ERROR => {
+                    let code = r.get_u32().expect("ERROR code");
+                    r.finish().expect("nothing after the ERROR code");
+                    return Answer::Error(code);
+                }
+                other => panic!("answer to tag {tag} is command {other}"),
+            }
+        }
+    }
+
+    /// Whether the connection still works: GET_SERVER_INFO is answered
+    /// (true) or the connection is closed (false). Anything else fails.
+    fn usable(&mut self) -> bool {
+        let tag = self.tag();
+        let w = TagWriter::command(GET_SERVER_INFO, tag);
+        if !self.packet(w.as_bytes()) {
+            return false;
+        }
+        match self.answer(tag) {
+            Answer::Reply(_) => true,
+            Answer::Closed => false,
+            other => panic!("GET_SERVER_INFO after the misbehaviour: {other:?}"),
+        }
+    }
+
+    /// The daemon must close this connection (EOF or reset; any frames
+    /// before that are skipped).
+    fn expect_closed(&mut self, what: &str) {
+        self.doing = format!("{what} (the connection must be closed)");
+        while self.read_frame().is_some() {}
+    }
+}
+
+/// A request the protocol answers with ERROR or by closing: either is
+/// accepted (ERROR only with one of `codes`); if answered, the
+/// connection must still serve GET_SERVER_INFO.
+fn refused_or_closed(raw: &mut Raw, tag: u32, codes: &[u32], what: &str) {
+    match raw.answer(tag) {
+        Answer::Error(code) => {
+            assert!(
+                codes.contains(&code),
+                "{what}: ERROR {code}, want one of {codes:?}"
+            );
+            assert!(raw.usable(), "{what}: connection unusable after ERROR");
+        }
+        Answer::Closed => {}
+        Answer::Reply(p) => panic!("{what}: accepted (REPLY {p:02x?})"),
+    }
+}
+
+/// A v35 CREATE_PLAYBACK_STREAM (§6.5) with the sample spec, channel map
+/// and volume count given raw (so invalid ones can be sent), then
+/// `trailing` bytes.
+fn create_playback(
+    tag: u32,
+    spec: SampleSpec,
+    map: &[u8],
+    volumes: usize,
+    trailing: &[u8],
+) -> Vec<u8> {
+    let mut w = TagWriter::command(CREATE_PLAYBACK_STREAM, tag);
+    w.put_sample_spec(&spec);
+    let mut p = w.into_bytes();
+    p.push(b'm');
+    p.push(map.len() as u8);
+    p.extend_from_slice(map);
+    let mut w = TagWriter::new();
+    w.put_u32(INVALID_INDEX) // sink index
+        .put_string(None) // sink name
+        .put_u32(INVALID_INDEX) // maxlength
+        .put_bool(false) // corked
+        .put_u32(INVALID_INDEX) // tlength
+        .put_u32(INVALID_INDEX) // prebuf
+        .put_u32(INVALID_INDEX) // minreq
+        .put_u32(0); // syncid
+    p.extend_from_slice(w.as_bytes());
+    p.push(b'v');
+    p.push(volumes as u8);
+    for _ in 0..volumes {
+        p.extend_from_slice(&0x1_0000u32.to_be_bytes());
+    }
+    let mut w = TagWriter::new();
+    // v12: no_remap, no_remix, fix_format, fix_rate, fix_channels,
+    // no_move, variable_rate; v13: start_muted, adjust_latency.
+    for _ in 0..9 {
+        w.put_bool(false);
+    }
+    let mut props = Proplist::new();
+    props.set_str("application.name", "srb-hostile").unwrap();
+    props.set_str("media.name", "hostile").unwrap();
+    w.put_proplist(&props);
+    // v14: volume_set, early_requests; v15: muted_set,
+    // dont_inhibit_auto_suspend, fail_on_suspend; v17: relative_volume;
+    // v18: passthrough.
+    for _ in 0..7 {
+        w.put_bool(false);
+    }
+    w.put_u8(0); // v21: no formats
+    p.extend_from_slice(w.as_bytes());
+    p.extend_from_slice(trailing);
+    p
+}
+
+fn f32_stereo_48k() -> SampleSpec {
+    SampleSpec {
+        format: FLOAT32LE,
+        channels: 2,
+        rate: 48_000,
+    }
+}
+
+/// Creates a valid playback stream (float32le stereo 48 kHz); returns its
+/// channel and sink-input index, after checking the reply as libpulse
+/// does.
+fn create_valid(raw: &mut Raw) -> (u32, u32) {
+    let tag = raw.tag();
+    raw.packet(&create_playback(tag, f32_stereo_48k(), &[1, 2], 2, &[]));
+    let p = match raw.answer(tag) {
+        Answer::Reply(p) => p,
+        other => panic!("valid CREATE_PLAYBACK_STREAM: {other:?}"),
+    };
+    let mut r = TagReader::new(&p);
+    let channel = r.get_u32().unwrap();
+    let index = r.get_u32().unwrap();
+    assert_ne!(channel, INVALID_INDEX);
+    assert_ne!(index, INVALID_INDEX);
+    let _missing = r.get_u32().unwrap();
+    for _ in 0..4 {
+        r.get_u32().unwrap(); // maxlength, tlength, prebuf, minreq
+    }
+    assert_eq!(r.get_sample_spec().unwrap(), f32_stereo_48k());
+    assert_eq!(r.get_channel_map().unwrap().positions(), &[1, 2]);
+    assert_ne!(r.get_u32().unwrap(), INVALID_INDEX, "sink index");
+    assert_eq!(r.get_string().unwrap(), Some("srb_output"));
+    r.get_bool().unwrap(); // suspended
+    r.get_usec().unwrap(); // configured sink latency
+    r.get_format_info().unwrap();
+    r.finish()
+        .expect("nothing after the CREATE_PLAYBACK_STREAM reply");
+    (channel, index)
+}
+
+/// A daemon with WAV output and a well-behaved pacat playing DC
+/// [`BYSTANDER`] beside the hostile client.
+struct Scene {
+    d: Daemon,
+    pacat: Child,
+    feeder: Feeder,
+    /// The bystander's sink-input index.
+    bystander: u32,
+}
+
+impl Scene {
+    fn start(tag: &str) -> Self {
+        let d = Daemon::start_args(
+            tag,
+            &[
+                "--output",
+                "wav:{dir}/out.wav",
+                "--format",
+                "float32le",
+                "--rate",
+                "48000",
+                "--channels",
+                "2",
+            ],
+        );
+        let mut pacat = d.spawn_pacat(&[
+            "--raw",
+            "--format=float32le",
+            "--rate=48000",
+            "--channels=2",
+            "--client-name=srb-bystander",
+        ]);
+        let feeder = Feeder::start(
+            pacat.stdin.take().unwrap(),
+            f32le_bytes(&vec![BYSTANDER; 8192 * 2]),
+        );
+        let bystander =
+            d.wait_while_running("the bystander's sink input", &mut [&mut pacat], || {
+                let l = d.list_short("sink-inputs");
+                (l.len() == 1).then(|| l[0][0].parse::<u32>().expect("sink input index"))
+            });
+        Self {
+            d,
+            pacat,
+            feeder,
+            bystander,
+        }
+    }
+
+    /// Sink inputs listed now.
+    fn sink_inputs(&self) -> usize {
+        self.d.list_short("sink-inputs").len()
+    }
+
+    /// Fails unless only the bystander's sink input exists.
+    fn assert_only_bystander(&self, what: &str) {
+        let l = self.d.list_short("sink-inputs");
+        assert!(
+            l.len() == 1 && l[0][0] == self.bystander.to_string(),
+            "{what}: sink inputs {l:?}, want only the bystander's {}",
+            self.bystander
+        );
+    }
+
+    /// Ends the scene (hostile connections must be dropped before): the
+    /// daemon is up, `pactl info` works, the bystander exits 0, no client
+    /// or stream is left, and the output holds exactly the bystander.
+    fn finish(mut self) {
+        self.d.assert_running();
+        let info = self.d.pactl_ok(&["info"]);
+        assert!(info.contains("Server Name: srbd"), "{info}");
+        let written = self.feeder.finish(2);
+        let out = wait_bounded(self.pacat, "bystander pacat");
+        self.d.assert_exit_ok(&out, "bystander pacat");
+        let d = &self.d;
+        d.wait_for("only the asking client listed", || {
+            (d.list_short("clients").len() == 1).then_some(())
+        });
+        d.wait_for("no sink input left", || {
+            d.list_short("sink-inputs").is_empty().then_some(())
+        });
+        self.d.assert_running();
+        assert!(
+            !self.d.log().contains("panicked"),
+            "srbd panicked:\n{}",
+            self.d.log()
+        );
+        self.d.stop_ok();
+
+        let wav = Wav::read(&self.d.path("out.wav"));
+        let mut played = 0u64;
+        for (n, f) in wav.frames().enumerate() {
+            assert!(
+                f.iter().all(|&s| s == 0.0) || f.iter().all(|&s| s == BYSTANDER),
+                "output frame {n} is {f:?}: only silence or the bystander's {BYSTANDER} \
+                 may be played (hostile data is {HOSTILE})"
+            );
+            if f[0] == BYSTANDER {
+                played += 1;
+            }
+        }
+        assert_eq!(
+            played,
+            written / 8,
+            "every frame of the bystander must be played once"
+        );
+    }
+}
+
+#[test]
+fn valid_create_playback_stream_is_accepted() {
+    // The control for the cases below: the hand-made request is right.
+    let scene = Scene::start("h-valid");
+    let mut raw = Raw::connect(&scene.d);
+    let (channel, index) = create_valid(&mut raw);
+    assert_ne!(index, scene.bystander);
+    scene.d.wait_for("the raw client's sink input", || {
+        (scene.sink_inputs() == 2).then_some(())
+    });
+    let tag = raw.command(DELETE_PLAYBACK_STREAM, |w| {
+        w.put_u32(channel);
+    });
+    match raw.answer(tag) {
+        Answer::Reply(p) => assert!(p.is_empty(), "DELETE reply {p:02x?}"),
+        other => panic!("DELETE of its own stream: {other:?}"),
+    }
+    scene.d.wait_for("the raw client's sink input gone", || {
+        (scene.sink_inputs() == 1).then_some(())
+    });
+    assert!(raw.usable());
+    drop(raw);
+    scene.finish();
+}
+
+#[test]
+fn bad_descriptors_close_only_that_connection() {
+    let scene = Scene::start("h-desc");
+    let cases: [(&str, Descriptor, usize); 6] = [
+        (
+            "packet length 0",
+            Descriptor {
+                channel: CONTROL_CHANNEL,
+                ..Descriptor::default()
+            },
+            0,
+        ),
+        ("memblock length 0", Descriptor::default(), 0),
+        (
+            "length 16 MiB + 1",
+            Descriptor {
+                length: FRAME_SIZE_MAX_ALLOW + 1,
+                channel: CONTROL_CHANNEL,
+                ..Descriptor::default()
+            },
+            64,
+        ),
+        (
+            "length u32::MAX",
+            Descriptor {
+                length: u32::MAX,
+                ..Descriptor::default()
+            },
+            64,
+        ),
+        (
+            "packet with flags",
+            Descriptor {
+                length: 10,
+                channel: CONTROL_CHANNEL,
+                flags: 1,
+                ..Descriptor::default()
+            },
+            10,
+        ),
+        (
+            "SHM reference without SHM",
+            Descriptor {
+                length: 16,
+                flags: 0xA000_0000,
+                ..Descriptor::default()
+            },
+            16,
+        ),
+    ];
+    for (what, d, payload) in cases {
+        let mut raw = Raw::connect(&scene.d);
+        let mut bytes = d.encode().to_vec();
+        bytes.resize(DESCRIPTOR_LEN + payload, 0);
+        raw.send(&bytes);
+        raw.expect_closed(what);
+        scene.d.assert_running();
+    }
+    // A memblock with seek mode 4 (only 0..=3 exist).
+    let mut raw = Raw::connect(&scene.d);
+    let d = Descriptor {
+        length: 8,
+        flags: 4,
+        ..Descriptor::default()
+    };
+    let mut bytes = d.encode().to_vec();
+    bytes.extend_from_slice(&[0; 8]);
+    raw.send(&bytes);
+    raw.expect_closed("seek mode 4");
+    scene.finish();
+}
+
+#[test]
+fn oversized_frames_are_refused_or_skipped() {
+    let scene = Scene::start("h-big");
+    // A memblock of the largest length the protocol allows, for a channel
+    // this client does not own.
+    let mut raw = Raw::connect(&scene.d);
+    let block = f32le_bytes(&vec![HOSTILE; FRAME_SIZE_MAX_ALLOW as usize / 4]);
+    if raw.memblock(0, &block) {
+        raw.usable();
+    }
+    drop(raw);
+    // A 4 MiB packet: GET_SERVER_INFO followed by 4 MiB of trailing bytes.
+    let mut raw = Raw::connect(&scene.d);
+    let tag = raw.tag();
+    let mut w = TagWriter::command(GET_SERVER_INFO, tag);
+    w.put_arbitrary(&vec![0x42; 4 << 20]);
+    if raw.packet(w.as_bytes()) {
+        refused_or_closed(
+            &mut raw,
+            tag,
+            &[ERR_INVALID, ERR_PROTOCOL],
+            "4 MiB GET_SERVER_INFO",
+        );
+    }
+    drop(raw);
+    scene.finish();
+}
+
+#[test]
+fn bad_tag_types_are_refused() {
+    let scene = Scene::start("h-tags");
+    // GET_SINK_INFO with its index as `B` (u8) instead of `L`.
+    let mut raw = Raw::connect(&scene.d);
+    let tag = raw.tag();
+    let mut w = TagWriter::command(GET_SINK_INFO, tag);
+    w.put_u8(0).put_string(None);
+    raw.packet(w.as_bytes());
+    refused_or_closed(&mut raw, tag, &[ERR_INVALID, ERR_PROTOCOL], "u8 for u32");
+    // An unknown tag byte after GET_SERVER_INFO's header.
+    let mut raw = Raw::connect(&scene.d);
+    let tag = raw.tag();
+    let mut p = TagWriter::command(GET_SERVER_INFO, tag).into_bytes();
+    p.extend_from_slice(&[b'Z', 0, 0, 0, 1]);
+    raw.packet(&p);
+    refused_or_closed(&mut raw, tag, &[ERR_INVALID, ERR_PROTOCOL], "tag 'Z'");
+    // The command itself as a string: there is no tag to answer.
+    let mut raw = Raw::connect(&scene.d);
+    let mut w = TagWriter::new();
+    w.put_string(Some("GET_SERVER_INFO")).put_u32(77);
+    raw.packet(w.as_bytes());
+    raw.usable();
+    drop(raw);
+    scene.finish();
+}
+
+#[test]
+fn truncated_packets_are_refused() {
+    let scene = Scene::start("h-trunc");
+    // GET_SINK_INFO whose name string has no NUL.
+    let mut raw = Raw::connect(&scene.d);
+    let tag = raw.tag();
+    let mut p = TagWriter::command(GET_SINK_INFO, tag).into_bytes();
+    p.extend_from_slice(&[b'L', 0xFF, 0xFF, 0xFF, 0xFF, b't']);
+    p.extend_from_slice(b"srb_out");
+    raw.packet(&p);
+    refused_or_closed(
+        &mut raw,
+        tag,
+        &[ERR_INVALID, ERR_PROTOCOL],
+        "string without NUL",
+    );
+    // GET_SINK_INFO whose index stops after two bytes.
+    let mut raw = Raw::connect(&scene.d);
+    let tag = raw.tag();
+    let mut p = TagWriter::command(GET_SINK_INFO, tag).into_bytes();
+    p.extend_from_slice(&[b'L', 0, 0]);
+    raw.packet(&p);
+    refused_or_closed(&mut raw, tag, &[ERR_INVALID, ERR_PROTOCOL], "cut u32");
+    // CREATE_PLAYBACK_STREAM cut in its middle.
+    let mut raw = Raw::connect(&scene.d);
+    let tag = raw.tag();
+    let full = create_playback(tag, f32_stereo_48k(), &[1, 2], 2, &[]);
+    raw.packet(&full[..full.len() / 2]);
+    refused_or_closed(&mut raw, tag, &[ERR_INVALID, ERR_PROTOCOL], "cut CREATE");
+    scene.assert_only_bystander("after a cut CREATE_PLAYBACK_STREAM");
+    // A packet of a command and no tag.
+    let mut raw = Raw::connect(&scene.d);
+    let mut w = TagWriter::new();
+    w.put_u32(GET_SERVER_INFO);
+    raw.packet(w.as_bytes());
+    raw.usable();
+    // A frame cut short, then our side shut: the daemon must close.
+    let mut raw = Raw::connect(&scene.d);
+    let d = Descriptor {
+        length: 100,
+        channel: CONTROL_CHANNEL,
+        ..Descriptor::default()
+    };
+    let mut bytes = d.encode().to_vec();
+    bytes.extend_from_slice(&[b'L', 0, 0, 0, 20, b'L', 0, 0, 0, 9]);
+    raw.send(&bytes);
+    raw.s.shutdown(Shutdown::Write).unwrap();
+    raw.expect_closed("frame cut short");
+    drop(raw);
+    scene.finish();
+}
+
+#[test]
+fn trailing_bytes_are_refused() {
+    let scene = Scene::start("h-trail");
+    let mut raw = Raw::connect(&scene.d);
+    let tag = raw.tag();
+    raw.packet(&create_playback(
+        tag,
+        f32_stereo_48k(),
+        &[1, 2],
+        2,
+        &[b'L', 0, 0, 0, 0],
+    ));
+    refused_or_closed(
+        &mut raw,
+        tag,
+        &[ERR_INVALID, ERR_PROTOCOL],
+        "CREATE_PLAYBACK_STREAM with trailing bytes",
+    );
+    scene.assert_only_bystander("after a CREATE_PLAYBACK_STREAM with trailing bytes");
+    let mut raw = Raw::connect(&scene.d);
+    let tag = raw.command(GET_SERVER_INFO, |w| {
+        w.put_u32(0);
+    });
+    refused_or_closed(
+        &mut raw,
+        tag,
+        &[ERR_INVALID, ERR_PROTOCOL],
+        "GET_SERVER_INFO with trailing bytes",
+    );
+    drop(raw);
+    scene.finish();
+}
+
+#[test]
+fn unknown_commands_get_error_2_and_the_connection_stays_usable() {
+    let scene = Scene::start("h-unknown");
+    let mut raw = Raw::connect(&scene.d);
+    for command in [105, 200, 0x7FFF_FFFF, 0xFFFF_FFFE] {
+        let tag = raw.command(command, |w| {
+            w.put_u32(1);
+        });
+        match raw.answer(tag) {
+            Answer::Error(code) => assert_eq!(code, ERR_COMMAND, "command {command}"),
+            other => panic!("unknown command {command}: {other:?}"),
+        }
+    }
+    assert!(raw.usable(), "connection unusable after unknown commands");
+    drop(raw);
+    scene.finish();
+}
+
+#[test]
+fn bad_sample_specs_are_refused() {
+    let scene = Scene::start("h-spec");
+    let spec = |format, channels, rate| SampleSpec {
+        format,
+        channels,
+        rate,
+    };
+    let aux33: Vec<u8> = (12..45).collect();
+    let cases: Vec<(&str, SampleSpec, Vec<u8>, usize)> = vec![
+        ("format 99", spec(99, 2, 48_000), vec![1, 2], 2),
+        ("format 13", spec(13, 2, 48_000), vec![1, 2], 2),
+        ("channels 0", spec(FLOAT32LE, 0, 48_000), vec![], 0),
+        ("rate 0", spec(FLOAT32LE, 2, 0), vec![1, 2], 2),
+        ("rate 384001", spec(FLOAT32LE, 2, 384_001), vec![1, 2], 2),
+        ("channels 33", spec(FLOAT32LE, 33, 48_000), aux33, 33),
+        (
+            "map of 1 for 2 channels",
+            spec(FLOAT32LE, 2, 48_000),
+            vec![0],
+            2,
+        ),
+        (
+            "map of 3 for 2 channels",
+            spec(FLOAT32LE, 2, 48_000),
+            vec![1, 2, 3],
+            2,
+        ),
+        (
+            "volume of 1 for 2 channels",
+            spec(FLOAT32LE, 2, 48_000),
+            vec![1, 2],
+            1,
+        ),
+        (
+            "channel position 51",
+            spec(FLOAT32LE, 2, 48_000),
+            vec![1, 51],
+            2,
+        ),
+    ];
+    for (what, ss, map, volumes) in cases {
+        let mut raw = Raw::connect(&scene.d);
+        let tag = raw.tag();
+        raw.packet(&create_playback(tag, ss, &map, volumes, &[]));
+        match raw.answer(tag) {
+            Answer::Error(code) => {
+                assert_eq!(code, ERR_INVALID, "{what}");
+                assert!(raw.usable(), "{what}: connection unusable after ERROR");
+            }
+            Answer::Closed => {}
+            Answer::Reply(p) => panic!("{what}: accepted (REPLY {p:02x?})"),
+        }
+        scene.assert_only_bystander(what);
+    }
+    scene.finish();
+}
+
+#[test]
+fn memblocks_for_channels_the_client_does_not_own_are_never_played() {
+    let scene = Scene::start("h-memblock");
+    let block = f32le_bytes(&vec![HOSTILE; 8192 * 2]);
+    // A client without streams: channel 0 (every connection's first
+    // stream), a few more, the bystander's sink-input index, far ones.
+    let mut targets = vec![0, 1, 2, 3, scene.bystander, 0x7FFF_FFFF, 0xFFFF_FFFE];
+    targets.sort_unstable();
+    targets.dedup();
+    let mut raw = Raw::connect(&scene.d);
+    for &ch in &targets {
+        if !raw.memblock(ch, &block) {
+            break;
+        }
+    }
+    raw.usable();
+    drop(raw);
+    // A client with a stream of its own, writing to every other channel.
+    let mut raw = Raw::connect(&scene.d);
+    let (own, _) = create_valid(&mut raw);
+    for &ch in targets.iter().chain([own + 1, own.wrapping_sub(1)].iter()) {
+        // 0xFFFFFFFF would make the frame a packet, not a memblock.
+        if ch == own || ch == CONTROL_CHANNEL {
+            continue;
+        }
+        if !raw.memblock(ch, &block) {
+            break;
+        }
+    }
+    // DRAIN plays out whatever its own stream holds: nothing, unless the
+    // daemon queued the stray blocks there.
+    let tag = raw.command(DRAIN_PLAYBACK_STREAM, |w| {
+        w.put_u32(own);
+    });
+    match raw.answer(tag) {
+        Answer::Reply(_) => {
+            let tag = raw.command(DELETE_PLAYBACK_STREAM, |w| {
+                w.put_u32(own);
+            });
+            assert!(
+                matches!(raw.answer(tag), Answer::Reply(_)),
+                "DELETE of its own stream"
+            );
+        }
+        Answer::Closed => {}
+        Answer::Error(code) => panic!("DRAIN of its own stream: ERROR {code}"),
+    }
+    drop(raw);
+    scene.finish();
+}
+
+#[test]
+fn drain_and_delete_of_another_clients_stream_are_noentity() {
+    let scene = Scene::start("h-noentity");
+    let mut raw = Raw::connect(&scene.d);
+    let mut channels = vec![0, 1, scene.bystander];
+    channels.sort_unstable();
+    channels.dedup();
+    for &ch in &channels {
+        for (command, name) in [
+            (DRAIN_PLAYBACK_STREAM, "DRAIN"),
+            (DELETE_PLAYBACK_STREAM, "DELETE_PLAYBACK_STREAM"),
+            (DELETE_RECORD_STREAM, "DELETE_RECORD_STREAM"),
+        ] {
+            let tag = raw.command(command, |w| {
+                w.put_u32(ch);
+            });
+            match raw.answer(tag) {
+                Answer::Error(code) => assert_eq!(code, ERR_NOENTITY, "{name} {ch}"),
+                other => panic!("{name} of channel {ch} (not ours): {other:?}"),
+            }
+        }
+    }
+    assert!(raw.usable());
+    scene.assert_only_bystander("after DRAIN/DELETE of streams not ours");
+    // With a stream of its own, the neighbouring channels are still not
+    // its own.
+    let (own, _) = create_valid(&mut raw);
+    for ch in [own + 1, own + 2] {
+        let tag = raw.command(DRAIN_PLAYBACK_STREAM, |w| {
+            w.put_u32(ch);
+        });
+        match raw.answer(tag) {
+            Answer::Error(code) => assert_eq!(code, ERR_NOENTITY, "DRAIN {ch}"),
+            other => panic!("DRAIN of channel {ch} (not ours): {other:?}"),
+        }
+    }
+    let tag = raw.command(DELETE_PLAYBACK_STREAM, |w| {
+        w.put_u32(own);
+    });
+    assert!(matches!(raw.answer(tag), Answer::Reply(_)), "DELETE own");
+    drop(raw);
+    scene.finish();
+}
