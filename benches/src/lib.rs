@@ -64,7 +64,7 @@ pub const fn messages_per_iter(msg_size: usize) -> u64 {
 
 /// A short label for a message size: `16B`, `64B`, `1KiB`.
 pub fn size_label(msg_size: usize) -> String {
-    if msg_size >= 1024 && msg_size % 1024 == 0 {
+    if msg_size >= 1024 && msg_size.is_multiple_of(1024) {
         format!("{}KiB", msg_size / 1024)
     } else {
         format!("{msg_size}B")

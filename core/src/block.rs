@@ -57,7 +57,9 @@ impl Block {
 
     /// Whether `offset` is a multiple of `align` *as an address*.
     pub(crate) fn is_aligned_at(self, offset: usize, align: usize) -> bool {
-        (self.base.as_ptr() as usize).wrapping_add(offset) % align == 0
+        (self.base.as_ptr() as usize)
+            .wrapping_add(offset)
+            .is_multiple_of(align)
     }
 
     /// A raw pointer `offset` bytes into the block, typed as `T`.

@@ -353,7 +353,7 @@ impl Offer {
         if self.memfd_len == 0 || self.memfd_len > MAX_MEMFD_LEN {
             return bad("memfd length out of range");
         }
-        if self.block_offset % AREA_ALIGN != 0 {
+        if !self.block_offset.is_multiple_of(AREA_ALIGN) {
             return bad("block offset not 128-byte aligned");
         }
         let block_end = self.block_offset.checked_add(self.block_len);
@@ -366,7 +366,7 @@ impl Offer {
             SignalKind::Futex => {
                 let s = self.signal_offset;
                 let s_end = s.checked_add(SIGNAL_AREA_LEN as u64);
-                if s % AREA_ALIGN != 0 || s_end.is_none_or(|e| e > self.memfd_len) {
+                if !s.is_multiple_of(AREA_ALIGN) || s_end.is_none_or(|e| e > self.memfd_len) {
                     return bad("signal area outside the memfd or misaligned");
                 }
                 let b_end = self.block_offset + self.block_len;
@@ -404,7 +404,7 @@ fn block_len_for(cfg: &ChannelConfig) -> Result<u64, HandshakeError> {
         LayoutKind::Pa => {
             // PulseAudio's geometry for a block of RINGS_START + 2 * capacity
             // bytes gives exactly `capacity` when it is a multiple of 8.
-            if cfg.capacity == 0 || cfg.capacity % 8 != 0 || cfg.capacity > (1 << 28) {
+            if cfg.capacity == 0 || !cfg.capacity.is_multiple_of(8) || cfg.capacity > (1 << 28) {
                 return bad;
             }
             Ok(layout::pa::RINGS_START as u64 + 2 * u64::from(cfg.capacity))

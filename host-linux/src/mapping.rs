@@ -125,7 +125,7 @@ impl SharedMapping {
             mapping_len: self.len,
         };
         match offset.checked_add(len) {
-            Some(end) if end <= self.len && offset % align == 0 => Ok(()),
+            Some(end) if end <= self.len && offset.is_multiple_of(align) => Ok(()),
             _ => Err(err),
         }
     }

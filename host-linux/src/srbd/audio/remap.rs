@@ -196,7 +196,7 @@ impl Remap {
         debug_assert!(
             self.from_channels == 0 && input.is_empty()
                 || self.from_channels != 0
-                    && input.len() % self.from_channels == 0
+                    && input.len().is_multiple_of(self.from_channels)
                     && output.len() == input.len() / self.from_channels * self.to_channels,
             "remap {}→{} channels: {} input samples, {} output samples",
             self.from_channels,
