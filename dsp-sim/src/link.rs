@@ -19,10 +19,22 @@
 //!            1 SetChain   len u16 (<= MAX_SPEC_LEN), len bytes of UTF-8 chain spec
 //!            2 Bypass     u8 (0 = off, 1 = on)
 //!            3 QueryStats (nothing)
+//!            4 Pull       seq u32: the period the DSP asks for
 //! Stats    periods u64, worst_ns u64, mean_ns u64, deadline_misses u64,
 //!          channels u8 (0..=MAX_CHANNELS), reserved [u8; 3] = 0,
 //!          peak_db [f32; MAX_CHANNELS] (entries past `channels` carried as-is)
 //! ```
+//!
+//! Who sends what (the `dsp-sim` process behind `srbd`; see
+//! `srb_linux::dsp` for the full message flow):
+//!
+//! | message | direction | when |
+//! | --- | --- | --- |
+//! | `Control::Pull { seq }` | DSP → host | at every tick of the DSP's period clock: "send me period `seq`" |
+//! | `Period` | host → DSP | the mixed period `seq`, in answer to `Pull { seq }` |
+//! | `Period` | DSP → host | the processed period `seq`, before the DSP's next tick |
+//! | `Control::SetChain`, `Bypass`, `QueryStats` | host → DSP | at any time |
+//! | `Stats` | DSP → host | in answer to `QueryStats`, and unsolicited about once a second |
 //!
 //! `body_len` must match the body exactly. Encoding writes into a caller's
 //! `&mut [u8]` and returns the bytes written; [`decode`] reads one message
@@ -54,11 +66,24 @@ const KIND_STATS: u8 = 3;
 const CONTROL_SET_CHAIN: u8 = 1;
 const CONTROL_BYPASS: u8 = 2;
 const CONTROL_QUERY_STATS: u8 = 3;
+const CONTROL_PULL: u8 = 4;
 
 const PERIOD_FIXED: usize = 8;
 const STATS_BODY: usize = 4 * 8 + 4 + 4 * MAX_CHANNELS;
 const MAX_PERIOD_BODY: usize = PERIOD_FIXED + u16::MAX as usize * MAX_CHANNELS * 4;
 const MAX_CONTROL_BODY: usize = 3 + MAX_SPEC_LEN;
+
+/// The longest control message (a [`Control::SetChain`] of
+/// [`MAX_SPEC_LEN`] bytes), header included.
+pub const MAX_CONTROL_LEN: usize = HEADER_LEN + MAX_CONTROL_BODY;
+/// The length of every [`Stats`] message, header included.
+pub const STATS_LEN: usize = HEADER_LEN + STATS_BODY;
+
+/// The length of a [`Period`] message of `frames` frames of `channels`
+/// channels, header included (what [`encode_period`] writes).
+pub const fn period_len(frames: usize, channels: usize) -> usize {
+    HEADER_LEN + PERIOD_FIXED + frames * channels * 4
+}
 
 /// Why a message could not be encoded or decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,6 +280,12 @@ pub enum Control<'a> {
     Bypass(bool),
     /// Ask for a [`Stats`] message.
     QueryStats,
+    /// Sent by the DSP at each tick of its clock: ask the host for period
+    /// `seq` (see the module docs for the flow).
+    Pull {
+        /// The sequence number the host's answering [`Period`] must carry.
+        seq: u32,
+    },
 }
 
 /// Statistics reported by the DSP.
@@ -323,7 +354,7 @@ pub fn encode_period(
     if channels == 0 || channels > MAX_CHANNELS {
         return Err(LinkError::BadChannels { channels });
     }
-    if samples.len() % channels != 0 {
+    if !samples.len().is_multiple_of(channels) {
         return Err(LinkError::PartialFrame {
             samples: samples.len(),
             channels,
@@ -365,6 +396,12 @@ impl Control<'_> {
             Control::QueryStats => {
                 let mut w = writer(out, KIND_CONTROL, 1)?;
                 w.put(&[CONTROL_QUERY_STATS]);
+                Ok(w.pos)
+            }
+            Control::Pull { seq } => {
+                let mut w = writer(out, KIND_CONTROL, 5)?;
+                w.put(&[CONTROL_PULL]);
+                w.put(&seq.to_le_bytes());
                 Ok(w.pos)
             }
         }
@@ -532,6 +569,14 @@ pub fn decode(buf: &[u8]) -> Result<(Message<'_>, usize), LinkError> {
                     }
                     Control::QueryStats
                 }
+                CONTROL_PULL => {
+                    if total - HEADER_LEN != 5 {
+                        return Err(bad_len);
+                    }
+                    Control::Pull {
+                        seq: u32::from_le_bytes(r.array()?),
+                    }
+                }
                 found => return Err(LinkError::UnknownControl { found }),
             };
             Message::Control(control)
@@ -619,6 +664,44 @@ mod tests {
     }
 
     #[test]
+    fn pull_layout_is_as_documented_and_checked() {
+        let mut out = [0u8; 16];
+        let n = Control::Pull { seq: 0x0403_0201 }.encode(&mut out).unwrap();
+        assert_eq!(n, 13);
+        assert_eq!(&out[..n], &[b'S', b'R', 1, 2, 5, 0, 0, 0, 4, 1, 2, 3, 4]);
+        assert_eq!(
+            edited(Control::Pull { seq: 9 }, |v| {
+                v.pop();
+                v[4] = 4;
+            }),
+            Err(LinkError::BadBodyLength {
+                kind: 2,
+                declared: 4
+            })
+        );
+        assert_eq!(
+            edited(Control::Pull { seq: 9 }, |v| {
+                v.push(0);
+                v[4] = 6;
+            }),
+            Err(LinkError::BadBodyLength {
+                kind: 2,
+                declared: 6
+            })
+        );
+        assert_eq!(
+            Control::Pull { seq: 1 }.encode(&mut [0u8; 12]),
+            Err(LinkError::BufferTooSmall {
+                needed: 13,
+                available: 12
+            })
+        );
+        assert_eq!(period_len(2, 2), 32);
+        let mut p = [0u8; 32];
+        assert_eq!(encode_period(0, 2, &[0.0; 4], &mut p), Ok(period_len(2, 2)));
+    }
+
+    #[test]
     fn controls_and_stats_round_trip() {
         let mut out = [0u8; 512];
         for c in [
@@ -627,12 +710,15 @@ mod tests {
             Control::Bypass(true),
             Control::Bypass(false),
             Control::QueryStats,
+            Control::Pull { seq: 0 },
+            Control::Pull { seq: u32::MAX },
         ] {
             let n = c.encode(&mut out).unwrap();
             assert_eq!(decode(&out[..n]), Ok((Message::Control(c), n)));
         }
         let n = stats().encode(&mut out).unwrap();
         assert_eq!(n, HEADER_LEN + STATS_BODY);
+        assert_eq!(n, STATS_LEN);
         assert_eq!(decode(&out[..n]), Ok((Message::Stats(stats()), n)));
     }
 
@@ -825,8 +911,8 @@ mod tests {
         }
     }
 
-    fn control_strategy() -> impl Strategy<Value = (u8, String, bool)> {
-        (0u8..3, "\\PC{0,64}", any::<bool>())
+    fn control_strategy() -> impl Strategy<Value = (u8, String, bool, u32)> {
+        (0u8..4, "\\PC{0,64}", any::<bool>(), any::<u32>())
     }
 
     proptest! {
@@ -880,10 +966,11 @@ mod tests {
         }
 
         #[test]
-        fn controls_round_trip((tag, spec, on) in control_strategy()) {
+        fn controls_round_trip((tag, spec, on, seq) in control_strategy()) {
             let c = match tag {
                 0 => Control::SetChain(&spec),
                 1 => Control::Bypass(on),
+                2 => Control::Pull { seq },
                 _ => Control::QueryStats,
             };
             let mut out = [0u8; 512];

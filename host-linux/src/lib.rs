@@ -26,6 +26,7 @@
 //! | [`listener`] | [`listener::Listener`]: lock file, stale socket removal, `SO_PEERCRED` on accept, systemd socket activation; [`listener::connect`] |
 //! | [`handshake`] | [`handshake::create`] / [`handshake::accept`]: the versioned offer (layout pa/srb, signal eventfd/futex, lengths, capacity) and its checks |
 //! | [`channel`] | [`channel::Channel`]: one side's channel owning mapping, signals and socket; blocking helpers that end in `PeerGone` |
+//! | [`dsp`] | the DSP peer: [`dsp::link::DspLink`] (srbd's end), [`dsp::peer::run`] (the `dsp-sim` process), [`dsp::supervisor::Supervisor`] (spawn, restart) |
 //! | [`echo`] | the checksummed echo exchange used by the `srb-echo` peer binary and the tests |
 //! | [`pulse`] | PulseAudio native protocol codecs: tagstruct, pstream framing |
 //! | [`srbd`] | the `srbd` daemon: per-client AUTH/command state machine, the fixed sink and monitor source, the accept loop |
@@ -66,6 +67,7 @@
 #![warn(missing_docs)]
 
 pub mod channel;
+pub mod dsp;
 pub mod echo;
 pub mod eventfd;
 pub mod fdkind;

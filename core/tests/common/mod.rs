@@ -49,7 +49,7 @@ impl Mem {
     }
 
     fn word<T>(&self, off: usize) -> *mut T {
-        assert!(off + 4 <= self.len() && off % 4 == 0);
+        assert!(off + 4 <= self.len() && off.is_multiple_of(4));
         // SAFETY: in bounds (asserted).
         unsafe { self.ptr.as_ptr().add(off).cast() }
     }

@@ -5,7 +5,12 @@
 //! ```text
 //! srbd [--socket PATH] [--tcp ADDR:PORT] [--config FILE] [--output null|wav:PATH]
 //!      [--format NAME] [--rate HZ] [--channels N] [--period-frames N] [--sink-name NAME]
+//!      [--dsp on|off] [--dsp-chain SPEC] [--dsp-program PATH]
 //! ```
+//!
+//! By default it spawns the `dsp-sim` peer (found beside `srbd`), which
+//! clocks the sink and processes every period; if the peer dies or stalls
+//! srbd falls back to its own clock within two periods and restarts it.
 //!
 //! Without `--socket` it listens on `native` in the srb runtime directory.
 //! On start it prints `PULSE_SERVER=unix:<path>` on stdout. SIGINT or
@@ -22,6 +27,12 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use srb_linux::listener::Listener;
 use srb_linux::runtime_dir::RuntimeDir;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use srb_linux::dsp::link::DspLink;
+use srb_linux::dsp::supervisor::{default_program, DspConfig, RestartHandle, Supervisor};
 use srb_linux::srbd::config::{format_name, Config, FileConfig};
 use srb_linux::srbd::engine::{Engine, SinkConfig};
 use srb_linux::srbd::{self, server_info::ServerInfo, Server};
@@ -59,6 +70,25 @@ struct Args {
     /// Sink name.
     #[arg(long, value_name = "NAME")]
     sink_name: Option<String>,
+    /// Run the `dsp-sim` peer, which then clocks and processes the sink
+    /// (default on; `off` keeps srbd's own timerfd clock).
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    dsp: Option<bool>,
+    /// The DSP's processing chain, e.g. `gain:-6dB,peak:1000Hz:q1.0:+3dB`
+    /// (default: none, bit-exact).
+    #[arg(long, value_name = "SPEC")]
+    dsp_chain: Option<String>,
+    /// The `dsp-sim` program (default: beside srbd, else on PATH).
+    #[arg(long, value_name = "PATH")]
+    dsp_program: Option<PathBuf>,
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("{s:?}: expected on or off")),
+    }
 }
 
 fn config(args: Args) -> Result<Config, String> {
@@ -76,6 +106,10 @@ fn config(args: Args) -> Result<Config, String> {
         channels: args.channels,
         period_frames: args.period_frames,
         output: args.output,
+        dsp: args.dsp,
+        dsp_chain: args.dsp_chain,
+        dsp_program: args.dsp_program,
+        stats_interval: None,
     };
     file.overlay(cli).resolve().map_err(|e| e.to_string())
 }
@@ -129,12 +163,16 @@ fn main() -> ExitCode {
         eprintln!("srbd: listener has no path");
         return ExitCode::from(1);
     };
-    let engine = match Engine::start(SinkConfig {
-        spec: cfg.spec,
-        map: cfg.map.clone(),
-        period_frames: cfg.period_frames,
-        output: cfg.output.clone(),
-    }) {
+    let (dsp, links) = start_dsp(&cfg);
+    let engine = match Engine::start_with_dsp(
+        SinkConfig {
+            spec: cfg.spec,
+            map: cfg.map.clone(),
+            period_frames: cfg.period_frames,
+            output: cfg.output.clone(),
+        },
+        links,
+    ) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("srbd: {e}");
@@ -184,6 +222,12 @@ fn main() -> ExitCode {
             }
         });
     }
+    if cfg.stats_interval > 0 {
+        let server = server.clone();
+        let handle = dsp.as_ref().map(Supervisor::restart_handle);
+        let interval = Duration::from_secs(cfg.stats_interval);
+        std::thread::spawn(move || log_stats(server, handle, interval));
+    }
     println!("PULSE_SERVER=unix:{}", path.display());
     if let Some(t) = &tcp {
         println!("PULSE_SERVER=tcp:{}", t.local_addr());
@@ -203,5 +247,65 @@ fn main() -> ExitCode {
         }
     };
     srbd::shutdown(server);
+    if let Some(d) = dsp {
+        d.stop();
+    }
     code
+}
+
+/// Starts the DSP supervisor if the config asks for it; on failure srbd
+/// keeps its own clock (logged).
+fn start_dsp(cfg: &Config) -> (Option<Supervisor>, Option<mpsc::Receiver<DspLink>>) {
+    if !cfg.dsp {
+        tracing::info!("DSP off: the sink runs on its own timerfd clock");
+        return (None, None);
+    }
+    let Some(program) = cfg.dsp_program.clone().or_else(default_program) else {
+        tracing::warn!("dsp-sim not found beside srbd or on PATH; the sink runs on its own clock");
+        return (None, None);
+    };
+    let (tx, rx) = mpsc::channel();
+    let dsp_cfg = DspConfig {
+        program,
+        rate: cfg.spec.rate,
+        channels: cfg.spec.channels,
+        period_frames: cfg.period_frames,
+        chain: cfg.dsp_chain.clone(),
+    };
+    match Supervisor::start(dsp_cfg, tx) {
+        Ok(s) => {
+            tracing::info!(chain = ?cfg.dsp_chain, pid = ?s.child_pid(), "DSP peer started");
+            (Some(s), Some(rx))
+        }
+        Err(e) => {
+            tracing::warn!(%e, "DSP peer not started; the sink runs on its own clock");
+            (None, None)
+        }
+    }
+}
+
+/// Logs the DSP's statistics every `interval` until the server stops.
+fn log_stats(server: Arc<Server>, dsp: Option<RestartHandle>, interval: Duration) {
+    let mut last = Instant::now();
+    while !server.stopping() {
+        std::thread::sleep(Duration::from_millis(200));
+        if last.elapsed() < interval {
+            continue;
+        }
+        last = Instant::now();
+        let c = server.engine.dsp();
+        let s = c.stats.load();
+        tracing::info!(
+            dsp_periods = s.map(|s| s.periods),
+            worst_us = s.map(|s| s.worst_ns / 1000),
+            mean_us = s.map(|s| s.mean_ns / 1000),
+            dsp_deadline_misses = s.map(|s| s.deadline_misses),
+            processed = c.processed.load(Ordering::Relaxed),
+            late = c.late.load(Ordering::Relaxed),
+            fallbacks = c.fallbacks.load(Ordering::Relaxed),
+            restarts = dsp.as_ref().map(RestartHandle::restarts),
+            periods = server.engine.shared().periods.load(Ordering::Relaxed),
+            "stats"
+        );
+    }
 }

@@ -12,6 +12,10 @@
 //! channels = 2
 //! period_frames = 480                    # 64..=4096; default 10 ms
 //! output = "null"                        # or "wav:/path/out.wav"
+//! dsp = true                             # spawn the dsp-sim peer (it clocks the sink)
+//! dsp_chain = "gain:-6dB,lowpass:8000Hz" # its processing chain; default: none (bit-exact)
+//! dsp_program = "/usr/libexec/dsp-sim"   # default: dsp-sim beside srbd, else on PATH
+//! stats_interval = 10                    # seconds between DSP statistics log lines; 0: never
 //! ```
 
 use std::net::SocketAddr;
@@ -93,6 +97,14 @@ pub struct FileConfig {
     pub period_frames: Option<usize>,
     /// `null` or `wav:PATH`.
     pub output: Option<String>,
+    /// Run the DSP peer.
+    pub dsp: Option<bool>,
+    /// The DSP's chain spec.
+    pub dsp_chain: Option<String>,
+    /// The `dsp-sim` program.
+    pub dsp_program: Option<PathBuf>,
+    /// Seconds between DSP statistics lines.
+    pub stats_interval: Option<u64>,
 }
 
 /// Why the settings are unusable.
@@ -138,6 +150,14 @@ pub struct Config {
     pub period_frames: usize,
     /// Where the rendered audio goes.
     pub output: OutputSpec,
+    /// Run the DSP peer (default true).
+    pub dsp: bool,
+    /// The DSP's chain spec (`None`: no processing, bit-exact).
+    pub dsp_chain: Option<String>,
+    /// The `dsp-sim` program (`None`: look it up beside srbd, then PATH).
+    pub dsp_program: Option<PathBuf>,
+    /// Seconds between DSP statistics log lines (0: never).
+    pub stats_interval: u64,
 }
 
 impl FileConfig {
@@ -165,6 +185,10 @@ impl FileConfig {
             channels: over.channels.or(self.channels),
             period_frames: over.period_frames.or(self.period_frames),
             output: over.output.or(self.output),
+            dsp: over.dsp.or(self.dsp),
+            dsp_chain: over.dsp_chain.or(self.dsp_chain),
+            dsp_program: over.dsp_program.or(self.dsp_program),
+            stats_interval: over.stats_interval.or(self.stats_interval),
         }
     }
 
@@ -217,6 +241,10 @@ impl FileConfig {
             map,
             period_frames,
             output,
+            dsp: self.dsp.unwrap_or(true),
+            dsp_chain: self.dsp_chain.filter(|c| !c.is_empty()),
+            dsp_program: self.dsp_program,
+            stats_interval: self.stats_interval.unwrap_or(10),
         })
     }
 }

@@ -30,8 +30,10 @@ use rustix::time::{
 
 use super::audio::convert::PlaybackConverter;
 use super::audio::format;
+use super::dsp_clock::{DspClock, DspCounters, Step};
 use super::output::{Output, OutputError, OutputSpec};
 use super::stream::{Gains, PlaybackShared, RecordShared};
+use crate::dsp::link::DspLink;
 use crate::pulse::tagstruct::{ChannelMap, SampleSpec};
 
 /// Smallest sink period in frames.
@@ -122,6 +124,7 @@ enum Msg {
 pub struct Engine {
     config: SinkConfig,
     shared: Arc<SinkShared>,
+    dsp: Arc<DspCounters>,
     tx: mpsc::Sender<Msg>,
     thread: Mutex<Option<JoinHandle<Result<u64, OutputError>>>>,
 }
@@ -157,6 +160,16 @@ impl std::fmt::Debug for Msg {
 impl Engine {
     /// Opens the output and starts the mixer thread.
     pub fn start(config: SinkConfig) -> Result<Self, EngineError> {
+        Self::start_with_dsp(config, None)
+    }
+
+    /// Like [`Engine::start`]; with `dsp`, each [`DspLink`] received there
+    /// (from the supervisor) clocks and processes the sink until it fails
+    /// (see [`super::dsp_clock`]).
+    pub fn start_with_dsp(
+        config: SinkConfig,
+        dsp: Option<mpsc::Receiver<DspLink>>,
+    ) -> Result<Self, EngineError> {
         if !(MIN_PERIOD..=MAX_PERIOD).contains(&config.period_frames) {
             return Err(EngineError::Period(config.period_frames));
         }
@@ -187,16 +200,30 @@ impl Engine {
         });
         let (tx, rx) = mpsc::channel();
         let mut mixer = Mixer::new(&config, shared.clone(), rx, output);
+        let dsp_counters = Arc::new(DspCounters::default());
+        if let Some(links) = dsp {
+            let samples = config.period_frames * usize::from(config.spec.channels);
+            let period = Duration::from_nanos(
+                config.period_frames as u64 * 1_000_000_000 / u64::from(config.spec.rate),
+            );
+            mixer.dsp = Some(DspClock::new(links, samples, period, dsp_counters.clone()));
+        }
         let thread = std::thread::Builder::new()
             .name("srbd-mixer".into())
-            .spawn(move || mixer.run(&timer))
+            .spawn(move || mixer.run(timer))
             .map_err(|e| EngineError::Thread(e.to_string()))?;
         Ok(Self {
             config,
             shared,
+            dsp: dsp_counters,
             tx,
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// The DSP clock's counters and the DSP's latest statistics.
+    pub fn dsp(&self) -> &Arc<DspCounters> {
+        &self.dsp
     }
 
     /// The sink's configuration.
@@ -278,9 +305,13 @@ impl Drop for Engine {
 }
 
 fn timer(config: &SinkConfig) -> Result<OwnedFd, EngineError> {
-    let fd = timerfd_create(TimerfdClockId::Monotonic, TimerfdFlags::CLOEXEC)
-        .map_err(EngineError::Timer)?;
-    let ns = config.period_frames as u64 * 1_000_000_000 / u64::from(config.spec.rate);
+    new_timer(config.period_frames, config.spec.rate).map_err(EngineError::Timer)
+}
+
+/// A timerfd ticking every `frames` frames at `rate`.
+fn new_timer(frames: usize, rate: u32) -> Result<OwnedFd, Errno> {
+    let fd = timerfd_create(TimerfdClockId::Monotonic, TimerfdFlags::CLOEXEC)?;
+    let ns = frames as u64 * 1_000_000_000 / u64::from(rate.max(1));
     let period = Timespec {
         tv_sec: (ns / 1_000_000_000) as _,
         tv_nsec: (ns % 1_000_000_000) as _,
@@ -292,8 +323,7 @@ fn timer(config: &SinkConfig) -> Result<OwnedFd, EngineError> {
             it_interval: period,
             it_value: period,
         },
-    )
-    .map_err(EngineError::Timer)?;
+    )?;
     Ok(fd)
 }
 
@@ -474,6 +504,7 @@ struct Mixer {
     monitor: Vec<f32>,
     quantize: Vec<u8>,
     output: Option<Output>,
+    dsp: Option<DspClock>,
 }
 
 impl Mixer {
@@ -498,15 +529,28 @@ impl Mixer {
             monitor: vec![0.0; samples],
             quantize: vec![0; samples * sample_size],
             output: Some(output),
+            dsp: None,
         }
     }
 
-    fn run(&mut self, timer: &OwnedFd) -> Result<u64, OutputError> {
+    fn run(&mut self, timer: OwnedFd) -> Result<u64, OutputError> {
         tracing::debug!(period = self.period, "mixer running");
+        let mut timer = timer;
         let mut buf = [0u8; 8];
         // Relaxed: see `Engine::stop`.
         while !self.shared.stop.load(Ordering::Relaxed) {
-            match rustix::io::read(timer, &mut buf) {
+            if self.dsp.as_mut().is_some_and(DspClock::active) {
+                if !self.dsp_iteration() {
+                    // Detached: our own clock again, starting one period
+                    // from now (a fresh timer has no stale expirations).
+                    match new_timer(self.period, self.spec.rate) {
+                        Ok(t) => timer = t,
+                        Err(e) => tracing::error!(%e, "cannot re-arm the sink timer"),
+                    }
+                }
+                continue;
+            }
+            match rustix::io::read(&timer, &mut buf) {
                 Ok(8) => {}
                 Ok(_) | Err(Errno::INTR) | Err(Errno::AGAIN) => continue,
                 Err(e) => {
@@ -532,6 +576,32 @@ impl Mixer {
             Some(o) => o.finish(),
             None => Ok(0),
         }
+    }
+
+    /// One step of the DSP clock; false once the DSP was detached.
+    fn dsp_iteration(&mut self) -> bool {
+        let Some(mut dsp) = self.dsp.take() else {
+            return false;
+        };
+        let outcome = dsp.step();
+        let mut steps = std::mem::take(&mut dsp.queue);
+        for step in steps.drain(..) {
+            match step {
+                Step::Render => {
+                    self.render_mix();
+                    // Not sent (ring full or link broken): bypass.
+                    if !matches!(dsp.sent(&self.mix, self.channels as u8), Ok(true)) {
+                        self.deliver_mix();
+                    }
+                }
+                Step::Deliver => self.deliver(&dsp.processed),
+                Step::DeliverPending => self.deliver(&dsp.pending_mix),
+            }
+        }
+        dsp.queue = steps;
+        let attached = outcome.is_ok() && dsp.has_link();
+        self.dsp = Some(dsp);
+        attached
     }
 
     fn adopt(&mut self) {

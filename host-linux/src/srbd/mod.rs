@@ -18,6 +18,7 @@ pub mod audio;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod dsp_clock;
 pub mod engine;
 pub mod introspect;
 pub mod output;
