@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::Child;
 
-use common::srbd::{wait_bounded, Daemon, DEADLINE};
+use common::srbd::{strip_ansi, wait_bounded, Daemon, TempDir, DEADLINE};
 
 #[test]
 fn pactl_info_and_lists() {
@@ -116,4 +116,57 @@ fn several_clients_at_once() {
         assert!(out.status.success(), "{out:?}\n{}", d.log());
         assert!(stdout.contains("srb_output"), "{stdout}");
     }
+}
+
+/// A free TCP port on loopback (bound and released; the daemon binds it
+/// right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn tcp_clients_need_the_cookie() {
+    let port = free_port();
+    let dir = TempDir::new("tcp-cfg");
+    let cookie = dir.0.join("home/.config/pulse/cookie");
+    let cfg = dir.0.join("srbd.toml");
+    std::fs::write(&cfg, format!("cookie = {:?}\n", cookie.to_str().unwrap())).unwrap();
+    let d = Daemon::start_args(
+        "tcp",
+        &[
+            "--tcp",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    assert!(cookie.exists(), "srbd created the cookie\n{}", d.log());
+    let server = format!("tcp:127.0.0.1:{port}");
+    let run = |cookie: &std::path::Path| {
+        let child = d
+            .client("pactl")
+            .env("PULSE_SERVER", &server)
+            .env("PULSE_COOKIE", cookie)
+            .arg("info")
+            .spawn()
+            .expect("spawn pactl");
+        wait_bounded(child, "pactl over tcp")
+    };
+    let ok = run(&cookie);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{ok:?}\n{}", d.log());
+    assert!(stdout.contains("Server Name: srbd"), "{stdout}");
+    let wrong = dir.0.join("wrong-cookie");
+    std::fs::write(&wrong, [0x5a; 256]).unwrap();
+    let refused = run(&wrong);
+    assert!(!refused.status.success(), "a wrong cookie is refused");
+    assert!(
+        strip_ansi(&d.log()).contains("AUTH refused: wrong cookie"),
+        "{}",
+        d.log()
+    );
 }

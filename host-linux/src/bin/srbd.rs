@@ -100,6 +100,7 @@ fn config(args: Args) -> Result<Config, String> {
         socket: args.socket,
         tcp: args.tcp,
         tcp_anonymous: None,
+        cookie: None,
         sink_name: args.sink_name,
         format: args.format,
         rate: args.rate,
@@ -199,13 +200,15 @@ fn main() -> ExitCode {
     };
     let tcp = match cfg.tcp {
         None => None,
-        Some(addr) => match srbd::tcp::serve(addr, cfg.tcp_anonymous, &server) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("srbd: --tcp {addr}: {e}");
-                return ExitCode::from(1);
+        Some(addr) => {
+            match srbd::tcp::serve(addr, cfg.tcp_anonymous, cfg.cookie.as_deref(), &server) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    eprintln!("srbd: --tcp {addr}: {e}");
+                    return ExitCode::from(1);
+                }
             }
-        },
+        }
     };
     {
         let server = server.clone();

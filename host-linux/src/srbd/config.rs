@@ -6,6 +6,7 @@
 //! socket = "/run/user/1000/srb/native"   # default: <runtime dir>/srb/native
 //! tcp = "0.0.0.0:4713"                   # default: no TCP
 //! tcp_anonymous = false                  # TCP clients need the cookie
+//! cookie = "/home/me/.config/pulse/cookie" # default: $PULSE_COOKIE, else libpulse's path
 //! sink_name = "srb_output"
 //! format = "float32le"                   # PulseAudio format names
 //! rate = 48000
@@ -85,6 +86,8 @@ pub struct FileConfig {
     pub tcp: Option<SocketAddr>,
     /// Let TCP clients in without the cookie.
     pub tcp_anonymous: Option<bool>,
+    /// The cookie file TCP clients must match (created if missing).
+    pub cookie: Option<PathBuf>,
     /// The sink's name.
     pub sink_name: Option<String>,
     /// The sink's sample format name.
@@ -140,6 +143,8 @@ pub struct Config {
     pub tcp: Option<SocketAddr>,
     /// Let TCP clients in without the cookie.
     pub tcp_anonymous: bool,
+    /// The cookie file (`None`: [`super::tcp::cookie_path`]).
+    pub cookie: Option<PathBuf>,
     /// The sink's name.
     pub sink_name: String,
     /// The sink's sample spec.
@@ -179,6 +184,7 @@ impl FileConfig {
             socket: over.socket.or(self.socket),
             tcp: over.tcp.or(self.tcp),
             tcp_anonymous: over.tcp_anonymous.or(self.tcp_anonymous),
+            cookie: over.cookie.or(self.cookie),
             sink_name: over.sink_name.or(self.sink_name),
             format: over.format.or(self.format),
             rate: over.rate.or(self.rate),
@@ -236,6 +242,7 @@ impl FileConfig {
             socket: self.socket,
             tcp: self.tcp,
             tcp_anonymous: self.tcp_anonymous.unwrap_or(false),
+            cookie: self.cookie,
             sink_name,
             spec,
             map,

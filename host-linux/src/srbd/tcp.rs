@@ -7,7 +7,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -48,11 +48,14 @@ pub fn cookie_path() -> Option<PathBuf> {
     Some(base.join("pulse").join("cookie"))
 }
 
-/// Reads the cookie, creating it (0600, random) if it does not exist.
-pub fn load_or_create_cookie() -> io::Result<[u8; COOKIE_LEN]> {
+/// Reads the cookie at `path` (default [`cookie_path`]), creating it
+/// (0600, random) if it does not exist.
+pub fn load_or_create_cookie(path: Option<&Path>) -> io::Result<[u8; COOKIE_LEN]> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = cookie_path()
+    let path = path
+        .map(Path::to_path_buf)
+        .or_else(cookie_path)
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no HOME for the cookie"))?;
     let mut cookie = [0u8; COOKIE_LEN];
     match std::fs::File::open(&path) {
@@ -79,12 +82,18 @@ pub fn load_or_create_cookie() -> io::Result<[u8; COOKIE_LEN]> {
     }
 }
 
-/// Starts serving TCP clients on `addr`.
-pub fn serve(addr: SocketAddr, anonymous: bool, server: &Arc<Server>) -> io::Result<TcpServer> {
+/// Starts serving TCP clients on `addr`; unless `anonymous`, they must
+/// present the cookie at `cookie` (default [`cookie_path`]).
+pub fn serve(
+    addr: SocketAddr,
+    anonymous: bool,
+    cookie: Option<&Path>,
+    server: &Arc<Server>,
+) -> io::Result<TcpServer> {
     let cookie = if anonymous {
         None
     } else {
-        Some(load_or_create_cookie()?)
+        Some(load_or_create_cookie(cookie)?)
     };
     let listener = TcpListener::bind(addr)?;
     let addr = listener.local_addr()?;
