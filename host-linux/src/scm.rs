@@ -306,13 +306,49 @@ impl ScmStream {
         }
     }
 
+    /// One non-blocking `recvmsg` of at most `buf.len()` bytes, queueing
+    /// the fds that arrive with them: `Ok(None)` when nothing is waiting,
+    /// else the bytes read (> 0 for a non-empty `buf`). For poll loops
+    /// that read a frame in several steps and must never block in the
+    /// middle of one: pass at most the bytes the current frame still
+    /// lacks, so fds stay attributed to their frame. On an error every
+    /// queued fd is closed.
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, RecvError> {
+        if buf.is_empty() {
+            return Ok(Some(0));
+        }
+        match self.recv_with(buf, RecvFlags::DONTWAIT) {
+            Ok(n) => Ok(Some(n)),
+            Err(RecvError::Io(Errno::AGAIN)) => Ok(None),
+            Err(e) => {
+                self.close_unclaimed();
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes every queued fd, oldest first (the caller owns them now).
+    pub fn take_queued(&mut self) -> Vec<OwnedFd> {
+        self.fifo.drain(..).collect()
+    }
+
     /// One `recvmsg`; returns the bytes read (> 0).
     fn recv_some(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.recv_with(buf, RecvFlags::empty())
+    }
+
+    /// One `recvmsg` with `flags` (plus `MSG_CMSG_CLOEXEC`).
+    fn recv_with(&mut self, buf: &mut [u8], flags: RecvFlags) -> Result<usize, RecvError> {
         let mut space = ControlBuf([MaybeUninit::uninit(); RECV_CONTROL_LEN]);
         let mut control = RecvAncillaryBuffer::new(&mut space.0);
         let msg = loop {
             let mut iov = [IoSliceMut::new(buf)];
-            match rustix::net::recvmsg(&*self.fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+            match rustix::net::recvmsg(
+                &*self.fd,
+                &mut iov,
+                &mut control,
+                flags | RecvFlags::CMSG_CLOEXEC,
+            ) {
                 Ok(m) => break m,
                 Err(Errno::INTR) => {}
                 Err(Errno::CONNRESET) => return Err(RecvError::PeerGone),
@@ -478,6 +514,25 @@ mod tests {
         assert_eq!((&buf, b.queued_fds()), (b"one", 0));
         b.recv_exact(&mut buf, None).unwrap();
         assert_eq!((&buf, b.queued_fds()), (b"two", 1));
+    }
+
+    #[test]
+    fn try_recv_never_blocks_and_queues_fds() {
+        let (a, mut b) = ScmStream::pair().unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(b.try_recv(&mut buf), Ok(None));
+        let efd = eventfd(0, EventfdFlags::CLOEXEC).unwrap();
+        a.send(b"abcd", &[efd.as_fd()], false).unwrap();
+        assert_eq!(b.try_recv(&mut buf[..2]), Ok(Some(2)));
+        assert_eq!(b.queued_fds(), 1);
+        assert_eq!(b.try_recv(&mut buf[..8]), Ok(Some(2)));
+        assert_eq!(&buf[..2], b"cd");
+        let fds = b.take_queued();
+        assert_eq!(fds.len(), 1);
+        assert_eq!(b.queued_fds(), 0);
+        assert_eq!(b.try_recv(&mut buf), Ok(None));
+        drop(a);
+        assert_eq!(b.try_recv(&mut buf), Err(RecvError::PeerGone));
     }
 
     #[test]

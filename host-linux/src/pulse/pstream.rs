@@ -563,6 +563,23 @@ impl FrameDecoder {
         self.pending.is_some() || self.buffered() > 0
     }
 
+    /// How many more bytes complete the part of the frame being assembled:
+    /// the rest of the descriptor while none has been taken, else the rest
+    /// of the payload. A reader that pushes at most this many bytes, then
+    /// drains [`FrameDecoder::next_frame`], never reads past a frame
+    /// boundary, so ancillary data (fds) can be attributed to the frame
+    /// they arrived with (§3.8). 0 only when a whole frame is buffered or
+    /// the decoder has failed: call [`FrameDecoder::next_frame`] then.
+    pub fn wanted(&self) -> usize {
+        if self.failed.is_some() {
+            return 0;
+        }
+        match self.pending {
+            Some((d, _)) => (d.length as usize).saturating_sub(self.buffered()),
+            None => DESCRIPTOR_LEN.saturating_sub(self.buffered()),
+        }
+    }
+
     /// Appends received bytes (ignored once the decoder has failed).
     pub fn push(&mut self, bytes: &[u8]) {
         if self.failed.is_some() {
@@ -803,6 +820,46 @@ mod tests {
         }
         assert_eq!(d.next_frame(), Ok(Some(f)));
         assert!(!d.is_mid_frame());
+    }
+
+    #[test]
+    fn wanted_stops_exactly_at_frame_boundaries() {
+        let frames = [
+            Frame::Packet(vec![1, 2, 3]),
+            Frame::Release { block_id: 9 },
+            Frame::Memblock(Memblock {
+                channel: 0,
+                data: vec![5; 70],
+                ..Memblock::default()
+            }),
+        ];
+        let mut bytes = Vec::new();
+        for f in &frames {
+            f.encode_into(&mut bytes).unwrap();
+        }
+        let mut d = FrameDecoder::default();
+        d.set_shm_enabled(true);
+        let mut got = Vec::new();
+        let mut at = 0;
+        // Reads of at most 16 bytes, never more than `wanted`.
+        while at < bytes.len() {
+            let want = d.wanted();
+            assert!(want > 0);
+            let n = want.min(16).min(bytes.len() - at);
+            d.push(&bytes[at..at + n]);
+            at += n;
+            while let Some(f) = d.next_frame().unwrap() {
+                got.push(f);
+                // A frame just ended: nothing of the next one is buffered.
+                assert_eq!(d.buffered(), 0);
+            }
+        }
+        assert_eq!(got, frames);
+        assert_eq!(d.wanted(), DESCRIPTOR_LEN);
+        // A failed decoder wants nothing.
+        d.push(&hex("00000000 00000000 00000000 00000000 00000000"));
+        assert!(d.next_frame().is_err());
+        assert_eq!(d.wanted(), 0);
     }
 
     // ---- every FrameError variant ----
