@@ -97,11 +97,20 @@ fn sigterm_exits_cleanly_and_removes_the_socket() {
     assert!(!d.socket.exists());
 }
 
+/// `srbd` with no arguments: the default socket, the DSP peer started
+/// (the embedded default), and a `paplay` through it works.
 #[test]
-fn default_socket_is_in_the_runtime_dir() {
+fn no_arguments_just_works() {
     let d = Daemon::start_with("default", false);
     let info = d.pactl_ok(&["info"]);
     assert!(info.contains("Default Sink: srb_output"), "{info}");
+    d.wait_for("the DSP peer to attach", || {
+        d.log().contains("DSP attached").then_some(())
+    });
+    let wav = d.path("tone.wav");
+    let tone: Vec<f32> = (0..9600).map(|i| (i as f32 * 0.05).sin() * 0.25).collect();
+    common::srbd::write_wav_f32(&wav, 48_000, 2, &tone);
+    d.paplay_ok(&wav);
 }
 
 #[test]
