@@ -97,6 +97,10 @@ pub struct Registry {
     subscribers: Mutex<BTreeMap<u32, Subscriber>>,
 }
 
+fn snapshot<T: Clone>(table: &Mutex<BTreeMap<u32, T>>) -> Vec<(u32, T)> {
+    lock(table).iter().map(|(i, v)| (*i, v.clone())).collect()
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every update is one call that leaves the map consistent, so a
     // panicked holder left nothing half-done.
@@ -129,15 +133,12 @@ impl Registry {
 
     /// Lists a sink input.
     pub fn add_sink_input(&self, index: u32, s: SinkInput) {
-        lock(&self.sink_inputs).insert(index, s);
-        self.post(facility::SINK_INPUT, event::NEW, index);
+        self.add(&self.sink_inputs, facility::SINK_INPUT, index, s);
     }
 
     /// Unlists a sink input.
     pub fn remove_sink_input(&self, index: u32) {
-        if lock(&self.sink_inputs).remove(&index).is_some() {
-            self.post(facility::SINK_INPUT, event::REMOVE, index);
-        }
+        self.remove(&self.sink_inputs, facility::SINK_INPUT, index);
     }
 
     /// Changes a sink input under the lock (a CHANGE event follows when
@@ -147,32 +148,22 @@ impl Registry {
         index: u32,
         f: impl FnOnce(&mut SinkInput) -> Result<R, PaError>,
     ) -> Option<Result<R, PaError>> {
-        let r = lock(&self.sink_inputs).get_mut(&index).map(f);
-        if matches!(r, Some(Ok(_))) {
-            self.post(facility::SINK_INPUT, event::CHANGE, index);
-        }
-        r
+        self.update(&self.sink_inputs, facility::SINK_INPUT, index, f)
     }
 
     /// A snapshot of the sink inputs, by index.
     pub fn sink_inputs(&self) -> Vec<(u32, SinkInput)> {
-        lock(&self.sink_inputs)
-            .iter()
-            .map(|(i, s)| (*i, s.clone()))
-            .collect()
+        snapshot(&self.sink_inputs)
     }
 
     /// Lists a source output.
     pub fn add_source_output(&self, index: u32, s: SourceOutput) {
-        lock(&self.source_outputs).insert(index, s);
-        self.post(facility::SOURCE_OUTPUT, event::NEW, index);
+        self.add(&self.source_outputs, facility::SOURCE_OUTPUT, index, s);
     }
 
     /// Unlists a source output.
     pub fn remove_source_output(&self, index: u32) {
-        if lock(&self.source_outputs).remove(&index).is_some() {
-            self.post(facility::SOURCE_OUTPUT, event::REMOVE, index);
-        }
+        self.remove(&self.source_outputs, facility::SOURCE_OUTPUT, index);
     }
 
     /// Changes a source output under the lock (a CHANGE event follows when
@@ -182,19 +173,37 @@ impl Registry {
         index: u32,
         f: impl FnOnce(&mut SourceOutput) -> Result<R, PaError>,
     ) -> Option<Result<R, PaError>> {
-        let r = lock(&self.source_outputs).get_mut(&index).map(f);
-        if matches!(r, Some(Ok(_))) {
-            self.post(facility::SOURCE_OUTPUT, event::CHANGE, index);
-        }
-        r
+        self.update(&self.source_outputs, facility::SOURCE_OUTPUT, index, f)
     }
 
     /// A snapshot of the source outputs, by index.
     pub fn source_outputs(&self) -> Vec<(u32, SourceOutput)> {
-        lock(&self.source_outputs)
-            .iter()
-            .map(|(i, s)| (*i, s.clone()))
-            .collect()
+        snapshot(&self.source_outputs)
+    }
+
+    fn add<T>(&self, table: &Mutex<BTreeMap<u32, T>>, facility: u32, index: u32, v: T) {
+        lock(table).insert(index, v);
+        self.post(facility, event::NEW, index);
+    }
+
+    fn remove<T>(&self, table: &Mutex<BTreeMap<u32, T>>, facility: u32, index: u32) {
+        if lock(table).remove(&index).is_some() {
+            self.post(facility, event::REMOVE, index);
+        }
+    }
+
+    fn update<T, R>(
+        &self,
+        table: &Mutex<BTreeMap<u32, T>>,
+        facility: u32,
+        index: u32,
+        f: impl FnOnce(&mut T) -> Result<R, PaError>,
+    ) -> Option<Result<R, PaError>> {
+        let r = lock(table).get_mut(&index).map(f);
+        if matches!(r, Some(Ok(_))) {
+            self.post(facility, event::CHANGE, index);
+        }
+        r
     }
 
     /// Sets client `index`'s subscription mask (0 unsubscribes).

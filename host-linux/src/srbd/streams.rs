@@ -81,6 +81,33 @@ impl Session {
         self.playbacks.len() + self.records.len()
     }
 
+    /// Whether a new stream may be created: the per-client caps, the
+    /// request's own validation, then the device (sink for playback, the
+    /// monitor for record) by index or name, or the default if neither.
+    fn admit(
+        &self,
+        validated: Result<(), PaError>,
+        monitor: bool,
+        index: u32,
+        name: Option<&str>,
+        packet_len: usize,
+    ) -> Result<(), PaError> {
+        if self.stream_count() >= MAX_STREAMS || packet_len > MAX_CLIENT_PROPS {
+            tracing::warn!(client = self.client_index, "stream limit reached");
+            return Err(PaError::TooLarge);
+        }
+        validated?;
+        let info = &self.server.info;
+        let found = match (index, name) {
+            (attr::DEFAULT, None) => return Ok(()),
+            (attr::DEFAULT, Some(n)) if monitor => info.source_by_name(n),
+            (attr::DEFAULT, Some(n)) => info.sink_by_name(n),
+            (i, _) if monitor => (i == info.monitor.index).then_some(i),
+            (i, _) => (i == info.sink.index).then_some(i),
+        };
+        found.map(|_| ()).ok_or(PaError::NoEntity)
+    }
+
     fn create_playback(
         &mut self,
         tag: u32,
@@ -89,24 +116,18 @@ impl Session {
         packet_len: usize,
     ) -> Result<TagWriter, ConnError> {
         let c = CreatePlayback::parse(r, version)?;
-        if self.stream_count() >= MAX_STREAMS || packet_len > MAX_CLIENT_PROPS {
-            tracing::warn!(client = self.client_index, "stream limit reached");
-            return Ok(error(tag, PaError::TooLarge));
-        }
-        if let Err(e) = c.validate() {
+        let checked = c.validate();
+        if let Err(e) = self.admit(
+            checked,
+            false,
+            c.sink_index,
+            c.sink_name.as_deref(),
+            packet_len,
+        ) {
             tracing::debug!(client = self.client_index, spec = ?c.spec, ?e, "playback stream refused");
             return Ok(error(tag, e));
         }
         let info = &self.server.info;
-        if !(c.sink_index == attr::DEFAULT && c.sink_name.is_none()) {
-            let found = match (c.sink_index, c.sink_name.as_deref()) {
-                (attr::DEFAULT, Some(n)) => info.sink_by_name(n),
-                (i, _) => (i == info.sink.index).then_some(i),
-            };
-            if found.is_none() {
-                return Ok(error(tag, PaError::NoEntity));
-            }
-        }
         let frame = c.spec.frame_size().unwrap_or(1) as u32;
         let a = attr::fix_playback(
             c.maxlength,
@@ -208,24 +229,18 @@ impl Session {
         packet_len: usize,
     ) -> Result<TagWriter, ConnError> {
         let c = CreateRecord::parse(r, version)?;
-        if self.stream_count() >= MAX_STREAMS || packet_len > MAX_CLIENT_PROPS {
-            tracing::warn!(client = self.client_index, "stream limit reached");
-            return Ok(error(tag, PaError::TooLarge));
-        }
-        if let Err(e) = c.validate() {
+        let checked = c.validate();
+        if let Err(e) = self.admit(
+            checked,
+            true,
+            c.source_index,
+            c.source_name.as_deref(),
+            packet_len,
+        ) {
             tracing::debug!(client = self.client_index, spec = ?c.spec, ?e, "record stream refused");
             return Ok(error(tag, e));
         }
         let info = &self.server.info;
-        if !(c.source_index == attr::DEFAULT && c.source_name.is_none()) {
-            let found = match (c.source_index, c.source_name.as_deref()) {
-                (attr::DEFAULT, Some(n)) => info.source_by_name(n),
-                (i, _) => (i == info.monitor.index).then_some(i),
-            };
-            if found.is_none() {
-                return Ok(error(tag, PaError::NoEntity));
-            }
-        }
         let frame = c.spec.frame_size().unwrap_or(1) as u32;
         let a = attr::fix_record(c.maxlength, c.fragsize, c.spec.rate, frame);
         let sink = self.server.engine.config();
