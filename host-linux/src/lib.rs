@@ -17,6 +17,7 @@
 //! | [`mapping`] | [`mapping::SharedMapping`]: one shared mapping, `Arc`-owned, unmapped on last drop; hands out `Block`s and atomic words, never references |
 //! | [`pool`] | [`pool::UnsealedPool`]: `pread`-only access to unsealed peer memfds (libpulse's pool), so truncation gives an error, not SIGBUS |
 //! | [`fdkind`] | [`fdkind::FdKind`] and [`fdkind::classify`]: what a received fd really is |
+//! | [`timer`] | [`timer::periodic`]: the timerfd clock of srbd's sink and of `dsp-sim` |
 //! | [`signal`] | [`signal::NotifyError`], [`signal::WaitError`] and [`signal::PeerWatch`] (hang-up detection), shared by both signal kinds |
 //! | [`eventfd`] | [`eventfd::Eventfd`] (`Notify`) and [`eventfd::EventfdWait`] (`Wait`, pollable): blocking counter-mode eventfds, read with `RWF_NOWAIT` |
 //! | [`futex`] | [`futex::FutexNotify`] and [`futex::FutexWait`]: a shared (not private) futex counter word in the mapping; not pollable |
@@ -83,3 +84,4 @@ pub mod runtime_dir;
 pub mod scm;
 pub mod signal;
 pub mod srbd;
+pub mod timer;

@@ -39,10 +39,7 @@ use std::time::Instant;
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
-use rustix::time::{
-    timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
-    Timespec,
-};
+use rustix::time::Timespec;
 use srb_core::WaitDecision;
 use srb_dsp_sim::link::{self as wire, Control, LinkError, Message, Period, Stats};
 use srb_dsp_sim::{Chain, Meter, SpecError, MAX_CHANNELS};
@@ -492,23 +489,7 @@ impl Dsp {
 /// A non-blocking, close-on-exec monotonic timerfd expiring every
 /// `period_ns`.
 fn timer(period_ns: u64) -> Result<OwnedFd, Errno> {
-    let fd = timerfd_create(
-        TimerfdClockId::Monotonic,
-        TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
-    )?;
-    let period = Timespec {
-        tv_sec: (period_ns / 1_000_000_000) as _,
-        tv_nsec: (period_ns % 1_000_000_000) as _,
-    };
-    timerfd_settime(
-        &fd,
-        TimerfdTimerFlags::empty(),
-        &Itimerspec {
-            it_interval: period,
-            it_value: period,
-        },
-    )?;
-    Ok(fd)
+    crate::timer::periodic(period_ns, true)
 }
 
 #[cfg(test)]

@@ -23,10 +23,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rustix::io::Errno;
-use rustix::time::{
-    timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
-    Timespec,
-};
 
 use super::audio::convert::PlaybackConverter;
 use super::audio::format;
@@ -310,21 +306,7 @@ fn timer(config: &SinkConfig) -> Result<OwnedFd, EngineError> {
 
 /// A timerfd ticking every `frames` frames at `rate`.
 fn new_timer(frames: usize, rate: u32) -> Result<OwnedFd, Errno> {
-    let fd = timerfd_create(TimerfdClockId::Monotonic, TimerfdFlags::CLOEXEC)?;
-    let ns = frames as u64 * 1_000_000_000 / u64::from(rate.max(1));
-    let period = Timespec {
-        tv_sec: (ns / 1_000_000_000) as _,
-        tv_nsec: (ns % 1_000_000_000) as _,
-    };
-    timerfd_settime(
-        &fd,
-        TimerfdTimerFlags::empty(),
-        &Itimerspec {
-            it_interval: period,
-            it_value: period,
-        },
-    )?;
-    Ok(fd)
+    crate::timer::periodic(crate::timer::period_ns(frames, rate), false)
 }
 
 /// Mixer-side state of one playback stream.
