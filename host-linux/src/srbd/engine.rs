@@ -36,9 +36,10 @@ use crate::pulse::tagstruct::{ChannelMap, SampleSpec};
 pub const MIN_PERIOD: usize = 64;
 /// Largest sink period in frames.
 pub const MAX_PERIOD: usize = 4096;
-/// A late mixer renders at most this many periods at once to catch up;
-/// beyond that the lost time is skipped (and counted).
-const MAX_CATCH_UP: u64 = 8;
+/// A late mixer renders at most this many periods at once to catch up
+/// (so streams keep real time on a loaded machine); beyond that the lost
+/// time is skipped (and counted in `SinkShared::skipped`).
+const MAX_CATCH_UP: u64 = 64;
 /// Seconds of monitor audio a record stream's ring holds.
 const RECORD_RING_SECONDS: usize = 2;
 
