@@ -17,19 +17,33 @@
 //! exits 0 and the daemon's WAV output holds exactly its frames (every
 //! one, at its level) and nothing the hostile client sent.
 //!
+//! The SHM fast path gets its own hostile client: it negotiates SHM +
+//! memfd in AUTH, sends its pool memfd with SCM_RIGHTS
+//! (REGISTER_MEMFD_SHMID) and then block references that are unknown,
+//! out of bounds, overflowing `u32`, empty, misaligned, POSIX, too long,
+//! or point into a pool it shrank; it registers pipes, sockets, no fd, two
+//! fds, a duplicate id, 17 pools, and attaches fds to GET_SERVER_INFO. Each
+//! is a named error in the daemon's log (or, for the stray fds, ignored
+//! and closed at once), the connection is closed where the protocol
+//! drops it, the daemon never takes SIGBUS, the bystander plays on, and
+//! the daemon's fd count returns to its baseline. A valid reference is
+//! played (its frames are in the WAV output) and RELEASEd.
+//!
 //! `pacat`/`pactl` must be installed (`scripts/test-srbd.sh` installs
 //! `pulseaudio-utils`); without them these tests fail, they do not skip.
 
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
+use std::mem::MaybeUninit;
 use std::net::Shutdown;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::Child;
 
-use common::srbd::{f32le_bytes, wait_bounded, Daemon, Feeder, Wav, DEADLINE};
+use common::srbd::{f32le_bytes, poll_until, wait_bounded, Daemon, Feeder, Wav, DEADLINE};
 use srb_linux::pulse::pstream::{
-    Descriptor, CONTROL_CHANNEL, DESCRIPTOR_LEN, FRAME_SIZE_MAX_ALLOW,
+    flags, Descriptor, CONTROL_CHANNEL, DESCRIPTOR_LEN, FRAME_SIZE_MAX_ALLOW,
 };
 use srb_linux::pulse::tagstruct::{Proplist, SampleSpec, TagReader, TagWriter};
 
@@ -44,6 +58,10 @@ const SET_CLIENT_NAME: u32 = 9;
 const DRAIN_PLAYBACK_STREAM: u32 = 12;
 const GET_SERVER_INFO: u32 = 20;
 const GET_SINK_INFO: u32 = 21;
+const REGISTER_MEMFD_SHMID: u32 = 103;
+const NO_TAG: u32 = 0xFFFF_FFFF;
+/// AUTH version word flags: SHM and memfd possible (§1.4).
+const AUTH_SHM_MEMFD: u32 = 0xC000_0000;
 
 const ERR_COMMAND: u32 = 2;
 const ERR_INVALID: u32 = 3;
@@ -75,11 +93,32 @@ struct Raw {
     next_tag: u32,
     /// What the client is waiting for, for failure messages.
     doing: String,
+    /// The AUTH reply's version word (flags included).
+    auth_reply: u32,
+    /// Block ids the daemon RELEASEd, in order.
+    releases: Vec<u32>,
 }
 
 impl Raw {
     /// Connects, authenticates (version 35, no SHM) and names itself.
     fn connect(d: &Daemon) -> Self {
+        Self::connect_with(d, 35)
+    }
+
+    /// Connects, authenticates with SHM + memfd asked for (version 35) and
+    /// names itself; the daemon must offer both (we run as its uid).
+    fn connect_shm(d: &Daemon) -> Self {
+        let raw = Self::connect_with(d, AUTH_SHM_MEMFD | 35);
+        assert_eq!(
+            raw.auth_reply,
+            AUTH_SHM_MEMFD | 35,
+            "SHM + memfd offered to a local client of our uid"
+        );
+        raw
+    }
+
+    /// Connects, authenticates with `version_and_flags` and names itself.
+    fn connect_with(d: &Daemon, version_and_flags: u32) -> Self {
         let s = UnixStream::connect(&d.socket).expect("connect to srbd");
         s.set_read_timeout(Some(DEADLINE)).unwrap();
         s.set_write_timeout(Some(DEADLINE)).unwrap();
@@ -87,15 +126,18 @@ impl Raw {
             s,
             next_tag: 0,
             doing: "AUTH".to_owned(),
+            auth_reply: 0,
+            releases: Vec::new(),
         };
         let tag = raw.command(AUTH, |w| {
-            w.put_u32(35).put_arbitrary(&[0x5A; 256]);
+            w.put_u32(version_and_flags).put_arbitrary(&[0x5A; 256]);
         });
         match raw.answer(tag) {
             Answer::Reply(p) => {
                 let mut r = TagReader::new(&p);
                 let v = r.get_u32().expect("AUTH reply version");
                 assert_eq!(v & 0xFFFF, 35, "negotiated version");
+                raw.auth_reply = v;
             }
             other => panic!("AUTH: {other:?}\n{}", d.log()),
         }
@@ -128,6 +170,80 @@ impl Raw {
                 false
             }
             Err(e) => panic!("write to srbd: {e}"),
+        }
+    }
+
+    /// Writes `bytes` with `fds` attached to the first byte (SCM_RIGHTS,
+    /// `msg_controllen` exactly `CMSG_SPACE(n * 4)`); false if the daemon
+    /// has gone.
+    fn send_fds(&mut self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> bool {
+        if fds.is_empty() {
+            return self.send(bytes);
+        }
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        assert!(
+            control.push(rustix::net::SendAncillaryMessage::ScmRights(fds)),
+            "at most 2 fds per message"
+        );
+        let sent = loop {
+            match rustix::net::sendmsg(
+                &self.s,
+                &[rustix::io::IoSlice::new(bytes)],
+                &mut control,
+                rustix::net::SendFlags::NOSIGNAL,
+            ) {
+                Ok(n) => break n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET) => return false,
+                Err(e) => panic!("sendmsg to srbd: {e}"),
+            }
+        };
+        self.send(&bytes[sent..])
+    }
+
+    /// Sends `payload` as a packet frame with `fds` attached.
+    fn packet_fds(&mut self, payload: &[u8], fds: &[BorrowedFd<'_>]) -> bool {
+        let d = Descriptor {
+            length: payload.len() as u32,
+            channel: CONTROL_CHANNEL,
+            ..Descriptor::default()
+        };
+        let mut bytes = d.encode().to_vec();
+        bytes.extend_from_slice(payload);
+        self.send_fds(&bytes, fds)
+    }
+
+    /// REGISTER_MEMFD_SHMID (tag -1, no reply) with `fds` attached.
+    fn register(&mut self, shm_id: u32, fds: &[BorrowedFd<'_>]) -> bool {
+        let mut w = TagWriter::command(REGISTER_MEMFD_SHMID, NO_TAG);
+        w.put_u32(shm_id);
+        self.packet_fds(w.as_bytes(), fds)
+    }
+
+    /// An SHM reference frame (§3.4) with descriptor `flags`.
+    fn shm_ref(&mut self, channel: u32, r: [u32; 4], flags: u32) -> bool {
+        let d = Descriptor {
+            length: 16,
+            channel,
+            flags,
+            ..Descriptor::default()
+        };
+        let mut bytes = d.encode().to_vec();
+        for w in r {
+            bytes.extend_from_slice(&w.to_be_bytes());
+        }
+        self.send(&bytes)
+    }
+
+    /// Reads until the daemon RELEASEs `block_id`.
+    fn wait_release(&mut self, block_id: u32) {
+        self.doing = format!("RELEASE of block {block_id}");
+        while !self.releases.contains(&block_id) {
+            assert!(
+                self.read_frame().is_some(),
+                "closed before releasing block {block_id}"
+            );
         }
     }
 
@@ -180,6 +296,10 @@ impl Raw {
         if !self.read_exact(&mut payload) {
             return None;
         }
+        if d.flags == flags::SHM_RELEASE {
+            assert_eq!(d.length, 0, "RELEASE with a payload");
+            self.releases.push(d.offset_hi);
+        }
         Some((d, payload))
     }
 
@@ -212,7 +332,7 @@ impl Raw {
             let Some((d, payload)) = self.read_frame() else {
                 return Answer::Closed;
             };
-            if d.channel != CONTROL_CHANNEL {
+            if d.channel != CONTROL_CHANNEL || d.flags != 0 {
                 continue;
             }
             let mut r = TagReader::new(&payload);
@@ -433,7 +553,14 @@ impl Scene {
     /// Ends the scene (hostile connections must be dropped before): the
     /// daemon is up, `pactl info` works, the bystander exits 0, no client
     /// or stream is left, and the output holds exactly the bystander.
-    fn finish(mut self) {
+    fn finish(self) {
+        self.finish_with_hostile(0);
+    }
+
+    /// [`Scene::finish`], where exactly `hostile_frames` frames of
+    /// [`HOSTILE`] (alone or summed with the bystander) were legitimately
+    /// played by the hostile client.
+    fn finish_with_hostile(mut self, hostile_frames: u64) {
         self.d.assert_running();
         let info = self.d.pactl_ok(&["info"]);
         assert!(info.contains("Server Name: srbd"), "{info}");
@@ -457,14 +584,23 @@ impl Scene {
 
         let wav = Wav::read(&self.d.path("out.wav"));
         let mut played = 0u64;
+        let mut hostile = 0u64;
+        let allowed: &[f32] = if hostile_frames == 0 {
+            &[0.0, BYSTANDER]
+        } else {
+            &[0.0, BYSTANDER, HOSTILE, BYSTANDER + HOSTILE]
+        };
         for (n, f) in wav.frames().enumerate() {
             assert!(
-                f.iter().all(|&s| s == 0.0) || f.iter().all(|&s| s == BYSTANDER),
-                "output frame {n} is {f:?}: only silence or the bystander's {BYSTANDER} \
-                 may be played (hostile data is {HOSTILE})"
+                f.iter().all(|&s| s == f[0]) && allowed.contains(&f[0]),
+                "output frame {n} is {f:?}: only {allowed:?} may be played \
+                 (the bystander is {BYSTANDER}, hostile data {HOSTILE})"
             );
-            if f[0] == BYSTANDER {
+            if f[0] == BYSTANDER || f[0] == BYSTANDER + HOSTILE {
                 played += 1;
+            }
+            if f[0] == HOSTILE || f[0] == BYSTANDER + HOSTILE {
+                hostile += 1;
             }
         }
         assert_eq!(
@@ -472,7 +608,330 @@ impl Scene {
             written / 8,
             "every frame of the bystander must be played once"
         );
+        assert_eq!(
+            hostile, hostile_frames,
+            "frames of the hostile client's valid audio in the output"
+        );
     }
+
+    /// The daemon's fd count with only the bystander connected (after the
+    /// `pactl` calls of [`Scene::start`] have left).
+    fn fd_baseline(&self) -> usize {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        self.d.fd_count()
+    }
+
+    /// Waits until the daemon's fd count is back at `baseline` and it
+    /// holds none of the memfds the hostile client made.
+    fn assert_fds_back(&self, baseline: usize) {
+        poll_until(
+            "the daemon's fd count back at its baseline, no hostile memfd held",
+            || {
+                let ours = self.d.fd_targets().iter().any(|t| t.contains(POOL_NAME));
+                (!ours && self.d.fd_count() <= baseline).then_some(())
+            },
+            || {
+                format!(
+                    "baseline {baseline}, now {}:\n{}\nsrbd log:\n{}",
+                    self.d.fd_count(),
+                    self.d.fd_targets().join("\n"),
+                    self.d.log()
+                )
+            },
+        );
+    }
+
+    /// Fails unless the daemon logged a closed connection naming `reason`.
+    fn assert_closed_for(&self, reason: &str) {
+        self.d
+            .wait_for(&format!("a connection closed for {reason:?}"), || {
+                self.d
+                    .log()
+                    .lines()
+                    .any(|l| l.contains("connection closed") && l.contains(reason))
+                    .then_some(())
+            });
+    }
+}
+
+/// The name of every memfd the hostile client makes (it shows in
+/// `/proc/<srbd>/fd` if the daemon keeps one).
+const POOL_NAME: &str = "srb-hostile-pool";
+/// The hostile client's pool id.
+const POOL_ID: u32 = 0x5EED_0001;
+/// Its size: 2 MiB (sparse).
+const POOL_LEN: u64 = 2 << 20;
+
+/// A memfd pool like libpulse's (unsealed, sealing allowed) of `len` bytes.
+fn pool(len: u64) -> OwnedFd {
+    let fd = rustix::fs::memfd_create(
+        POOL_NAME,
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .expect("memfd_create");
+    rustix::fs::ftruncate(&fd, len).expect("size the pool");
+    fd
+}
+
+/// A hostile SHM client with a playback stream and its pool registered:
+/// (client, stream channel, pool fd).
+fn shm_client(scene: &Scene) -> (Raw, u32, OwnedFd) {
+    let mut raw = Raw::connect_shm(&scene.d);
+    let (channel, _) = create_valid(&mut raw);
+    let fd = pool(POOL_LEN);
+    assert!(raw.register(POOL_ID, &[fd.as_fd()]), "REGISTER_MEMFD_SHMID");
+    assert!(raw.usable(), "usable after registering a valid pool");
+    (raw, channel, fd)
+}
+
+/// A pipe whose read end does not block: a read sees EOF (`Ok(0)`) once
+/// every write end is closed (the daemon closed the copy it received),
+/// `EAGAIN` while one is still open (the daemon kept it).
+fn nonblocking_pipe() -> (OwnedFd, OwnedFd) {
+    use rustix::pipe::{pipe_with, PipeFlags};
+    pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).expect("pipe")
+}
+
+/// An SHM reference's descriptor flags: data, memfd block, seek RELATIVE.
+const REF_FLAGS: u32 = flags::SHM_DATA | flags::SHM_MEMFD_BLOCK;
+
+#[test]
+fn shm_valid_reference_is_played_and_released() {
+    let scene = Scene::start("h-shm-ok");
+    let baseline = scene.fd_baseline();
+    let (mut raw, channel, fd) = shm_client(&scene);
+    // 4800 frames (0.1 s) of HOSTILE at offset 64, where libpulse puts the
+    // data of its first slot.
+    let frames = 4_800u32;
+    let data = f32le_bytes(&vec![HOSTILE; frames as usize * 2]);
+    rustix::io::pwrite(&fd, &data, 64).expect("fill the pool");
+    assert!(raw.shm_ref(channel, [5, POOL_ID, 64, frames * 8], REF_FLAGS));
+    raw.wait_release(5);
+    assert_eq!(raw.releases, [5], "exactly one RELEASE, for block 5");
+    // DRAIN plays out what the stream holds: the referenced frames.
+    let tag = raw.command(DRAIN_PLAYBACK_STREAM, |w| {
+        w.put_u32(channel);
+    });
+    assert!(
+        matches!(raw.answer(tag), Answer::Reply(_)),
+        "DRAIN of the SHM-fed stream"
+    );
+    let tag = raw.command(DELETE_PLAYBACK_STREAM, |w| {
+        w.put_u32(channel);
+    });
+    assert!(matches!(raw.answer(tag), Answer::Reply(_)), "DELETE");
+    drop(raw);
+    drop(fd);
+    scene
+        .d
+        .wait_for("the client's SHM reference counted in the log", || {
+            scene
+                .d
+                .log()
+                .lines()
+                .any(|l| {
+                    l.contains("client disconnected")
+                        && common::srbd::log_field(l, "shm_refs") == Some("1")
+                        && common::srbd::log_field(l, "shm_bytes") == Some("38400")
+                })
+                .then_some(())
+        });
+    scene.assert_fds_back(baseline);
+    scene.finish_with_hostile(u64::from(frames));
+}
+
+#[test]
+fn shm_bad_references_close_the_connection() {
+    let scene = Scene::start("h-shm-refs");
+    let baseline = scene.fd_baseline();
+    let len = POOL_LEN as u32;
+    let cases: [(&str, [u32; 4], u32, &str); 8] = [
+        (
+            "unknown shm id",
+            [1, POOL_ID + 1, 64, 64],
+            REF_FLAGS,
+            "not registered on this connection",
+        ),
+        (
+            "out of bounds",
+            [1, POOL_ID, len - 8, 16],
+            REF_FLAGS,
+            "ends past the segment",
+        ),
+        (
+            "index + length overflowing u32",
+            [1, POOL_ID, 0xFFFF_FF00, 0x200],
+            REF_FLAGS,
+            "4294967040+512 ends past the segment",
+        ),
+        ("zero length", [1, POOL_ID, 64, 0], REF_FLAGS, "length 0"),
+        (
+            "misaligned length",
+            [1, POOL_ID, 64, 12],
+            REF_FLAGS,
+            "not a multiple of the frame size 8",
+        ),
+        (
+            "POSIX shm reference",
+            [1, POOL_ID, 64, 64],
+            flags::SHM_DATA,
+            "POSIX shm segment",
+        ),
+        (
+            "longer than a frame may be",
+            [1, POOL_ID, 0, 2 << 20],
+            REF_FLAGS,
+            "above the maximum",
+        ),
+        (
+            "bad SHM flag combination",
+            [1, POOL_ID, 64, 64],
+            flags::SHM_MEMFD_BLOCK,
+            "bad SHM flag combination",
+        ),
+    ];
+    for (what, r, flags, reason) in cases {
+        let (mut raw, channel, fd) = shm_client(&scene);
+        rustix::io::pwrite(&fd, &f32le_bytes(&[HOSTILE; 64]), 0).unwrap();
+        raw.shm_ref(channel, r, flags);
+        raw.expect_closed(what);
+        assert!(raw.releases.is_empty(), "{what}: nothing to RELEASE");
+        scene.d.assert_running();
+        scene.assert_closed_for(reason);
+    }
+    scene.assert_only_bystander("after the bad references");
+    scene.assert_fds_back(baseline);
+    scene.finish();
+}
+
+#[test]
+fn shm_truncated_pool_is_an_error_not_sigbus() {
+    let scene = Scene::start("h-shm-trunc");
+    let baseline = scene.fd_baseline();
+    // Shrunk below the reference, and to nothing: both inside the size the
+    // pool had when it was registered.
+    for (shrink_to, index) in [(4096u64, 65_536u32), (4096, 4_000), (0, 64)] {
+        let (mut raw, channel, fd) = shm_client(&scene);
+        rustix::io::pwrite(&fd, &f32le_bytes(&[HOSTILE; 256]), 0).unwrap();
+        rustix::fs::ftruncate(&fd, shrink_to).expect("shrink the pool");
+        raw.shm_ref(channel, [9, POOL_ID, index, 1024], REF_FLAGS);
+        raw.expect_closed("reference into a shrunk pool");
+        scene.d.assert_running();
+        scene.assert_closed_for("pool shrank");
+    }
+    assert!(
+        !scene.d.log().contains("SIGBUS"),
+        "no SIGBUS:\n{}",
+        scene.d.log()
+    );
+    scene.assert_fds_back(baseline);
+    scene.finish();
+}
+
+#[test]
+fn shm_bad_registrations_close_the_connection() {
+    let scene = Scene::start("h-shm-reg");
+    let baseline = scene.fd_baseline();
+    // A pipe, a socket, no fd, two fds instead of one memfd.
+    let (pipe_rd, pipe_wr) = nonblocking_pipe();
+    let (sock_a, _sock_b) = UnixStream::pair().unwrap();
+    let (one, two) = (pool(4096), pool(4096));
+    let cases: [(&str, Vec<BorrowedFd<'_>>, &str); 4] = [
+        (
+            "a pipe",
+            vec![pipe_wr.as_fd()],
+            "expected a memfd, got a pipe",
+        ),
+        (
+            "a socket",
+            vec![sock_a.as_fd()],
+            "expected a memfd, got a socket",
+        ),
+        ("no fd", vec![], "carried 0 fds"),
+        ("two fds", vec![one.as_fd(), two.as_fd()], "carried 2 fds"),
+    ];
+    for (what, fds, reason) in cases {
+        let mut raw = Raw::connect_shm(&scene.d);
+        raw.register(POOL_ID, &fds);
+        raw.expect_closed(what);
+        scene.assert_closed_for(reason);
+    }
+    // The daemon kept no copy of the pipe: with ours gone, its read end
+    // sees EOF.
+    drop(pipe_wr);
+    let mut b = [0u8; 1];
+    assert_eq!(rustix::io::read(&pipe_rd, &mut b), Ok(0), "pipe closed");
+    // The same id twice.
+    let (mut raw, _, _fd) = shm_client(&scene);
+    let again = pool(4096);
+    raw.register(POOL_ID, &[again.as_fd()]);
+    raw.expect_closed("duplicate id");
+    scene.assert_closed_for("id already registered");
+    // Sixteen pools are fine, a seventeenth is not.
+    let mut raw = Raw::connect_shm(&scene.d);
+    let pools: Vec<OwnedFd> = (0..17).map(|_| pool(65_536)).collect();
+    for (i, p) in pools.iter().enumerate().take(16) {
+        assert!(raw.register(POOL_ID + i as u32, &[p.as_fd()]));
+    }
+    assert!(raw.usable(), "16 pools registered");
+    raw.register(POOL_ID + 16, &[pools[16].as_fd()]);
+    raw.expect_closed("17th pool");
+    scene.assert_closed_for("more than 16 segments");
+    // A memfd on a connection that did not negotiate SHM.
+    let mut raw = Raw::connect(&scene.d);
+    assert_eq!(raw.auth_reply, 35, "no SHM asked for, none offered");
+    raw.register(POOL_ID, &[one.as_fd()]);
+    raw.expect_closed("REGISTER without SHM");
+    scene.assert_closed_for("did not negotiate SHM");
+    drop(raw);
+    scene.d.assert_running();
+    scene.assert_fds_back(baseline);
+    scene.finish();
+}
+
+#[test]
+fn fds_on_frames_that_take_none_are_closed_and_ignored() {
+    let scene = Scene::start("h-shm-fds");
+    let baseline = scene.fd_baseline();
+    for shm in [false, true] {
+        let mut raw = if shm {
+            Raw::connect_shm(&scene.d)
+        } else {
+            Raw::connect(&scene.d)
+        };
+        // GET_SERVER_INFO with a pipe's write end and a memfd: answered as
+        // usual, and both fds closed at once.
+        let (rd, wr) = nonblocking_pipe();
+        let m = pool(4096);
+        let tag = raw.tag();
+        let w = TagWriter::command(GET_SERVER_INFO, tag);
+        assert!(raw.packet_fds(w.as_bytes(), &[wr.as_fd(), m.as_fd()]));
+        drop(wr);
+        assert!(
+            matches!(raw.answer(tag), Answer::Reply(_)),
+            "GET_SERVER_INFO with fds (shm {shm})"
+        );
+        let mut b = [0u8; 1];
+        assert_eq!(rustix::io::read(&rd, &mut b), Ok(0), "pipe closed at once");
+        // An inline memblock carrying an fd, for a stream it owns.
+        let (channel, _) = create_valid(&mut raw);
+        let d = Descriptor {
+            length: 64,
+            channel,
+            ..Descriptor::default()
+        };
+        let mut bytes = d.encode().to_vec();
+        bytes.extend_from_slice(&[0; 64]);
+        assert!(raw.send_fds(&bytes, &[m.as_fd()]));
+        assert!(raw.usable(), "usable after a memblock with an fd");
+        let tag = raw.command(DELETE_PLAYBACK_STREAM, |w| {
+            w.put_u32(channel);
+        });
+        assert!(matches!(raw.answer(tag), Answer::Reply(_)));
+        drop(raw);
+    }
+    scene.assert_fds_back(baseline);
+    scene.finish();
 }
 
 #[test]

@@ -16,7 +16,14 @@
 //! - `pactl list short` fields of sinks, sources, sink-inputs;
 //! - a SIGKILLed client leaves no sink-input, client or fd behind;
 //! - DRAIN is answered only after the audio played out (the sink runs at
-//!   real time; a lower bound, not a speed threshold).
+//!   real time; a lower bound, not a speed threshold);
+//! - the playback, format, bit-exact and mixing tests pass in both
+//!   transport modes, `name::shm` (the default: libpulse sends memfd block
+//!   references) and `name::no_shm` (`--shm off`: audio copied into the
+//!   socket); the daemon's log proves which path each one took, and
+//!   `libpulse_sees_the_negotiated_shm_type` proves it from the client's
+//!   side: libpulse's own debug log (`PULSE_LOG=4`) says
+//!   `Negotiated SHM type: shared memfd`, or `private` with SHM off.
 //!
 //! The tools must be installed (`scripts/test-srbd.sh` installs
 //! `pulseaudio-utils`); without them these tests fail, they do not skip.
@@ -31,8 +38,91 @@ use std::time::Instant;
 
 use common::srbd::{
     f32le_bytes, poll_until, runs, s16le_bytes, signal, wait_bounded, write_wav_f32, write_wav_i16,
-    write_wav_u8, Daemon, Feeder, Rng, Signal, Wav, MONITOR, SINK,
+    write_wav_u8, Daemon, Feeder, Rng, Shm, Signal, Wav, MONITOR, SINK,
 };
+
+/// Runs each listed test body (a `fn(Shm)`) once per transport mode, as
+/// the tests `name::shm` (SHM on, the default) and `name::no_shm`
+/// (`--shm off`).
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn shm() {
+                super::$name(super::Shm::On)
+            }
+
+            #[test]
+            fn no_shm() {
+                super::$name(super::Shm::Off)
+            }
+        }
+    )*};
+}
+
+in_both_modes!(
+    pacat_raw_playback,
+    paplay_formats,
+    parec_records_playback_bit_exact,
+    parec_records_playback_bit_exact_s16,
+    eight_paplay_mix_is_the_sum,
+    libpulse_sees_the_negotiated_shm_type,
+);
+
+/// What libpulse 16.1 logs at debug level (`PULSE_LOG=4`) once AUTH is
+/// answered (`context.c`), per mode.
+const LIBPULSE_SHM_LINES: [(Shm, &[&str]); 2] = [
+    (
+        Shm::On,
+        &["Negotiated SHM: yes", "Negotiated SHM type: shared memfd"],
+    ),
+    (
+        Shm::Off,
+        &["Negotiated SHM: no", "Negotiated SHM type: private"],
+    ),
+];
+
+/// The client's own word for the transport: a `paplay` with libpulse's
+/// debug log on says which SHM type it negotiated, and the daemon's log
+/// agrees (a registered memfd pool and imported references, or none).
+fn libpulse_sees_the_negotiated_shm_type(shm: Shm) {
+    let d = Daemon::start_mode("libpulse-shm", shm, &["--output", "null"]);
+    let file = d.path("tone.wav");
+    write_wav_f32(&file, RATE, 2, &vec![0.125; 9_600 * 2]);
+    let child = d
+        .client("paplay")
+        .env("PULSE_LOG", "4")
+        .arg(&file)
+        .spawn()
+        .expect("spawn paplay");
+    let out = wait_bounded(child, "paplay with PULSE_LOG=4");
+    d.assert_exit_ok(&out, "paplay with PULSE_LOG=4");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let (_, want) = LIBPULSE_SHM_LINES
+        .iter()
+        .find(|(m, _)| *m == shm)
+        .expect("lines for the mode");
+    for line in *want {
+        assert!(
+            log.lines().any(|l| l.trim() == *line),
+            "{shm:?}: libpulse did not log {line:?}; its log:\n{log}\nsrbd log:\n{}",
+            d.log()
+        );
+    }
+    // The other mode's verdict must be absent.
+    let (_, other) = LIBPULSE_SHM_LINES
+        .iter()
+        .find(|(m, _)| *m != shm)
+        .expect("lines for the other mode");
+    for line in *other {
+        assert!(
+            !log.lines().any(|l| l.trim() == *line),
+            "{shm:?}: libpulse logged {line:?}:\n{log}"
+        );
+    }
+    d.assert_transport(shm);
+    d.assert_log_clean();
+}
 
 /// The sink rate all tests run at.
 const RATE: u32 = 48_000;
@@ -129,9 +219,8 @@ fn stop_parec(d: &Daemon, parec: Child) {
     d.assert_exit_ok(&out, "parec");
 }
 
-#[test]
-fn pacat_raw_playback() {
-    let mut d = Daemon::start_args("pacat-raw", &WAV_F32);
+fn pacat_raw_playback(shm: Shm) {
+    let mut d = Daemon::start_mode("pacat-raw", shm, &WAV_F32);
     let mut rng = Rng::new(0x5eed_0001);
     let frames = 2 * 44_100;
     // Noise between 0.3 and 0.6 of full scale: resampled, it stays far
@@ -150,6 +239,7 @@ fn pacat_raw_playback() {
     d.assert_exit_ok(&out, "pacat --raw");
     writer.join().unwrap().expect("writing pacat's stdin");
     wait_no_sink_inputs(&d);
+    d.assert_transport(shm);
     d.assert_log_clean();
     d.stop_ok();
 
@@ -183,15 +273,14 @@ enum Input {
     U8,
 }
 
-#[test]
-fn paplay_formats() {
+fn paplay_formats(shm: Shm) {
     for (input, rate, channels) in [
         (Input::S16, 44_100u32, 2u16),
         (Input::F32, 48_000, 1),
         (Input::U8, 22_050, 1),
     ] {
         let what = format!("{input:?} {channels}ch {rate}Hz");
-        let mut d = Daemon::start_args(&format!("paplay-{}", rate), &WAV_F32);
+        let mut d = Daemon::start_mode(&format!("paplay-{}", rate), shm, &WAV_F32);
         let file = d.path("in.wav");
         let n = rate as usize * usize::from(channels);
         match input {
@@ -209,6 +298,7 @@ fn paplay_formats() {
              (created {created}, deleted {deleted}):\n{}",
             d.log()
         );
+        d.assert_transport(shm);
         d.assert_log_clean();
         d.stop_ok();
 
@@ -248,9 +338,10 @@ fn paplay_formats() {
 /// Plays a 1.5 s noise WAV in `format` (float32le or s16le) and records
 /// the monitor in the same format: the recording holds every played frame
 /// bit-exactly, contiguously, with only silence around it.
-fn parec_bit_exact(tag: &str, format: &str) {
-    let d = Daemon::start_args(
+fn parec_bit_exact(tag: &str, format: &str, shm: Shm) {
+    let d = Daemon::start_mode(
         tag,
+        shm,
         &[
             "--output",
             "null",
@@ -362,22 +453,20 @@ fn parec_bit_exact(tag: &str, format: &str) {
             );
         }
     }
+    d.assert_transport(shm);
     d.assert_log_clean();
 }
 
-#[test]
-fn parec_records_playback_bit_exact() {
-    parec_bit_exact("parec-f32", "float32le");
+fn parec_records_playback_bit_exact(shm: Shm) {
+    parec_bit_exact("parec-f32", "float32le", shm);
 }
 
-#[test]
-fn parec_records_playback_bit_exact_s16() {
-    parec_bit_exact("parec-s16", "s16le");
+fn parec_records_playback_bit_exact_s16(shm: Shm) {
+    parec_bit_exact("parec-s16", "s16le", shm);
 }
 
-#[test]
-fn eight_paplay_mix_is_the_sum() {
-    let mut d = Daemon::start_args("mix8", &WAV_F32);
+fn eight_paplay_mix_is_the_sum(shm: Shm) {
+    let mut d = Daemon::start_mode("mix8", shm, &WAV_F32);
     // Stream i: DC 2^-(i+4) on both channels for 1.0 s + i × 0.1 s. Each
     // value is one bit of k/2048, k in 0..=255, so every sum is exact in
     // f32 and says which streams were playing.
@@ -396,6 +485,7 @@ fn eight_paplay_mix_is_the_sum() {
         d.assert_exit_ok(&out, &format!("paplay {i}"));
     }
     wait_no_sink_inputs(&d);
+    d.assert_transport(shm);
     d.stop_ok();
 
     let wav = Wav::read(&d.path("out.wav"));

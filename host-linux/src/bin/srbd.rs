@@ -81,6 +81,10 @@ struct Args {
     /// The `dsp-sim` program (default: beside srbd, else on PATH).
     #[arg(long, value_name = "PATH")]
     dsp_program: Option<PathBuf>,
+    /// Offer the SHM fast path (memfd pools) to local clients of our uid
+    /// (default on; `off`: every client copies audio through the socket).
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    shm: Option<bool>,
 }
 
 fn on_off(s: &str) -> Result<bool, String> {
@@ -111,6 +115,8 @@ fn config(args: Args) -> Result<Config, String> {
         dsp_chain: args.dsp_chain,
         dsp_program: args.dsp_program,
         stats_interval: None,
+        shm: args.shm,
+        srbchannel: None,
     };
     file.overlay(cli).resolve().map_err(|e| e.to_string())
 }
@@ -190,7 +196,7 @@ fn main() -> ExitCode {
         "sink ready"
     );
     let info = ServerInfo::from_env(&cfg.sink_name, cfg.spec, cfg.map.clone());
-    let server = Arc::new(Server::new(info, engine));
+    let server = Arc::new(Server::new(info, engine).with_shm(cfg.shm));
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(s) => s,
         Err(e) => {

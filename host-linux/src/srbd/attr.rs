@@ -90,7 +90,9 @@ pub fn fix_playback(
     } else {
         minreq
     };
-    let minreq = round_down(minreq, frame).max(frame);
+    // Clamped before any arithmetic: a client's minreq near u32::MAX must
+    // not overflow `minreq + frame` below (found by fuzzing).
+    let minreq = round_down(minreq.min(maxlength), frame).max(frame);
     // The target must leave room for at least one request above minreq.
     if tlength < minreq + frame {
         tlength = (minreq + frame).min(maxlength);
@@ -173,6 +175,22 @@ mod tests {
         assert_eq!(a.minreq, 8);
         assert_eq!(a.tlength, 16);
         assert_eq!(a.prebuf, 0);
+    }
+
+    #[test]
+    fn extreme_requests_never_overflow() {
+        // The fuzzer's find: minreq 0xFFFFFFFD with a 4-byte frame made
+        // `minreq + frame` overflow.
+        for minreq in [u32::MAX - 2, u32::MAX - 1, u32::MAX - 128, 1 << 31] {
+            for frame in [1, 4, 8, 128] {
+                for tlength in [DEFAULT, 0, 1, u32::MAX - 1] {
+                    let a = fix_playback(DEFAULT, tlength, u32::MAX - 1, minreq, 44_100, frame);
+                    assert!(a.minreq >= frame && a.minreq <= a.maxlength, "{a:?}");
+                    assert!(a.tlength >= frame && a.tlength <= a.maxlength, "{a:?}");
+                    assert!(a.prebuf <= a.tlength + frame, "{a:?}");
+                }
+            }
+        }
     }
 
     proptest! {

@@ -17,6 +17,8 @@
 //! dsp_chain = "gain:-6dB,lowpass:8000Hz" # its processing chain; default: none (bit-exact)
 //! dsp_program = "/usr/libexec/dsp-sim"   # default: dsp-sim beside srbd, else on PATH
 //! stats_interval = 10                    # seconds between DSP statistics log lines; 0: never
+//! shm = true                             # offer memfd SHM to local clients of our uid (§1.5)
+//! srbchannel = true                      # reserved: the srbchannel is not built yet
 //! ```
 
 use std::net::SocketAddr;
@@ -108,6 +110,10 @@ pub struct FileConfig {
     pub dsp_program: Option<PathBuf>,
     /// Seconds between DSP statistics lines.
     pub stats_interval: Option<u64>,
+    /// Offer the SHM fast path (memfd pools) to local clients of our uid.
+    pub shm: Option<bool>,
+    /// Offer the srbchannel (reserved: not built yet; no effect).
+    pub srbchannel: Option<bool>,
 }
 
 /// Why the settings are unusable.
@@ -163,6 +169,14 @@ pub struct Config {
     pub dsp_program: Option<PathBuf>,
     /// Seconds between DSP statistics log lines (0: never).
     pub stats_interval: u64,
+    /// Offer SHM + memfd in AUTH when the client asks for both, speaks
+    /// version 32 or more and runs as our uid (default true; `false`:
+    /// every client uses the inline path).
+    pub shm: bool,
+    /// Offer the srbchannel (default true). Reserved: the srbchannel is
+    /// not built yet, so this has no effect today; it exists so configs
+    /// can already turn it off.
+    pub srbchannel: bool,
 }
 
 impl FileConfig {
@@ -195,6 +209,8 @@ impl FileConfig {
             dsp_chain: over.dsp_chain.or(self.dsp_chain),
             dsp_program: over.dsp_program.or(self.dsp_program),
             stats_interval: over.stats_interval.or(self.stats_interval),
+            shm: over.shm.or(self.shm),
+            srbchannel: over.srbchannel.or(self.srbchannel),
         }
     }
 
@@ -252,6 +268,8 @@ impl FileConfig {
             dsp_chain: self.dsp_chain.filter(|c| !c.is_empty()),
             dsp_program: self.dsp_program,
             stats_interval: self.stats_interval.unwrap_or(10),
+            shm: self.shm.unwrap_or(true),
+            srbchannel: self.srbchannel.unwrap_or(true),
         })
     }
 }
@@ -275,6 +293,22 @@ mod tests {
         assert_eq!(c.output, OutputSpec::Null);
         assert_eq!(c.sink_name, "srb_output");
         assert_eq!(c.map.positions(), &[1, 2]);
+        assert!(c.shm && c.srbchannel);
+    }
+
+    #[test]
+    fn shm_and_srbchannel_switches() {
+        let f: FileConfig = toml::from_str("shm = false\nsrbchannel = false\n").unwrap();
+        let c = f.clone().resolve().unwrap();
+        assert!(!c.shm && !c.srbchannel);
+        // A command-line value wins over the file.
+        let over = FileConfig {
+            shm: Some(true),
+            ..Default::default()
+        };
+        let c = f.overlay(over).resolve().unwrap();
+        assert!(c.shm && !c.srbchannel);
+        assert!(toml::from_str::<FileConfig>("shm = \"yes\"").is_err());
     }
 
     #[test]

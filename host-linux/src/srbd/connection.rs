@@ -1,6 +1,21 @@
 //! One client connection: the frame decoder, the AUTH → SET_CLIENT_NAME →
-//! commands state machine ([`Session`], pure) and the blocking socket loop
-//! around it ([`serve`]).
+//! commands state machine ([`Session`], pure) and the socket loop around
+//! it ([`serve`]).
+//!
+//! **Input.** A unix connection ([`Transport::Unix`]) is read with
+//! `recvmsg` ([`ScmStream::try_recv`]) never past the end of the frame
+//! being assembled ([`FrameDecoder::wanted`]): the kernel hands over fds
+//! with the first read that touches the bytes they were sent with, so the
+//! fds queued when a frame completes are exactly the ones sent with it
+//! (§3.8). They go to [`Session::handle_frame_with_fds`], and whatever its
+//! handler does not claim (only REGISTER_MEMFD_SHMID takes one) is closed
+//! at once. `MSG_CTRUNC` (more fds than a frame may carry) closes the
+//! connection. TCP connections ([`Transport::Tcp`]) are read plainly and
+//! never get SHM. A frame that is not complete [`FRAME_TIMEOUT`] after
+//! its first byte closes the connection ([`ConnError::FrameStalled`]).
+//!
+//! **AUTH** offers SHM + memfd by [`offer_shm`] (§1.5); the decoder then
+//! accepts SHM frames, handled by [`super::shm`].
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -13,12 +28,14 @@ use super::commands::{Command, PaError, NO_TAG};
 use super::playback::Playback;
 use super::record::Record;
 use super::server_info::PROTOCOL_VERSION;
+use super::shm::{ShmError, ShmImports, ShmStats};
 use super::wake::Waker;
 use super::Server;
 #[cfg(test)]
 use crate::pulse::pstream::DESCRIPTOR_LEN;
 use crate::pulse::pstream::{Frame, FrameDecoder, FrameError, SeekMode};
 use crate::pulse::tagstruct::{TagError, TagReader, TagWriter};
+use crate::scm::{RecvError, ScmStream};
 
 /// Length of the AUTH cookie (§1.4).
 pub const COOKIE_LEN: usize = 256;
@@ -31,6 +48,17 @@ pub const AUTH_TIMEOUT: Duration = Duration::from_secs(60);
 const READ_TICK: Duration = Duration::from_millis(500);
 /// How long one send may block before the client counts as stuck.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// A frame must be complete this long after its first byte arrived, or
+/// the connection is closed: a client that stops in the middle of a frame
+/// must not hold its connection (and slot) forever.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// The AUTH flag "SHM possible" (client) / "SHM offered" (server) (§1.4).
+pub const AUTH_SHM: u32 = 0x8000_0000;
+/// The AUTH flag "memfd possible" / "memfd offered" (§1.4).
+pub const AUTH_MEMFD: u32 = 0x4000_0000;
+/// The lowest negotiated version memfd is offered to (§1.5, §9 row 10:
+/// version 31 clients must not get it).
+pub const MIN_MEMFD_VERSION: u32 = 32;
 /// Largest frame payload accepted (libpulse sends audio in blocks of at
 /// most 64 KiB; packets are small).
 pub const MAX_FRAME_PAYLOAD: u32 = 1024 * 1024;
@@ -61,6 +89,21 @@ pub enum ConnError {
     /// A send blocked for longer than the send timeout.
     #[error("client stopped reading (send timed out)")]
     SendTimeout,
+    /// A frame was started and not completed within [`FRAME_TIMEOUT`].
+    #[error("frame not completed within {after:?} ({buffered} bytes buffered)")]
+    FrameStalled {
+        /// Bytes of the frame received.
+        buffered: usize,
+        /// The limit.
+        after: Duration,
+    },
+    /// Receiving failed: `MSG_CTRUNC` (too many fds), too many fds queued,
+    /// or a socket error.
+    #[error("receive: {0}")]
+    Recv(RecvError),
+    /// A REGISTER_MEMFD_SHMID or SHM reference was refused.
+    #[error("shm: {0}")]
+    Shm(#[from] ShmError),
     /// Another socket error.
     #[error("socket error: {0}")]
     Io(Errno),
@@ -84,6 +127,25 @@ pub enum Peer {
     },
 }
 
+/// Whether AUTH offers SHM + memfd (§1.5): only when the client asked for
+/// both (`version_and_flags` has [`AUTH_SHM`] and [`AUTH_MEMFD`]), the
+/// negotiated version is at least [`MIN_MEMFD_VERSION`], the peer is local
+/// and runs as the server's uid (root included only if the server is
+/// root: SHM must not leak data between users), and the server allows it
+/// (config `shm`). Otherwise the client uses the inline path; POSIX shm is
+/// never offered.
+pub fn offer_shm(
+    version_and_flags: u32,
+    negotiated: u32,
+    peer: &Peer,
+    server_uid: u32,
+    allowed: bool,
+) -> bool {
+    let asked = version_and_flags & (AUTH_SHM | AUTH_MEMFD) == AUTH_SHM | AUTH_MEMFD;
+    let same_user = matches!(peer, Peer::Unix { uid } if *uid == server_uid);
+    allowed && asked && negotiated >= MIN_MEMFD_VERSION && same_user
+}
+
 /// The per-client protocol state, without I/O: frames in, encoded reply
 /// frames out.
 #[derive(Debug)]
@@ -93,6 +155,13 @@ pub struct Session {
     pub(super) client_index: u32,
     version: Option<u32>,
     name: Option<String>,
+    /// The client's memfd imports, once SHM + memfd was negotiated.
+    pub(super) shm: Option<ShmImports>,
+    /// The fds that came with the frame being handled (see
+    /// [`Session::handle_frame_with_fds`]).
+    frame_fds: Vec<OwnedFd>,
+    /// Where SHM blocks are copied to.
+    pub(super) shm_buf: Vec<u8>,
     /// Wakes this connection's thread (mixer events, other clients).
     pub(super) waker: Arc<Waker>,
     /// Playback streams by channel id.
@@ -135,6 +204,9 @@ impl Session {
             client_index,
             version: None,
             name: None,
+            shm: None,
+            frame_fds: Vec::new(),
+            shm_buf: Vec::new(),
             waker,
             playbacks: BTreeMap::new(),
             records: BTreeMap::new(),
@@ -158,6 +230,47 @@ impl Session {
         self.name.as_deref()
     }
 
+    /// Whether SHM + memfd was negotiated (the frame decoder must then
+    /// accept SHM frames).
+    pub fn shm_negotiated(&self) -> bool {
+        self.shm.is_some()
+    }
+
+    /// What the client imported through SHM so far (`None`: no SHM).
+    pub fn shm_stats(&self) -> Option<ShmStats> {
+        self.shm.as_ref().map(ShmImports::stats)
+    }
+
+    /// The fds of the frame being handled, taken by the handler that
+    /// consumes them.
+    pub(super) fn take_frame_fds(&mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.frame_fds)
+    }
+
+    /// [`Session::handle_frame`] for a frame that arrived with `fds`. The
+    /// handler that takes fds (REGISTER_MEMFD_SHMID) claims them; every fd
+    /// left over is closed here, whatever the outcome: fds on frames that
+    /// take none are ignored, never kept.
+    pub fn handle_frame_with_fds(
+        &mut self,
+        frame: Frame,
+        fds: Vec<OwnedFd>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ConnError> {
+        self.frame_fds = fds;
+        let result = self.handle_frame(frame, out);
+        let left = std::mem::take(&mut self.frame_fds);
+        if !left.is_empty() {
+            tracing::debug!(
+                client = self.client_index,
+                n = left.len(),
+                "closing received fds no handler claimed"
+            );
+        }
+        drop(left);
+        result
+    }
+
     /// Handles one frame; appends the encoded frames to send to `out`.
     pub fn handle_frame(&mut self, frame: Frame, out: &mut Vec<u8>) -> Result<(), ConnError> {
         match frame {
@@ -167,27 +280,21 @@ impl Session {
                 }
             }
             Frame::Memblock(m) => match self.playbacks.get_mut(&m.channel) {
-                Some(p) => {
-                    if m.offset != 0 || m.seek != SeekMode::Relative {
-                        tracing::debug!(
-                            channel = m.channel,
-                            offset = m.offset,
-                            seek = ?m.seek,
-                            "seeking writes are not supported; appended"
-                        );
-                    }
-                    if let Some(w) = p.push(&m.data) {
-                        Frame::Packet(w.into_bytes()).encode_into(out)?;
-                    }
-                }
+                Some(p) => push_playback(p, m.offset, m.seek, &m.data, out)?,
                 None => tracing::debug!(
                     channel = m.channel,
                     len = m.data.len(),
                     "memblock for no stream of this client, ignored"
                 ),
             },
-            other => {
-                tracing::debug!(frame = ?other.descriptor(), "SHM frame ignored");
+            Frame::ShmRef(f) => self.shm_ref(f, out)?,
+            Frame::Release { block_id } | Frame::Revoke { block_id } => {
+                // We export no blocks to clients (record data goes inline).
+                tracing::debug!(
+                    client = self.client_index,
+                    block_id,
+                    "RELEASE/REVOKE of a block never exported, ignored"
+                );
             }
         }
         Ok(())
@@ -247,6 +354,10 @@ impl Session {
                 w.put_u32(self.client_index);
                 Some(w)
             }
+            Command::RegisterMemfdShmid => {
+                self.register_memfd(&mut r)?;
+                None
+            }
             _ if super::introspect::handles(cmd) => {
                 self.introspect(cmd, tag, &mut r, version, packet.len())?
             }
@@ -296,15 +407,25 @@ impl Session {
             return Ok(error(tag, PaError::Version));
         }
         self.version = Some(version);
+        let shm = offer_shm(raw, version, &self.peer, self.server.uid, self.server.shm);
         tracing::debug!(
             client = self.client_index,
             client_version = raw & 0xFFFF,
+            client_shm = raw & AUTH_SHM != 0,
+            client_memfd = raw & AUTH_MEMFD != 0,
             version,
-            "authorised (no SHM offered)"
+            shm,
+            "authorised"
         );
         let mut w = reply(tag);
-        // No SHM/memfd flags: the inline path only.
-        w.put_u32(version);
+        if shm {
+            // The reply goes out before any later frame is handled, and
+            // the decoder accepts SHM frames from the next frame on.
+            self.shm = Some(ShmImports::new());
+            w.put_u32(version | AUTH_SHM | AUTH_MEMFD);
+        } else {
+            w.put_u32(version);
+        }
         Ok(w)
     }
 }
@@ -321,9 +442,38 @@ impl Drop for Session {
     }
 }
 
+/// How a connection's bytes arrive.
+#[derive(Debug)]
+pub enum Transport {
+    /// A local client: fd-aware reads (SCM_RIGHTS), SHM possible.
+    Unix(ScmStream),
+    /// A TCP client: plain reads, never fds or SHM.
+    Tcp(Arc<OwnedFd>),
+}
+
+impl Transport {
+    /// The socket.
+    fn socket(&self) -> Arc<OwnedFd> {
+        match self {
+            Transport::Unix(s) => s.socket().clone(),
+            Transport::Tcp(fd) => fd.clone(),
+        }
+    }
+}
+
+/// Bounds on how long a connection may take for things.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// From accept to a successful AUTH.
+    auth: Duration,
+    /// From a frame's first byte to its last.
+    frame: Duration,
+}
+
 /// Serves one accepted connection until the client leaves, a protocol
-/// error, or server shutdown; logs how it ended.
-pub fn serve(fd: Arc<OwnedFd>, peer: Peer, server: Arc<Server>) {
+/// error, or server shutdown; logs how it ended. The fds it imported are
+/// closed when it returns.
+pub fn serve(mut transport: Transport, peer: Peer, server: Arc<Server>) {
     let waker = match Waker::new() {
         Ok(w) => Arc::new(w),
         Err(e) => {
@@ -333,30 +483,59 @@ pub fn serve(fd: Arc<OwnedFd>, peer: Peer, server: Arc<Server>) {
     };
     let mut session = Session::with_peer(server.clone(), peer, waker);
     let index = session.client_index();
-    let result = run(&fd, &mut session, &server, AUTH_TIMEOUT);
+    let limits = Limits {
+        auth: AUTH_TIMEOUT,
+        frame: FRAME_TIMEOUT,
+    };
+    let result = run(&mut transport, &mut session, &server, limits);
     let name = session.name().unwrap_or("-").to_owned();
     let version = session.version().unwrap_or(0);
+    let stats = session.shm_stats();
+    let shm = stats.is_some();
+    let shm_refs = stats.map_or(0, |s| s.refs);
+    let shm_bytes = stats.map_or(0, |s| s.bytes);
     match result {
-        Ok(()) => tracing::info!(client = index, %name, version, "client disconnected"),
+        Ok(()) => tracing::info!(
+            client = index,
+            %name,
+            version,
+            shm,
+            shm_refs,
+            shm_bytes,
+            "client disconnected"
+        ),
         Err(e) => {
-            tracing::warn!(client = index, %name, version, reason = %e, "connection closed")
+            tracing::warn!(
+                client = index,
+                %name,
+                version,
+                shm,
+                shm_refs,
+                shm_bytes,
+                reason = %e,
+                "connection closed"
+            )
         }
     }
 }
 
 fn run(
-    fd: &OwnedFd,
+    transport: &mut Transport,
     session: &mut Session,
     server: &Server,
-    auth_timeout: Duration,
+    limits: Limits,
 ) -> Result<(), ConnError> {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     use rustix::net::sockopt::{set_socket_timeout, Timeout};
-    set_socket_timeout(fd, Timeout::Recv, Some(READ_TICK)).map_err(ConnError::Io)?;
-    set_socket_timeout(fd, Timeout::Send, Some(SEND_TIMEOUT)).map_err(ConnError::Io)?;
+    let fd = transport.socket();
+    set_socket_timeout(&*fd, Timeout::Recv, Some(READ_TICK)).map_err(ConnError::Io)?;
+    set_socket_timeout(&*fd, Timeout::Send, Some(SEND_TIMEOUT)).map_err(ConnError::Io)?;
     let started = Instant::now();
-    let mut decoder = FrameDecoder::new(MAX_FRAME_PAYLOAD);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut input = Input {
+        decoder: FrameDecoder::new(MAX_FRAME_PAYLOAD),
+        buf: vec![0u8; 64 * 1024],
+        frame_started: None,
+    };
     let mut out = Vec::new();
     let waker = session.waker.clone();
     let tick = Timespec {
@@ -365,7 +544,7 @@ fn run(
     };
     loop {
         let mut fds = [
-            PollFd::new(fd, PollFlags::IN),
+            PollFd::new(&*fd, PollFlags::IN),
             PollFd::new(&*waker, PollFlags::IN),
         ];
         match poll(&mut fds, Some(&tick)) {
@@ -377,47 +556,151 @@ fn run(
         // Checked on every wake-up, not only on idle ticks: a client that
         // keeps sending (unauthorised commands, a trickled frame) must not
         // hold its slot past the deadline.
-        if session.version().is_none() && started.elapsed() >= auth_timeout {
-            return Err(ConnError::AuthTimeout(auth_timeout));
+        if session.version().is_none() && started.elapsed() >= limits.auth {
+            return Err(ConnError::AuthTimeout(limits.auth));
         }
         if server.stopping() {
             return Ok(());
         }
+        input.check_stall(limits.frame)?;
         if woken {
             waker.clear();
         }
         if readable {
-            match rustix::io::read(fd, &mut buf[..]) {
-                Ok(0) if decoder.is_mid_frame() => {
-                    return Err(ConnError::Truncated(decoder.buffered()))
-                }
-                Ok(0) => return Ok(()),
-                Ok(n) => {
-                    decoder.push(&buf[..n]);
-                    handle_frames(&mut decoder, session, &mut out, |b| send_all(fd, b))?;
-                }
-                Err(Errno::AGAIN | Errno::INTR) => {}
-                Err(e) => return Err(ConnError::Io(e)),
+            let send = |b: &[u8]| send_all(&fd, b);
+            let open = match transport {
+                Transport::Unix(stream) => input.read_unix(stream, session, &mut out, send)?,
+                Transport::Tcp(sock) => input.read_plain(sock, session, &mut out, send)?,
+            };
+            if !open {
+                return Ok(());
             }
         }
         session.poll_streams(&mut out)?;
         if !out.is_empty() {
-            send_all(fd, &out)?;
+            send_all(&fd, &out)?;
             out.clear();
         }
     }
 }
 
-/// Handles every complete frame in `decoder`, passing the encoded replies
-/// to `send` whenever [`OUT_FLUSH_AT`] bytes are pending and at the end.
+/// A connection's input side: the frame decoder, a read buffer and when
+/// the frame being assembled started.
+struct Input {
+    decoder: FrameDecoder,
+    buf: Vec<u8>,
+    frame_started: Option<Instant>,
+}
+
+impl Input {
+    /// Fails once the frame being assembled is older than `limit`.
+    fn check_stall(&self, limit: Duration) -> Result<(), ConnError> {
+        match self.frame_started {
+            Some(t) if t.elapsed() >= limit => Err(ConnError::FrameStalled {
+                buffered: self.decoder.buffered(),
+                after: limit,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Notes when a frame started, after `handled` frames completed.
+    fn track(&mut self, handled: usize) {
+        if handled > 0 {
+            self.frame_started = None;
+        }
+        if self.decoder.is_mid_frame() && self.frame_started.is_none() {
+            self.frame_started = Some(Instant::now());
+        }
+    }
+
+    /// Reads what the unix socket holds (at most one buffer's worth), never
+    /// past the end of the frame being assembled, and handles each frame
+    /// with the fds that arrived with it. `Ok(false)`: the client closed
+    /// the connection between frames.
+    fn read_unix(
+        &mut self,
+        stream: &mut ScmStream,
+        session: &mut Session,
+        out: &mut Vec<u8>,
+        mut send: impl FnMut(&[u8]) -> Result<(), ConnError>,
+    ) -> Result<bool, ConnError> {
+        let mut budget = self.buf.len();
+        while budget > 0 {
+            // After the frames were drained below, `wanted` is > 0.
+            let want = self.decoder.wanted().clamp(1, budget);
+            let n = match stream.try_recv(&mut self.buf[..want]) {
+                Ok(None) => break,
+                Ok(Some(n)) => n,
+                Err(RecvError::PeerGone) if self.decoder.is_mid_frame() => {
+                    return Err(ConnError::Truncated(self.decoder.buffered()))
+                }
+                Err(RecvError::PeerGone) => return Ok(false),
+                Err(e) => return Err(ConnError::Recv(e)),
+            };
+            budget = budget.saturating_sub(n.max(1));
+            self.decoder.push(&self.buf[..n]);
+            let mut handled = 0;
+            while let Some(frame) = self.decoder.next_frame()? {
+                handled += 1;
+                let fds = stream.take_queued();
+                session.handle_frame_with_fds(frame, fds, out)?;
+                self.decoder.set_shm_enabled(session.shm_negotiated());
+                if out.len() >= OUT_FLUSH_AT {
+                    send(out)?;
+                    out.clear();
+                }
+            }
+            self.track(handled);
+        }
+        if !out.is_empty() {
+            send(out)?;
+            out.clear();
+        }
+        Ok(true)
+    }
+
+    /// Reads what the socket holds with a plain `read` (TCP: no fds) and
+    /// handles every complete frame. `Ok(false)`: the client closed the
+    /// connection between frames.
+    fn read_plain(
+        &mut self,
+        fd: &OwnedFd,
+        session: &mut Session,
+        out: &mut Vec<u8>,
+        send: impl FnMut(&[u8]) -> Result<(), ConnError>,
+    ) -> Result<bool, ConnError> {
+        match rustix::io::read(fd, &mut self.buf[..]) {
+            Ok(0) if self.decoder.is_mid_frame() => {
+                Err(ConnError::Truncated(self.decoder.buffered()))
+            }
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                self.decoder.push(&self.buf[..n]);
+                let handled = handle_frames(&mut self.decoder, session, out, send)?;
+                self.track(handled);
+                Ok(true)
+            }
+            Err(Errno::AGAIN | Errno::INTR) => Ok(true),
+            Err(e) => Err(ConnError::Io(e)),
+        }
+    }
+}
+
+/// Handles every complete frame in `decoder` (no fds), passing the encoded
+/// replies to `send` whenever [`OUT_FLUSH_AT`] bytes are pending and at
+/// the end; returns how many frames were handled.
 fn handle_frames(
     decoder: &mut FrameDecoder,
     session: &mut Session,
     out: &mut Vec<u8>,
     mut send: impl FnMut(&[u8]) -> Result<(), ConnError>,
-) -> Result<(), ConnError> {
+) -> Result<usize, ConnError> {
+    let mut handled = 0;
     while let Some(frame) = decoder.next_frame()? {
+        handled += 1;
         session.handle_frame(frame, out)?;
+        decoder.set_shm_enabled(session.shm_negotiated());
         if out.len() >= OUT_FLUSH_AT {
             send(out)?;
             out.clear();
@@ -426,6 +709,30 @@ fn handle_frames(
     if !out.is_empty() {
         send(out)?;
         out.clear();
+    }
+    Ok(handled)
+}
+
+/// Queues client audio of an inline or SHM memblock into its stream (seek
+/// offsets are not supported: the data is appended); an OVERFLOW
+/// notification goes to `out` if it did not fit.
+pub(super) fn push_playback(
+    p: &mut Playback,
+    offset: i64,
+    seek: SeekMode,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), ConnError> {
+    if offset != 0 || seek != SeekMode::Relative {
+        tracing::debug!(
+            channel = p.channel,
+            offset,
+            ?seek,
+            "seeking writes are not supported; appended"
+        );
+    }
+    if let Some(w) = p.push(data) {
+        Frame::Packet(w.into_bytes()).encode_into(out)?;
     }
     Ok(())
 }
@@ -447,6 +754,7 @@ mod tests {
     use super::*;
     use crate::pulse::tagstruct::Proplist;
     use crate::srbd::server_info::INVALID_INDEX;
+    use std::os::fd::AsFd;
 
     fn server() -> Arc<Server> {
         crate::srbd::test_server()
@@ -494,6 +802,13 @@ mod tests {
         r.finish().unwrap();
     }
 
+    /// A ready session that negotiated SHM + memfd.
+    fn ready_shm() -> Session {
+        let s = ready(0xC000_0023);
+        assert!(s.shm_negotiated());
+        s
+    }
+
     fn ready(version: u32) -> Session {
         let mut s = session();
         let b = call(&mut s, &auth_packet(version));
@@ -521,26 +836,107 @@ mod tests {
         assert_eq!(negotiate(0x8000_0008), 8);
     }
 
+    /// A server that does (or, with `shm == false`, does not) offer SHM.
+    fn server_with_shm(shm: bool) -> Arc<Server> {
+        let mut srv = server();
+        Arc::get_mut(&mut srv).expect("not shared yet").shm = shm;
+        srv
+    }
+
     #[test]
-    fn auth_reply_is_the_version_without_shm_flags() {
-        let mut s = session();
+    fn auth_reply_without_shm_is_the_bare_version() {
+        let srv = server_with_shm(false);
+        let mut s = Session::new(srv.clone(), srv.uid, waker());
         let b = call(&mut s, &auth_packet(0xC000_0023));
         let mut r = expect_reply(&b, 0);
         assert_eq!(r.get_u32().unwrap(), 35);
         r.finish().unwrap();
         assert_eq!(s.version(), Some(35));
+        assert!(!s.shm_negotiated());
+        assert_eq!(s.shm_stats(), None);
     }
 
     #[test]
     fn auth_frame_bytes() {
-        // Appendix A's AUTH reply, without the SHM/memfd flags.
+        // Appendix A's AUTH reply: version 35 with SHM and memfd offered.
         let mut s = session();
         let mut out = Vec::new();
         s.handle_frame(Frame::Packet(auth_packet(0xC000_0023)), &mut out)
             .unwrap();
         let mut want = crate::pulse::hex("0000000f ffffffff 00000000 00000000 00000000");
-        want.extend(crate::pulse::hex("4c 00000002 4c 00000000 4c 00000023"));
+        want.extend(crate::pulse::hex("4c 00000002 4c 00000000 4c c0000023"));
         assert_eq!(out, want);
+        assert!(s.shm_negotiated());
+    }
+
+    #[test]
+    fn offer_shm_for_every_combination() {
+        let ours = 1000;
+        let addr: std::net::SocketAddr = "127.0.0.1:4713".parse().unwrap();
+        let peers = [
+            ("same uid", Peer::Unix { uid: ours }, true),
+            ("other uid", Peer::Unix { uid: ours + 1 }, false),
+            ("root", Peer::Unix { uid: 0 }, false),
+            ("tcp", Peer::Tcp { addr, cookie: None }, false),
+        ];
+        for flags in [0, AUTH_SHM, AUTH_MEMFD, AUTH_SHM | AUTH_MEMFD] {
+            for client_version in [13, 30, 31, 32, 33, 35, 36, 0xFFFF] {
+                let raw = flags | client_version;
+                let negotiated = negotiate(raw);
+                for (what, peer, same_user) in &peers {
+                    for allowed in [false, true] {
+                        let want = allowed
+                            && flags == AUTH_SHM | AUTH_MEMFD
+                            && negotiated >= 32
+                            && *same_user;
+                        assert_eq!(
+                            offer_shm(raw, negotiated, peer, ours, allowed),
+                            want,
+                            "flags {flags:#x} version {client_version} peer {what} allowed {allowed}"
+                        );
+                    }
+                }
+            }
+        }
+        // A root server offers SHM to root clients.
+        assert!(offer_shm(0xC000_0023, 35, &Peer::Unix { uid: 0 }, 0, true));
+    }
+
+    #[test]
+    fn auth_reply_flags_follow_the_policy() {
+        for allowed in [false, true] {
+            for flags in [0, AUTH_SHM, AUTH_MEMFD, AUTH_SHM | AUTH_MEMFD] {
+                for version in [31, 32, 35] {
+                    let srv = server_with_shm(allowed);
+                    let mut s = Session::new(srv.clone(), srv.uid, waker());
+                    let b = call(&mut s, &auth_packet(flags | version));
+                    let mut r = expect_reply(&b, 0);
+                    let got = r.get_u32().unwrap();
+                    r.finish().unwrap();
+                    let offered = allowed && flags == AUTH_SHM | AUTH_MEMFD && version >= 32;
+                    let want = if offered {
+                        version | AUTH_SHM | AUTH_MEMFD
+                    } else {
+                        version
+                    };
+                    assert_eq!(
+                        got, want,
+                        "allowed {allowed} flags {flags:#x} version {version}"
+                    );
+                    assert_eq!(s.shm_negotiated(), offered);
+                }
+            }
+        }
+        // A TCP client never gets SHM, whatever it asks for.
+        let srv = server();
+        let peer = Peer::Tcp {
+            addr: "127.0.0.1:4713".parse().unwrap(),
+            cookie: None,
+        };
+        let mut s = Session::with_peer(srv, peer, waker());
+        let b = call(&mut s, &auth_packet(0xC000_0023));
+        assert_eq!(expect_reply(&b, 0).get_u32().unwrap(), 35);
+        assert!(!s.shm_negotiated());
     }
 
     #[test]
@@ -914,14 +1310,27 @@ mod tests {
         assert_eq!(chunks.iter().sum::<usize>(), count * one.len());
     }
 
+    fn limits(auth: Duration, frame: Duration) -> Limits {
+        Limits { auth, frame }
+    }
+
+    /// Runs a connection loop on a unix socketpair end in a thread.
+    fn spawn_unix(
+        b: std::os::unix::net::UnixStream,
+        srv: Arc<Server>,
+        l: Limits,
+    ) -> std::thread::JoinHandle<Result<(), ConnError>> {
+        let mut t = Transport::Unix(ScmStream::new(b.into()).unwrap());
+        let mut session = Session::new(srv.clone(), srv.uid, waker());
+        std::thread::spawn(move || run(&mut t, &mut session, &srv, l))
+    }
+
     #[test]
     fn auth_deadline_holds_for_a_client_that_keeps_sending() {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let srv = server();
-        let fd: OwnedFd = b.into();
-        let mut session = Session::new(srv.clone(), srv.uid, waker());
         // The deadline has passed by the first wake-up.
-        let t = std::thread::spawn(move || run(&fd, &mut session, &srv, Duration::ZERO));
+        let t = spawn_unix(b, srv, limits(Duration::ZERO, FRAME_TIMEOUT));
         use std::io::{Read, Write};
         let mut a = a;
         let p = Frame::Packet(packet(Command::GetServerInfo as u32, 3, |_| {}))
@@ -939,18 +1348,379 @@ mod tests {
 
     #[test]
     fn garbage_frame_closes_the_connection() {
-        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let srv = server();
-        let fd: OwnedFd = b.into();
-        let mut session = Session::new(srv.clone(), srv.uid, waker());
-        let t = std::thread::spawn(move || run(&fd, &mut session, &srv, AUTH_TIMEOUT));
         use std::io::Write;
-        // A packet frame on a non-control channel with no SHM: refused.
-        let mut a = a;
-        a.write_all(&[
+        // A frame with SHM flags on a connection without SHM: refused, on
+        // the fd-aware (unix) and the plain (TCP) input alike.
+        let garbage = [
             0, 0, 0, 4, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 1, 2, 3, 4,
-        ])
-        .unwrap();
+        ];
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let t = spawn_unix(b, server(), limits(AUTH_TIMEOUT, FRAME_TIMEOUT));
+        a.write_all(&garbage).unwrap();
         assert!(matches!(t.join().unwrap(), Err(ConnError::Frame(_))));
+
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let srv = server();
+        let mut session = Session::new(srv.clone(), srv.uid, waker());
+        let mut plain = Transport::Tcp(Arc::new(b.into()));
+        let l = limits(AUTH_TIMEOUT, FRAME_TIMEOUT);
+        let t = std::thread::spawn(move || run(&mut plain, &mut session, &srv, l));
+        a.write_all(&garbage).unwrap();
+        assert!(matches!(t.join().unwrap(), Err(ConnError::Frame(_))));
+    }
+
+    #[test]
+    fn a_client_that_stops_mid_frame_is_closed() {
+        use std::io::Write;
+        for cut in [7, DESCRIPTOR_LEN, DESCRIPTOR_LEN + 3] {
+            let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let t = spawn_unix(
+                b,
+                server(),
+                limits(AUTH_TIMEOUT, Duration::from_millis(200)),
+            );
+            let frame = Frame::Packet(auth_packet(0xC000_0023)).encode().unwrap();
+            a.write_all(&frame[..cut]).unwrap();
+            // The client keeps its end open and sends nothing more.
+            let r = t.join().unwrap();
+            assert!(
+                matches!(r, Err(ConnError::FrameStalled { buffered, .. }) if buffered == cut
+                    || (cut == DESCRIPTOR_LEN && buffered == 0)
+                    || (cut > DESCRIPTOR_LEN && buffered == cut - DESCRIPTOR_LEN)),
+                "cut at {cut}: {r:?}"
+            );
+            drop(a);
+        }
+        // Cut short and closed: Truncated.
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let t = spawn_unix(b, server(), limits(AUTH_TIMEOUT, FRAME_TIMEOUT));
+        a.write_all(&[0, 0, 0, 9]).unwrap();
+        drop(a);
+        assert!(matches!(t.join().unwrap(), Err(ConnError::Truncated(4))));
+    }
+
+    /// A client end of a socketpair speaking with fds.
+    struct FdClient {
+        s: ScmStream,
+        decoder: FrameDecoder,
+    }
+
+    impl FdClient {
+        fn send(&self, frame: &Frame, fds: &[std::os::fd::BorrowedFd<'_>]) {
+            self.s.send(&frame.encode().unwrap(), fds, false).unwrap();
+        }
+
+        /// The next frame from the server (`None`: closed).
+        fn next(&mut self) -> Option<Frame> {
+            loop {
+                if let Some(f) = self.decoder.next_frame().unwrap() {
+                    return Some(f);
+                }
+                let mut buf = [0u8; 4096];
+                let n = self.decoder.wanted().min(buf.len());
+                match self
+                    .s
+                    .recv_exact(&mut buf[..n], Some(Duration::from_secs(20)))
+                {
+                    Ok(()) => self.decoder.push(&buf[..n]),
+                    Err(crate::scm::RecvError::PeerGone) => return None,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+
+        /// The reply (or error) packet for `tag`, skipping notifications.
+        fn answer(&mut self, tag: u32) -> Option<Vec<u8>> {
+            loop {
+                match self.next()? {
+                    Frame::Packet(p) => {
+                        let mut r = TagReader::new(&p);
+                        r.get_u32().unwrap();
+                        if r.get_u32().unwrap() == tag {
+                            return Some(p);
+                        }
+                    }
+                    _ => continue,
+                }
+            }
+        }
+    }
+
+    fn fd_client(srv: Arc<Server>) -> (FdClient, std::thread::JoinHandle<Result<(), ConnError>>) {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let t = spawn_unix(b, srv, limits(AUTH_TIMEOUT, FRAME_TIMEOUT));
+        let mut decoder = FrameDecoder::new(MAX_FRAME_PAYLOAD);
+        decoder.set_shm_enabled(true);
+        let c = FdClient {
+            s: ScmStream::new(a.into()).unwrap(),
+            decoder,
+        };
+        (c, t)
+    }
+
+    #[test]
+    fn fds_reach_their_frame_and_unclaimed_ones_are_closed() {
+        use crate::pulse::pstream::{ShmRef, ShmRefFrame};
+        let (mut c, t) = fd_client(server());
+        c.send(&Frame::Packet(auth_packet(0xC000_0023)), &[]);
+        let p = c.answer(0).unwrap();
+        assert_eq!(expect_reply(&p, 0).get_u32().unwrap(), 0xC000_0023);
+        // A pipe's write end on GET_SERVER_INFO: answered, and the fd is
+        // closed (our read end then sees EOF).
+        let (rd, wr) = nonblocking_pipe();
+        let q = Frame::Packet(packet(Command::GetServerInfo as u32, 1, |_| {}));
+        c.send(&q, &[wr.as_fd()]);
+        drop(wr);
+        expect_reply(&c.answer(1).unwrap(), 1);
+        let mut b = [0u8; 1];
+        assert_eq!(rustix::io::read(&rd, &mut b), Ok(0), "unclaimed fd closed");
+        // The pool memfd on REGISTER_MEMFD_SHMID, sent after an unrelated
+        // frame in the same byte stream: attributed to REGISTER only.
+        let pool = crate::memfd::create_unsealed_memfd("pool", 65536).unwrap();
+        rustix::io::pwrite(&pool, &f32_block(0.5, 16), 64).unwrap();
+        let reg = Frame::Packet(packet(Command::RegisterMemfdShmid as u32, NO_TAG, |w| {
+            w.put_u32(0x4c2e_67d8);
+        }));
+        c.send(&q, &[]);
+        c.send(&reg, &[pool.as_fd()]);
+        c.send(&Frame::Packet(set_name(2)), &[]);
+        expect_reply(&c.answer(1).unwrap(), 1);
+        expect_reply(&c.answer(2).unwrap(), 2);
+        c.send(
+            &Frame::Packet(create_playback(3, 5, 2, 48_000, &[1, 2])),
+            &[],
+        );
+        let p = c.answer(3).unwrap();
+        let channel = expect_reply(&p, 3).get_u32().unwrap();
+        c.send(
+            &Frame::ShmRef(ShmRefFrame {
+                channel,
+                memfd: true,
+                shm: ShmRef {
+                    block_id: 77,
+                    shm_id: 0x4c2e_67d8,
+                    index: 64,
+                    length: 128,
+                },
+                ..ShmRefFrame::default()
+            }),
+            &[],
+        );
+        loop {
+            match c.next().expect("a RELEASE") {
+                Frame::Release { block_id } => {
+                    assert_eq!(block_id, 77);
+                    break;
+                }
+                Frame::Packet(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        drop(c);
+        assert!(matches!(t.join().unwrap(), Ok(())));
+    }
+
+    #[test]
+    fn msg_ctrunc_closes_the_connection() {
+        let (c, t) = fd_client(server());
+        let q = Frame::Packet(auth_packet(35)).encode().unwrap();
+        let e: Vec<OwnedFd> = (0..3)
+            .map(|_| rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap())
+            .collect();
+        let fds: Vec<_> = e.iter().map(|f| f.as_fd()).collect();
+        // Three fds in one message: more than the receive buffer holds.
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(3))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)));
+        rustix::net::sendmsg(
+            c.s.socket(),
+            &[rustix::io::IoSlice::new(&q)],
+            &mut control,
+            rustix::net::SendFlags::NOSIGNAL,
+        )
+        .unwrap();
+        let r = t.join().unwrap();
+        assert!(
+            matches!(r, Err(ConnError::Recv(RecvError::Truncated { .. }))),
+            "{r:?}"
+        );
+    }
+
+    /// A pipe whose read end does not block: a read sees EOF (`Ok(0)`)
+    /// once every write end is closed, `EAGAIN` while one is still open.
+    fn nonblocking_pipe() -> (OwnedFd, OwnedFd) {
+        use rustix::pipe::{pipe_with, PipeFlags};
+        pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).unwrap()
+    }
+
+    fn f32_block(v: f32, samples: usize) -> Vec<u8> {
+        std::iter::repeat_n(v.to_le_bytes(), samples)
+            .flatten()
+            .collect()
+    }
+
+    fn set_name(tag: u32) -> Vec<u8> {
+        packet(Command::SetClientName as u32, tag, |w| {
+            let mut p = Proplist::new();
+            p.set_str("application.name", "tester").unwrap();
+            w.put_proplist(&p);
+        })
+    }
+
+    fn register(shm_id: u32) -> Frame {
+        Frame::Packet(packet(Command::RegisterMemfdShmid as u32, NO_TAG, |w| {
+            w.put_u32(shm_id);
+        }))
+    }
+
+    fn memfd(len: u64) -> OwnedFd {
+        crate::memfd::create_unsealed_memfd("pool", len).unwrap()
+    }
+
+    #[test]
+    fn register_memfd_shmid_in_the_session() {
+        let mut out = Vec::new();
+        // Not negotiated: a named error.
+        let srv = server_with_shm(false);
+        let mut s = Session::new(srv.clone(), srv.uid, waker());
+        call(&mut s, &auth_packet(0xC000_0023));
+        let r = s.handle_frame_with_fds(register(1), vec![memfd(64)], &mut out);
+        assert!(
+            matches!(r, Err(ConnError::Shm(ShmError::NotNegotiated))),
+            "{r:?}"
+        );
+        // Negotiated: a pipe is refused by kind.
+        let mut s = ready_shm();
+        let (rd, _wr) = rustix::pipe::pipe().unwrap();
+        let e = s
+            .handle_frame_with_fds(register(1), vec![rd], &mut out)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("expected a memfd, got a pipe"),
+            "{e}"
+        );
+        // No fd, two fds.
+        let mut s = ready_shm();
+        let r = s.handle_frame_with_fds(register(1), vec![], &mut out);
+        assert!(matches!(
+            r,
+            Err(ConnError::Shm(ShmError::FdCount { got: 0, .. }))
+        ));
+        let r = s.handle_frame_with_fds(register(1), vec![memfd(64), memfd(64)], &mut out);
+        assert!(matches!(
+            r,
+            Err(ConnError::Shm(ShmError::FdCount { got: 2, .. }))
+        ));
+        // Sixteen are fine, the same id again or a 17th are not.
+        let mut s = ready_shm();
+        for id in 0..16 {
+            s.handle_frame_with_fds(register(id), vec![memfd(64)], &mut out)
+                .unwrap();
+        }
+        assert_eq!(s.shm_stats().unwrap().segments, 16);
+        let r = s.handle_frame_with_fds(register(5), vec![memfd(64)], &mut out);
+        assert!(matches!(
+            r,
+            Err(ConnError::Shm(ShmError::Duplicate { shm_id: 5 }))
+        ));
+        let r = s.handle_frame_with_fds(register(16), vec![memfd(64)], &mut out);
+        assert!(matches!(
+            r,
+            Err(ConnError::Shm(ShmError::TooManySegments { shm_id: 16 }))
+        ));
+        // Trailing bytes are a malformed packet.
+        let p = packet(Command::RegisterMemfdShmid as u32, NO_TAG, |w| {
+            w.put_u32(99).put_u32(0);
+        });
+        let r = s.handle_frame_with_fds(Frame::Packet(p), vec![memfd(64)], &mut out);
+        assert!(matches!(r, Err(ConnError::Packet(_))));
+        assert!(out.is_empty(), "REGISTER_MEMFD_SHMID has no reply");
+    }
+
+    #[test]
+    fn shm_refs_feed_the_stream_and_are_released() {
+        use crate::pulse::pstream::{ShmRef, ShmRefFrame};
+        let mut s = ready_shm();
+        let pool = memfd(65536);
+        rustix::io::pwrite(&pool, &f32_block(0.25, 64), 64).unwrap();
+        let peer = rustix::io::fcntl_dupfd_cloexec(&pool, 0).unwrap();
+        let mut out = Vec::new();
+        s.handle_frame_with_fds(register(9), vec![pool], &mut out)
+            .unwrap();
+        let b = call(&mut s, &create_playback(2, 5, 2, 48_000, &[1, 2]));
+        let channel = expect_reply(&b, 2).get_u32().unwrap();
+        let r = |block_id, shm_id, index, length| {
+            Frame::ShmRef(ShmRefFrame {
+                channel,
+                memfd: true,
+                shm: ShmRef {
+                    block_id,
+                    shm_id,
+                    index,
+                    length,
+                },
+                ..ShmRefFrame::default()
+            })
+        };
+        s.handle_frame(r(1, 9, 64, 256), &mut out).unwrap();
+        let want = Frame::Release { block_id: 1 }.encode().unwrap();
+        assert_eq!(out, want);
+        assert_eq!(s.playbacks[&channel].written(), 256);
+        assert_eq!(
+            s.shm_stats(),
+            Some(ShmStats {
+                segments: 1,
+                refs: 1,
+                bytes: 256
+            })
+        );
+        // A reference for a channel without a stream is released unread.
+        out.clear();
+        s.handle_frame(
+            Frame::ShmRef(ShmRefFrame {
+                channel: channel + 1,
+                memfd: true,
+                shm: ShmRef {
+                    block_id: 2,
+                    shm_id: 1234,
+                    index: 0,
+                    length: 8,
+                },
+                ..ShmRefFrame::default()
+            }),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, Frame::Release { block_id: 2 }.encode().unwrap());
+        // Every bad reference closes the connection with a named error.
+        for (what, f) in [
+            ("unknown id", r(3, 10, 64, 8)),
+            ("out of bounds", r(3, 9, 65536 - 8, 16)),
+            ("u32 overflow", r(3, 9, 0xFFFF_FF00, 0x200)),
+            ("misaligned", r(3, 9, 64, 12)),
+        ] {
+            let mut s2 = ready_shm();
+            let mut o = Vec::new();
+            let dup = rustix::io::fcntl_dupfd_cloexec(&peer, 0).unwrap();
+            s2.handle_frame_with_fds(register(9), vec![dup], &mut o)
+                .unwrap();
+            let b = call(&mut s2, &create_playback(2, 5, 2, 48_000, &[1, 2]));
+            assert_eq!(expect_reply(&b, 2).get_u32().unwrap(), channel);
+            let e = s2.handle_frame(f, &mut o);
+            assert!(matches!(e, Err(ConnError::Shm(_))), "{what}: {e:?}");
+            assert!(o.is_empty(), "{what}: nothing sent");
+        }
+        let mut posix = r(4, 9, 64, 8);
+        if let Frame::ShmRef(f) = &mut posix {
+            f.memfd = false;
+        }
+        assert!(matches!(
+            s.handle_frame(posix, &mut out),
+            Err(ConnError::Shm(ShmError::PosixRef { .. }))
+        ));
+        // The client shrinks its pool: a named error, no SIGBUS.
+        rustix::fs::ftruncate(&peer, 4096).unwrap();
+        let e = s.handle_frame(r(5, 9, 8192, 64), &mut out).unwrap_err();
+        assert!(e.to_string().contains("pool shrank"), "{e}");
     }
 }

@@ -1,17 +1,19 @@
 //! `srbd`: the daemon that serves unmodified libpulse clients over the
 //! PulseAudio native protocol (`../shared/docs/pa-native-protocol.md`).
 //!
-//! First milestone: AUTH (no SHM offered, inline path only), client names
-//! and the introspection commands `pactl` needs, answered from one fixed
-//! sink (`srb_output`, 48 kHz stereo float32le) and its monitor source.
-//! Every other command gets an `ERROR` reply; a malformed frame or packet
-//! closes that connection with a logged reason. One thread per connection.
+//! AUTH (SHM + memfd offered to local clients of our uid, §1.5; the inline
+//! path for everyone else), client names, the introspection commands
+//! `pactl` needs and playback/record streams, answered from one sink
+//! (`srb_output` by default) and its monitor source. Unknown commands get
+//! an `ERROR` reply; a malformed frame or packet closes that connection
+//! with a logged reason. One thread per connection.
 //!
 //! | module | what it holds |
 //! |---|---|
 //! | [`commands`] | [`commands::Command`] numbers (§6.1) and [`commands::PaError`] codes (§1.7) |
 //! | [`server_info`] | [`server_info::ServerInfo`]: the server identity, sink and monitor, encoded by version (§6.3, §6.4) |
 //! | [`connection`] | [`connection::Session`] (pure per-client state machine) and [`connection::serve`] (its socket loop) |
+//! | [`shm`] | the SHM fast path: per-connection memfd imports (REGISTER_MEMFD_SHMID), SHM reference validation, `pread` copies and RELEASE |
 
 pub mod attr;
 pub mod audio;
@@ -26,6 +28,7 @@ pub mod playback;
 pub mod record;
 pub mod registry;
 pub mod server_info;
+pub mod shm;
 pub mod stream;
 pub mod streams;
 pub mod tcp;
@@ -65,6 +68,8 @@ pub struct Server {
     pub info: ServerInfo,
     /// The uid the server runs as (AUTH accepts it and root).
     pub uid: u32,
+    /// Whether AUTH may offer SHM + memfd (config `shm`; default true).
+    pub shm: bool,
     /// The sink and its mixer.
     pub engine: Engine,
     /// Clients, streams and subscriptions.
@@ -102,6 +107,7 @@ impl Server {
         Self {
             info,
             uid: rustix::process::geteuid().as_raw(),
+            shm: true,
             engine,
             registry: Registry::default(),
             sink_state: Mutex::new(sink_state),
@@ -112,6 +118,13 @@ impl Server {
             active: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         }
+    }
+
+    /// Allows (`true`, the default) or forbids offering SHM + memfd to
+    /// clients (config `shm`).
+    pub fn with_shm(mut self, shm: bool) -> Self {
+        self.shm = shm;
+        self
     }
 
     /// Allocates a client index and lists the client.
@@ -254,7 +267,6 @@ pub fn run(listener: &Listener, server: &Arc<Server>) -> Result<(), Errno> {
             continue;
         }
         n += 1;
-        let fd = stream.socket().clone();
         let slot = Slot::take(server.clone());
         let peer = connection::Peer::Unix {
             uid: peer.uid.as_raw(),
@@ -265,8 +277,7 @@ pub fn run(listener: &Listener, server: &Arc<Server>) -> Result<(), Errno> {
                 // Dropped last, also if serve panics: the slot is given
                 // back whatever way the thread ends.
                 let slot = slot;
-                let _stream = stream;
-                connection::serve(fd, peer, slot.0.clone());
+                connection::serve(connection::Transport::Unix(stream), peer, slot.0.clone());
             });
         // On failure the closure, its slot and the stream are dropped.
         if let Err(e) = spawned {

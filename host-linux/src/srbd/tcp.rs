@@ -138,7 +138,7 @@ fn accept_loop(listener: &TcpListener, cookie: Option<[u8; COOKIE_LEN]>, server:
             .name(format!("srbd-tcp-{n}"))
             .spawn(move || {
                 let slot = slot;
-                connection::serve(fd, peer, slot.server().clone());
+                connection::serve(connection::Transport::Tcp(fd), peer, slot.server().clone());
             });
         if let Err(e) = spawned {
             tracing::warn!(%e, "cannot spawn a connection thread; connection dropped");

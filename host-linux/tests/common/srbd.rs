@@ -144,6 +144,32 @@ pub fn find_pactl() -> PathBuf {
     find_tool("pactl")
 }
 
+/// Whether the daemon offers the SHM fast path (`--shm on|off`). SHM is
+/// the daemon's default; the stream tests run in both modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shm {
+    /// `--shm on`: libpulse clients of our uid send memfd block references.
+    On,
+    /// `--shm off`: every client copies its audio into the socket.
+    Off,
+}
+
+impl Shm {
+    /// The `--shm` value.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Shm::On => "on",
+            Shm::Off => "off",
+        }
+    }
+}
+
+/// The `key=value` field `key` of a log line, if present.
+pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|t| t.strip_prefix(key)?.strip_prefix('='))
+}
+
 /// A running `srbd`; SIGTERMed on drop.
 pub struct Daemon {
     child: Option<Child>,
@@ -171,6 +197,13 @@ impl Daemon {
     /// [`Daemon::path`]).
     pub fn start_args(tag: &str, args: &[&str]) -> Self {
         Self::launch(tag, true, args)
+    }
+
+    /// [`Daemon::start_args`] with `--shm on|off` first.
+    pub fn start_mode(tag: &str, shm: Shm, args: &[&str]) -> Self {
+        let mut all = vec!["--shm", shm.arg()];
+        all.extend_from_slice(args);
+        Self::launch(tag, true, &all)
     }
 
     fn launch(tag: &str, explicit: bool, args: &[&str]) -> Self {
@@ -280,6 +313,50 @@ impl Daemon {
             .filter(|l| l.contains("deleted") || l.contains("removed") || l.contains("destroyed"))
             .count();
         (created, deleted)
+    }
+
+    /// The SHM references imported, summed over the connections that
+    /// ended (each logs `shm_refs=N` when it closes), and how many
+    /// connections negotiated SHM (`authorised ... shm=true`).
+    pub fn shm_counts(&self) -> (u64, usize) {
+        let log = self.log();
+        let refs = log
+            .lines()
+            .filter(|l| l.contains("client disconnected") || l.contains("connection closed"))
+            .filter_map(|l| log_field(l, "shm_refs")?.parse::<u64>().ok())
+            .sum();
+        let negotiated = log
+            .lines()
+            .filter(|l| l.contains("authorised") && log_field(l, "shm") == Some("true"))
+            .count();
+        (refs, negotiated)
+    }
+
+    /// Proves from the daemon's log which path the audio took: with
+    /// [`Shm::On`] a client registered its memfd pool and SHM references
+    /// were imported (waits for the connections to end); with
+    /// [`Shm::Off`] no connection negotiated SHM and nothing was imported.
+    pub fn assert_transport(&self, shm: Shm) {
+        match shm {
+            Shm::On => self.wait_for("SHM references imported (shm_refs > 0 in the log)", || {
+                let (refs, negotiated) = self.shm_counts();
+                (refs > 0 && negotiated > 0 && self.log().contains("memfd pool registered"))
+                    .then_some(())
+            }),
+            Shm::Off => {
+                let (refs, negotiated) = self.shm_counts();
+                let log = self.log();
+                assert!(
+                    refs == 0 && negotiated == 0 && !log.contains("memfd pool registered"),
+                    "--shm off: {negotiated} connections negotiated SHM, {refs} refs imported\n{log}"
+                );
+                assert!(
+                    log.lines()
+                        .any(|l| l.contains("authorised") && log_field(l, "shm") == Some("false")),
+                    "no client authorised (with shm=false) in the log:\n{log}"
+                );
+            }
+        }
     }
 
     /// `unix:<socket>`, for PULSE_SERVER and `pactl --server`.
