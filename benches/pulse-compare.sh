@@ -1,0 +1,440 @@
+#!/usr/bin/env bash
+# srbd against a private, real PulseAudio, with the same real libpulse
+# clients on both servers in the same run:
+#   (a) round-trip latency of GET_SERVER_INFO through libpulse
+#       (benches/pulse-bench `pa-latency`: 10,000 requests per server, one
+#       after another, split into rounds run in rotating order);
+#   (b) the daemon's CPU time (utime + stime from /proc/<pid>/stat, threads
+#       and reaped children included; for srbd with the DSP on, dsp-sim's
+#       too) while 16 concurrent `pacat --latency-msec=10` streams of 48 kHz
+#       stereo s16le play for 60 s (--quick: 10 s).
+# Servers: PulseAudio (module-null-sink, float32le 48 kHz stereo),
+# `srbd --dsp off` and `srbd --dsp on` (the default), all with the same
+# float32le 48 kHz stereo sink. Prints a Markdown table on stdout (progress
+# on stderr), draws the latency distributions into benches/pulse-latency.svg.
+#
+# Usage: benches/pulse-compare.sh [--quick] [--seconds N] [--requests N]
+#            [--rounds N] [--streams N] [--svg PATH] [--keep]
+#            [--pa-default-priority]
+#   --quick         10 s of streams instead of 60 s
+#   --seconds N     stream measurement window in seconds
+#   --requests N    latency requests per server (default 10000)
+#   --rounds N      latency rounds, each a new connection (default 5)
+#   --streams N     concurrent pacat streams (default 16)
+#   --svg PATH      where the plot goes (default benches/pulse-latency.svg)
+#   --keep          keep the temporary directory (raw samples, logs)
+#   --pa-default-priority
+#                   let PulseAudio raise its priority as daemon.conf says
+#                   (as root: nice -11, SCHED_RR for the sink thread); by
+#                   default it runs with --high-priority=no --realtime=no,
+#                   at the same nice 0 / SCHED_OTHER as srbd.
+#
+# Needs Debian's pulseaudio, pulseaudio-utils and libpulse-dev; installs
+# them with apt-get when missing and running as root. Builds srbd and the
+# bench crate in release mode ($CARGO_TARGET_DIR honoured). Every process
+# it starts is stopped on exit; the temporary directory is removed unless
+# the run failed or --keep was given.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+stream_secs=60
+requests=10000
+rounds=5
+streams=16
+svg="$root/benches/pulse-latency.svg"
+keep=0
+pa_default_priority=0
+while (($#)); do
+    case "$1" in
+    --quick) stream_secs=10 ;;
+    --seconds) stream_secs="${2:?--seconds needs a value}"; shift ;;
+    --requests) requests="${2:?--requests needs a value}"; shift ;;
+    --rounds) rounds="${2:?--rounds needs a value}"; shift ;;
+    --streams) streams="${2:?--streams needs a value}"; shift ;;
+    --svg) svg="$(realpath -m "${2:?--svg needs a value}")"; shift ;;
+    --keep) keep=1 ;;
+    --pa-default-priority) pa_default_priority=1 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "pulse-compare: unknown argument $1 (try --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+for v in stream_secs requests rounds streams; do
+    [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "pulse-compare: $v must be a positive integer" >&2; exit 2; }
+done
+((requests >= rounds)) || { echo "pulse-compare: --requests must be at least --rounds" >&2; exit 2; }
+
+log() { echo "pulse-compare: $*" >&2; }
+die() { echo "pulse-compare: error: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- packages
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+missing=()
+for p in pulseaudio pulseaudio-utils libpulse-dev; do
+    pkg_installed "$p" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    if [[ "$(id -u)" != 0 ]]; then
+        die "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+    fi
+    log "installing ${missing[*]}"
+    apt-get update -qq >&2 || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 ||
+        die "apt-get install ${missing[*]} failed"
+fi
+for c in pulseaudio pacat pactl getconf timeout ps; do
+    command -v "$c" >/dev/null || die "$c not found on PATH"
+done
+pa_version="$(pulseaudio --version 2>/dev/null | awk '{print $2; exit}')"
+[[ -n "$pa_version" ]] || die "pulseaudio --version printed nothing"
+[[ "$pa_version" == 16.* ]] || log "note: PulseAudio is $pa_version, not 16.x"
+
+# ------------------------------------------------------------------- build
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+    target="$(realpath -m "$CARGO_TARGET_DIR")"
+else
+    target="$root/target"
+fi
+log "building srbd and dsp-sim (release, target dir $target)"
+(cd "$root" && cargo build --release -p srb-linux --bins --target-dir "$target") >&2 ||
+    die "building srb-linux failed"
+log "building benches/pulse-bench (release)"
+cargo build --release --manifest-path "$root/benches/pulse-bench/Cargo.toml" --target-dir "$target" >&2 ||
+    die "building pulse-bench failed"
+srbd="$target/release/srbd"
+pa_latency="$target/release/pa-latency"
+plot="$target/release/plot"
+for b in "$srbd" "$target/release/dsp-sim" "$pa_latency" "$plot"; do
+    [[ -x "$b" ]] || die "$b was not built"
+done
+
+# ----------------------------------------------------- processes, clean-up
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/pulse-compare.XXXXXX")"
+((${#tmp} < 80)) || die "temporary directory path $tmp is too long for unix socket paths"
+started=() # every pid this script started and has not stopped yet
+
+# A pid that exists and is not a zombie.
+alive() {
+    local s
+    s="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    s="${s##*) }"
+    [[ "${s:0:1}" != Z ]]
+}
+
+# Stops the given pids: SIGTERM, up to 5 s, then SIGKILL.
+stop_pids() {
+    local p i
+    for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "$@"; do
+        for ((i = 0; i < 50; i++)); do
+            alive "$p" || break
+            sleep 0.1
+        done
+        if alive "$p"; then
+            log "pid $p ignored SIGTERM for 5 s; SIGKILL"
+            kill -KILL "$p" 2>/dev/null || true
+        fi
+        wait "$p" 2>/dev/null || true
+    done
+    local keep_pids=() q
+    for q in "${started[@]}"; do
+        for p in "$@"; do
+            if [[ "$q" == "$p" ]]; then continue 2; fi
+        done
+        keep_pids+=("$q")
+    done
+    started=("${keep_pids[@]}")
+}
+
+# sleep that a trapped signal interrupts at once (bash runs traps only
+# between foreground commands, but at once during `wait`).
+nap_pid=""
+nap() {
+    sleep "$1" &
+    nap_pid=$!
+    wait "$nap_pid"
+    nap_pid=""
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n "$nap_pid" ]]; then kill "$nap_pid" 2>/dev/null || true; fi
+    if ((${#started[@]})); then stop_pids "${started[@]}"; fi
+    if ((rc != 0 || keep)); then
+        log "logs and raw samples kept in $tmp"
+    else
+        rm -rf "$tmp"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The servers and the clients get private homes and runtime directories;
+# cargo above needed the real HOME. Nothing from the caller's libpulse
+# environment may steer the clients.
+unset PULSE_SERVER PULSE_SINK PULSE_SOURCE PULSE_LOG PULSE_CLIENTCONFIG PULSE_COOKIE PULSE_PROP DISPLAY
+mkdir -m 700 "$tmp/home" "$tmp/run" "$tmp/pa" "$tmp/srbd" "$tmp/srbd-dsp"
+export HOME="$tmp/home" XDG_RUNTIME_DIR="$tmp/run" XDG_CONFIG_HOME="$tmp/home/.config"
+# PulseAudio asks D-Bus for a session bus; there is none to find.
+export DBUS_SESSION_BUS_ADDRESS="disabled:"
+
+# Waits (at most 20 s) until `pactl info` gets an answer from $2.
+wait_ready() {
+    local name="$1" spec="$2" pid="$3" logf="$4" deadline=$((SECONDS + 20))
+    until PULSE_SERVER="$spec" timeout 5 pactl info >/dev/null 2>&1; do
+        if ! alive "$pid"; then
+            tail -n 20 "$logf" >&2 || true
+            die "$name exited during start-up (log: $logf)"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 20 "$logf" >&2 || true
+            die "$name did not answer on $spec within 20 s (log: $logf)"
+        fi
+        sleep 0.2
+    done
+}
+
+# --------------------------------------------------------------- servers
+# PulseAudio in per-user mode with no default script: only the two modules
+# loaded here. As root it prints a warning ("not intended to be run as
+# root") and carries on; its runtime and state directories are the private
+# XDG_RUNTIME_DIR and HOME above.
+pa_sock="$tmp/pa/native"
+pa_cmd=(pulseaudio -n --daemonize=no --system=no --exit-idle-time=-1 --use-pid-file=no
+    --disable-shm=no -F /dev/null --log-target=stderr)
+if ((!pa_default_priority)); then
+    pa_cmd+=(--high-priority=no --realtime=no)
+fi
+pa_cmd+=("--load=module-null-sink sink_name=null format=float32le rate=48000 channels=2"
+    "--load=module-native-protocol-unix socket=$pa_sock auth-anonymous=1")
+log "starting: ${pa_cmd[*]}"
+"${pa_cmd[@]}" >"$tmp/pa.log" 2>&1 &
+pa_pid=$!
+started+=("$pa_pid")
+
+srbd_common=(--format float32le --rate 48000 --channels 2)
+"$srbd" --socket "$tmp/srbd/native" --dsp off "${srbd_common[@]}" >"$tmp/srbd.out" 2>"$tmp/srbd.log" &
+srbd_pid=$!
+started+=("$srbd_pid")
+"$srbd" --socket "$tmp/srbd-dsp/native" --dsp on "${srbd_common[@]}" >"$tmp/srbd-dsp.out" 2>"$tmp/srbd-dsp.log" &
+srbd_dsp_pid=$!
+started+=("$srbd_dsp_pid")
+
+keys=(pa srbd srbd_dsp)
+declare -A label spec pid logf
+label=([pa]="PulseAudio $pa_version" [srbd]="srbd --dsp off" [srbd_dsp]="srbd --dsp on (default)")
+spec=([pa]="unix:$pa_sock" [srbd]="unix:$tmp/srbd/native" [srbd_dsp]="unix:$tmp/srbd-dsp/native")
+pid=([pa]="$pa_pid" [srbd]="$srbd_pid" [srbd_dsp]="$srbd_dsp_pid")
+logf=([pa]="$tmp/pa.log" [srbd]="$tmp/srbd.log" [srbd_dsp]="$tmp/srbd-dsp.log")
+for k in "${keys[@]}"; do
+    wait_ready "${label[$k]}" "${spec[$k]}" "${pid[$k]}" "${logf[$k]}"
+done
+log "all three servers answer"
+
+# --------------------------------------------------------------- transport
+# libpulse's own debug log says whether SHM was negotiated and of which
+# kind; pa-latency counts the eventfds it holds (two: the server set up a
+# shared ring buffer, PulseAudio's srbchannel, for the connection).
+declare -A shm
+for k in "${keys[@]}"; do
+    PULSE_LOG=4 timeout 60 "$pa_latency" --server "${spec[$k]}" --requests 1 --warmup 0 \
+        >"$tmp/probe-$k.out" 2>"$tmp/probe-$k.log" || die "transport probe of ${label[$k]} failed (see $tmp/probe-$k.log)"
+    if grep -q 'Negotiated SHM: yes' "$tmp/probe-$k.log"; then
+        t="$(sed -n 's/^.*Negotiated SHM type: //p' "$tmp/probe-$k.log" | head -n 1)"
+        shm[$k]="SHM (${t:-type not logged})"
+    elif grep -q 'Negotiated SHM: no' "$tmp/probe-$k.log"; then
+        shm[$k]="no SHM"
+    else
+        shm[$k]="SHM unknown"
+    fi
+done
+
+# ------------------------------------------------------------- (a) latency
+declare -A files ev_lat round_medians
+for k in "${keys[@]}"; do files[$k]=""; round_medians[$k]=""; done
+per_round=$((requests / rounds))
+for ((r = 0; r < rounds; r++)); do
+    n=$per_round
+    if ((r == rounds - 1)); then n=$((requests - per_round * (rounds - 1))); fi
+    # Rotate the order so that no server always goes first.
+    for ((j = 0; j < ${#keys[@]}; j++)); do
+        k="${keys[$(((r + j) % ${#keys[@]}))]}"
+        f="$tmp/lat-$k-$r.txt"
+        log "latency round $((r + 1))/$rounds: ${label[$k]}, $n requests"
+        timeout 300 "$pa_latency" --server "${spec[$k]}" --requests "$n" --out "$f" >"$tmp/lat-$k-$r.out" \
+            2>"$tmp/lat-$k-$r.err" || {
+            cat "$tmp/lat-$k-$r.err" >&2
+            die "pa-latency against ${label[$k]} failed"
+        }
+        files[$k]="${files[$k]:+${files[$k]},}$f"
+        ev_lat[$k]="$(sed -n 's/.* eventfds=\([0-9]*\) .*/\1/p' "$tmp/lat-$k-$r.out")"
+        m="$(sed -n 's/.* median_us=\([0-9.]*\) .*/\1/p' "$tmp/lat-$k-$r.out")"
+        round_medians[$k]="${round_medians[$k]:+${round_medians[$k]} / }$m"
+    done
+done
+
+mkdir -p "$(dirname "$svg")"
+plot_args=()
+for k in "${keys[@]}"; do plot_args+=("${label[$k]}=${files[$k]}"); done
+"$plot" --out "$svg" --title "GET_SERVER_INFO round trip through libpulse, $requests requests per server" \
+    "${plot_args[@]}" >"$tmp/plot.out" || die "plot failed"
+declare -A med p99 p90 maxl
+i=0
+while read -r line; do
+    k="${keys[$i]}"
+    med[$k]="$(sed -n 's/.* median_us=\([0-9.]*\).*/\1/p' <<<"$line")"
+    p90[$k]="$(sed -n 's/.* p90_us=\([0-9.]*\).*/\1/p' <<<"$line")"
+    p99[$k]="$(sed -n 's/.* p99_us=\([0-9.]*\).*/\1/p' <<<"$line")"
+    maxl[$k]="$(sed -n 's/.* max_us=\([0-9.]*\).*/\1/p' <<<"$line")"
+    i=$((i + 1))
+done <"$tmp/plot.out"
+((i == ${#keys[@]})) || die "plot printed $i summaries, expected ${#keys[@]}"
+
+# ----------------------------------------------------------------- (b) CPU
+clk_tck="$(getconf CLK_TCK)"
+bytes_per_sec=$((48000 * 2 * 2))
+warmup_secs=3
+# Non-silent input (random bytes), longer than warm-up + window, so no
+# stream reaches its end while it is measured. Each pacat reads its own
+# descriptor of it, whose offset (fdinfo pos) is the audio it has taken.
+head -c $(((warmup_secs + stream_secs + 15) * bytes_per_sec)) /dev/urandom >"$tmp/noise.raw"
+
+# "self children": utime+stime of the process (all threads) and
+# cutime+cstime of its reaped children, in clock ticks.
+ticks() {
+    local s f
+    s="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    s="${s##*) }"
+    read -r -a f <<<"$s"
+    echo "$((f[11] + f[12])) $((f[13] + f[14]))"
+}
+children() { ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' ' || true; }
+stdin_pos() { awk '/^pos:/{print $2}' "/proc/$1/fdinfo/0" 2>/dev/null || echo 0; }
+eventfds_of() { find "/proc/$1/fd" -lname 'anon_inode:\[eventfd\]' 2>/dev/null | wc -l; }
+
+declare -A cpu_s cpu_self_s cpu_child_s cpu_pct wall_s client_cpu_s audio_mean audio_min ev_pacat inputs restarts
+for k in "${keys[@]}"; do
+    log "CPU: ${label[$k]}: $streams pacat streams, ${warmup_secs} s warm-up + ${stream_secs} s measured"
+    pacats=()
+    for ((s = 0; s < streams; s++)); do
+        PULSE_SERVER="${spec[$k]}" pacat --playback --raw --latency-msec=10 --rate=48000 --channels=2 \
+            --format=s16le --client-name="pulse-bench-$s" <"$tmp/noise.raw" >"$tmp/pacat-$k-$s.log" 2>&1 &
+        pacats+=("$!")
+        started+=("$!")
+    done
+    # Every stream must be connected and playing (reading its input).
+    deadline=$((SECONDS + 20))
+    while :; do
+        ready=0
+        for ((s = 0; s < streams; s++)); do
+            p="${pacats[$s]}"
+            alive "$p" || { cat "$tmp/pacat-$k-$s.log" >&2; die "pacat $s against ${label[$k]} exited early"; }
+            if (($(stdin_pos "$p") > 0)); then ready=$((ready + 1)); fi
+        done
+        if ((ready == streams)); then break; fi
+        ((SECONDS < deadline)) || die "only $ready of $streams pacat streams started playing on ${label[$k]} within 20 s"
+        sleep 0.2
+    done
+    nap "$warmup_secs"
+
+    srv="${pid[$k]}"
+    declare -A c0=() c1=() pos0=() pos1=()
+    read -r self0 reaped0 < <(ticks "$srv") || die "${label[$k]} is gone"
+    for c in $(children "$srv"); do c0[$c]="$(ticks "$c" | cut -d' ' -f1)"; done
+    cl0=0
+    for p in "${pacats[@]}"; do
+        pos0[$p]="$(stdin_pos "$p")"
+        cl0=$((cl0 + $(ticks "$p" | cut -d' ' -f1)))
+    done
+    t0="$(date +%s%N)"
+    nap "$stream_secs"
+    read -r self1 reaped1 < <(ticks "$srv") || die "${label[$k]} exited during the measurement"
+    for c in $(children "$srv"); do c1[$c]="$(ticks "$c" | cut -d' ' -f1)"; done
+    cl1=0
+    for p in "${pacats[@]}"; do
+        alive "$p" || die "a pacat stream on ${label[$k]} ended during the measurement"
+        pos1[$p]="$(stdin_pos "$p")"
+        cl1=$((cl1 + $(ticks "$p" | cut -d' ' -f1)))
+    done
+    t1="$(date +%s%N)"
+
+    # Children (dsp-sim): alive at both ends, their delta; started during
+    # the window, all of it; ended and reaped during it, what srbd's
+    # cutime gained beyond what they already had at the start.
+    child_ticks=$((reaped1 - reaped0))
+    new=0
+    for c in "${!c1[@]}"; do
+        if [[ -n "${c0[$c]:-}" ]]; then
+            child_ticks=$((child_ticks + c1[$c] - c0[$c]))
+        else
+            child_ticks=$((child_ticks + c1[$c]))
+            new=$((new + 1))
+        fi
+    done
+    for c in "${!c0[@]}"; do
+        if [[ -z "${c1[$c]:-}" ]]; then child_ticks=$((child_ticks - c0[$c])); fi
+    done
+    restarts[$k]=$new
+    ev_pacat[$k]="$(eventfds_of "${pacats[0]}")"
+    inputs[$k]="$(PULSE_SERVER="${spec[$k]}" timeout 10 pactl list short sink-inputs 2>/dev/null | grep -c . || true)"
+
+    amin="" asum=0
+    for p in "${pacats[@]}"; do
+        d=$((pos1[$p] - pos0[$p]))
+        asum=$((asum + d))
+        if [[ -z "$amin" ]] || ((d < amin)); then amin=$d; fi
+    done
+    wall_s[$k]="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", (b-a)/1e9}')"
+    cpu_self_s[$k]="$(awk -v t=$((self1 - self0)) -v h="$clk_tck" 'BEGIN{printf "%.2f", t/h}')"
+    cpu_child_s[$k]="$(awk -v t="$child_ticks" -v h="$clk_tck" 'BEGIN{printf "%.2f", t/h}')"
+    cpu_s[$k]="$(awk -v t=$((self1 - self0 + child_ticks)) -v h="$clk_tck" 'BEGIN{printf "%.2f", t/h}')"
+    cpu_pct[$k]="$(awk -v c="${cpu_s[$k]}" -v w="${wall_s[$k]}" 'BEGIN{printf "%.1f", 100*c/w}')"
+    client_cpu_s[$k]="$(awk -v t=$((cl1 - cl0)) -v h="$clk_tck" 'BEGIN{printf "%.2f", t/h}')"
+    audio_mean[$k]="$(awk -v s="$asum" -v n="$streams" -v b="$bytes_per_sec" 'BEGIN{printf "%.2f", s/n/b}')"
+    audio_min[$k]="$(awk -v s="$amin" -v b="$bytes_per_sec" 'BEGIN{printf "%.2f", s/b}')"
+    log "  ${label[$k]}: ${cpu_s[$k]} s CPU in ${wall_s[$k]} s (${cpu_pct[$k]} % of one CPU)"
+    stop_pids "${pacats[@]}"
+    unset c0 c1 pos0 pos1
+done
+
+# ------------------------------------------------------------------ report
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f×", a/b; else printf "n/a" }'; }
+transport() {
+    local k="$1" ev="$2" ring
+    if [[ "$ev" =~ ^[0-9]+$ ]] && ((ev >= 2)); then ring="srbchannel"; else ring="socket only"; fi
+    echo "${shm[$k]}, $ring"
+}
+
+nproc_n="$(nproc)"
+load="$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "### srbd vs PulseAudio $pa_version ($(date -u +%Y-%m-%d), $nproc_n CPUs, load average at the end $load)"
+echo
+echo "Latency: GET_SERVER_INFO through libpulse, $requests requests per server in $rounds rounds (rotating order). CPU: daemon utime+stime while $streams \`pacat --latency-msec=10\` streams (48 kHz stereo s16le) play for ${stream_secs} s. Ratios are srbd / PulseAudio (below 1: srbd better)."
+echo
+echo "| server | transport: latency client / pacat | RTT median µs | RTT p99 µs | CPU s in ${stream_secs} s | median ratio | p99 ratio | CPU ratio |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
+for k in "${keys[@]}"; do
+    cpu="${cpu_s[$k]} (${cpu_pct[$k]} %)"
+    if [[ "$k" == srbd_dsp ]]; then
+        cpu="${cpu_s[$k]} (${cpu_pct[$k]} %; srbd ${cpu_self_s[$k]} + dsp-sim ${cpu_child_s[$k]})"
+    fi
+    echo "| ${label[$k]} | $(transport "$k" "${ev_lat[$k]}") / $(transport "$k" "${ev_pacat[$k]}") | ${med[$k]} | ${p99[$k]} | $cpu | $(ratio "${med[$k]}" "${med[pa]}") | $(ratio "${p99[$k]}" "${p99[pa]}") | $(ratio "${cpu_s[$k]}" "${cpu_s[pa]}") |"
+done
+echo
+echo "| server | RTT p90 / max µs | round medians µs | window s | audio taken per stream, mean / min s | sink inputs at end | $streams pacats' CPU s | dsp-sim (re)starts in window |"
+echo "|---|---:|---|---:|---:|---:|---:|---:|"
+for k in "${keys[@]}"; do
+    echo "| ${label[$k]} | ${p90[$k]} / ${maxl[$k]} | ${round_medians[$k]} | ${wall_s[$k]} | ${audio_mean[$k]} / ${audio_min[$k]} | ${inputs[$k]} | ${client_cpu_s[$k]} | ${restarts[$k]} |"
+done
+echo
+pa_shown=""
+for a in "${pa_cmd[@]}"; do
+    if [[ "$a" == *" "* ]]; then a="\"$a\""; fi
+    pa_shown="${pa_shown:+$pa_shown }$a"
+done
+echo "Plot: ${svg#"$root"/}. PulseAudio was started as: \`$pa_shown\`"
+log "done; plot written to $svg"
