@@ -17,6 +17,7 @@
 //! | [`mapping`] | [`mapping::SharedMapping`]: one shared mapping, `Arc`-owned, unmapped on last drop; hands out `Block`s and atomic words, never references |
 //! | [`pool`] | [`pool::UnsealedPool`]: `pread`-only access to unsealed peer memfds (libpulse's pool), so truncation gives an error, not SIGBUS |
 //! | [`fdkind`] | [`fdkind::FdKind`] and [`fdkind::classify`]: what a received fd really is |
+//! | [`logging`] | [`logging::init`]: the binaries' `tracing` setup (`RUST_LOG`) |
 //! | [`timer`] | [`timer::periodic`]: the timerfd clock of srbd's sink and of `dsp-sim` |
 //! | [`signal`] | [`signal::NotifyError`], [`signal::WaitError`] and [`signal::PeerWatch`] (hang-up detection), shared by both signal kinds |
 //! | [`eventfd`] | [`eventfd::Eventfd`] (`Notify`) and [`eventfd::EventfdWait`] (`Wait`, pollable): blocking counter-mode eventfds, read with `RWF_NOWAIT` |
@@ -76,6 +77,7 @@ pub mod frame;
 pub mod futex;
 pub mod handshake;
 pub mod listener;
+pub mod logging;
 pub mod mapping;
 pub mod memfd;
 pub mod pool;

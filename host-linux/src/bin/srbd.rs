@@ -5,7 +5,7 @@
 //! ```text
 //! srbd [--socket PATH] [--tcp ADDR:PORT] [--config FILE] [--output null|wav:PATH]
 //!      [--format NAME] [--rate HZ] [--channels N] [--period-frames N] [--sink-name NAME]
-//!      [--dsp on|off] [--dsp-chain SPEC] [--dsp-program PATH]
+//!      [--dsp on|off] [--dsp-chain SPEC] [--dsp-program PATH] [--shm on|off]
 //! ```
 //!
 //! By default it spawns the `dsp-sim` peer (found beside `srbd`), which
@@ -145,13 +145,7 @@ fn bind(socket: &Option<PathBuf>) -> Result<Listener, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    srb_linux::logging::init();
     let cfg = match config(Args::parse()) {
         Ok(c) => c,
         Err(e) => {
