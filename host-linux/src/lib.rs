@@ -31,7 +31,7 @@
 //! | [`dsp`] | the DSP peer: [`dsp::link::DspLink`] (srbd's end), [`dsp::peer::run`] (the `dsp-sim` process), [`dsp::supervisor::Supervisor`] (spawn, restart) |
 //! | [`echo`] | the checksummed echo exchange used by the `srb-echo` peer binary and the tests |
 //! | [`pulse`] | PulseAudio native protocol codecs: tagstruct, pstream framing |
-//! | [`srbd`] | the `srbd` daemon: per-client AUTH/command state machine, the fixed sink and monitor source, the accept loop |
+//! | [`srbd`] | the `srbd` daemon: protocol sessions, streams, the mixer engine, the SHM fast path, the DSP clock, settings (its module doc has the map) |
 //!
 //! ## Rules this crate keeps
 //!

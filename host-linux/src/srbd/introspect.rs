@@ -17,7 +17,7 @@ const UPDATE_SET: u32 = 0;
 const UPDATE_MERGE: u32 = 1;
 const UPDATE_REPLACE: u32 = 2;
 
-/// Whether [`Session::introspect`] handles `cmd`.
+/// Whether `Session::introspect` handles `cmd`.
 pub fn handles(cmd: Command) -> bool {
     use Command::*;
     matches!(

@@ -14,6 +14,19 @@
 //! | [`server_info`] | [`server_info::ServerInfo`]: the server identity, sink and monitor, encoded by version (§6.3, §6.4) |
 //! | [`connection`] | [`connection::Session`] (pure per-client state machine) and [`connection::serve`] (its socket loop) |
 //! | [`shm`] | the SHM fast path: per-connection memfd imports (REGISTER_MEMFD_SHMID), SHM reference validation, `pread` copies and RELEASE |
+//! | [`introspect`] | info, lookup, volume, mute, default, kill and client-proplist commands |
+//! | [`streams`] | stream commands (create, delete, drain, cork, flush, latency, attributes, rates, names, proplists) and [`connection::Session::poll_streams`] |
+//! | [`playback`] / [`record`] | one stream's connection side: request decoding and validation, flow control (REQUEST, STARTED, UNDERFLOW, drain replies), record delivery |
+//! | [`attr`] | buffer attributes as PulseAudio fixes them (§7.4, §7.5) |
+//! | [`stream`] | the atomics a stream's connection thread and the mixer share |
+//! | [`engine`] | the sink: timerfd-clocked mixer, monitor copies to record streams |
+//! | [`dsp_clock`] | the sink clocked and processed by the `dsp-sim` peer, with fallback |
+//! | [`audio`] | sample formats, channel remapping, volumes, resampling (`rubato`) |
+//! | [`output`] | the `null` and `wav:PATH` output backends |
+//! | [`registry`] | clients, sink inputs, source outputs, SUBSCRIBE event queues |
+//! | [`mod@wake`] | [`wake::Waker`]: the eventfd that wakes a connection thread |
+//! | [`config`] | settings: TOML file and command line |
+//! | [`tcp`] | `--tcp`: TCP clients with cookie authentication |
 
 pub mod attr;
 pub mod audio;
@@ -241,7 +254,7 @@ pub fn linear_gains(v: &CVolume) -> Vec<f32> {
 }
 
 /// Accepts connections on `listener` until [`Server::request_stop`] (then
-/// one more connection, e.g. from [`wake`], ends the loop), each served on
+/// one more connection, e.g. from [`wake()`], ends the loop), each served on
 /// its own thread.
 pub fn run(listener: &Listener, server: &Arc<Server>) -> Result<(), Errno> {
     let mut n: u64 = 0;

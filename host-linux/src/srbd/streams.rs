@@ -25,7 +25,7 @@ use crate::pulse::tagstruct::{
 /// Most streams (playback and record together) one client may have.
 pub const MAX_STREAMS: usize = 32;
 
-/// Whether [`Session::stream_command`] handles `cmd`.
+/// Whether `Session::stream_command` handles `cmd`.
 pub fn handles(cmd: Command) -> bool {
     use Command::*;
     matches!(
