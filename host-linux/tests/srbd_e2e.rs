@@ -153,6 +153,10 @@ fn tcp_clients_need_the_cookie() {
             cfg.to_str().unwrap(),
         ],
     );
+    // The unix socket comes first; TCP (and the cookie) right after.
+    d.wait_for("the TCP listener", || {
+        d.log().contains("serving TCP clients").then_some(())
+    });
     assert!(cookie.exists(), "srbd created the cookie\n{}", d.log());
     let server = format!("tcp:127.0.0.1:{port}");
     let run = |cookie: &std::path::Path| {
