@@ -261,6 +261,21 @@ impl Daemon {
                 }
             }
         }
+        // The socket exists before the DSP peer is spawned; wait until the
+        // daemon has settled which clock it runs on, so fd and socket
+        // counts taken by a test do not race the peer's start.
+        d.wait_for("the sink's clock (DSP attached or off)", || {
+            let log = d.log();
+            [
+                "DSP attached",
+                "DSP off",
+                "DSP peer not started",
+                "dsp-sim not found",
+            ]
+            .iter()
+            .any(|m| log.contains(m))
+            .then_some(())
+        });
         d
     }
 
