@@ -41,7 +41,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::Child;
 
-use common::srbd::{f32le_bytes, poll_until, wait_bounded, Daemon, Feeder, Wav, DEADLINE};
+use common::srbd::{
+    f32le_bytes, poll_until, strip_ansi, wait_bounded, Daemon, Feeder, Wav, DEADLINE,
+};
 use srb_linux::pulse::pstream::{
     flags, Descriptor, CONTROL_CHANNEL, DESCRIPTOR_LEN, FRAME_SIZE_MAX_ALLOW,
 };
@@ -617,8 +619,15 @@ impl Scene {
     /// The daemon's fd count with only the bystander connected (after the
     /// `pactl` calls of [`Scene::start`] have left).
     fn fd_baseline(&self) -> usize {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        self.d.fd_count()
+        // Every connection that authorised has ended except the
+        // bystander's: then the count holds only what stays.
+        self.d.wait_for("only the bystander connected", || {
+            let log = strip_ansi(&self.d.log());
+            let started = log.matches(" authorised ").count();
+            let ended = log.matches("client disconnected").count()
+                + log.matches("connection closed").count();
+            (started == ended + 1).then(|| self.d.fd_count())
+        })
     }
 
     /// Waits until the daemon's fd count is back at `baseline` and it
