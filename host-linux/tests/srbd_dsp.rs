@@ -183,7 +183,7 @@ fn dsp_killed_and_stopped_mid_stream_reach_no_client() {
     let warm = d.path("warm.wav");
     write_wav_f32(&warm, RATE, 2, &noise(0.1, 1));
     play(&d, &warm);
-    let fds = d.fd_count();
+    let fds = d.settled_fd_count(0);
     let maps = maps_count(d.pid());
     assert!(maps >= 1, "the DSP block is mapped");
     let input = noise(3.0, 13);
@@ -218,9 +218,8 @@ fn dsp_killed_and_stopped_mid_stream_reach_no_client() {
         (!Path::new(&format!("/proc/{second}")).exists()).then_some(())
     });
     // Nothing left behind once the dust settles.
-    d.wait_for("fds back to baseline", || {
-        (d.fd_count() == fds).then_some(())
-    });
+    d.settled_fd_count(0);
+    d.wait_fds_back(fds);
     d.wait_for("mappings back to baseline", || {
         (maps_count(d.pid()) == maps).then_some(())
     });

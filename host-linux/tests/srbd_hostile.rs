@@ -41,9 +41,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::Child;
 
-use common::srbd::{
-    f32le_bytes, poll_until, strip_ansi, wait_bounded, Daemon, Feeder, Wav, DEADLINE,
-};
+use common::srbd::{f32le_bytes, poll_until, wait_bounded, Daemon, Feeder, Wav, DEADLINE};
 use srb_linux::pulse::pstream::{
     flags, Descriptor, CONTROL_CHANNEL, DESCRIPTOR_LEN, FRAME_SIZE_MAX_ALLOW,
 };
@@ -619,15 +617,7 @@ impl Scene {
     /// The daemon's fd count with only the bystander connected (after the
     /// `pactl` calls of [`Scene::start`] have left).
     fn fd_baseline(&self) -> usize {
-        // Every connection that authorised has ended except the
-        // bystander's: then the count holds only what stays.
-        self.d.wait_for("only the bystander connected", || {
-            let log = strip_ansi(&self.d.log());
-            let started = log.matches(" authorised ").count();
-            let ended = log.matches("client disconnected").count()
-                + log.matches("connection closed").count();
-            (started == ended + 1).then(|| self.d.fd_count())
-        })
+        self.d.settled_fd_count(1)
     }
 
     /// Waits until the daemon's fd count is back at `baseline` and it

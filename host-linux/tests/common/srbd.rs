@@ -528,6 +528,36 @@ impl Daemon {
         })
     }
 
+    /// The daemon's fd count once exactly `live` of the connections that
+    /// authorised are still open: a client that has exited may not have
+    /// been noticed by srbd yet, so a baseline taken at once can be high.
+    pub fn settled_fd_count(&self, live: usize) -> usize {
+        self.wait_for(&format!("{live} client connection(s) left"), || {
+            let log = strip_ansi(&self.log());
+            let started = log.matches(" authorised ").count();
+            let ended = log.matches("client disconnected").count()
+                + log.matches("connection closed").count();
+            (started == ended + live).then(|| self.fd_count())
+        })
+    }
+
+    /// Waits until the daemon's fd count equals `baseline`; the failure
+    /// message lists what the daemon holds.
+    pub fn wait_fds_back(&self, baseline: usize) {
+        poll_until(
+            "the daemon's fd count back at its baseline",
+            || (self.fd_count() == baseline).then_some(()),
+            || {
+                format!(
+                    "baseline {baseline}, now {}:\n{}\nsrbd log:\n{}",
+                    self.fd_count(),
+                    self.fd_targets().join("\n"),
+                    self.log()
+                )
+            },
+        );
+    }
+
     /// The number of open fds of the daemon (entries of /proc/<pid>/fd).
     pub fn fd_count(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid))
