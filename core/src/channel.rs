@@ -163,6 +163,31 @@ where
         Ok(self.ends.waiter.block(&mut self.wait, timeout)?)
     }
 
+    /// Sleeps until the peer posts, unless a post is already pending, there
+    /// is space to write now, or the timeout passes. Unlike
+    /// [`wait`](Self::wait), unread data does not end the wait: it is for a
+    /// writer that must place the rest of a frame before it goes back to
+    /// reading (a server answering a request), which would otherwise spin
+    /// while the peer's data sits in the other ring. Re-check the free space
+    /// afterwards: wake-ups are hints.
+    pub fn wait_writable(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<Woken, ChannelError<W::Error>> {
+        if self.ends.waiter.before_wait(&mut self.wait)? == WaitDecision::DontSleep {
+            return Ok(Woken::Pending);
+        }
+        // Counted as waiting now. SeqCst fence, then re-check the space: the
+        // same Dekker pairing as in `before_wait`, with the reader's post
+        // after it frees space.
+        fence(Ordering::SeqCst);
+        if self.ends.producer.free()? > 0 {
+            self.ends.waiter.after_wait(&mut self.wait)?;
+            return Ok(Woken::Pending);
+        }
+        Ok(self.ends.waiter.block(&mut self.wait, timeout)?)
+    }
+
     /// For poll loops: announce a sleep. On [`WaitDecision::OkToSleep`] poll
     /// the wait object, then call [`after_wait`](Self::after_wait).
     pub fn before_wait(&mut self) -> Result<WaitDecision, ChannelError<W::Error>> {

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use srb_core::layout::{pa, srb};
-use srb_core::{Ends, RingConsumer, RingProducer, SpinSignal, SrbChannel, WaitDecision};
+use srb_core::{Ends, RingConsumer, RingProducer, SpinSignal, SrbChannel, WaitDecision, Woken};
 
 use common::{pattern, Mem};
 
@@ -216,4 +216,39 @@ fn blocked_writer_wakes_for_space_srb() {
     // SAFETY: as above.
     let (_, at) = unsafe { srb::attach(mem.block()) }.unwrap();
     blocked_writer_wakes_for_space(at, cr);
+}
+
+#[test]
+fn wait_writable_ignores_unread_data_and_wakes_for_space() {
+    let mem = Mem::new(256);
+    // SAFETY: fresh memory; one server, one client.
+    let (_, server) = unsafe { pa::init_server(mem.block()) }.unwrap();
+    // SAFETY: as above.
+    let (_, client) = unsafe { pa::adopt_client(mem.block()) }.unwrap();
+    let (sig_s, sig_c) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    let mut s = SrbChannel::new(server, &sig_c, &sig_s);
+    let mut c = SrbChannel::new(client, &sig_s, &sig_c);
+    let big = vec![7u8; 1000];
+    let n = s.write(&big).unwrap();
+    assert!(n > 0 && n < big.len(), "the server's ring filled up");
+    // The client sends a request the server has not read yet.
+    assert_eq!(c.write(b"request").unwrap(), 7);
+    // That write posted the server: the first wait is cut short by it...
+    assert_eq!(
+        s.wait_writable(Some(Duration::ZERO)).unwrap(),
+        Woken::Pending
+    );
+    // ...but the unread request does not keep the writer awake, where the
+    // general `wait` would return at once.
+    assert_eq!(
+        s.wait_writable(Some(Duration::ZERO)).unwrap(),
+        Woken::TimedOut
+    );
+    assert_eq!(s.wait(Some(Duration::ZERO)).unwrap(), Woken::Pending);
+    // The client draining the full ring posts the sleeping writer.
+    let mut buf = vec![0u8; 64];
+    assert_eq!(c.read(&mut buf).unwrap(), 64);
+    let woke = s.wait_writable(Some(Duration::ZERO)).unwrap();
+    assert_ne!(woke, Woken::TimedOut, "space freed: no sleep");
+    assert_eq!(s.write(&big[n..]).unwrap(), 64);
 }
