@@ -42,6 +42,7 @@ pub mod record;
 pub mod registry;
 pub mod server_info;
 pub mod shm;
+pub mod srbchannel;
 pub mod stream;
 pub mod streams;
 pub mod tcp;
