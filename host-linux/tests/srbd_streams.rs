@@ -17,13 +17,17 @@
 //! - a SIGKILLed client leaves no sink-input, client or fd behind;
 //! - DRAIN is answered only after the audio played out (the sink runs at
 //!   real time; a lower bound, not a speed threshold);
-//! - the playback, format, bit-exact and mixing tests pass in both
-//!   transport modes, `name::shm` (the default: libpulse sends memfd block
-//!   references) and `name::no_shm` (`--shm off`: audio copied into the
-//!   socket); the daemon's log proves which path each one took, and
-//!   `libpulse_sees_the_negotiated_shm_type` proves it from the client's
-//!   side: libpulse's own debug log (`PULSE_LOG=4`) says
-//!   `Negotiated SHM type: shared memfd`, or `private` with SHM off.
+//! - the playback, format, bit-exact and mixing tests pass in three
+//!   transport modes: `name::srbchannel` (the default: libpulse sends
+//!   memfd block references and every frame without fds goes through the
+//!   srbchannel ring), `name::shm` (`--srbchannel off`) and `name::no_shm`
+//!   (`--shm off`: audio copied into the socket). The daemon's log proves
+//!   which path each one took; `libpulse_sees_the_negotiated_shm_type`
+//!   proves it from the client's side (libpulse's own debug log,
+//!   `PULSE_LOG=4`, says `Negotiated SHM type: shared memfd`, or `private`
+//!   with SHM off), and `client_holds_the_srbchannel_eventfds` shows the
+//!   playing client holding the very two eventfds srbd waits on and posts
+//!   (matched by their kernel `eventfd-id`), and none in the other modes.
 //!
 //! The tools must be installed (`scripts/test-srbd.sh` installs
 //! `pulseaudio-utils`); without them these tests fail, they do not skip.
@@ -37,16 +41,21 @@ use std::process::Child;
 use std::time::Instant;
 
 use common::srbd::{
-    f32le_bytes, poll_until, runs, s16le_bytes, signal, wait_bounded, write_wav_f32, write_wav_i16,
-    write_wav_u8, Daemon, Feeder, Rng, Shm, Signal, Wav, MONITOR, SINK,
+    eventfd_ids, f32le_bytes, poll_until, runs, s16le_bytes, signal, wait_bounded, write_wav_f32,
+    write_wav_i16, write_wav_u8, Daemon, Feeder, Rng, Shm, Signal, Wav, MONITOR, SINK,
 };
 
 /// Runs each listed test body (a `fn(Shm)`) once per transport mode, as
-/// the tests `name::shm` (SHM on, the default) and `name::no_shm`
-/// (`--shm off`).
-macro_rules! in_both_modes {
+/// the tests `name::srbchannel` (the default), `name::shm`
+/// (`--srbchannel off`) and `name::no_shm` (`--shm off`).
+macro_rules! in_all_modes {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
+            #[test]
+            fn srbchannel() {
+                super::$name(super::Shm::Ring)
+            }
+
             #[test]
             fn shm() {
                 super::$name(super::Shm::On)
@@ -60,24 +69,25 @@ macro_rules! in_both_modes {
     )*};
 }
 
-in_both_modes!(
+in_all_modes!(
     pacat_raw_playback,
     paplay_formats,
     parec_records_playback_bit_exact,
     parec_records_playback_bit_exact_s16,
     eight_paplay_mix_is_the_sum,
     libpulse_sees_the_negotiated_shm_type,
+    client_holds_the_srbchannel_eventfds,
 );
 
 /// What libpulse 16.1 logs at debug level (`PULSE_LOG=4`) once AUTH is
 /// answered (`context.c`), per mode.
-const LIBPULSE_SHM_LINES: [(Shm, &[&str]); 2] = [
+const LIBPULSE_SHM_LINES: [(bool, &[&str]); 2] = [
     (
-        Shm::On,
+        true,
         &["Negotiated SHM: yes", "Negotiated SHM type: shared memfd"],
     ),
     (
-        Shm::Off,
+        false,
         &["Negotiated SHM: no", "Negotiated SHM type: private"],
     ),
 ];
@@ -100,7 +110,7 @@ fn libpulse_sees_the_negotiated_shm_type(shm: Shm) {
     let log = String::from_utf8_lossy(&out.stderr);
     let (_, want) = LIBPULSE_SHM_LINES
         .iter()
-        .find(|(m, _)| *m == shm)
+        .find(|(m, _)| *m == (shm != Shm::Off))
         .expect("lines for the mode");
     for line in *want {
         assert!(
@@ -112,7 +122,7 @@ fn libpulse_sees_the_negotiated_shm_type(shm: Shm) {
     // The other mode's verdict must be absent.
     let (_, other) = LIBPULSE_SHM_LINES
         .iter()
-        .find(|(m, _)| *m != shm)
+        .find(|(m, _)| *m != (shm != Shm::Off))
         .expect("lines for the other mode");
     for line in *other {
         assert!(
@@ -121,6 +131,41 @@ fn libpulse_sees_the_negotiated_shm_type(shm: Shm) {
         );
     }
     d.assert_transport(shm);
+    d.assert_log_clean();
+}
+
+/// The client's side of the srbchannel: while a `pacat` is connected
+/// with its stream created, it holds srbd's two srbchannel eventfds (fd0,
+/// which it writes, and fd1, which it waits on): the same kernel objects,
+/// matched by `eventfd-id`. With SHM only or no SHM the two processes
+/// share no eventfd at all.
+fn client_holds_the_srbchannel_eventfds(shm: Shm) {
+    let d = Daemon::start_mode("srb-eventfds", shm, &["--output", "null"]);
+    // pacat connects and creates its stream at once, then waits for its
+    // stdin, which stays open (and empty) until the check is done.
+    let mut pacat = d.spawn_pacat(&["--raw", "--format=s16le", "--rate=48000", "--channels=2"]);
+    let stdin = pacat.stdin.take().unwrap();
+    d.wait_while_running("the pacat stream", &mut [&mut pacat], || {
+        (!d.list_short("sink-inputs").is_empty()).then_some(())
+    });
+    let shared = || {
+        let ours = eventfd_ids(d.pid());
+        eventfd_ids(pacat.id()).intersection(&ours).count()
+    };
+    match shm {
+        Shm::Ring => d.wait_for("the client holding srbd's two srbchannel eventfds", || {
+            (shared() == 2).then_some(())
+        }),
+        Shm::On | Shm::Off => assert_eq!(
+            shared(),
+            0,
+            "{shm:?}: pacat shares eventfds with srbd\n{}",
+            d.log()
+        ),
+    }
+    drop(stdin);
+    let out = wait_bounded(pacat, "pacat after EOF");
+    d.assert_exit_ok(&out, "pacat");
     d.assert_log_clean();
 }
 

@@ -6,6 +6,7 @@
 //! srbd [--socket PATH] [--tcp ADDR:PORT] [--config FILE] [--output null|wav:PATH]
 //!      [--format NAME] [--rate HZ] [--channels N] [--period-frames N] [--sink-name NAME]
 //!      [--dsp on|off] [--dsp-chain SPEC] [--dsp-program PATH] [--shm on|off]
+//!      [--srbchannel on|off]
 //! ```
 //!
 //! By default it spawns the `dsp-sim` peer (found beside `srbd`), which
@@ -85,6 +86,10 @@ struct Args {
     /// (default on; `off`: every client copies audio through the socket).
     #[arg(long, value_name = "on|off", value_parser = on_off)]
     shm: Option<bool>,
+    /// Offer the srbchannel (a shared ring for all frames) to clients that
+    /// got SHM (default on; `off`: frames go through the socket).
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    srbchannel: Option<bool>,
 }
 
 fn on_off(s: &str) -> Result<bool, String> {
@@ -116,7 +121,7 @@ fn config(args: Args) -> Result<Config, String> {
         dsp_program: args.dsp_program,
         stats_interval: None,
         shm: args.shm,
-        srbchannel: None,
+        srbchannel: args.srbchannel,
     };
     file.overlay(cli).resolve().map_err(|e| e.to_string())
 }
@@ -190,7 +195,11 @@ fn main() -> ExitCode {
         "sink ready"
     );
     let info = ServerInfo::from_env(&cfg.sink_name, cfg.spec, cfg.map.clone());
-    let server = Arc::new(Server::new(info, engine).with_shm(cfg.shm));
+    let server = Arc::new(
+        Server::new(info, engine)
+            .with_shm(cfg.shm)
+            .with_srbchannel(cfg.srbchannel),
+    );
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(s) => s,
         Err(e) => {

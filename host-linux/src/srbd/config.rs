@@ -18,7 +18,7 @@
 //! dsp_program = "/usr/libexec/dsp-sim"   # default: dsp-sim beside srbd, else on PATH
 //! stats_interval = 10                    # seconds between DSP statistics log lines; 0: never
 //! shm = true                             # offer memfd SHM to local clients of our uid (§1.5)
-//! srbchannel = true                      # reserved: the srbchannel is not built yet
+//! srbchannel = true                      # offer the srbchannel to SHM clients (§5)
 //! ```
 
 use std::net::SocketAddr;
@@ -112,7 +112,7 @@ pub struct FileConfig {
     pub stats_interval: Option<u64>,
     /// Offer the SHM fast path (memfd pools) to local clients of our uid.
     pub shm: Option<bool>,
-    /// Offer the srbchannel (reserved: not built yet; no effect).
+    /// Offer the srbchannel to clients that got SHM.
     pub srbchannel: Option<bool>,
 }
 
@@ -173,9 +173,9 @@ pub struct Config {
     /// version 32 or more and runs as our uid (default true; `false`:
     /// every client uses the inline path).
     pub shm: bool,
-    /// Offer the srbchannel (default true). Reserved: the srbchannel is
-    /// not built yet, so this has no effect today; it exists so configs
-    /// can already turn it off.
+    /// Offer the srbchannel (a shared ring for every frame without fds,
+    /// §5) to clients that got SHM (default true; `false`: their frames go
+    /// through the socket).
     pub srbchannel: bool,
 }
 

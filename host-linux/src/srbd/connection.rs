@@ -15,7 +15,11 @@
 //! its first byte closes the connection ([`ConnError::FrameStalled`]).
 //!
 //! **AUTH** offers SHM + memfd by [`offer_shm`] (§1.5); the decoder then
-//! accepts SHM frames, handled by [`super::shm`].
+//! accepts SHM frames, handled by [`super::shm`]. Right after the AUTH
+//! reply an SHM client is offered the srbchannel ([`SrbEvent::Offer`],
+//! carried out by [`Outbound::sync`]); its ack switches the connection's
+//! writes to the ring. The loop polls the ring's eventfd beside the socket
+//! and reads the ring with its own frame reassembly every round.
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -25,10 +29,12 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use super::commands::{Command, PaError, NO_TAG};
+use super::outbound::Outbound;
 use super::playback::Playback;
 use super::record::Record;
 use super::server_info::PROTOCOL_VERSION;
 use super::shm::{ShmError, ShmImports, ShmStats};
+use super::srbchannel::SrbError;
 use super::wake::Waker;
 use super::Server;
 #[cfg(test)]
@@ -104,9 +110,23 @@ pub enum ConnError {
     /// A REGISTER_MEMFD_SHMID or SHM reference was refused.
     #[error("shm: {0}")]
     Shm(#[from] ShmError),
+    /// The srbchannel failed: its setup, an ack that answers no offer, or
+    /// a corrupt count or fdsem word in the shared block.
+    #[error("srbchannel: {0}")]
+    Srb(#[from] SrbError),
     /// Another socket error.
     #[error("socket error: {0}")]
     Io(Errno),
+}
+
+/// What a handled frame asks of the connection's [`Outbound`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SrbEvent {
+    /// AUTH negotiated SHM + memfd and the srbchannel is allowed: offer it
+    /// right after the AUTH reply.
+    Offer,
+    /// The client acknowledged ENABLE_SRBCHANNEL with this tag.
+    Ack(u32),
 }
 
 /// Who is on the other end, for AUTH.
@@ -162,6 +182,8 @@ pub struct Session {
     frame_fds: Vec<OwnedFd>,
     /// Where SHM blocks are copied to.
     pub(super) shm_buf: Vec<u8>,
+    /// What the last frame asks of the connection's srbchannel.
+    srb_event: Option<SrbEvent>,
     /// Wakes this connection's thread (mixer events, other clients).
     pub(super) waker: Arc<Waker>,
     /// Playback streams by channel id.
@@ -207,6 +229,7 @@ impl Session {
             shm: None,
             frame_fds: Vec::new(),
             shm_buf: Vec::new(),
+            srb_event: None,
             waker,
             playbacks: BTreeMap::new(),
             records: BTreeMap::new(),
@@ -239,6 +262,11 @@ impl Session {
     /// What the client imported through SHM so far (`None`: no SHM).
     pub fn shm_stats(&self) -> Option<ShmStats> {
         self.shm.as_ref().map(ShmImports::stats)
+    }
+
+    /// What the last handled frame asks of the srbchannel (taken: asked once).
+    pub fn take_srb_event(&mut self) -> Option<SrbEvent> {
+        self.srb_event.take()
     }
 
     /// The fds of the frame being handled, taken by the handler that
@@ -358,6 +386,13 @@ impl Session {
                 self.register_memfd(&mut r)?;
                 None
             }
+            Command::EnableSrbchannel => {
+                // The client's ack (§5.2): no reply; the connection checks
+                // the tag against its offer.
+                r.finish()?;
+                self.srb_event = Some(SrbEvent::Ack(tag));
+                None
+            }
             _ if super::introspect::handles(cmd) => {
                 self.introspect(cmd, tag, &mut r, version, packet.len())?
             }
@@ -423,6 +458,9 @@ impl Session {
             // the decoder accepts SHM frames from the next frame on.
             self.shm = Some(ShmImports::new());
             w.put_u32(version | AUTH_SHM | AUTH_MEMFD);
+            if self.server.srbchannel {
+                self.srb_event = Some(SrbEvent::Offer);
+            }
         } else {
             w.put_u32(version);
         }
@@ -487,13 +525,18 @@ pub fn serve(mut transport: Transport, peer: Peer, server: Arc<Server>) {
         auth: AUTH_TIMEOUT,
         frame: FRAME_TIMEOUT,
     };
-    let result = run(&mut transport, &mut session, &server, limits);
+    let mut outbound = Outbound::new(transport.socket(), SEND_TIMEOUT);
+    let result = run(&mut transport, &mut session, &mut outbound, &server, limits);
     let name = session.name().unwrap_or("-").to_owned();
     let version = session.version().unwrap_or(0);
     let stats = session.shm_stats();
     let shm = stats.is_some();
     let shm_refs = stats.map_or(0, |s| s.refs);
     let shm_bytes = stats.map_or(0, |s| s.bytes);
+    let srb = outbound.srb_stats();
+    let srbchannel = srb.is_some_and(|s| s.active);
+    let srb_in = srb.map_or(0, |s| s.bytes_in);
+    let srb_out = srb.map_or(0, |s| s.bytes_out);
     match result {
         Ok(()) => tracing::info!(
             client = index,
@@ -502,6 +545,9 @@ pub fn serve(mut transport: Transport, peer: Peer, server: Arc<Server>) {
             shm,
             shm_refs,
             shm_bytes,
+            srbchannel,
+            srb_in,
+            srb_out,
             "client disconnected"
         ),
         Err(e) => {
@@ -512,6 +558,9 @@ pub fn serve(mut transport: Transport, peer: Peer, server: Arc<Server>) {
                 shm,
                 shm_refs,
                 shm_bytes,
+                srbchannel,
+                srb_in,
+                srb_out,
                 reason = %e,
                 "connection closed"
             )
@@ -522,6 +571,7 @@ pub fn serve(mut transport: Transport, peer: Peer, server: Arc<Server>) {
 fn run(
     transport: &mut Transport,
     session: &mut Session,
+    ob: &mut Outbound,
     server: &Server,
     limits: Limits,
 ) -> Result<(), ConnError> {
@@ -531,28 +581,42 @@ fn run(
     set_socket_timeout(&*fd, Timeout::Recv, Some(READ_TICK)).map_err(ConnError::Io)?;
     set_socket_timeout(&*fd, Timeout::Send, Some(SEND_TIMEOUT)).map_err(ConnError::Io)?;
     let started = Instant::now();
-    let mut input = Input {
-        decoder: FrameDecoder::new(MAX_FRAME_PAYLOAD),
-        buf: vec![0u8; 64 * 1024],
-        frame_started: None,
-    };
+    let mut input = Input::new(false);
+    // Frames from the srbchannel ring: their own reassembly (§5.5), SHM
+    // frames allowed (the ring exists only for SHM clients).
+    let mut ring_input = Input::new(true);
+    let mut ring_more = false;
     let mut out = Vec::new();
     let waker = session.waker.clone();
     let tick = Timespec {
         tv_sec: 0,
         tv_nsec: READ_TICK.as_nanos() as _,
     };
+    let now = Timespec::default();
     loop {
-        let mut fds = [
-            PollFd::new(&*fd, PollFlags::IN),
-            PollFd::new(&*waker, PollFlags::IN),
-        ];
-        match poll(&mut fds, Some(&tick)) {
-            Ok(_) | Err(Errno::INTR) => {}
-            Err(e) => return Err(ConnError::Io(e)),
+        // The ring's fdsem: announce the sleep (or learn there is work)
+        // before polling its eventfd, end it after (§5.6).
+        let may_sleep = ob.before_poll()? && !ring_more;
+        let (readable, woken) = {
+            let ring_fd = ob.wait_fd();
+            let mut fds = [
+                PollFd::new(&*fd, PollFlags::IN),
+                PollFd::new(&*waker, PollFlags::IN),
+                match &ring_fd {
+                    Some(r) => PollFd::new(r, PollFlags::IN),
+                    None => PollFd::new(&*fd, PollFlags::empty()),
+                },
+            ];
+            let n = if ring_fd.is_some() { 3 } else { 2 };
+            match poll(&mut fds[..n], Some(if may_sleep { &tick } else { &now })) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(ConnError::Io(e)),
+            }
+            (!fds[0].revents().is_empty(), !fds[1].revents().is_empty())
+        };
+        if !ob.after_poll()? {
+            return Ok(());
         }
-        let readable = !fds[0].revents().is_empty();
-        let woken = !fds[1].revents().is_empty();
         // Checked on every wake-up, not only on idle ticks: a client that
         // keeps sending (unauthorised commands, a trickled frame) must not
         // hold its slot past the deadline.
@@ -563,29 +627,36 @@ fn run(
             return Ok(());
         }
         input.check_stall(limits.frame)?;
+        ring_input.check_stall(limits.frame)?;
         if woken {
             waker.clear();
         }
         if readable {
-            let send = |b: &[u8]| send_all(&fd, b);
             let open = match transport {
-                Transport::Unix(stream) => input.read_unix(stream, session, &mut out, send)?,
-                Transport::Tcp(sock) => input.read_plain(sock, session, &mut out, send)?,
+                Transport::Unix(stream) => input.read_unix(stream, session, ob, &mut out)?,
+                Transport::Tcp(sock) => {
+                    let open = input.read_plain(sock, session, &mut out, |b| ob.send(b))?;
+                    // A TCP client never gets an offer; an ack is an error.
+                    ob.sync(session, None, &mut out)?;
+                    open
+                }
             };
             if !open {
                 return Ok(());
             }
         }
+        ring_more = ring_input.read_ring(session, ob, &mut out)?;
         session.poll_streams(&mut out)?;
         if !out.is_empty() {
-            send_all(&fd, &out)?;
+            ob.send(&out)?;
             out.clear();
         }
     }
 }
 
-/// A connection's input side: the frame decoder, a read buffer and when
-/// the frame being assembled started.
+/// A connection's input side (the socket's, or the srbchannel ring's):
+/// the frame decoder, a read buffer and when the frame being assembled
+/// started.
 struct Input {
     decoder: FrameDecoder,
     buf: Vec<u8>,
@@ -593,6 +664,17 @@ struct Input {
 }
 
 impl Input {
+    /// An input whose decoder starts out accepting SHM frames or not.
+    fn new(shm: bool) -> Self {
+        let mut decoder = FrameDecoder::new(MAX_FRAME_PAYLOAD);
+        decoder.set_shm_enabled(shm);
+        Self {
+            decoder,
+            buf: vec![0u8; 64 * 1024],
+            frame_started: None,
+        }
+    }
+
     /// Fails once the frame being assembled is older than `limit`.
     fn check_stall(&self, limit: Duration) -> Result<(), ConnError> {
         match self.frame_started {
@@ -622,8 +704,8 @@ impl Input {
         &mut self,
         stream: &mut ScmStream,
         session: &mut Session,
+        ob: &mut Outbound,
         out: &mut Vec<u8>,
-        mut send: impl FnMut(&[u8]) -> Result<(), ConnError>,
     ) -> Result<bool, ConnError> {
         let mut budget = self.buf.len();
         while budget > 0 {
@@ -646,18 +728,59 @@ impl Input {
                 let fds = stream.take_queued();
                 session.handle_frame_with_fds(frame, fds, out)?;
                 self.decoder.set_shm_enabled(session.shm_negotiated());
+                ob.sync(session, Some(stream), out)?;
                 if out.len() >= OUT_FLUSH_AT {
-                    send(out)?;
+                    ob.send(out)?;
                     out.clear();
                 }
             }
             self.track(handled);
         }
         if !out.is_empty() {
-            send(out)?;
+            ob.send(out)?;
             out.clear();
         }
         Ok(true)
+    }
+
+    /// Reads what the client's srbchannel ring holds (at most one
+    /// buffer's worth) and handles each frame; such frames never carry
+    /// fds. Returns whether the budget ran out (more may be waiting: poll
+    /// without sleeping).
+    fn read_ring(
+        &mut self,
+        session: &mut Session,
+        ob: &mut Outbound,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, ConnError> {
+        if !ob.has_ring() {
+            return Ok(false);
+        }
+        let mut budget = self.buf.len();
+        while budget > 0 {
+            let n = ob.read_ring(&mut self.buf[..budget])?;
+            if n == 0 {
+                break;
+            }
+            budget -= n;
+            self.decoder.push(&self.buf[..n]);
+            let mut handled = 0;
+            while let Some(frame) = self.decoder.next_frame()? {
+                handled += 1;
+                session.handle_frame_with_fds(frame, Vec::new(), out)?;
+                ob.sync(session, None, out)?;
+                if out.len() >= OUT_FLUSH_AT {
+                    ob.send(out)?;
+                    out.clear();
+                }
+            }
+            self.track(handled);
+        }
+        if !out.is_empty() {
+            ob.send(out)?;
+            out.clear();
+        }
+        Ok(budget == 0)
     }
 
     /// Reads what the socket holds with a plain `read` (TCP: no fds) and
@@ -733,18 +856,6 @@ pub(super) fn push_playback(
     }
     if let Some(w) = p.push(data) {
         Frame::Packet(w.into_bytes()).encode_into(out)?;
-    }
-    Ok(())
-}
-
-fn send_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), ConnError> {
-    while !bytes.is_empty() {
-        match rustix::net::send(fd, bytes, rustix::net::SendFlags::NOSIGNAL) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::INTR) => {}
-            Err(Errno::AGAIN) => return Err(ConnError::SendTimeout),
-            Err(e) => return Err(ConnError::Io(e)),
-        }
     }
     Ok(())
 }
@@ -1322,7 +1433,10 @@ mod tests {
     ) -> std::thread::JoinHandle<Result<(), ConnError>> {
         let mut t = Transport::Unix(ScmStream::new(b.into()).unwrap());
         let mut session = Session::new(srv.clone(), srv.uid, waker());
-        std::thread::spawn(move || run(&mut t, &mut session, &srv, l))
+        std::thread::spawn(move || {
+            let mut ob = Outbound::new(t.socket(), SEND_TIMEOUT);
+            run(&mut t, &mut session, &mut ob, &srv, l)
+        })
     }
 
     #[test]
@@ -1364,7 +1478,10 @@ mod tests {
         let mut session = Session::new(srv.clone(), srv.uid, waker());
         let mut plain = Transport::Tcp(Arc::new(b.into()));
         let l = limits(AUTH_TIMEOUT, FRAME_TIMEOUT);
-        let t = std::thread::spawn(move || run(&mut plain, &mut session, &srv, l));
+        let t = std::thread::spawn(move || {
+            let mut ob = Outbound::new(plain.socket(), SEND_TIMEOUT);
+            run(&mut plain, &mut session, &mut ob, &srv, l)
+        });
         a.write_all(&garbage).unwrap();
         assert!(matches!(t.join().unwrap(), Err(ConnError::Frame(_))));
     }
@@ -1403,6 +1520,9 @@ mod tests {
     struct FdClient {
         s: ScmStream,
         decoder: FrameDecoder,
+        /// The fds that came with the last frame (as libpulse attributes
+        /// them: the reads never cross a frame boundary).
+        fds: Vec<OwnedFd>,
     }
 
     impl FdClient {
@@ -1414,6 +1534,7 @@ mod tests {
         fn next(&mut self) -> Option<Frame> {
             loop {
                 if let Some(f) = self.decoder.next_frame().unwrap() {
+                    self.fds = self.s.take_queued();
                     return Some(f);
                 }
                 let mut buf = [0u8; 4096];
@@ -1454,8 +1575,84 @@ mod tests {
         let c = FdClient {
             s: ScmStream::new(a.into()).unwrap(),
             decoder,
+            fds: Vec::new(),
         };
         (c, t)
+    }
+
+    /// The fds that came with the next frame, which must be `want`.
+    fn expect_frame_fds(c: &mut FdClient, want: &str) -> (Frame, Vec<OwnedFd>) {
+        let f = c.next().unwrap_or_else(|| panic!("closed before {want}"));
+        (f, std::mem::take(&mut c.fds))
+    }
+
+    #[test]
+    fn srbchannel_is_offered_after_the_auth_reply_and_switched_on_by_the_ack() {
+        let (mut c, t) = fd_client(server());
+        c.send(&Frame::Packet(auth_packet(0xC000_0023)), &[]);
+        // AUTH reply, no fds.
+        let (f, fds) = expect_frame_fds(&mut c, "the AUTH reply");
+        assert!(matches!(f, Frame::Packet(_)) && fds.is_empty());
+        // REGISTER_MEMFD_SHMID with exactly the memfd.
+        let (f, fds) = expect_frame_fds(&mut c, "REGISTER_MEMFD_SHMID");
+        let Frame::Packet(p) = f else { panic!("{f:?}") };
+        let mut r = TagReader::new(&p);
+        assert_eq!(r.get_u32().unwrap(), Command::RegisterMemfdShmid as u32);
+        assert_eq!(r.get_u32().unwrap(), NO_TAG);
+        assert_eq!(fds.len(), 1);
+        assert_eq!(
+            crate::fdkind::classify(fds[0].as_fd()).unwrap(),
+            crate::fdkind::FdKind::Memfd
+        );
+        // ENABLE_SRBCHANNEL with fd0 and fd1.
+        let (f, fds) = expect_frame_fds(&mut c, "ENABLE_SRBCHANNEL");
+        let Frame::Packet(p) = f else { panic!("{f:?}") };
+        let mut r = TagReader::new(&p);
+        assert_eq!(r.get_u32().unwrap(), Command::EnableSrbchannel as u32);
+        let tag = r.get_u32().unwrap();
+        r.finish().unwrap();
+        assert_eq!(fds.len(), 2);
+        // The writable ring block, next, without fds.
+        let (f, fds) = expect_frame_fds(&mut c, "the ring block reference");
+        assert!(fds.is_empty());
+        assert!(
+            matches!(
+                f,
+                Frame::ShmRef(crate::pulse::pstream::ShmRefFrame {
+                    channel: 0,
+                    memfd: true,
+                    writable: true,
+                    ..
+                })
+            ),
+            "{f:?}"
+        );
+        // An ack with the wrong tag closes the connection with a named error.
+        let wrong = TagWriter::command(Command::EnableSrbchannel as u32, tag ^ 1);
+        c.send(&Frame::Packet(wrong.into_bytes()), &[]);
+        assert!(c.next().is_none(), "closed after a wrong ack");
+        assert!(matches!(
+            t.join().unwrap(),
+            Err(ConnError::Srb(SrbError::UnexpectedAck { tag: t })) if t == tag ^ 1
+        ));
+    }
+
+    #[test]
+    fn srbchannel_off_sends_no_offer() {
+        let mut srv = server();
+        Arc::get_mut(&mut srv).expect("not shared yet").srbchannel = false;
+        let (mut c, t) = fd_client(srv);
+        c.send(&Frame::Packet(auth_packet(0xC000_0023)), &[]);
+        let (f, fds) = expect_frame_fds(&mut c, "the AUTH reply");
+        assert!(matches!(f, Frame::Packet(_)) && fds.is_empty());
+        // An ack to nothing is an error too.
+        let ack = TagWriter::command(Command::EnableSrbchannel as u32, 5);
+        c.send(&Frame::Packet(ack.into_bytes()), &[]);
+        assert!(c.next().is_none(), "closed after an unsolicited ack");
+        assert!(matches!(
+            t.join().unwrap(),
+            Err(ConnError::Srb(SrbError::UnexpectedAck { tag: 5 }))
+        ));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `srbd`: the daemon that serves unmodified libpulse clients over the
 //! PulseAudio native protocol (`../shared/docs/pa-native-protocol.md`).
 //!
-//! AUTH (SHM + memfd offered to local clients of our uid, §1.5; the inline
-//! path for everyone else), client names, the introspection commands
+//! AUTH (SHM + memfd offered to local clients of our uid, §1.5, then the
+//! srbchannel, §5; the inline path for everyone else), client names, the introspection commands
 //! `pactl` needs and playback/record streams, answered from one sink
 //! (`srb_output` by default) and its monitor source. Unknown commands get
 //! an `ERROR` reply; a malformed frame or packet closes that connection
@@ -13,6 +13,8 @@
 //! | [`commands`] | [`commands::Command`] numbers (§6.1) and [`commands::PaError`] codes (§1.7) |
 //! | [`server_info`] | [`server_info::ServerInfo`]: the server identity, sink and monitor, encoded by version (§6.3, §6.4) |
 //! | [`connection`] | [`connection::Session`] (pure per-client state machine) and [`connection::serve`] (its socket loop) |
+//! | [`outbound`] | [`outbound::Outbound`]: where a connection's frames go (socket, or the srbchannel ring once acknowledged), and the ring's poll hooks |
+//! | [`srbchannel`] | [`srbchannel::SrbLink`]: srbd's end of a client's srbchannel (sealed PA-layout memfd block, fd0/fd1, the offer, fdsem waking, hostile-block checks) |
 //! | [`shm`] | the SHM fast path: per-connection memfd imports (REGISTER_MEMFD_SHMID), SHM reference validation, `pread` copies and RELEASE |
 //! | [`introspect`] | info, lookup, volume, mute, default, kill and client-proplist commands |
 //! | [`streams`] | stream commands (create, delete, drain, cork, flush, latency, attributes, rates, names, proplists) and [`connection::Session::poll_streams`] |
@@ -36,6 +38,7 @@ pub mod connection;
 pub mod dsp_clock;
 pub mod engine;
 pub mod introspect;
+pub mod outbound;
 pub mod output;
 pub mod playback;
 pub mod record;
@@ -84,6 +87,9 @@ pub struct Server {
     pub uid: u32,
     /// Whether AUTH may offer SHM + memfd (config `shm`; default true).
     pub shm: bool,
+    /// Whether SHM clients are offered the srbchannel (config
+    /// `srbchannel`; default true).
+    pub srbchannel: bool,
     /// The sink and its mixer.
     pub engine: Engine,
     /// Clients, streams and subscriptions.
@@ -122,6 +128,7 @@ impl Server {
             info,
             uid: rustix::process::geteuid().as_raw(),
             shm: true,
+            srbchannel: true,
             engine,
             registry: Registry::default(),
             sink_state: Mutex::new(sink_state),
@@ -138,6 +145,13 @@ impl Server {
     /// clients (config `shm`).
     pub fn with_shm(mut self, shm: bool) -> Self {
         self.shm = shm;
+        self
+    }
+
+    /// Whether SHM clients are offered the srbchannel (config
+    /// `srbchannel`).
+    pub fn with_srbchannel(mut self, on: bool) -> Self {
+        self.srbchannel = on;
         self
     }
 

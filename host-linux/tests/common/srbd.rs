@@ -144,24 +144,54 @@ pub fn find_pactl() -> PathBuf {
     find_tool("pactl")
 }
 
-/// Whether the daemon offers the SHM fast path (`--shm on|off`). SHM is
-/// the daemon's default; the stream tests run in both modes.
+/// Which fast path the daemon offers. SHM with the srbchannel is the
+/// daemon's default; the stream tests run in all three modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shm {
-    /// `--shm on`: libpulse clients of our uid send memfd block references.
+    /// The default (`--shm on --srbchannel on`): libpulse clients of our
+    /// uid send memfd block references, and every frame without fds goes
+    /// through the srbchannel ring.
+    Ring,
+    /// `--srbchannel off`: memfd block references, frames over the socket.
     On,
     /// `--shm off`: every client copies its audio into the socket.
     Off,
 }
 
 impl Shm {
-    /// The `--shm` value.
-    pub fn arg(self) -> &'static str {
+    /// The daemon arguments that select the mode.
+    pub fn args(self) -> &'static [&'static str] {
         match self {
-            Shm::On => "on",
-            Shm::Off => "off",
+            Shm::Ring => &["--shm", "on", "--srbchannel", "on"],
+            Shm::On => &["--shm", "on", "--srbchannel", "off"],
+            Shm::Off => &["--shm", "off"],
         }
     }
+}
+
+/// The ids of the eventfds process `pid` holds (`eventfd-id` of
+/// `/proc/PID/fdinfo`, unique per eventfd system-wide): two processes that
+/// hold the same eventfd show the same id.
+pub fn eventfd_ids(pid: u32) -> std::collections::BTreeSet<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Default::default();
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read_link(e.path())
+                .is_ok_and(|t| t.to_string_lossy() == "anon_inode:[eventfd]")
+        })
+        .filter_map(|e| {
+            let info = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                e.file_name().to_string_lossy()
+            ))
+            .ok()?;
+            info.lines()
+                .find_map(|l| l.strip_prefix("eventfd-id:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .collect()
 }
 
 /// The `key=value` field `key` of a log line, if present.
@@ -201,7 +231,7 @@ impl Daemon {
 
     /// [`Daemon::start_args`] with `--shm on|off` first.
     pub fn start_mode(tag: &str, shm: Shm, args: &[&str]) -> Self {
-        let mut all = vec!["--shm", shm.arg()];
+        let mut all = shm.args().to_vec();
         all.extend_from_slice(args);
         Self::launch(tag, true, &all)
     }
@@ -348,16 +378,43 @@ impl Daemon {
     }
 
     /// Proves from the daemon's log which path the audio took: with
-    /// [`Shm::On`] a client registered its memfd pool and SHM references
-    /// were imported (waits for the connections to end); with
-    /// [`Shm::Off`] no connection negotiated SHM and nothing was imported.
+    /// [`Shm::Ring`] and [`Shm::On`] a client registered its memfd pool
+    /// and SHM references were imported (waits for the connections to
+    /// end); with [`Shm::Ring`] a client also moved frames both ways
+    /// through an acknowledged srbchannel, and otherwise none was offered;
+    /// with [`Shm::Off`] no connection negotiated SHM and nothing was
+    /// imported.
     pub fn assert_transport(&self, shm: Shm) {
-        match shm {
-            Shm::On => self.wait_for("SHM references imported (shm_refs > 0 in the log)", || {
-                let (refs, negotiated) = self.shm_counts();
-                (refs > 0 && negotiated > 0 && self.log().contains("memfd pool registered"))
+        if shm == Shm::Ring {
+            self.wait_for("a client that used the srbchannel both ways", || {
+                self.log()
+                    .lines()
+                    .filter(|l| {
+                        l.contains("client disconnected") || l.contains("connection closed")
+                    })
+                    .any(|l| {
+                        let n = |k| log_field(l, k).and_then(|v| v.parse::<u64>().ok());
+                        log_field(l, "srbchannel") == Some("true")
+                            && n("srb_in").is_some_and(|v| v > 0)
+                            && n("srb_out").is_some_and(|v| v > 0)
+                    })
                     .then_some(())
-            }),
+            });
+        } else {
+            let log = self.log();
+            assert!(
+                !log.contains("srbchannel offered"),
+                "{shm:?}: an srbchannel was offered\n{log}"
+            );
+        }
+        match shm {
+            Shm::Ring | Shm::On => {
+                self.wait_for("SHM references imported (shm_refs > 0 in the log)", || {
+                    let (refs, negotiated) = self.shm_counts();
+                    (refs > 0 && negotiated > 0 && self.log().contains("memfd pool registered"))
+                        .then_some(())
+                })
+            }
             Shm::Off => {
                 let (refs, negotiated) = self.shm_counts();
                 let log = self.log();
