@@ -22,7 +22,7 @@
 //! **Switch-over.** The client acknowledges with `ENABLE_SRBCHANNEL(tag)`
 //! over the socket; a wrong tag or a second ack is
 //! [`SrbError::UnexpectedAck`]. From then on srbd writes to the ring
-//! ([`SrbLink::activate`]); its socket sends are blocking, so nothing is
+//! ([`SrbLink::acknowledge`]); its socket sends are blocking, so nothing is
 //! left queued for the socket when it switches. It reads the ring from the
 //! offer on, and right after activation: the client may have written
 //! before srbd was waiting (§5.2).
