@@ -206,18 +206,16 @@ where
     }
 
     /// For poll loops: end a sleep that [`before_wait`](Self::before_wait)
-    /// allowed once the poll returned (ready or not), consuming whatever the
-    /// wait object holds and checking it against the semaphore's count of
-    /// notifications in flight. Unlike [`after_wait`](Self::after_wait),
-    /// which consumes only what the count announces, this catches a peer
-    /// that writes the wait object without the fdsem protocol (an eventfd
-    /// storm): that is [`Corrupt`], where otherwise the object would stay
-    /// ready and the poll loop would spin.
-    pub fn after_poll(&mut self) -> Result<Woken, ChannelError<W::Error>> {
-        Ok(self
-            .ends
-            .waiter
-            .block(&mut self.wait, Some(Duration::ZERO))?)
+    /// allowed once the poll returned; `ready` is whether it reported the
+    /// wait object readable. The notifications it holds are consumed and
+    /// checked against the semaphore's count of notifications in flight.
+    /// Unlike [`after_wait`](Self::after_wait), which consumes only what the
+    /// count announces, this catches a peer that writes the wait object
+    /// without the fdsem protocol (an eventfd storm): that is [`Corrupt`],
+    /// where otherwise the object would stay ready and the poll loop would
+    /// spin. See [`crate::FdsemWaiter::after_poll`].
+    pub fn after_poll(&mut self, ready: bool) -> Result<Woken, ChannelError<W::Error>> {
+        Ok(self.ends.waiter.after_poll(&mut self.wait, ready)?)
     }
 
     /// For poll loops: end a sleep that [`before_wait`](Self::before_wait)

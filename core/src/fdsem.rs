@@ -273,6 +273,42 @@ impl FdsemWaiter {
         Ok(())
     }
 
+    /// Ends a wait that [`before_wait`](Self::before_wait) allowed, for a
+    /// caller that polled the wait object itself: `ready` is whether the
+    /// poll reported it readable. When it was, its notifications are taken
+    /// without blocking and checked against `in_pipe` (more than the peer
+    /// announced is [`Corrupt`]: a peer that writes the wait object
+    /// without the protocol cannot make the poller spin); then the wait
+    /// ends as [`after_wait`](Self::after_wait) does. Without readiness no
+    /// system call is made beyond `after_wait`'s flush.
+    pub fn after_poll<W: Wait>(
+        &self,
+        wait: &mut W,
+        ready: bool,
+    ) -> Result<Woken, FdsemError<W::Error>> {
+        let taken = if ready {
+            match wait.try_take() {
+                Ok(n) => n,
+                Err(e) => {
+                    words(self.words).waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(FdsemError::Signal(e));
+                }
+            }
+        } else {
+            0
+        };
+        // Always end the wait (undo `waiting`), but report the first error.
+        let accounted = self.account(taken);
+        let ended = self.after_wait(wait);
+        accounted?;
+        ended?;
+        Ok(if taken == 0 {
+            Woken::TimedOut
+        } else {
+            Woken::Notified
+        })
+    }
+
     /// The whole wait: [`before_wait`](Self::before_wait), then
     /// [`block`](Self::block) if allowed.
     pub fn wait<W: Wait>(

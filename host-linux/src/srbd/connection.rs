@@ -597,7 +597,7 @@ fn run(
         // The ring's fdsem: announce the sleep (or learn there is work)
         // before polling its eventfd, end it after (§5.6).
         let may_sleep = ob.before_poll()? && !ring_more;
-        let (readable, woken) = {
+        let (readable, woken, ring_ready) = {
             let ring_fd = ob.wait_fd();
             let mut fds = [
                 PollFd::new(&*fd, PollFlags::IN),
@@ -612,11 +612,13 @@ fn run(
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(e) => return Err(ConnError::Io(e)),
             }
-            (!fds[0].revents().is_empty(), !fds[1].revents().is_empty())
+            (
+                !fds[0].revents().is_empty(),
+                !fds[1].revents().is_empty(),
+                n == 3 && !fds[2].revents().is_empty(),
+            )
         };
-        if !ob.after_poll()? {
-            return Ok(());
-        }
+        ob.after_poll(ring_ready)?;
         // Checked on every wake-up, not only on idle ticks: a client that
         // keeps sending (unauthorised commands, a trickled frame) must not
         // hold its slot past the deadline.
@@ -647,6 +649,9 @@ fn run(
         }
         ring_more = ring_input.read_ring(session, ob, &mut out)?;
         session.poll_streams(&mut out)?;
+        // One send per round: the replies, RELEASEs and notifications of
+        // the round leave together (one ring write, one wake-up of the
+        // client).
         if !out.is_empty() {
             ob.send(&out)?;
             out.clear();
@@ -736,10 +741,7 @@ impl Input {
             }
             self.track(handled);
         }
-        if !out.is_empty() {
-            ob.send(out)?;
-            out.clear();
-        }
+        // What is left in `out` goes with the loop round's one send.
         Ok(true)
     }
 
@@ -775,10 +777,6 @@ impl Input {
                 }
             }
             self.track(handled);
-        }
-        if !out.is_empty() {
-            ob.send(out)?;
-            out.clear();
         }
         Ok(budget == 0)
     }

@@ -17,7 +17,6 @@ use rustix::io::Errno;
 
 use super::connection::{ConnError, Session, SrbEvent};
 use super::srbchannel::{SrbError, SrbLink, SrbStats};
-use crate::channel::ChannelIoError;
 use crate::scm::ScmStream;
 
 /// The outgoing side of one connection.
@@ -128,13 +127,12 @@ impl Outbound {
         }
     }
 
-    /// After polling: ends the ring's announced sleep. `Ok(false)`: the
-    /// client hung up (nothing was pending).
-    pub fn after_poll(&mut self) -> Result<bool, ConnError> {
-        match self.srb.as_mut().map(SrbLink::after_poll) {
-            Some(Err(SrbError::Ring(ChannelIoError::PeerGone))) => Ok(false),
-            Some(Err(e)) => Err(e.into()),
-            Some(Ok(())) | None => Ok(true),
+    /// After polling: ends the ring's announced sleep; `ready` is whether
+    /// the poll reported the ring's eventfd readable.
+    pub fn after_poll(&mut self, ready: bool) -> Result<(), ConnError> {
+        match &mut self.srb {
+            Some(link) => Ok(link.after_poll(ready)?),
+            None => Ok(()),
         }
     }
 }

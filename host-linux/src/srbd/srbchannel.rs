@@ -337,13 +337,14 @@ impl SrbLink {
     }
 
     /// After the poll: ends the sleep [`before_poll`](Self::before_poll)
-    /// announced, if it did, consuming fd0's notifications; more of them
-    /// than the client announced (an eventfd storm) is
-    /// [`ChannelIoError::Corrupt`]. A client that hung up with nothing
-    /// pending is [`ChannelIoError::PeerGone`].
-    pub fn after_poll(&mut self) -> Result<(), SrbError> {
+    /// announced, if it did. `ready`: the poll reported fd0 readable; its
+    /// notifications are then consumed, and more of them than the client
+    /// announced (an eventfd storm) is [`ChannelIoError::Corrupt`]. (A
+    /// storm while no sleep is announced makes the next poll return at
+    /// once with fd0 ready, which ends there.)
+    pub fn after_poll(&mut self, ready: bool) -> Result<(), SrbError> {
         if std::mem::take(&mut self.announced) {
-            self.chan.after_poll().map_err(ChannelIoError::from)?;
+            self.chan.after_poll(ready).map_err(ChannelIoError::from)?;
         }
         Ok(())
     }
@@ -467,7 +468,7 @@ mod tests {
         // ...but reads: the client may write as soon as it has the block.
         assert_eq!(client.chan.write(b"hello").unwrap(), 5);
         assert!(!link.before_poll().unwrap(), "data waiting: do not sleep");
-        link.after_poll().unwrap();
+        link.after_poll(true).unwrap();
         let mut buf = [0u8; 16];
         assert_eq!(link.read(&mut buf).unwrap(), 5);
         assert_eq!(&buf[..5], b"hello");
@@ -512,7 +513,7 @@ mod tests {
         };
         rustix::event::poll(&mut fds, Some(&t)).unwrap();
         assert!(fds[0].revents().contains(rustix::event::PollFlags::IN));
-        link.after_poll().unwrap();
+        link.after_poll(true).unwrap();
         let mut buf = [0u8; 8];
         assert_eq!(link.read(&mut buf).unwrap(), 3);
     }
@@ -564,7 +565,7 @@ mod tests {
             store_i32(link.mapping(), READ_SEMDATA_OFFSET + word, bad);
             let e = link
                 .before_poll()
-                .and_then(|_| link.after_poll())
+                .and_then(|_| link.after_poll(true))
                 .expect_err("a nonsense fdsem word");
             let c = corrupt(e);
             assert_eq!(c.value, i64::from(bad), "{c}");
@@ -579,7 +580,7 @@ mod tests {
         for _ in 0..1000 {
             srb_core::Notify::notify(client.chan.notifier()).unwrap();
         }
-        let c = corrupt(link.after_poll().unwrap_err());
+        let c = corrupt(link.after_poll(true).unwrap_err());
         assert_eq!(c.value, 0, "{c}");
     }
 
