@@ -33,7 +33,7 @@ use super::outbound::Outbound;
 use super::playback::Playback;
 use super::record::Record;
 use super::server_info::PROTOCOL_VERSION;
-use super::shm::{ShmError, ShmImports, ShmStats};
+use super::shm::{ReleaseQueue, ShmError, ShmImports, ShmStats};
 use super::srbchannel::SrbError;
 use super::wake::Waker;
 use super::Server;
@@ -182,6 +182,9 @@ pub struct Session {
     frame_fds: Vec<OwnedFd>,
     /// Where SHM blocks are copied to.
     pub(super) shm_buf: Vec<u8>,
+    /// RELEASE frames of copied SHM blocks, waiting to go out with the
+    /// next outgoing frames ([`ReleaseQueue`]).
+    pub releases: ReleaseQueue,
     /// What the last frame asks of the connection's srbchannel.
     srb_event: Option<SrbEvent>,
     /// Wakes this connection's thread (mixer events, other clients).
@@ -229,6 +232,7 @@ impl Session {
             shm: None,
             frame_fds: Vec::new(),
             shm_buf: Vec::new(),
+            releases: ReleaseQueue::default(),
             srb_event: None,
             waker,
             playbacks: BTreeMap::new(),
@@ -608,7 +612,16 @@ fn run(
                 },
             ];
             let n = if ring_fd.is_some() { 3 } else { 2 };
-            match poll(&mut fds[..n], Some(if may_sleep { &tick } else { &now })) {
+            // Queued RELEASEs bound the sleep (shm::RELEASE_DELAY).
+            let timeout = match session.releases.due_in() {
+                _ if !may_sleep => now,
+                Some(d) if d < READ_TICK => Timespec {
+                    tv_sec: 0,
+                    tv_nsec: d.as_nanos() as _,
+                },
+                _ => tick,
+            };
+            match poll(&mut fds[..n], Some(&timeout)) {
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(e) => return Err(ConnError::Io(e)),
             }
@@ -649,6 +662,11 @@ fn run(
         }
         ring_more = ring_input.read_ring(session, ob, &mut out)?;
         session.poll_streams(&mut out)?;
+        if !session.releases.is_empty()
+            && (!out.is_empty() || session.releases.due_in() == Some(Duration::ZERO))
+        {
+            session.releases.flush(&mut out);
+        }
         // One send per round: the replies, RELEASEs and notifications of
         // the round leave together (one ring write, one wake-up of the
         // client).
@@ -1858,6 +1876,10 @@ mod tests {
             })
         };
         s.handle_frame(r(1, 9, 64, 256), &mut out).unwrap();
+        // The RELEASE is queued to go out with the next frames.
+        assert!(out.is_empty());
+        assert_eq!(s.releases.len(), 1);
+        s.releases.flush(&mut out);
         let want = Frame::Release { block_id: 1 }.encode().unwrap();
         assert_eq!(out, want);
         assert_eq!(s.playbacks[&channel].written(), 256);
@@ -1886,6 +1908,7 @@ mod tests {
             &mut out,
         )
         .unwrap();
+        s.releases.flush(&mut out);
         assert_eq!(out, Frame::Release { block_id: 2 }.encode().unwrap());
         // Every bad reference closes the connection with a named error.
         for (what, f) in [

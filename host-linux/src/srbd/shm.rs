@@ -23,11 +23,17 @@
 //!   client may shrink it at any time; a mapping would then raise SIGBUS
 //!   in the daemon, a `pread` merely comes up short, which is
 //!   [`ShmError::Read`] and closes only that connection.
-//! - **RELEASE** is sent at once after the copy (§4.3 step 3), so the
-//!   client's pool slot is free again before the audio is even mixed. The
-//!   [`MAX_OUTSTANDING_BLOCKS`] cap (libpulse's import limit) is enforced
-//!   on blocks imported and not yet released, which with the immediate
-//!   release never exceeds one.
+//! - **RELEASE** is queued at once after the copy (§4.3 step 3): srbd
+//!   holds nothing of the block from then on. The queued RELEASE frames
+//!   ([`ReleaseQueue`]) leave with the connection's next outgoing frames
+//!   (the next REQUEST, normally within a period), or once
+//!   [`RELEASE_BATCH`] are queued, or [`RELEASE_DELAY`] after the oldest,
+//!   whichever comes first: sent alone, each would wake the client once
+//!   more per period for nothing it needs at once (its pool has 1024
+//!   slots). PulseAudio releases even later, once the block is played.
+//!   The [`MAX_OUTSTANDING_BLOCKS`] cap (libpulse's import limit) is
+//!   enforced on blocks imported and not yet released, which with the
+//!   release at copy time never exceeds one.
 //!
 //! Every error here is fatal to the connection ([`super::connection::ConnError::Shm`]):
 //! libpulse never produces any of them (it copies inline rather than
@@ -36,11 +42,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
 
 use super::connection::{ConnError, Session, MAX_FRAME_PAYLOAD};
 use crate::memfd::MAX_MEMFD_LEN;
 use crate::pool::{PoolImportError, PoolReadError, UnsealedPool};
-use crate::pulse::pstream::{Frame, ShmRef, ShmRefFrame};
+use crate::pulse::pstream::{Frame, FrameError, ShmRef, ShmRefFrame};
 use crate::pulse::tagstruct::TagReader;
 
 /// Most memfd segments one connection may register (libpulse's
@@ -54,6 +61,59 @@ pub const MAX_SEGMENT_LEN: u64 = MAX_MEMFD_LEN;
 /// The longest reference accepted: the inline frame limit (libpulse's
 /// blocks are at most 65472 bytes).
 pub const MAX_REF_LEN: u32 = MAX_FRAME_PAYLOAD;
+
+/// Queued RELEASE frames go out once this many are waiting, whatever else
+/// is sent.
+pub const RELEASE_BATCH: usize = 16;
+/// Queued RELEASE frames go out at the latest this long after the oldest
+/// was queued.
+pub const RELEASE_DELAY: Duration = Duration::from_millis(20);
+
+/// RELEASE frames waiting to ride along with the connection's next
+/// outgoing frames (see the module docs).
+#[derive(Debug, Default)]
+pub struct ReleaseQueue {
+    bytes: Vec<u8>,
+    count: usize,
+    oldest: Option<Instant>,
+}
+
+impl ReleaseQueue {
+    /// Queues `release`; moves the whole queue to `out` once it holds
+    /// [`RELEASE_BATCH`] frames.
+    pub fn push(&mut self, release: Frame, out: &mut Vec<u8>) -> Result<(), FrameError> {
+        release.encode_into(&mut self.bytes)?;
+        self.count += 1;
+        self.oldest.get_or_insert_with(Instant::now);
+        if self.count >= RELEASE_BATCH {
+            self.flush(out);
+        }
+        Ok(())
+    }
+
+    /// Moves every queued frame to `out`.
+    pub fn flush(&mut self, out: &mut Vec<u8>) {
+        out.append(&mut self.bytes);
+        self.count = 0;
+        self.oldest = None;
+    }
+
+    /// How many frames are queued.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether none is queued.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// How long until the queue must go out (`None`: empty; zero: now).
+    pub fn due_in(&self) -> Option<Duration> {
+        self.oldest
+            .map(|t| RELEASE_DELAY.saturating_sub(t.elapsed()))
+    }
+}
 
 /// Why an SHM reference is refused by [`validate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -378,7 +438,8 @@ impl Session {
                 block_id = f.shm.block_id,
                 "SHM reference for no stream of this client; released unread"
             );
-            imports.release(f.shm.block_id).encode_into(out)?;
+            let release = imports.release(f.shm.block_id);
+            self.releases.push(release, out)?;
             return Ok(());
         };
         let frame_size = p
@@ -387,7 +448,8 @@ impl Session {
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(0);
         imports.import(&f, frame_size, &mut self.shm_buf)?;
-        imports.release(f.shm.block_id).encode_into(out)?;
+        let release = imports.release(f.shm.block_id);
+        self.releases.push(release, out)?;
         if imports.stats().refs == 1 {
             tracing::debug!(
                 client,
@@ -403,6 +465,38 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_queue_batches_and_comes_due() {
+        let mut q = ReleaseQueue::default();
+        let mut out = Vec::new();
+        assert_eq!(q.due_in(), None);
+        q.push(Frame::Release { block_id: 1 }, &mut out).unwrap();
+        assert!(out.is_empty(), "one RELEASE waits for company");
+        let due = q.due_in().unwrap();
+        assert!(due <= RELEASE_DELAY && !q.is_empty());
+        for id in 2..RELEASE_BATCH as u32 {
+            q.push(Frame::Release { block_id: id }, &mut out).unwrap();
+        }
+        assert!(out.is_empty());
+        q.push(Frame::Release { block_id: 99 }, &mut out).unwrap();
+        // The batch went out whole, in order.
+        let mut want = Vec::new();
+        for id in (1..RELEASE_BATCH as u32).chain([99]) {
+            Frame::Release { block_id: id }
+                .encode_into(&mut want)
+                .unwrap();
+        }
+        assert_eq!(out, want);
+        assert!(q.is_empty() && q.due_in().is_none());
+        q.push(Frame::Release { block_id: 7 }, &mut out).unwrap();
+        while q.due_in() != Some(Duration::ZERO) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut rest = Vec::new();
+        q.flush(&mut rest);
+        assert_eq!(rest, Frame::Release { block_id: 7 }.encode().unwrap());
+    }
     use crate::fdkind::FdKind;
     use crate::memfd::create_unsealed_memfd;
     use crate::pulse::pstream::SeekMode;
