@@ -320,18 +320,30 @@ declare -A cpu_s cpu_self_s cpu_child_s cpu_pct wall_s client_cpu_s audio_mean a
 for k in "${keys[@]}"; do
     log "CPU: ${label[$k]}: $streams pacat streams, ${warmup_secs} s warm-up + ${stream_secs} s measured"
     pacats=()
-    for ((s = 0; s < streams; s++)); do
+    declare -A refused=()
+    start_pacat() { # $1: stream number; sets pacats[$1]
         PULSE_SERVER="${spec[$k]}" pacat --playback --raw --latency-msec=10 --rate=48000 --channels=2 \
-            --format=s16le --client-name="pulse-bench-$s" <"$tmp/noise.raw" >"$tmp/pacat-$k-$s.log" 2>&1 &
-        pacats+=("$!")
+            --format=s16le --client-name="pulse-bench-$1" <"$tmp/noise.raw" >"$tmp/pacat-$k-$1.log" 2>&1 &
+        pacats[$1]="$!"
         started+=("$!")
-    done
-    # Every stream must be connected and playing (reading its input).
+    }
+    for ((s = 0; s < streams; s++)); do start_pacat "$s"; done
+    # Every stream must be connected and playing (reading its input). A
+    # connect refused while the server's accept queue is full (seen with
+    # PulseAudio when 16 clients connect at once: libpulse connects
+    # non-blocking and gives up on EAGAIN) is retried, at most 3 times.
     deadline=$((SECONDS + 20))
     while :; do
         ready=0
         for ((s = 0; s < streams; s++)); do
             p="${pacats[$s]}"
+            if ! alive "$p" && grep -q "Connection refused" "$tmp/pacat-$k-$s.log" \
+                && ((${refused[$s]:-0} < 3)); then
+                refused[$s]=$((${refused[$s]:-0} + 1))
+                log "  pacat $s: connection refused by ${label[$k]}; retry ${refused[$s]}/3"
+                start_pacat "$s"
+                continue
+            fi
             alive "$p" || { cat "$tmp/pacat-$k-$s.log" >&2; die "pacat $s against ${label[$k]} exited early"; }
             if (($(stdin_pos "$p") > 0)); then ready=$((ready + 1)); fi
         done

@@ -26,7 +26,9 @@ use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
 use srb_core::layout::{pa, srb};
-use srb_core::{Block, Corrupt, Field, Notify, RingConsumer, RingProducer, SrbChannel, Wait};
+use srb_core::{
+    Block, Corrupt, Field, Notify, RingConsumer, RingProducer, SrbChannel, Wait, WaitDecision,
+};
 
 /// Zeroed, 128-byte aligned memory standing in for a shared block.
 struct Mem {
@@ -122,6 +124,17 @@ impl Wait for EventRef {
     }
     fn try_take(&mut self) -> Result<u64, ()> {
         Ok(std::mem::take(&mut *self.0.count.lock().unwrap()))
+    }
+}
+
+impl EventRef {
+    /// What a `poll` on the object does: block until it is ready, without
+    /// consuming anything.
+    fn poll(&self) {
+        let mut n = self.0.count.lock().unwrap();
+        while *n == 0 {
+            n = self.0.cv.wait(n).unwrap();
+        }
     }
 }
 
@@ -305,6 +318,63 @@ fn no_lost_space_wakeup<P, C>(
         // be woken by the read of a completely full ring.
         while a.write(&[9]).unwrap() == 0 {
             a.wait(None).unwrap();
+        }
+        t.join().unwrap();
+    });
+}
+
+/// srbd's connection loop: it polls the wait object itself between
+/// `before_wait` and `after_poll(ready)` instead of blocking in `wait`.
+/// The reader must still get the byte in every interleaving (a lost
+/// wake-up leaves the poll blocked: deadlock).
+#[test]
+fn poll_loop_never_loses_a_wakeup_pa() {
+    model(|| {
+        let mem = Mem::new(PA_LEN);
+        let (server, client) = pa_pair(&mem);
+        let (ev_s, ev_c) = (Arc::new(Event::default()), Arc::new(Event::default()));
+        let mut s = SrbChannel::new(server, EventRef(ev_c.clone()), EventRef(ev_s.clone()));
+        let mut c = SrbChannel::new(client, EventRef(ev_s.clone()), EventRef(ev_c));
+        let t = thread::spawn(move || {
+            assert_eq!(c.write(&[42]).unwrap(), 1);
+        });
+        let poller = EventRef(ev_s);
+        let mut buf = [0u8; 1];
+        while s.read(&mut buf).unwrap() == 0 {
+            if s.before_wait().unwrap() == WaitDecision::OkToSleep {
+                poller.poll();
+                s.after_poll(true).unwrap();
+            }
+        }
+        assert_eq!(buf, [42]);
+        t.join().unwrap();
+    });
+}
+
+/// A writer waiting for space with `wait_writable` while the peer's data
+/// sits unread in the other ring is still woken when the peer drains the
+/// full ring.
+#[test]
+fn wait_writable_is_woken_by_the_drain_pa() {
+    model(|| {
+        let mem = Mem::new(PA_LEN);
+        let (server, client) = pa_pair(&mem);
+        let (ev_s, ev_c) = (Arc::new(Event::default()), Arc::new(Event::default()));
+        let mut s = SrbChannel::new(server, EventRef(ev_c.clone()), EventRef(ev_s.clone()));
+        let mut c = SrbChannel::new(client, EventRef(ev_s), EventRef(ev_c));
+        let fill = vec![7u8; PA_CAP as usize];
+        assert_eq!(s.write(&fill).unwrap(), PA_CAP as usize, "fills the ring");
+        let t = thread::spawn(move || {
+            // The client sends first, then drains what the server wrote.
+            assert_eq!(c.write(&[1]).unwrap(), 1);
+            let mut buf = vec![0u8; PA_CAP as usize];
+            let mut got = 0;
+            while got < buf.len() {
+                got += c.read(&mut buf[got..]).unwrap();
+            }
+        });
+        while s.write(&[9]).unwrap() == 0 {
+            s.wait_writable(None).unwrap();
         }
         t.join().unwrap();
     });
