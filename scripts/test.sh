@@ -46,6 +46,9 @@ bash scripts/nostd-check.sh
 step "srb-linux: processes exchanging 10^6 messages, hostile imports (release)"
 bash scripts/test-linux.sh
 
+step "fuzz: every cargo-fuzz target of host-linux/fuzz for 10 s (installs cargo-fuzz)"
+bash scripts/fuzz.sh 10
+
 step "boards: srb-core and the DSP kernels on Cortex-M under QEMU (installs Debian's toolchain and QEMU)"
 bash scripts/test-boards.sh
 
