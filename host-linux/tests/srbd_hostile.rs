@@ -29,6 +29,19 @@
 //! the daemon's fd count returns to its baseline. A valid reference is
 //! played (its frames are in the WAV output) and RELEASEd.
 //!
+//! The srbchannel gets a client of its own ([`RingClient`]): it takes
+//! srbd's offer as libpulse does (maps the sealed ring memfd, adopts the
+//! client ends with srb-core, acknowledges) and first proves it really
+//! talks through the ring (GET_SERVER_INFO there and back). Then it sets
+//! the ring count to -1, 2^31 and capacity + 1, srbd's fdsem words to
+//! nonsense, storms fd0, acknowledges with a wrong tag or twice, writes a
+//! bad descriptor into the ring, and sends REGISTER_MEMFD_SHMID through it
+//! (no fd can travel there). Each closes that connection with its named
+//! error; the bystander (itself on an srbchannel) plays on, and srbd's fd
+//! count and ring mappings (`/proc/<srbd>/maps`) return to their
+//! baseline. Checked by mutation: a daemon that ignores ring errors fails
+//! these tests.
+//!
 //! `pacat`/`pactl` must be installed (`scripts/test-srbd.sh` installs
 //! `pulseaudio-utils`); without them these tests fail, they do not skip.
 
@@ -1338,5 +1351,395 @@ fn drain_and_delete_of_another_clients_stream_are_noentity() {
     });
     assert!(matches!(raw.answer(tag), Answer::Reply(_)), "DELETE own");
     drop(raw);
+    scene.finish();
+}
+
+// ---------------------------------------------------------------------
+// The srbchannel: a client that takes the ring and then scribbles on it.
+
+type ClientRing = srb_core::SrbChannel<
+    srb_core::ring::pa::Producer,
+    srb_core::ring::pa::Consumer,
+    srb_linux::eventfd::Eventfd,
+    srb_linux::eventfd::EventfdWait,
+>;
+
+const ENABLE_SRBCHANNEL: u32 = 101;
+/// The ring memfd's name: it shows in `/proc/<srbd>/maps` per mapping.
+const RING_NAME: &str = "srbd-srbchannel";
+
+/// A hand-made client that takes srbd's srbchannel offer the way libpulse
+/// does (§5.2): it maps the ring block, adopts the client ends with
+/// srb-core, acknowledges, and from then on can talk through the ring,
+/// or write anything into the block.
+struct RingClient {
+    s: srb_linux::scm::ScmStream,
+    decoder: srb_linux::pulse::pstream::FrameDecoder,
+    ring: ClientRing,
+    ring_decoder: srb_linux::pulse::pstream::FrameDecoder,
+    map: std::sync::Arc<srb_linux::mapping::SharedMapping>,
+    /// The ENABLE_SRBCHANNEL tag.
+    tag: u32,
+    next_tag: u32,
+}
+
+impl RingClient {
+    /// Connects with SHM + memfd, takes the offer, names itself and
+    /// (if `ack`) acknowledges the channel.
+    fn connect(d: &Daemon, ack: bool) -> Self {
+        use srb_linux::pulse::pstream::{Frame, FrameDecoder};
+        let sock = UnixStream::connect(&d.socket).expect("connect to srbd");
+        let s = srb_linux::scm::ScmStream::new(OwnedFd::from(sock)).unwrap();
+        let mut decoder = FrameDecoder::new(FRAME_SIZE_MAX_ALLOW);
+        decoder.set_shm_enabled(true);
+        let mut ring_decoder = FrameDecoder::new(FRAME_SIZE_MAX_ALLOW);
+        ring_decoder.set_shm_enabled(true);
+        let mut auth = TagWriter::command(AUTH, 0);
+        auth.put_u32(AUTH_SHM_MEMFD | 35)
+            .put_arbitrary(&[0x5A; 256]);
+        send_packet(&s, auth.as_bytes(), &[]);
+        let mut c = PartialClient { s, decoder };
+        let (f, _) = c.next("the AUTH reply");
+        assert!(matches!(f, Frame::Packet(_)), "{f:?}");
+        let (f, mut fds) = c.next("REGISTER_MEMFD_SHMID");
+        assert!(matches!(f, Frame::Packet(_)) && fds.len() == 1, "{f:?}");
+        let memfd = srb_linux::memfd::SealedMemfd::import(fds.remove(0), 65_536)
+            .expect("the ring memfd is sealed");
+        let (f, fds) = c.next("ENABLE_SRBCHANNEL");
+        let Frame::Packet(p) = f else {
+            panic!("ENABLE_SRBCHANNEL expected, got {f:?}")
+        };
+        let mut r = TagReader::new(&p);
+        assert_eq!(r.get_u32().unwrap(), ENABLE_SRBCHANNEL);
+        let tag = r.get_u32().unwrap();
+        assert_eq!(fds.len(), 2, "fd0 and fd1");
+        let mut fds = fds.into_iter();
+        let fd0 = srb_linux::eventfd::Eventfd::import(fds.next().unwrap()).unwrap();
+        let fd1 = srb_linux::eventfd::Eventfd::import(fds.next().unwrap()).unwrap();
+        let (f, _) = c.next("the ring block reference");
+        let Frame::ShmRef(block) = f else {
+            panic!("the ring block expected, got {f:?}")
+        };
+        let map = memfd.map().unwrap();
+        // SAFETY: the block lies in `map`, which this client keeps as long as
+        // the ring ends; nothing forms a reference into it.
+        let b = unsafe { map.block(block.shm.index as usize, block.shm.length as usize) }.unwrap();
+        // SAFETY: one client end per block.
+        let (_, ends) = unsafe { srb_core::layout::pa::adopt_client(b) }.unwrap();
+        let ring =
+            srb_core::SrbChannel::new(ends, fd0, srb_linux::eventfd::EventfdWait::new(fd1, None));
+        let PartialClient { s, decoder } = c;
+        let mut rc = Self {
+            s,
+            decoder,
+            ring,
+            ring_decoder,
+            map,
+            tag,
+            next_tag: 10,
+        };
+        let mut w = TagWriter::command(SET_CLIENT_NAME, 1);
+        let mut props = Proplist::new();
+        props
+            .set_str("application.name", "srb-ring-hostile")
+            .unwrap();
+        w.put_proplist(&props);
+        send_packet(&rc.s, w.as_bytes(), &[]);
+        if ack {
+            rc.ack(tag);
+        }
+        rc
+    }
+
+    /// ENABLE_SRBCHANNEL(tag) over the socket.
+    fn ack(&mut self, tag: u32) {
+        let w = TagWriter::command(ENABLE_SRBCHANNEL, tag);
+        send_packet(&self.s, w.as_bytes(), &[]);
+    }
+
+    /// Writes `bytes` into the client→server ring, waiting for space.
+    fn ring_write(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let n = self.ring.write(bytes).expect("ring write");
+            bytes = &bytes[n..];
+            if n == 0 {
+                self.ring.wait(Some(DEADLINE)).expect("wait for ring space");
+            }
+        }
+    }
+
+    /// GET_SERVER_INFO through the ring; the reply must come back through
+    /// the ring.
+    fn ring_round_trip(&mut self) {
+        use srb_linux::pulse::pstream::Frame;
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        let w = TagWriter::command(GET_SERVER_INFO, tag);
+        let bytes = Frame::Packet(w.as_bytes().to_vec()).encode().unwrap();
+        self.ring_write(&bytes);
+        let started = std::time::Instant::now();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            while let Some(f) = self.ring_decoder.next_frame().expect("srbd's ring frames") {
+                if let Frame::Packet(p) = f {
+                    let mut r = TagReader::new(&p);
+                    let (cmd, t) = (r.get_u32().unwrap(), r.get_u32().unwrap());
+                    if t == tag {
+                        assert_eq!(cmd, REPLY, "GET_SERVER_INFO through the ring");
+                        return;
+                    }
+                }
+            }
+            let n = self.ring.read(&mut buf).expect("ring read");
+            self.ring_decoder.push(&buf[..n]);
+            if n == 0 {
+                assert!(
+                    started.elapsed() < DEADLINE,
+                    "no GET_SERVER_INFO reply through the ring within {DEADLINE:?}"
+                );
+                self.ring
+                    .wait(Some(std::time::Duration::from_millis(100)))
+                    .expect("ring wait");
+            }
+        }
+    }
+
+    /// Stores `value` into the shared block at `offset` (a 4-byte word).
+    fn scribble(&self, offset: usize, value: u32) {
+        let p = self.map.atomic_u32(offset).expect("a word of the block");
+        // SAFETY: an aligned word inside the live mapping, stored atomically;
+        // no reference to the shared memory is formed.
+        unsafe { (*p).store(value, std::sync::atomic::Ordering::SeqCst) };
+    }
+
+    /// Makes srbd look at the connection: a GET_SERVER_INFO over the
+    /// socket (its answer, if any, is not awaited).
+    fn poke(&mut self) {
+        let w = TagWriter::command(GET_SERVER_INFO, 0xBEEF);
+        send_packet(&self.s, w.as_bytes(), &[]);
+    }
+
+    /// The daemon must close this connection (frames before that skipped).
+    fn expect_closed(&mut self, what: &str) {
+        let mut c = PartialClient {
+            s: std::mem::replace(&mut self.s, srb_linux::scm::ScmStream::pair().unwrap().0),
+            decoder: std::mem::replace(
+                &mut self.decoder,
+                srb_linux::pulse::pstream::FrameDecoder::new(1),
+            ),
+        };
+        while c.try_next(what).is_some() {}
+    }
+}
+
+/// The socket half of a client while the ring is not set up yet.
+struct PartialClient {
+    s: srb_linux::scm::ScmStream,
+    decoder: srb_linux::pulse::pstream::FrameDecoder,
+}
+
+impl PartialClient {
+    /// The next frame and the fds that came with it (reads never cross a
+    /// frame boundary, so fds belong to their frame); `None`: closed.
+    fn try_next(&mut self, what: &str) -> Option<(srb_linux::pulse::pstream::Frame, Vec<OwnedFd>)> {
+        loop {
+            if let Some(f) = self.decoder.next_frame().expect("srbd's frames") {
+                return Some((f, self.s.take_queued()));
+            }
+            let mut buf = vec![0u8; self.decoder.wanted().max(1)];
+            match self.s.recv_exact(&mut buf, Some(DEADLINE)) {
+                Ok(()) => self.decoder.push(&buf),
+                Err(srb_linux::scm::RecvError::PeerGone) => return None,
+                Err(e) => panic!("{what}: {e}"),
+            }
+        }
+    }
+
+    fn next(&mut self, what: &str) -> (srb_linux::pulse::pstream::Frame, Vec<OwnedFd>) {
+        self.try_next(what)
+            .unwrap_or_else(|| panic!("srbd closed before {what}"))
+    }
+}
+
+/// One packet frame over the socket, `fds` attached to its first byte.
+fn send_packet(s: &srb_linux::scm::ScmStream, payload: &[u8], fds: &[BorrowedFd<'_>]) {
+    let d = Descriptor {
+        length: payload.len() as u32,
+        channel: CONTROL_CHANNEL,
+        ..Descriptor::default()
+    };
+    let mut bytes = d.encode().to_vec();
+    bytes.extend_from_slice(payload);
+    // A daemon that already closed the connection is what some cases
+    // expect; the close is checked separately.
+    let _ = s.send(&bytes, fds, false);
+}
+
+/// How many mappings of srbchannel rings srbd holds.
+fn ring_mappings(d: &Daemon) -> usize {
+    std::fs::read_to_string(format!("/proc/{}/maps", d.pid()))
+        .expect("/proc/<srbd>/maps")
+        .lines()
+        .filter(|l| l.contains(RING_NAME))
+        .count()
+}
+
+/// Waits until srbd holds exactly `want` ring mappings.
+fn assert_ring_mappings(scene: &Scene, want: usize) {
+    scene.d.wait_for(
+        &format!("{want} srbchannel ring mapping(s) in srbd"),
+        || (ring_mappings(&scene.d) == want).then_some(()),
+    );
+}
+
+#[test]
+fn srbchannel_round_trip_through_the_ring() {
+    let scene = Scene::start("h-ring-ok");
+    let baseline = scene.fd_baseline();
+    let maps = ring_mappings(&scene.d);
+    assert_eq!(maps, 1, "the bystander pacat has its ring mapped in srbd");
+    let mut c = RingClient::connect(&scene.d, true);
+    // Several requests, each answered through the ring.
+    for _ in 0..50 {
+        c.ring_round_trip();
+    }
+    assert_eq!(ring_mappings(&scene.d), maps + 1);
+    drop(c);
+    scene.d.wait_for("the ring client's disconnect logged", || {
+        scene
+            .d
+            .log()
+            .lines()
+            .any(|l| {
+                l.contains("client disconnected")
+                    && l.contains("srb-ring-hostile")
+                    && l.contains("srbchannel=true")
+            })
+            .then_some(())
+    });
+    scene.assert_fds_back(baseline);
+    assert_ring_mappings(&scene, maps);
+    scene.finish();
+}
+
+#[test]
+fn srbchannel_hostile_block_words_close_only_that_client() {
+    use srb_core::layout::pa::{READ_COUNT_OFFSET, READ_SEMDATA_OFFSET};
+    let scene = Scene::start("h-ring-words");
+    let baseline = scene.fd_baseline();
+    let maps = ring_mappings(&scene.d);
+    // (what, offset, value, the reason srbd must log)
+    let cases: [(&str, usize, u32, &str); 6] = [
+        (
+            "ring count -1",
+            READ_COUNT_OFFSET,
+            u32::MAX,
+            "count holds impossible value -1",
+        ),
+        (
+            "ring count 2^31",
+            READ_COUNT_OFFSET,
+            1 << 31,
+            "count holds impossible value -2147483648",
+        ),
+        (
+            "ring count capacity + 1",
+            READ_COUNT_OFFSET,
+            32_745,
+            "count holds impossible value 32745",
+        ),
+        (
+            "fdsem waiting -5",
+            READ_SEMDATA_OFFSET,
+            -5i32 as u32,
+            "fdsem waiting holds impossible value -5",
+        ),
+        (
+            "fdsem signalled 7",
+            READ_SEMDATA_OFFSET + 4,
+            7,
+            "fdsem signalled holds impossible value 7",
+        ),
+        (
+            "fdsem in_pipe -3",
+            READ_SEMDATA_OFFSET + 8,
+            -3i32 as u32,
+            "fdsem in_pipe holds impossible value -3",
+        ),
+    ];
+    for (what, offset, value, reason) in cases {
+        let mut c = RingClient::connect(&scene.d, true);
+        c.ring_round_trip();
+        c.scribble(offset, value);
+        c.poke();
+        c.expect_closed(what);
+        scene.assert_closed_for(reason);
+        scene.d.assert_running();
+    }
+    scene.assert_fds_back(baseline);
+    assert_ring_mappings(&scene, maps);
+    scene.finish();
+}
+
+#[test]
+fn srbchannel_eventfd_storm_closes_only_that_client() {
+    let scene = Scene::start("h-ring-storm");
+    let baseline = scene.fd_baseline();
+    let maps = ring_mappings(&scene.d);
+    let mut c = RingClient::connect(&scene.d, true);
+    c.ring_round_trip();
+    // fd0 written thousands of times without the fdsem's in_pipe count.
+    for _ in 0..10_000 {
+        if srb_core::Notify::notify(c.ring.notifier()).is_err() {
+            break;
+        }
+    }
+    c.expect_closed("eventfd storm");
+    scene.assert_closed_for("fdsem in_pipe holds impossible value");
+    scene.assert_fds_back(baseline);
+    assert_ring_mappings(&scene, maps);
+    scene.finish();
+}
+
+#[test]
+fn srbchannel_bad_acks_and_ring_frames_close_only_that_client() {
+    use srb_linux::pulse::pstream::Frame;
+    let scene = Scene::start("h-ring-frames");
+    let baseline = scene.fd_baseline();
+    let maps = ring_mappings(&scene.d);
+    // An ack with the wrong tag.
+    let mut c = RingClient::connect(&scene.d, false);
+    let wrong = c.tag ^ 1;
+    c.ack(wrong);
+    c.expect_closed("wrong-tag ack");
+    scene.assert_closed_for(&format!(
+        "ENABLE_SRBCHANNEL with tag {wrong:#x} answers no offer"
+    ));
+    // A second ack.
+    let mut c = RingClient::connect(&scene.d, true);
+    c.ring_round_trip();
+    let tag = c.tag;
+    c.ack(tag);
+    c.expect_closed("second ack");
+    scene.assert_closed_for(&format!(
+        "ENABLE_SRBCHANNEL with tag {tag:#x} answers no offer"
+    ));
+    // Garbage in the ring: a descriptor no frame has (length 0 packet).
+    let mut c = RingClient::connect(&scene.d, true);
+    c.ring_round_trip();
+    c.ring_write(&[0u8; DESCRIPTOR_LEN]);
+    c.expect_closed("a bad descriptor through the ring");
+    scene.assert_closed_for("malformed frame");
+    // REGISTER_MEMFD_SHMID through the ring, where no fd can travel.
+    let mut c = RingClient::connect(&scene.d, true);
+    c.ring_round_trip();
+    let mut w = TagWriter::command(REGISTER_MEMFD_SHMID, NO_TAG);
+    w.put_u32(POOL_ID);
+    c.ring_write(&Frame::Packet(w.as_bytes().to_vec()).encode().unwrap());
+    c.expect_closed("REGISTER_MEMFD_SHMID through the ring");
+    scene.assert_closed_for("carried 0 fds");
+    scene.d.assert_running();
+    scene.assert_fds_back(baseline);
+    assert_ring_mappings(&scene, maps);
     scene.finish();
 }
