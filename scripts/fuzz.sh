@@ -29,7 +29,7 @@ toolchain="${SRB_FUZZ_TOOLCHAIN:-}"
 if [ -z "$toolchain" ]; then
   if rustup toolchain list | grep -q '^nightly'; then
     toolchain=nightly
-  elif timeout 300 rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then
+  elif timeout 60 rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then
     toolchain=nightly
   else
     toolchain=stable
