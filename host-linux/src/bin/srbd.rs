@@ -6,7 +6,7 @@
 //! srbd [--socket PATH] [--tcp ADDR:PORT] [--config FILE] [--output null|wav:PATH]
 //!      [--format NAME] [--rate HZ] [--channels N] [--period-frames N] [--sink-name NAME]
 //!      [--dsp on|off] [--dsp-chain SPEC] [--dsp-program PATH] [--shm on|off]
-//!      [--srbchannel on|off]
+//!      [--srbchannel on|off] [--spin-us N]
 //! ```
 //!
 //! By default it spawns the `dsp-sim` peer (found beside `srbd`), which
@@ -90,6 +90,11 @@ struct Args {
     /// got SHM (default on; `off`: frames go through the socket).
     #[arg(long, value_name = "on|off", value_parser = on_off)]
     srbchannel: Option<bool>,
+    /// Microseconds a connection keeps polling a chatty client's
+    /// srbchannel ring before sleeping (default 100; 0: never; at most
+    /// 1000).
+    #[arg(long, value_name = "N")]
+    spin_us: Option<u64>,
 }
 
 fn on_off(s: &str) -> Result<bool, String> {
@@ -122,6 +127,7 @@ fn config(args: Args) -> Result<Config, String> {
         stats_interval: None,
         shm: args.shm,
         srbchannel: args.srbchannel,
+        spin_us: args.spin_us,
     };
     file.overlay(cli).resolve().map_err(|e| e.to_string())
 }
@@ -198,7 +204,8 @@ fn main() -> ExitCode {
     let server = Arc::new(
         Server::new(info, engine)
             .with_shm(cfg.shm)
-            .with_srbchannel(cfg.srbchannel),
+            .with_srbchannel(cfg.srbchannel)
+            .with_spin(cfg.spin),
     );
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(s) => s,

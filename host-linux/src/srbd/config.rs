@@ -19,6 +19,7 @@
 //! stats_interval = 10                    # seconds between DSP statistics log lines; 0: never
 //! shm = true                             # offer memfd SHM to local clients of our uid (§1.5)
 //! srbchannel = true                      # offer the srbchannel to SHM clients (§5)
+//! spin_us = 100                          # poll a chatty client's ring this long before sleeping; 0: never
 //! ```
 
 use std::net::SocketAddr;
@@ -114,7 +115,13 @@ pub struct FileConfig {
     pub shm: Option<bool>,
     /// Offer the srbchannel to clients that got SHM.
     pub srbchannel: Option<bool>,
+    /// Microseconds a connection polls a chatty client's ring.
+    pub spin_us: Option<u64>,
 }
+
+/// The longest ring polling allowed (`spin_us`): a millisecond per request
+/// would cost more than any wake-up it saves.
+pub const MAX_SPIN_US: u64 = 1000;
 
 /// Why the settings are unusable.
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +184,12 @@ pub struct Config {
     /// §5) to clients that got SHM (default true; `false`: their frames go
     /// through the socket).
     pub srbchannel: bool,
+    /// How long a connection thread keeps polling the srbchannel ring
+    /// (yielding the CPU between looks) before it sleeps, when the
+    /// client's last request followed the last reply within that time
+    /// (default 100 µs; 0: always sleep at once). See
+    /// [`super::connection::SPIN_WINDOW`].
+    pub spin: std::time::Duration,
 }
 
 impl FileConfig {
@@ -211,6 +224,7 @@ impl FileConfig {
             stats_interval: over.stats_interval.or(self.stats_interval),
             shm: over.shm.or(self.shm),
             srbchannel: over.srbchannel.or(self.srbchannel),
+            spin_us: over.spin_us.or(self.spin_us),
         }
     }
 
@@ -246,6 +260,14 @@ impl FileConfig {
                 .parse()
                 .map_err(|e: super::output::BadOutput| ConfigError::Invalid(e.to_string()))?,
         };
+        let spin_us = self
+            .spin_us
+            .unwrap_or(super::connection::SPIN_WINDOW.as_micros() as u64);
+        if spin_us > MAX_SPIN_US {
+            return Err(ConfigError::Invalid(format!(
+                "spin_us {spin_us} is above {MAX_SPIN_US}"
+            )));
+        }
         let sink_name = self
             .sink_name
             .unwrap_or_else(|| super::server_info::DEFAULT_SINK_NAME.to_owned());
@@ -270,6 +292,7 @@ impl FileConfig {
             stats_interval: self.stats_interval.unwrap_or(10),
             shm: self.shm.unwrap_or(true),
             srbchannel: self.srbchannel.unwrap_or(true),
+            spin: std::time::Duration::from_micros(spin_us),
         })
     }
 }
@@ -309,6 +332,19 @@ mod tests {
         let c = f.overlay(over).resolve().unwrap();
         assert!(c.shm && !c.srbchannel);
         assert!(toml::from_str::<FileConfig>("shm = \"yes\"").is_err());
+    }
+
+    #[test]
+    fn spin_window_default_range_and_override() {
+        let c = FileConfig::default().resolve().unwrap();
+        assert_eq!(c.spin, crate::srbd::connection::SPIN_WINDOW);
+        let f: FileConfig = toml::from_str("spin_us = 0\n").unwrap();
+        assert_eq!(f.resolve().unwrap().spin, std::time::Duration::ZERO);
+        let f: FileConfig = toml::from_str("spin_us = 1000\n").unwrap();
+        assert_eq!(f.resolve().unwrap().spin.as_micros(), 1000);
+        let f: FileConfig = toml::from_str("spin_us = 1001\n").unwrap();
+        let e = f.resolve().unwrap_err().to_string();
+        assert!(e.contains("spin_us 1001 is above 1000"), "{e}");
     }
 
     #[test]

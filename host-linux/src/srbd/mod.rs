@@ -90,6 +90,9 @@ pub struct Server {
     /// Whether SHM clients are offered the srbchannel (config
     /// `srbchannel`; default true).
     pub srbchannel: bool,
+    /// How long a connection polls a chatty client's ring (config
+    /// `spin_us`; default [`connection::SPIN_WINDOW`]).
+    pub spin: std::time::Duration,
     /// The sink and its mixer.
     pub engine: Engine,
     /// Clients, streams and subscriptions.
@@ -129,6 +132,7 @@ impl Server {
             uid: rustix::process::geteuid().as_raw(),
             shm: true,
             srbchannel: true,
+            spin: connection::SPIN_WINDOW,
             engine,
             registry: Registry::default(),
             sink_state: Mutex::new(sink_state),
@@ -145,6 +149,13 @@ impl Server {
     /// clients (config `shm`).
     pub fn with_shm(mut self, shm: bool) -> Self {
         self.shm = shm;
+        self
+    }
+
+    /// How long a connection keeps polling a chatty client's srbchannel
+    /// ring before it sleeps (config `spin_us`; zero: never).
+    pub fn with_spin(mut self, spin: std::time::Duration) -> Self {
+        self.spin = spin;
         self
     }
 

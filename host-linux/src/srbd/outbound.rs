@@ -114,6 +114,21 @@ impl Outbound {
         }
     }
 
+    /// Polls the client's ring for up to `window`, yielding the CPU
+    /// between looks (a client on this CPU runs at once; with none
+    /// runnable this is a busy poll); returns as soon as the ring holds
+    /// data. Without a ring, returns at once.
+    pub fn spin_for_ring(&mut self, window: Duration) -> Result<(), ConnError> {
+        let Some(link) = &mut self.srb else {
+            return Ok(());
+        };
+        let start = std::time::Instant::now();
+        while link.available()? == 0 && start.elapsed() < window {
+            std::thread::yield_now();
+        }
+        Ok(())
+    }
+
     /// The ring's eventfd (fd0) to poll with the socket.
     pub fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
         self.srb.as_ref().map(SrbLink::wait_fd)

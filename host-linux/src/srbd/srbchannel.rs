@@ -289,6 +289,13 @@ impl SrbLink {
         Ok(n)
     }
 
+    /// Bytes the client's ring holds now (one validated load of its count).
+    pub fn available(&mut self) -> Result<usize, SrbError> {
+        self.chan
+            .available()
+            .map_err(|c| SrbError::Ring(ChannelIoError::Corrupt(c)))
+    }
+
     /// Writes all of `bytes` to the ring (once active), waiting for the
     /// client to drain it when it is full; a wait that sees no progress
     /// for `timeout` fails. Every write posts the client (§5.5), and the
