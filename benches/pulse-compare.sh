@@ -3,7 +3,9 @@
 # clients on both servers in the same run:
 #   (a) round-trip latency of GET_SERVER_INFO through libpulse
 #       (benches/pulse-bench `pa-latency`: 10,000 requests per server, one
-#       after another, split into rounds run in rotating order);
+#       after another, split into rounds run in rotating order), then once
+#       more per server with client and server pinned to one CPU and to
+#       different CPUs (taskset), since placement decides much of it;
 #   (b) the daemon's CPU time (utime + stime from /proc/<pid>/stat, threads
 #       and reaped children included; for srbd with the DSP on, dsp-sim's
 #       too) while 16 concurrent `pacat --latency-msec=10` streams of 48 kHz
@@ -83,7 +85,7 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 ||
         die "apt-get install ${missing[*]} failed"
 fi
-for c in pulseaudio pacat pactl getconf timeout ps; do
+for c in pulseaudio pacat pactl getconf timeout ps taskset nproc; do
     command -v "$c" >/dev/null || die "$c not found on PATH"
 done
 pa_version="$(pulseaudio --version 2>/dev/null | awk '{print $2; exit}')"
@@ -294,6 +296,36 @@ while read -r line; do
 done <"$tmp/plot.out"
 ((i == ${#keys[@]})) || die "plot printed $i summaries, expected ${#keys[@]}"
 
+# ------------------------------------------------- (a2) latency by placement
+# Where the scheduler puts the client and the server's connection thread
+# decides much of a round trip: on one CPU a wake-up is a local context
+# switch, across CPUs (on a VM) an inter-processor interrupt that may also
+# have to wake an idle vCPU. Unpinned rounds above get whichever placement
+# the scheduler picks; here both are pinned: the server (every thread,
+# and the threads it starts later) to the last CPU, the client to the same
+# CPU or to CPU 0. $per_round requests per server and placement.
+declare -A pl_med pl_p99
+placements=(same)
+if (($(nproc) >= 2)); then placements+=(apart); fi
+last_cpu=$(($(nproc) - 1))
+for pl in "${placements[@]}"; do
+    client_cpu=$last_cpu
+    if [[ "$pl" == apart ]]; then client_cpu=0; fi
+    for k in "${keys[@]}"; do
+        taskset -a -p -c "$last_cpu" "${pid[$k]}" >/dev/null || die "cannot pin ${label[$k]}"
+        f="$tmp/lat-$k-$pl.txt"
+        log "latency, placement $pl: ${label[$k]}, $per_round requests"
+        timeout 300 taskset -c "$client_cpu" "$pa_latency" --server "${spec[$k]}" --requests "$per_round" \
+            --out "$f" >"$tmp/lat-$k-$pl.out" 2>"$tmp/lat-$k-$pl.err" || {
+            cat "$tmp/lat-$k-$pl.err" >&2
+            die "pa-latency ($pl) against ${label[$k]} failed"
+        }
+        taskset -a -p -c "0-$last_cpu" "${pid[$k]}" >/dev/null || die "cannot unpin ${label[$k]}"
+        pl_med[$k,$pl]="$(sed -n 's/.* median_us=\([0-9.]*\) .*/\1/p' "$tmp/lat-$k-$pl.out")"
+        pl_p99[$k,$pl]="$(sed -n 's/.* p99_us=\([0-9.]*\) .*/\1/p' "$tmp/lat-$k-$pl.out")"
+    done
+done
+
 # ----------------------------------------------------------------- (b) CPU
 clk_tck="$(getconf CLK_TCK)"
 bytes_per_sec=$((48000 * 2 * 2))
@@ -441,6 +473,23 @@ echo "| server | RTT p90 / max µs | round medians µs | window s | audio taken 
 echo "|---|---:|---|---:|---:|---:|---:|---:|"
 for k in "${keys[@]}"; do
     echo "| ${label[$k]} | ${p90[$k]} / ${maxl[$k]} | ${round_medians[$k]} | ${wall_s[$k]} | ${audio_mean[$k]} / ${audio_min[$k]} | ${inputs[$k]} | ${client_cpu_s[$k]} | ${restarts[$k]} |"
+done
+echo
+echo "Latency by placement ($per_round requests each; the server pinned to CPU $last_cpu, the client to the same CPU or to CPU 0): median / p99 µs, and the median ratio to PulseAudio."
+echo
+hdr="| server |"; sep="|---|"
+for pl in "${placements[@]}"; do
+    case "$pl" in same) name="same CPU" ;; apart) name="different CPUs" ;; esac
+    hdr="$hdr $name: median / p99 µs | ratio |"; sep="$sep---:|---:|"
+done
+echo "$hdr"
+echo "$sep"
+for k in "${keys[@]}"; do
+    row="| ${label[$k]} |"
+    for pl in "${placements[@]}"; do
+        row="$row ${pl_med[$k,$pl]} / ${pl_p99[$k,$pl]} | $(ratio "${pl_med[$k,$pl]}" "${pl_med[pa,$pl]}") |"
+    done
+    echo "$row"
 done
 echo
 pa_shown=""
