@@ -6,13 +6,24 @@
 #
 # Usage: scripts/fuzz.sh [SECONDS]   (per target; default 20)
 #
-# Toolchain: cargo-fuzz needs nightly compiler flags (-Zsanitizer). It uses
-# an installed nightly toolchain; else it tries to install one; where that
-# is impossible (a machine with exactly one toolchain, as CI machines may
-# be) it uses the stable toolchain with RUSTC_BOOTSTRAP=1, which unlocks
-# the same flags (checked: every target builds and runs that way).
-# SRB_FUZZ_TOOLCHAIN=stable|nightly forces the choice. Installs cargo-fuzz
-# when missing. Each target
+# Toolchain: cargo-fuzz passes nightly-only compiler flags (-Zsanitizer=address
+# and other -Z options), so this script picks, in this order:
+#   1. nightly, if `cargo +nightly` runs (a rustup nightly is installed);
+#   2. nightly after `rustup toolchain install nightly --profile minimal`
+#      (given up after 60 s; fails where no other toolchain can be fetched,
+#      as on CI machines with exactly one toolchain);
+#   3. the default toolchain (on CI: stable) with RUSTC_BOOTSTRAP=1, which
+#      unlocks the same -Z flags on a stable compiler. Stable ships the
+#      sanitizer runtimes, so this is the same ASan + libFuzzer build.
+# Checked 2026-11-22 on 2 cores: nightly 1.97.0 and stable 1.95.0 with
+# RUSTC_BOOTSTRAP=1 both build all targets (3-4 min cold) and run them; the
+# stable build also caught a planted panic, heap overflow, leak and hang.
+# The two builds live side by side in host-linux/fuzz/target. The choice
+# and its reason are printed first ("fuzz.sh: toolchain ...").
+# SRB_FUZZ_TOOLCHAIN=nightly|stable forces the choice (stable = the default
+# toolchain with RUSTC_BOOTSTRAP=1; use it to test the fallback on a machine
+# that has nightly). Installs cargo-fuzz (cargo install --locked) when
+# missing. Each target
 # starts from its seeds (host-linux/fuzz/seeds/<target>) and its corpus
 # (host-linux/fuzz/corpus/<target>, kept between runs, not committed).
 # Fails on the first crash, leak or timeout; libFuzzer's reproducer is then
@@ -25,28 +36,38 @@ case "$secs" in
   ''|*[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, got '$secs'" >&2; exit 2 ;;
 esac
 
+# Before RUSTC_BOOTSTRAP is set: cargo-fuzz itself builds on stable.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "fuzz.sh: installing cargo-fuzz" >&2
+  cargo install cargo-fuzz --locked
+fi
+
 toolchain="${SRB_FUZZ_TOOLCHAIN:-}"
+why="forced by SRB_FUZZ_TOOLCHAIN"
 if [ -z "$toolchain" ]; then
-  if rustup toolchain list | grep -q '^nightly'; then
-    toolchain=nightly
-  elif timeout 60 rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then
-    toolchain=nightly
+  # A listed nightly must also run: an install cut short may leave a
+  # broken one behind.
+  if cargo +nightly --version >/dev/null 2>&1; then
+    toolchain=nightly why="installed"
+  elif command -v rustup >/dev/null 2>&1 &&
+      timeout 60 rustup toolchain install nightly --profile minimal </dev/null >/dev/null 2>&1 &&
+      cargo +nightly --version >/dev/null 2>&1; then
+    toolchain=nightly why="just installed with rustup"
   else
-    toolchain=stable
+    toolchain=stable why="no nightly installed and none could be installed"
   fi
 fi
 case "$toolchain" in
-  nightly) tc=(+nightly); echo "fuzz.sh: toolchain nightly" >&2 ;;
+  nightly)
+    tc=(+nightly)
+    echo "fuzz.sh: toolchain nightly ($(rustc +nightly --version); $why)" >&2 ;;
   stable)
-    # The default toolchain, whatever rustup calls it.
+    # The default toolchain, whatever rustup calls it (stable, 1.95.0, ...).
     tc=()
-    echo "fuzz.sh: default toolchain ($(rustc --version)) with RUSTC_BOOTSTRAP=1 (no nightly)" >&2
-    export RUSTC_BOOTSTRAP=1 ;;
+    export RUSTC_BOOTSTRAP=1
+    echo "fuzz.sh: toolchain default ($(rustc --version)) with RUSTC_BOOTSTRAP=1 ($why)" >&2 ;;
   *) echo "fuzz.sh: SRB_FUZZ_TOOLCHAIN must be stable or nightly, got '$toolchain'" >&2; exit 2 ;;
 esac
-if ! cargo fuzz --version >/dev/null 2>&1; then
-  cargo install cargo-fuzz --locked
-fi
 
 cd host-linux/fuzz
 targets=$(cargo "${tc[@]}" fuzz list)
@@ -62,8 +83,15 @@ for t in $targets; do
   if ! cargo "${tc[@]}" fuzz run "$t" "corpus/$t" "seeds/$t" -- \
       -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 \
       -print_final_stats=1 >"$logs/$t.log" 2>&1; then
-    grep -A2 'panicked at' "$logs/$t.log" >&2 || true
-    tail -n 40 "$logs/$t.log" >&2
+    # From the first report (panic, sanitizer, libFuzzer's own deadly
+    # signal, timeout or OOM) on, else the end; the cargo-fuzz epilogue
+    # alone would hide a sanitizer's report.
+    first=$(grep -n -m1 -E 'panicked at|==[0-9]+==ERROR|ERROR: libFuzzer|^SUMMARY: ' "$logs/$t.log" | cut -d: -f1 || true)
+    if [ -n "$first" ]; then
+      sed -n "${first},$((first + 149))p" "$logs/$t.log" >&2
+    else
+      tail -n 60 "$logs/$t.log" >&2
+    fi
     echo "fuzz.sh: $t FAILED (reproducer under host-linux/fuzz/artifacts/$t/)" >&2
     exit 1
   fi

@@ -32,15 +32,19 @@
 //! The srbchannel gets a client of its own ([`RingClient`]): it takes
 //! srbd's offer as libpulse does (maps the sealed ring memfd, adopts the
 //! client ends with srb-core, acknowledges) and first proves it really
-//! talks through the ring (GET_SERVER_INFO there and back). Then it sets
-//! the ring count to -1, 2^31 and capacity + 1, srbd's fdsem words to
-//! nonsense, storms fd0, acknowledges with a wrong tag or twice, writes a
-//! bad descriptor into the ring, and sends REGISTER_MEMFD_SHMID through it
-//! (no fd can travel there). Each closes that connection with its named
-//! error; the bystander (itself on an srbchannel) plays on, and srbd's fd
-//! count and ring mappings (`/proc/<srbd>/maps`) return to their
-//! baseline. Checked by mutation: a daemon that ignores ring errors fails
-//! these tests.
+//! talks through the ring (GET_SERVER_INFO there and back, both rings
+//! wrapped, nothing on the socket). Then it sets either ring's count to
+//! -1, 2^31 and capacity + 1, srbd's and its own fdsem words to nonsense,
+//! storms fd0, acknowledges with a wrong tag or twice, writes a bad
+//! descriptor into the ring, and sends REGISTER_MEMFD_SHMID through it (no
+//! fd can travel there). Each closes that connection with its named error
+//! (each close bound to its case), while two well-behaved ring clients
+//! keep doing round trips beside it; nonsense in the header's capacity
+//! and ring offsets, which srbd never reads back, is ignored. The
+//! bystander (itself on an srbchannel) plays on, and srbd's fd count and
+//! ring mappings (`/proc/<srbd>/maps`) return to their baseline. Checked
+//! by mutation: a daemon that ignores ring errors, corrupt words on its
+//! writing side, or bad acks fails these tests.
 //!
 //! `pacat`/`pactl` must be installed (`scripts/test-srbd.sh` installs
 //! `pulseaudio-utils`); without them these tests fail, they do not skip.
@@ -54,7 +58,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::Child;
 
-use common::srbd::{f32le_bytes, poll_until, wait_bounded, Daemon, Feeder, Wav, DEADLINE};
+use common::srbd::{
+    f32le_bytes, log_field, poll_until, wait_bounded, Daemon, Feeder, Wav, DEADLINE,
+};
 use srb_linux::pulse::pstream::{
     flags, Descriptor, CONTROL_CHANNEL, DESCRIPTOR_LEN, FRAME_SIZE_MAX_ALLOW,
 };
@@ -1367,6 +1373,12 @@ type ClientRing = srb_core::SrbChannel<
 const ENABLE_SRBCHANNEL: u32 = 101;
 /// The ring memfd's name: it shows in `/proc/<srbd>/maps` per mapping.
 const RING_NAME: &str = "srbd-srbchannel";
+/// The tag of a [`RingClient`]'s SET_CLIENT_NAME.
+const NAME_TAG: u32 = 1;
+/// The client name of [`RingClient`]s that misbehave.
+const HOSTILE_NAME: &str = "srb-ring-hostile";
+/// Bytes per ring of srbd's block (`srbchannel.rs`: 64 KiB less header).
+const RING_CAPACITY: u32 = 32_744;
 
 /// A hand-made client that takes srbd's srbchannel offer the way libpulse
 /// does (§5.2): it maps the ring block, adopts the client ends with
@@ -1384,9 +1396,15 @@ struct RingClient {
 }
 
 impl RingClient {
-    /// Connects with SHM + memfd, takes the offer, names itself and
-    /// (if `ack`) acknowledges the channel.
+    /// Connects with SHM + memfd, takes the offer, names itself
+    /// [`HOSTILE_NAME`] and (if `ack`) acknowledges the channel and waits
+    /// until srbd writes to the ring ([`RingClient::await_active`]).
     fn connect(d: &Daemon, ack: bool) -> Self {
+        Self::connect_named(d, ack, HOSTILE_NAME)
+    }
+
+    /// [`RingClient::connect`] with the client name `name`.
+    fn connect_named(d: &Daemon, ack: bool, name: &str) -> Self {
         use srb_linux::pulse::pstream::{Frame, FrameDecoder};
         let sock = UnixStream::connect(&d.socket).expect("connect to srbd");
         let s = srb_linux::scm::ScmStream::new(OwnedFd::from(sock)).unwrap();
@@ -1438,17 +1456,31 @@ impl RingClient {
             tag,
             next_tag: 10,
         };
-        let mut w = TagWriter::command(SET_CLIENT_NAME, 1);
+        let mut w = TagWriter::command(SET_CLIENT_NAME, NAME_TAG);
         let mut props = Proplist::new();
-        props
-            .set_str("application.name", "srb-ring-hostile")
-            .unwrap();
+        props.set_str("application.name", name).unwrap();
         w.put_proplist(&props);
         send_packet(&rc.s, w.as_bytes(), &[]);
         if ack {
             rc.ack(tag);
+            rc.await_active();
         }
         rc
+    }
+
+    /// Waits until srbd has switched its writes to the ring: a request
+    /// sent over the socket after the ack must be answered in the ring
+    /// (srbd handles socket frames in order, so the ack is in effect by
+    /// then). Without this a request written into the ring right after
+    /// the ack may be read before srbd has seen the ack (it reads the ring
+    /// from the offer on, §5.2) and be answered, rightly, over the socket,
+    /// where a client that reads only the ring never sees it.
+    fn await_active(&mut self) {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        let w = TagWriter::command(GET_SERVER_INFO, tag);
+        send_packet(&self.s, w.as_bytes(), &[]);
+        self.ring_reply(tag);
     }
 
     /// ENABLE_SRBCHANNEL(tag) over the socket.
@@ -1477,6 +1509,12 @@ impl RingClient {
         let w = TagWriter::command(GET_SERVER_INFO, tag);
         let bytes = Frame::Packet(w.as_bytes().to_vec()).encode().unwrap();
         self.ring_write(&bytes);
+        self.ring_reply(tag);
+    }
+
+    /// Reads srbd's ring until the REPLY to `tag` (other frames skipped).
+    fn ring_reply(&mut self, tag: u32) {
+        use srb_linux::pulse::pstream::Frame;
         let started = std::time::Instant::now();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -1485,7 +1523,7 @@ impl RingClient {
                     let mut r = TagReader::new(&p);
                     let (cmd, t) = (r.get_u32().unwrap(), r.get_u32().unwrap());
                     if t == tag {
-                        assert_eq!(cmd, REPLY, "GET_SERVER_INFO through the ring");
+                        assert_eq!(cmd, REPLY, "the answer to tag {tag} in the ring");
                         return;
                     }
                 }
@@ -1495,7 +1533,7 @@ impl RingClient {
             if n == 0 {
                 assert!(
                     started.elapsed() < DEADLINE,
-                    "no GET_SERVER_INFO reply through the ring within {DEADLINE:?}"
+                    "no reply to tag {tag} through the ring within {DEADLINE:?}"
                 );
                 self.ring
                     .wait(Some(std::time::Duration::from_millis(100)))
@@ -1510,6 +1548,63 @@ impl RingClient {
         // SAFETY: an aligned word inside the live mapping, stored atomically;
         // no reference to the shared memory is formed.
         unsafe { (*p).store(value, std::sync::atomic::Ordering::SeqCst) };
+    }
+
+    /// Loads the 4-byte word of the shared block at `offset`.
+    fn word(&self, offset: usize) -> u32 {
+        let p = self.map.atomic_u32(offset).expect("a word of the block");
+        // SAFETY: an aligned word inside the live mapping, loaded atomically;
+        // no reference to the shared memory is formed.
+        unsafe { (*p).load(std::sync::atomic::Ordering::SeqCst) }
+    }
+
+    /// Reads the socket until the REPLY to `tag` (other frames skipped).
+    fn socket_reply(&mut self, tag: u32) {
+        use srb_linux::pulse::pstream::Frame;
+        loop {
+            while let Some(f) = self.decoder.next_frame().expect("srbd's frames") {
+                if let Frame::Packet(p) = f {
+                    let mut r = TagReader::new(&p);
+                    let (cmd, t) = (r.get_u32().unwrap(), r.get_u32().unwrap());
+                    if t == tag {
+                        assert_eq!(cmd, REPLY, "the answer to tag {tag} on the socket");
+                        return;
+                    }
+                }
+            }
+            let mut buf = vec![0u8; self.decoder.wanted().max(1)];
+            self.s
+                .recv_exact(&mut buf, Some(DEADLINE))
+                .unwrap_or_else(|e| panic!("the answer to tag {tag} on the socket: {e}"));
+            self.decoder.push(&buf);
+        }
+    }
+
+    /// (command, tag) of every packet srbd has sent over the socket that
+    /// this client has not read yet, read without waiting: srbd's socket
+    /// sends are whole and blocking, so whatever it sent there before its
+    /// last ring write this client read is queued already.
+    fn socket_packets_now(&mut self) -> Vec<(u32, u32)> {
+        use srb_linux::pulse::pstream::Frame;
+        let mut got = Vec::new();
+        loop {
+            while let Some(f) = self.decoder.next_frame().expect("srbd's frames") {
+                let Frame::Packet(p) = f else {
+                    panic!("a frame other than a packet on the socket: {f:?}")
+                };
+                let mut r = TagReader::new(&p);
+                got.push((r.get_u32().unwrap(), r.get_u32().unwrap()));
+            }
+            let mut buf = vec![0u8; self.decoder.wanted().max(1)];
+            match self.s.try_recv(&mut buf) {
+                Ok(Some(n)) => self.decoder.push(&buf[..n]),
+                Ok(None) => break,
+                Err(e) => panic!("the socket: {e}"),
+            }
+        }
+        assert!(!self.decoder.is_mid_frame(), "half a frame on the socket");
+        assert!(self.s.take_queued().is_empty(), "fds on the socket");
+        got
     }
 
     /// Makes srbd look at the connection: a GET_SERVER_INFO over the
@@ -1584,6 +1679,67 @@ fn ring_mappings(d: &Daemon) -> usize {
         .count()
 }
 
+/// srbd's complete "connection closed" log lines so far, oldest first (a
+/// line still being written is left out).
+fn closed_lines(d: &Daemon) -> Vec<String> {
+    let log = d.log();
+    let done = log.rfind('\n').map_or("", |n| &log[..n]);
+    done.lines()
+        .filter(|l| l.contains("connection closed"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits for the connection close that follows the first `before` ones
+/// and fails unless it is the only new one and names `reason`: the close
+/// is bound to the case that caused it, so a reason that is a prefix of
+/// an earlier case's ("value -2" of "value -2147483648") cannot match the
+/// earlier line.
+fn assert_next_close(d: &Daemon, before: usize, reason: &str) {
+    let lines = d.wait_for(&format!("a connection closed for {reason:?}"), || {
+        let l = closed_lines(d);
+        (l.len() > before).then_some(l)
+    });
+    assert!(
+        lines.len() == before + 1 && lines[before].contains(reason),
+        "want exactly one new close, for {reason:?}; got:\n{}",
+        lines[before..].join("\n")
+    );
+}
+
+/// Waits until srbd logged `n` normal disconnects of clients named `name`
+/// that had their srbchannel active; returns those lines.
+fn wait_ring_disconnects(d: &Daemon, name: &str, n: usize) -> Vec<String> {
+    d.wait_for(&format!("{n} ring client(s) {name} disconnected"), || {
+        let lines: Vec<String> = d
+            .log()
+            .lines()
+            .filter(|l| {
+                l.contains("client disconnected")
+                    && log_field(l, "name") == Some(name)
+                    && log_field(l, "srbchannel") == Some("true")
+            })
+            .map(str::to_owned)
+            .collect();
+        (lines.len() >= n).then_some(lines)
+    })
+}
+
+/// GET_SERVER_INFO round trips that move more than [`RING_CAPACITY`]
+/// bytes through each ring (a request is 30 bytes, a reply about 100).
+const WRAPPING_ROUND_TRIPS: usize = 1200;
+
+/// Fails unless srbd's disconnect `line` counts more than a ring's
+/// capacity read from and written to the ring (so both wrapped).
+fn assert_both_rings_wrapped(line: &str) {
+    for key in ["srb_in", "srb_out"] {
+        let bytes: u64 = log_field(line, key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {line:?}"));
+        assert!(bytes > u64::from(RING_CAPACITY), "{key}: {line}");
+    }
+}
+
 /// Waits until srbd holds exactly `want` ring mappings.
 fn assert_ring_mappings(scene: &Scene, want: usize) {
     scene.d.wait_for(
@@ -1592,88 +1748,154 @@ fn assert_ring_mappings(scene: &Scene, want: usize) {
     );
 }
 
+/// A client that takes srbd's offer really talks through the ring, so the
+/// hostile cases below reach it: with the channel acknowledged,
+/// [`WRAPPING_ROUND_TRIPS`] GET_SERVER_INFO requests written only into the
+/// ring are answered only through the ring, and a request sent over the
+/// socket is answered through the ring too (srbd writes everything there
+/// once the channel is active): the socket carried nothing after the
+/// offer but, at most, the reply to SET_CLIENT_NAME, sent before the ack
+/// (it may also ride in the ring, §5.7). srbd logs the client's
+/// disconnect with the channel active and more than a ring's capacity
+/// counted each way (both rings wrapped). A request a second client
+/// writes into the ring before its ack is answered too, over the socket
+/// (srbd reads the ring from the offer on and writes to it only after the
+/// ack, §5.2). srbd's fds and ring mappings go back to the bystander's.
 #[test]
 fn srbchannel_round_trip_through_the_ring() {
+    use srb_core::layout::pa::CAPACITY_OFFSET;
     let scene = Scene::start("h-ring-ok");
     let baseline = scene.fd_baseline();
     let maps = ring_mappings(&scene.d);
     assert_eq!(maps, 1, "the bystander pacat has its ring mapped in srbd");
     let mut c = RingClient::connect(&scene.d, true);
-    // Several requests, each answered through the ring.
-    for _ in 0..50 {
+    assert_eq!(c.word(CAPACITY_OFFSET), RING_CAPACITY, "srbd's ring header");
+    for _ in 0..WRAPPING_ROUND_TRIPS {
         c.ring_round_trip();
     }
+    c.poke();
+    c.ring_reply(0xBEEF);
+    let socket = c.socket_packets_now();
+    assert!(
+        socket.len() <= 1 && socket.iter().all(|&p| p == (REPLY, NAME_TAG)),
+        "(command, tag) of the packets on the socket after the offer: {socket:?}"
+    );
     assert_eq!(ring_mappings(&scene.d), maps + 1);
     drop(c);
-    scene.d.wait_for("the ring client's disconnect logged", || {
-        scene
-            .d
-            .log()
-            .lines()
-            .any(|l| {
-                l.contains("client disconnected")
-                    && l.contains("srb-ring-hostile")
-                    && l.contains("srbchannel=true")
-            })
-            .then_some(())
-    });
+    let lines = wait_ring_disconnects(&scene.d, HOSTILE_NAME, 1);
+    assert_both_rings_wrapped(&lines[0]);
+    // A request in the ring before the ack.
+    let mut c = RingClient::connect(&scene.d, false);
+    let w = TagWriter::command(GET_SERVER_INFO, 0xEA21);
+    c.ring_write(
+        &srb_linux::pulse::pstream::Frame::Packet(w.as_bytes().to_vec())
+            .encode()
+            .unwrap(),
+    );
+    c.socket_reply(0xEA21);
+    let tag = c.tag;
+    c.ack(tag);
+    c.await_active();
+    c.ring_round_trip();
+    drop(c);
+    wait_ring_disconnects(&scene.d, HOSTILE_NAME, 2);
+    assert_eq!(closed_lines(&scene.d), Vec::<String>::new());
     scene.assert_fds_back(baseline);
     assert_ring_mappings(&scene, maps);
     scene.finish();
 }
 
+/// Every count and fdsem word srbd reads back from the block, set to a
+/// value the protocol cannot produce, closes that connection with the
+/// field and value named. Read side: the client→server count at -1, 2^31
+/// and capacity + 1, and srbd's own semaphore (waiting -5, signalled 7,
+/// in_pipe -3), seen when the client makes srbd look (a request over the
+/// socket). Write side: the server→client count at the same three values,
+/// and the client's semaphore (signalled 7; waiting -5 with signalled 0),
+/// which srbd reads when it posts after writing its answer. Each client
+/// first proves its ring works (a round trip); each close is bound to its
+/// case; the bystander plays on, srbd's fds return to baseline and every
+/// hostile ring is unmapped.
 #[test]
 fn srbchannel_hostile_block_words_close_only_that_client() {
-    use srb_core::layout::pa::{READ_COUNT_OFFSET, READ_SEMDATA_OFFSET};
+    use srb_core::layout::pa::{
+        READ_COUNT_OFFSET, READ_SEMDATA_OFFSET, WRITE_COUNT_OFFSET, WRITE_SEMDATA_OFFSET,
+    };
     let scene = Scene::start("h-ring-words");
     let baseline = scene.fd_baseline();
     let maps = ring_mappings(&scene.d);
-    // (what, offset, value, the reason srbd must log)
-    let cases: [(&str, usize, u32, &str); 6] = [
+    let mut cases: Vec<WordCase> = Vec::new();
+    for (ring, offset) in [
+        ("client→server", READ_COUNT_OFFSET),
+        ("server→client", WRITE_COUNT_OFFSET),
+    ] {
+        for value in [u32::MAX, 1 << 31, RING_CAPACITY + 1] {
+            cases.push((
+                format!("{ring} ring count {value:#x}"),
+                vec![(offset, value)],
+                format!("count holds impossible value {}", value as i32),
+            ));
+        }
+    }
+    let fdsem = |name: &str, base: usize, stores: Vec<(usize, i32)>, reason: &str| {
         (
-            "ring count -1",
-            READ_COUNT_OFFSET,
-            u32::MAX,
-            "count holds impossible value -1",
-        ),
-        (
-            "ring count 2^31",
-            READ_COUNT_OFFSET,
-            1 << 31,
-            "count holds impossible value -2147483648",
-        ),
-        (
-            "ring count capacity + 1",
-            READ_COUNT_OFFSET,
-            32_745,
-            "count holds impossible value 32745",
-        ),
-        (
-            "fdsem waiting -5",
-            READ_SEMDATA_OFFSET,
-            -5i32 as u32,
+            format!("{name} fdsem: {stores:?}"),
+            stores
+                .into_iter()
+                .map(|(word, v)| (base + word, v as u32))
+                .collect(),
+            reason.to_owned(),
+        )
+    };
+    let ours = READ_SEMDATA_OFFSET;
+    let theirs = WRITE_SEMDATA_OFFSET;
+    // Word offsets in pa_fdsem_data: waiting 0, signalled 4, in_pipe 8.
+    cases.extend([
+        fdsem(
+            "srbd's",
+            ours,
+            vec![(0, -5)],
             "fdsem waiting holds impossible value -5",
         ),
-        (
-            "fdsem signalled 7",
-            READ_SEMDATA_OFFSET + 4,
-            7,
+        fdsem(
+            "srbd's",
+            ours,
+            vec![(4, 7)],
             "fdsem signalled holds impossible value 7",
         ),
-        (
-            "fdsem in_pipe -3",
-            READ_SEMDATA_OFFSET + 8,
-            -3i32 as u32,
+        fdsem(
+            "srbd's",
+            ours,
+            vec![(8, -3)],
             "fdsem in_pipe holds impossible value -3",
         ),
-    ];
-    for (what, offset, value, reason) in cases {
+        fdsem(
+            "the client's",
+            theirs,
+            vec![(4, 7)],
+            "fdsem signalled holds impossible value 7",
+        ),
+        fdsem(
+            "the client's",
+            theirs,
+            vec![(4, 0), (0, -5)],
+            "fdsem waiting holds impossible value -5",
+        ),
+    ]);
+    for (what, stores, reason) in cases {
+        let before = closed_lines(&scene.d).len();
         let mut c = RingClient::connect(&scene.d, true);
         c.ring_round_trip();
-        c.scribble(offset, value);
+        for (offset, value) in stores {
+            c.scribble(offset, value);
+        }
         c.poke();
-        c.expect_closed(what);
-        scene.assert_closed_for(reason);
+        c.expect_closed(&what);
+        assert_next_close(
+            &scene.d,
+            before,
+            &format!("srbchannel: ring: shared memory corrupt: {reason}"),
+        );
         scene.d.assert_running();
     }
     scene.assert_fds_back(baseline);
@@ -1681,26 +1903,82 @@ fn srbchannel_hostile_block_words_close_only_that_client() {
     scene.finish();
 }
 
+/// The header words srbd never reads back are harmless: a client that
+/// sets the capacity and both ring offsets to nonsense keeps a working
+/// ring (srbd keeps its geometry in private memory; the
+/// [`WRAPPING_ROUND_TRIPS`] after the scribble wrap both rings) and its
+/// connection ends as a normal disconnect, not a close.
 #[test]
-fn srbchannel_eventfd_storm_closes_only_that_client() {
-    let scene = Scene::start("h-ring-storm");
+fn srbchannel_header_geometry_scribbles_are_ignored() {
+    use srb_core::layout::pa::{CAPACITY_OFFSET, READBUF_OFFSET_OFFSET, WRITEBUF_OFFSET_OFFSET};
+    let scene = Scene::start("h-ring-geometry");
     let baseline = scene.fd_baseline();
     let maps = ring_mappings(&scene.d);
     let mut c = RingClient::connect(&scene.d, true);
     c.ring_round_trip();
-    // fd0 written thousands of times without the fdsem's in_pipe count.
-    for _ in 0..10_000 {
-        if srb_core::Notify::notify(c.ring.notifier()).is_err() {
-            break;
-        }
+    c.scribble(CAPACITY_OFFSET, u32::MAX);
+    c.scribble(READBUF_OFFSET_OFFSET, 0xFFFF_FFF0);
+    c.scribble(WRITEBUF_OFFSET_OFFSET, 0x7FFF_FFFF);
+    for _ in 0..WRAPPING_ROUND_TRIPS {
+        c.ring_round_trip();
     }
-    c.expect_closed("eventfd storm");
-    scene.assert_closed_for("fdsem in_pipe holds impossible value");
+    drop(c);
+    let lines = wait_ring_disconnects(&scene.d, HOSTILE_NAME, 1);
+    assert_both_rings_wrapped(&lines[0]);
+    assert_eq!(closed_lines(&scene.d), Vec::<String>::new());
     scene.assert_fds_back(baseline);
     assert_ring_mappings(&scene, maps);
     scene.finish();
 }
 
+/// fd0 written thousands of times without the fdsem's in_pipe accounting
+/// (an eventfd storm that would otherwise keep srbd's poll ready and spin
+/// its thread) closes that connection as a corrupt in_pipe; the
+/// bystander plays on and the ring is unmapped.
+#[test]
+fn srbchannel_eventfd_storm_closes_only_that_client() {
+    let scene = Scene::start("h-ring-storm");
+    let baseline = scene.fd_baseline();
+    let maps = ring_mappings(&scene.d);
+    let before = closed_lines(&scene.d).len();
+    let mut c = RingClient::connect(&scene.d, true);
+    c.ring_round_trip();
+    storm(&mut c);
+    c.expect_closed("eventfd storm");
+    assert_next_close(
+        &scene.d,
+        before,
+        "srbchannel: ring: shared memory corrupt: fdsem in_pipe holds impossible value",
+    );
+    scene.assert_fds_back(baseline);
+    assert_ring_mappings(&scene, maps);
+    scene.finish();
+}
+
+/// A hostile ring client's case: what it does, the block words it stores
+/// (offset, value) in this order, and the reason srbd must log.
+type WordCase = (String, Vec<(usize, u32)>, String);
+
+/// What a hostile ring client does, the misbehaviour itself, and the
+/// reason srbd must log.
+type Misbehaviour = (&'static str, fn(&mut RingClient), &'static str);
+
+/// Writes fd0 10 000 times without raising in_pipe (stops early if the
+/// daemon is gone, which it may be before the last write).
+fn storm(c: &mut RingClient) {
+    for _ in 0..10_000 {
+        if srb_core::Notify::notify(c.ring.notifier()).is_err() {
+            break;
+        }
+    }
+}
+
+/// The protocol's own messages misused on the srbchannel close that
+/// connection with a named error: an ack with the wrong tag, a second ack
+/// (after a working round trip), a descriptor no frame has (a length-0
+/// packet) written into the ring, and REGISTER_MEMFD_SHMID sent through
+/// the ring, where no fd can travel (the SHM registry's fd-count error).
+/// The bystander plays on; fds and ring mappings return to baseline.
 #[test]
 fn srbchannel_bad_acks_and_ring_frames_close_only_that_client() {
     use srb_linux::pulse::pstream::Frame;
@@ -1708,37 +1986,152 @@ fn srbchannel_bad_acks_and_ring_frames_close_only_that_client() {
     let baseline = scene.fd_baseline();
     let maps = ring_mappings(&scene.d);
     // An ack with the wrong tag.
+    let before = closed_lines(&scene.d).len();
     let mut c = RingClient::connect(&scene.d, false);
     let wrong = c.tag ^ 1;
     c.ack(wrong);
     c.expect_closed("wrong-tag ack");
-    scene.assert_closed_for(&format!(
-        "ENABLE_SRBCHANNEL with tag {wrong:#x} answers no offer"
-    ));
+    assert_next_close(
+        &scene.d,
+        before,
+        &format!("srbchannel: ENABLE_SRBCHANNEL with tag {wrong:#x} answers no offer"),
+    );
     // A second ack.
+    let before = closed_lines(&scene.d).len();
     let mut c = RingClient::connect(&scene.d, true);
     c.ring_round_trip();
     let tag = c.tag;
     c.ack(tag);
     c.expect_closed("second ack");
-    scene.assert_closed_for(&format!(
-        "ENABLE_SRBCHANNEL with tag {tag:#x} answers no offer"
-    ));
+    assert_next_close(
+        &scene.d,
+        before,
+        &format!("srbchannel: ENABLE_SRBCHANNEL with tag {tag:#x} answers no offer"),
+    );
     // Garbage in the ring: a descriptor no frame has (length 0 packet).
+    let before = closed_lines(&scene.d).len();
     let mut c = RingClient::connect(&scene.d, true);
     c.ring_round_trip();
     c.ring_write(&[0u8; DESCRIPTOR_LEN]);
     c.expect_closed("a bad descriptor through the ring");
-    scene.assert_closed_for("malformed frame");
+    assert_next_close(&scene.d, before, "malformed frame");
     // REGISTER_MEMFD_SHMID through the ring, where no fd can travel.
+    let before = closed_lines(&scene.d).len();
     let mut c = RingClient::connect(&scene.d, true);
     c.ring_round_trip();
     let mut w = TagWriter::command(REGISTER_MEMFD_SHMID, NO_TAG);
     w.put_u32(POOL_ID);
     c.ring_write(&Frame::Packet(w.as_bytes().to_vec()).encode().unwrap());
     c.expect_closed("REGISTER_MEMFD_SHMID through the ring");
-    scene.assert_closed_for("carried 0 fds");
+    assert_next_close(
+        &scene.d,
+        before,
+        &format!("REGISTER_MEMFD_SHMID {POOL_ID} carried 0 fds"),
+    );
     scene.d.assert_running();
+    scene.assert_fds_back(baseline);
+    assert_ring_mappings(&scene, maps);
+    scene.finish();
+}
+
+/// One client's corrupt ring is contained to its connection: two
+/// well-behaved ring clients (beside the bystander pacat, itself on an
+/// srbchannel) do GET_SERVER_INFO round trips through their rings
+/// without pause, each in its own thread, while hostile ring clients one
+/// after another corrupt their count, corrupt srbd's in_pipe, storm fd0
+/// and write a bad descriptor. After each hostile close, every
+/// well-behaved client completes a round trip begun after that close;
+/// only the hostile connections are closed, the well-behaved ones end as
+/// normal disconnects with their channel active, and fds and ring
+/// mappings return to baseline.
+#[test]
+fn srbchannel_well_behaved_clients_keep_working_beside_hostile_ones() {
+    use srb_core::layout::pa::{READ_COUNT_OFFSET, READ_SEMDATA_OFFSET};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+    use std::sync::Arc;
+    const GOOD_NAME: &str = "srb-ring-good";
+    let scene = Scene::start("h-ring-beside");
+    let baseline = scene.fd_baseline();
+    let maps = ring_mappings(&scene.d);
+    let stop = Arc::new(AtomicBool::new(false));
+    let good: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = RingClient::connect_named(&scene.d, true, GOOD_NAME);
+            c.ring_round_trip();
+            let done = Arc::new(AtomicU64::new(0));
+            let (stop, count) = (stop.clone(), done.clone());
+            let t = std::thread::spawn(move || {
+                while !stop.load(SeqCst) {
+                    c.ring_round_trip();
+                    count.fetch_add(1, SeqCst);
+                }
+                c
+            });
+            (done, t)
+        })
+        .collect();
+    assert_ring_mappings(&scene, maps + 2);
+    let hostile: [Misbehaviour; 4] = [
+        (
+            "ring count -1",
+            |c| c.scribble(READ_COUNT_OFFSET, u32::MAX),
+            "count holds impossible value -1",
+        ),
+        (
+            "srbd's in_pipe -3",
+            |c| c.scribble(READ_SEMDATA_OFFSET + 8, -3i32 as u32),
+            "fdsem in_pipe holds impossible value -3",
+        ),
+        (
+            "eventfd storm",
+            storm,
+            "fdsem in_pipe holds impossible value",
+        ),
+        (
+            "a bad descriptor in the ring",
+            |c| c.ring_write(&[0u8; DESCRIPTOR_LEN]),
+            "malformed frame",
+        ),
+    ];
+    for (what, misbehave, reason) in hostile {
+        let before = closed_lines(&scene.d).len();
+        let mut c = RingClient::connect(&scene.d, true);
+        c.ring_round_trip();
+        misbehave(&mut c);
+        c.poke();
+        c.expect_closed(what);
+        assert_next_close(&scene.d, before, reason);
+        for (i, (done, t)) in good.iter().enumerate() {
+            // The round trip under way at the close may have begun before
+            // it; the one after that begun after it.
+            let at = done.load(SeqCst);
+            poll_until(
+                &format!("well-behaved ring client {i}: a round trip after {what}"),
+                || (done.load(SeqCst) >= at + 2 || t.is_finished()).then_some(()),
+                || format!("srbd log:\n{}", scene.d.log()),
+            );
+            assert!(
+                !t.is_finished(),
+                "well-behaved ring client {i} stopped beside {what}"
+            );
+        }
+    }
+    stop.store(true, SeqCst);
+    for (_, t) in good {
+        let mut c = t.join().expect("a well-behaved ring client failed");
+        c.ring_round_trip();
+        drop(c);
+    }
+    wait_ring_disconnects(&scene.d, GOOD_NAME, 2);
+    let closed = closed_lines(&scene.d);
+    assert!(
+        closed.len() == hostile.len()
+            && closed
+                .iter()
+                .all(|l| log_field(l, "name") == Some(HOSTILE_NAME)),
+        "only the hostile connections closed:\n{}",
+        closed.join("\n")
+    );
     scene.assert_fds_back(baseline);
     assert_ring_mappings(&scene, maps);
     scene.finish();
