@@ -286,18 +286,25 @@ impl FdsemWaiter {
         wait: &mut W,
         ready: bool,
     ) -> Result<Woken, FdsemError<W::Error>> {
-        let taken = if ready {
-            match wait.try_take() {
-                Ok(n) => n,
-                Err(e) => {
-                    words(self.words).waiting.fetch_sub(1, Ordering::SeqCst);
-                    return Err(FdsemError::Signal(e));
-                }
+        let taken = if ready { wait.try_take() } else { Ok(0) };
+        self.end_wait(wait, taken)
+    }
+
+    /// Ends an announced wait that consumed `taken` notifications: checks
+    /// them against `in_pipe` and ends the wait as `after_wait` does
+    /// (always undoing `waiting`, reporting the first error).
+    fn end_wait<W: Wait>(
+        &self,
+        wait: &mut W,
+        taken: Result<u64, W::Error>,
+    ) -> Result<Woken, FdsemError<W::Error>> {
+        let taken = match taken {
+            Ok(n) => n,
+            Err(e) => {
+                words(self.words).waiting.fetch_sub(1, Ordering::SeqCst);
+                return Err(FdsemError::Signal(e));
             }
-        } else {
-            0
         };
-        // Always end the wait (undo `waiting`), but report the first error.
         let accounted = self.account(taken);
         let ended = self.after_wait(wait);
         accounted?;
@@ -330,22 +337,7 @@ impl FdsemWaiter {
         wait: &mut W,
         timeout: Option<Duration>,
     ) -> Result<Woken, FdsemError<W::Error>> {
-        let taken = match wait.wait(timeout) {
-            Ok(n) => n,
-            Err(e) => {
-                words(self.words).waiting.fetch_sub(1, Ordering::SeqCst);
-                return Err(FdsemError::Signal(e));
-            }
-        };
-        // Always end the wait (undo `waiting`), but report the first error.
-        let accounted = self.account(taken);
-        let ended = self.after_wait(wait);
-        accounted?;
-        ended?;
-        Ok(if taken == 0 {
-            Woken::TimedOut
-        } else {
-            Woken::Notified
-        })
+        let taken = wait.wait(timeout);
+        self.end_wait(wait, taken)
     }
 }
