@@ -17,6 +17,6 @@ cd "$root"
 target="$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")"
 export CARGO_TARGET_DIR="$target"
 
-cargo build --release -p srb-linux --bin dsp-sim >&2
+cargo build --release -p srbd --bin dsp-sim >&2
 export SRB_DSP_SIM="$target/release/dsp-sim"
 exec cargo bench -p srb-benches --bench dsp_roundtrip -- "$@"

@@ -99,8 +99,8 @@ else
     target="$root/target"
 fi
 log "building srbd and dsp-sim (release, target dir $target)"
-(cd "$root" && cargo build --release -p srb-linux --bins --target-dir "$target") >&2 ||
-    die "building srb-linux failed"
+(cd "$root" && cargo build --release -p srbd --bins --target-dir "$target") >&2 ||
+    die "building srbd failed"
 log "building benches/pulse-bench (release)"
 cargo build --release --manifest-path "$root/benches/pulse-bench/Cargo.toml" --target-dir "$target" >&2 ||
     die "building pulse-bench failed"

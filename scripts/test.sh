@@ -19,7 +19,7 @@ done
 cargo --version
 
 # Debian clients for the srbd end-to-end tests, which `cargo test --workspace`
-# runs (host-linux/tests/srbd_e2e.rs). The board suite installs its own.
+# runs (host-linux/srbd/tests/srbd_e2e.rs). The board suite installs its own.
 step "packages the tests need"
 if ! command -v pactl >/dev/null 2>&1; then
   apt-get update -qq

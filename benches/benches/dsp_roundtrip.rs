@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
 use srb_dsp_sim::link::{Control, Stats};
-use srb_linux::dsp::link::{DspEvent, DspLink};
-use srb_linux::dsp::supervisor::{default_program, ring_capacity};
 use srb_linux::handshake::{self, ChannelConfig, LayoutKind, SignalKind};
 use srb_linux::scm::ScmStream;
+use srbd::dsp::link::{DspEvent, DspLink};
+use srbd::dsp::supervisor::{default_program, ring_capacity};
 
 const RATE: u32 = 48_000;
 const CHANNELS: u8 = 2;

@@ -3,11 +3,12 @@
 //! Binds [`srb_core`]'s shared ring-buffer channel to Linux: sealed memfd
 //! blocks, eventfd and futex implementations of [`srb_core::Notify`] and
 //! [`srb_core::Wait`], fd passing with `SCM_RIGHTS`/`SCM_CREDENTIALS`, the
-//! private runtime-directory socket, and a versioned handshake that joins two
-//! processes with a [`channel::Channel`]; and the beginning of `srbd`, the
-//! daemon that serves unmodified libpulse clients: PulseAudio's tagstruct
-//! and pstream codecs ([`pulse`]) and a first server ([`srbd`]) that answers
-//! `pactl info`/`list` (no streams, no shared memory yet).
+//! private runtime-directory socket, a versioned handshake that joins two
+//! processes with a [`channel::Channel`], and the epoll event loop
+//! ([`reactor`]) that a server runs every connection on. It is transport
+//! only: the PulseAudio protocol is `srb-pulse` (`host-linux/pulse/`) and
+//! the daemon is `srbd` (`host-linux/srbd/`); both sit on top of this crate
+//! and nothing here knows about them.
 //!
 //! ## Where things live
 //!
@@ -17,7 +18,6 @@
 //! | [`mapping`] | [`mapping::SharedMapping`]: one shared mapping, `Arc`-owned, unmapped on last drop; hands out `Block`s and atomic words, never references |
 //! | [`pool`] | [`pool::UnsealedPool`]: `pread`-only access to unsealed peer memfds (libpulse's pool), so truncation gives an error, not SIGBUS |
 //! | [`fdkind`] | [`fdkind::FdKind`] and [`fdkind::classify`]: what a received fd really is |
-//! | [`logging`] | [`logging::init`]: the binaries' `tracing` setup (`RUST_LOG`) |
 //! | [`timer`] | [`timer::periodic`]: the timerfd clock of srbd's sink and of `dsp-sim` |
 //! | [`signal`] | [`signal::NotifyError`], [`signal::WaitError`] and [`signal::PeerWatch`] (hang-up detection), shared by both signal kinds |
 //! | [`eventfd`] | [`eventfd::Eventfd`] (`Notify`) and [`eventfd::EventfdWait`] (`Wait`, pollable): blocking counter-mode eventfds, read with `RWF_NOWAIT` |
@@ -28,10 +28,8 @@
 //! | [`listener`] | [`listener::Listener`]: lock file, stale socket removal, `SO_PEERCRED` on accept, systemd socket activation; [`listener::connect`] |
 //! | [`handshake`] | [`handshake::create`] / [`handshake::accept`]: the versioned offer (layout pa/srb, signal eventfd/futex, lengths, capacity) and its checks |
 //! | [`channel`] | [`channel::Channel`]: one side's channel owning mapping, signals and socket; blocking helpers that end in `PeerGone` |
-//! | [`dsp`] | the DSP peer: [`dsp::link::DspLink`] (srbd's end), [`dsp::peer::run`] (the `dsp-sim` process), [`dsp::supervisor::Supervisor`] (spawn, restart) |
+//! | [`reactor`] | [`reactor::Reactor`]: the epoll event loop (tokens, level-triggered readiness); [`reactor::Alarm`]: one timerfd for all of a loop's deadlines |
 //! | [`echo`] | the checksummed echo exchange used by the `srb-echo` peer binary and the tests |
-//! | [`pulse`] | PulseAudio native protocol codecs: tagstruct, pstream framing |
-//! | [`srbd`] | the `srbd` daemon: protocol sessions, streams, the mixer engine, the SHM fast path, the DSP clock, settings (its module doc has the map) |
 //!
 //! ## Rules this crate keeps
 //!
@@ -69,7 +67,6 @@
 #![warn(missing_docs)]
 
 pub mod channel;
-pub mod dsp;
 pub mod echo;
 pub mod eventfd;
 pub mod fdkind;
@@ -77,13 +74,11 @@ pub mod frame;
 pub mod futex;
 pub mod handshake;
 pub mod listener;
-pub mod logging;
 pub mod mapping;
 pub mod memfd;
 pub mod pool;
-pub mod pulse;
+pub mod reactor;
 pub mod runtime_dir;
 pub mod scm;
 pub mod signal;
-pub mod srbd;
 pub mod timer;

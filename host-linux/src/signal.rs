@@ -49,7 +49,7 @@ pub struct PeerWatch {
 }
 
 /// Poll events that mean the peer closed its end.
-pub(crate) const HANGUP: PollFlags = PollFlags::RDHUP
+pub const HANGUP: PollFlags = PollFlags::RDHUP
     .union(PollFlags::HUP)
     .union(PollFlags::ERR)
     .union(PollFlags::NVAL);

@@ -14,16 +14,16 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use srb_linux::pulse::tagstruct::{Proplist, TagReader, TagWriter};
-use srb_linux::srbd::commands::Command;
-use srb_linux::srbd::connection::Session;
-use srb_linux::srbd::engine::{Engine, SinkConfig};
-use srb_linux::srbd::output::OutputSpec;
-use srb_linux::srbd::playback::CreatePlayback;
-use srb_linux::srbd::record::CreateRecord;
-use srb_linux::srbd::server_info::ServerInfo;
-use srb_linux::srbd::wake::Waker;
-use srb_linux::srbd::Server;
+use srb_pulse::tagstruct::{Proplist, TagReader, TagWriter};
+use srb_pulse::commands::Command;
+use srbd::control::connection::Session;
+use srbd::engine::mixer::{Engine, SinkConfig};
+use srbd::engine::output::OutputSpec;
+use srbd::control::playback::CreatePlayback;
+use srbd::control::record::CreateRecord;
+use srbd::control::server_info::ServerInfo;
+use srbd::control::wake::Waker;
+use srbd::Server;
 
 fn server() -> &'static Arc<Server> {
     static SERVER: OnceLock<Arc<Server>> = OnceLock::new();

@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use srb_linux::pulse::pstream::{Frame, FrameDecoder, FRAME_SIZE_MAX_ALLOW};
+use srb_pulse::pstream::{Frame, FrameDecoder, FRAME_SIZE_MAX_ALLOW};
 
 fuzz_target!(|data: &[u8]| {
     let [mode, pattern, stream @ ..] = data else {

@@ -9,8 +9,8 @@
 use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
-use srb_linux::pulse::pstream::{SeekMode, ShmRef, ShmRefFrame};
-use srb_linux::srbd::shm::{validate, ShmError, ShmImports, ShmRefError, MAX_REF_LEN};
+use srb_pulse::pstream::{SeekMode, ShmRef, ShmRefFrame};
+use srbd::control::shm::{validate, ShmError, ShmImports, ShmRefError, MAX_REF_LEN};
 
 /// The pool the imports read: 64 KiB, registered once per thread; the
 /// second fd lets an input shrink and regrow it.

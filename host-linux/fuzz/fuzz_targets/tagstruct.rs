@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use srb_linux::pulse::tagstruct::{TagReader, TagWriter};
+use srb_pulse::tagstruct::{TagReader, TagWriter};
 
 /// Calls getter `k` (0..=17); whether it succeeded.
 fn get(r: &mut TagReader<'_>, k: u8) -> bool {

@@ -1,11 +1,7 @@
 //! Helpers shared by the integration tests: a private socket directory and
-//! a spawned `srb-echo` peer connected through a channel; [`srbd`] is the
-//! harness of the `srbd` end-to-end tests (daemon, Debian's PulseAudio
-//! clients, WAV files).
+//! a spawned `srb-echo` peer connected through a channel.
 
 #![allow(dead_code)] // each test binary uses a different subset
-
-pub mod srbd;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,331 @@
+//! `srbd`: serves libpulse clients (PulseAudio native protocol) on a unix
+//! socket, and optionally TCP. Foreground only; logs go to stderr,
+//! filtered by `RUST_LOG`.
+//!
+//! ```text
+//! srbd [--socket PATH] [--tcp ADDR:PORT] [--config FILE] [--output null|wav:PATH]
+//!      [--format NAME] [--rate HZ] [--channels N] [--period-frames N] [--sink-name NAME]
+//!      [--dsp on|off] [--dsp-chain SPEC] [--dsp-program PATH] [--shm on|off]
+//!      [--srbchannel on|off] [--spin-us N]
+//! ```
+//!
+//! By default it spawns the `dsp-sim` peer (found beside `srbd`), which
+//! clocks the sink and processes every period; if the peer dies or stalls
+//! srbd falls back to its own clock within two periods and restarts it.
+//!
+//! Without `--socket` it listens on `native` in the srb runtime directory.
+//! On start it prints `PULSE_SERVER=unix:<path>` on stdout. SIGINT or
+//! SIGTERM ends it: clients see a disconnect, the wav output is finalized
+//! and the socket removed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use srb_linux::listener::Listener;
+use srb_linux::runtime_dir::RuntimeDir;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use srbd::config::{format_name, Config, FileConfig};
+use srbd::dsp::link::DspLink;
+use srbd::dsp::supervisor::{default_program, DspConfig, RestartHandle, Supervisor};
+use srbd::engine::mixer::{Engine, SinkConfig};
+use srbd::{self, server_info::ServerInfo, Server};
+
+/// Serves PulseAudio clients (pactl, pacat, paplay, parec, ...).
+#[derive(Debug, Parser)]
+#[command(name = "srbd", version)]
+struct Args {
+    /// The socket to listen on; its directory must be ours and 0700.
+    /// Default: `native` in the srb runtime directory.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Also serve TCP clients here (inline audio only; they must present
+    /// the cookie unless `tcp_anonymous = true` in the config).
+    #[arg(long, value_name = "ADDR:PORT")]
+    tcp: Option<SocketAddr>,
+    /// Settings file (TOML); options given here override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Output backend: `null` or `wav:PATH`.
+    #[arg(long, value_name = "SPEC")]
+    output: Option<String>,
+    /// Sink sample format (PulseAudio names: s16le, float32le, ...).
+    #[arg(long, value_name = "NAME")]
+    format: Option<String>,
+    /// Sink sample rate in Hz.
+    #[arg(long, value_name = "HZ")]
+    rate: Option<u32>,
+    /// Sink channel count.
+    #[arg(long, value_name = "N")]
+    channels: Option<u8>,
+    /// Frames per mixer period (64..=4096; default 10 ms).
+    #[arg(long, value_name = "N")]
+    period_frames: Option<usize>,
+    /// Sink name.
+    #[arg(long, value_name = "NAME")]
+    sink_name: Option<String>,
+    /// Run the `dsp-sim` peer, which then clocks and processes the sink
+    /// (default on; `off` keeps srbd's own timerfd clock).
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    dsp: Option<bool>,
+    /// The DSP's processing chain, e.g. `gain:-6dB,peak:1000Hz:q1.0:+3dB`
+    /// (default: none, bit-exact).
+    #[arg(long, value_name = "SPEC")]
+    dsp_chain: Option<String>,
+    /// The `dsp-sim` program (default: beside srbd, else on PATH).
+    #[arg(long, value_name = "PATH")]
+    dsp_program: Option<PathBuf>,
+    /// Offer the SHM fast path (memfd pools) to local clients of our uid
+    /// (default on; `off`: every client copies audio through the socket).
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    shm: Option<bool>,
+    /// Offer the srbchannel (a shared ring for all frames) to clients that
+    /// got SHM (default on; `off`: frames go through the socket).
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    srbchannel: Option<bool>,
+    /// Microseconds a connection keeps polling a chatty client's
+    /// srbchannel ring before sleeping (default 100; 0: never; at most
+    /// 1000).
+    #[arg(long, value_name = "N")]
+    spin_us: Option<u64>,
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("{s:?}: expected on or off")),
+    }
+}
+
+fn config(args: Args) -> Result<Config, String> {
+    let file = match &args.config {
+        Some(p) => FileConfig::load(p).map_err(|e| e.to_string())?,
+        None => FileConfig::default(),
+    };
+    let cli = FileConfig {
+        socket: args.socket,
+        tcp: args.tcp,
+        tcp_anonymous: None,
+        cookie: None,
+        sink_name: args.sink_name,
+        format: args.format,
+        rate: args.rate,
+        channels: args.channels,
+        period_frames: args.period_frames,
+        output: args.output,
+        dsp: args.dsp,
+        dsp_chain: args.dsp_chain,
+        dsp_program: args.dsp_program,
+        stats_interval: None,
+        shm: args.shm,
+        srbchannel: args.srbchannel,
+        spin_us: args.spin_us,
+    };
+    file.overlay(cli).resolve().map_err(|e| e.to_string())
+}
+
+fn bind(socket: &Option<PathBuf>) -> Result<Listener, String> {
+    match socket {
+        Some(path) => {
+            let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                return Err(format!("--socket {}: not a file path", path.display()));
+            };
+            let dir = if dir.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                dir
+            };
+            RuntimeDir::open(dir)
+                .map_err(|e| e.to_string())
+                .and_then(|d| {
+                    Listener::bind(&d, &name.to_string_lossy()).map_err(|e| e.to_string())
+                })
+        }
+        None => RuntimeDir::open_default()
+            .map_err(|e| e.to_string())
+            .and_then(|d| Listener::bind(&d, "native").map_err(|e| e.to_string())),
+    }
+}
+
+fn main() -> ExitCode {
+    srbd::logging::init();
+    let cfg = match config(Args::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("srbd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match bind(&cfg.socket) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("srbd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let Some(path) = listener.path().map(|p| p.to_path_buf()) else {
+        eprintln!("srbd: listener has no path");
+        return ExitCode::from(1);
+    };
+    let (dsp, links) = start_dsp(&cfg);
+    let engine = match Engine::start_with_dsp(
+        SinkConfig {
+            spec: cfg.spec,
+            map: cfg.map.clone(),
+            period_frames: cfg.period_frames,
+            output: cfg.output.clone(),
+        },
+        links,
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("srbd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(
+        sink = %cfg.sink_name,
+        format = format_name(cfg.spec.format),
+        rate = cfg.spec.rate,
+        channels = cfg.spec.channels,
+        period_frames = cfg.period_frames,
+        output = %cfg.output,
+        "sink ready"
+    );
+    let info = ServerInfo::from_env(&cfg.sink_name, cfg.spec, cfg.map.clone());
+    let server = Arc::new(
+        Server::new(info, engine)
+            .with_shm(cfg.shm)
+            .with_srbchannel(cfg.srbchannel)
+            .with_spin(cfg.spin),
+    );
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("srbd: cannot watch signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let tcp = match cfg.tcp {
+        None => None,
+        Some(addr) => {
+            match srbd::control::tcp::serve(addr, cfg.tcp_anonymous, cfg.cookie.as_deref(), &server)
+            {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    eprintln!("srbd: --tcp {addr}: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
+    {
+        let server = server.clone();
+        let path = path.clone();
+        let tcp_addr = tcp.as_ref().map(|t| t.local_addr());
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                tracing::info!(signal = sig, "shutting down");
+                server.request_stop();
+                srbd::wake(&path);
+                if let Some(a) = tcp_addr {
+                    srbd::control::tcp::wake(a);
+                }
+            }
+        });
+    }
+    if cfg.stats_interval > 0 {
+        let server = server.clone();
+        let handle = dsp.as_ref().map(Supervisor::restart_handle);
+        let interval = Duration::from_secs(cfg.stats_interval);
+        std::thread::spawn(move || log_stats(server, handle, interval));
+    }
+    println!("PULSE_SERVER=unix:{}", path.display());
+    if let Some(t) = &tcp {
+        println!("PULSE_SERVER=tcp:{}", t.local_addr());
+    }
+    let result = srbd::run(&listener, &server);
+    drop(listener);
+    if let Some(t) = tcp {
+        t.join();
+    }
+    // Connection threads hold the server; wait for them to leave so the
+    // engine stops (and the wav output is finalized) exactly once, here.
+    let code = match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("srbd: accept: {e}");
+            ExitCode::from(1)
+        }
+    };
+    srbd::shutdown(server);
+    if let Some(d) = dsp {
+        d.stop();
+    }
+    code
+}
+
+/// Starts the DSP supervisor if the config asks for it; on failure srbd
+/// keeps its own clock (logged).
+fn start_dsp(cfg: &Config) -> (Option<Supervisor>, Option<mpsc::Receiver<DspLink>>) {
+    if !cfg.dsp {
+        tracing::info!("DSP off: the sink runs on its own timerfd clock");
+        return (None, None);
+    }
+    let Some(program) = cfg.dsp_program.clone().or_else(default_program) else {
+        tracing::warn!("dsp-sim not found beside srbd or on PATH; the sink runs on its own clock");
+        return (None, None);
+    };
+    let (tx, rx) = mpsc::channel();
+    let dsp_cfg = DspConfig {
+        program,
+        rate: cfg.spec.rate,
+        channels: cfg.spec.channels,
+        period_frames: cfg.period_frames,
+        chain: cfg.dsp_chain.clone(),
+    };
+    match Supervisor::start(dsp_cfg, tx) {
+        Ok(s) => {
+            tracing::info!(chain = ?cfg.dsp_chain, pid = ?s.child_pid(), "DSP peer started");
+            (Some(s), Some(rx))
+        }
+        Err(e) => {
+            tracing::warn!(%e, "DSP peer not started; the sink runs on its own clock");
+            (None, None)
+        }
+    }
+}
+
+/// Logs the DSP's statistics every `interval` until the server stops.
+fn log_stats(server: Arc<Server>, dsp: Option<RestartHandle>, interval: Duration) {
+    let mut last = Instant::now();
+    while !server.stopping() {
+        std::thread::sleep(Duration::from_millis(200));
+        if last.elapsed() < interval {
+            continue;
+        }
+        last = Instant::now();
+        let c = server.engine.dsp();
+        let s = c.stats.load();
+        tracing::info!(
+            dsp_periods = s.map(|s| s.periods),
+            worst_us = s.map(|s| s.worst_ns / 1000),
+            mean_us = s.map(|s| s.mean_ns / 1000),
+            dsp_deadline_misses = s.map(|s| s.deadline_misses),
+            processed = c.processed.load(Ordering::Relaxed),
+            late = c.late.load(Ordering::Relaxed),
+            fallbacks = c.fallbacks.load(Ordering::Relaxed),
+            restarts = dsp.as_ref().map(RestartHandle::restarts),
+            periods = server.engine.shared().periods.load(Ordering::Relaxed),
+            "stats"
+        );
+    }
+}

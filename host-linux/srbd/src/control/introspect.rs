@@ -1,0 +1,552 @@
+//! Introspection and control commands: server, sink, source, client,
+//! sink-input and source-output info; lookups; STAT and SUBSCRIBE; sink,
+//! source and stream volumes and mutes; defaults; kills; client proplist
+//! updates. Record layouts follow libpulse 16.1's parser (§6.3, §6.4).
+
+use std::sync::atomic::Ordering;
+
+use crate::control::connection::{error, reply, ConnError, Session, MAX_CLIENT_PROPS};
+use crate::control::registry::{SinkInput, SourceOutput};
+use crate::control::server_info::{DRIVER, INVALID_INDEX};
+use crate::linear_gains;
+use srb_pulse::commands::{Command, PaError};
+use srb_pulse::tagstruct::{CVolume, FormatInfo, Proplist, TagReader, TagWriter};
+
+/// `PA_UPDATE_SET`, `PA_UPDATE_MERGE`, `PA_UPDATE_REPLACE`.
+const UPDATE_SET: u32 = 0;
+const UPDATE_MERGE: u32 = 1;
+const UPDATE_REPLACE: u32 = 2;
+
+/// Whether `Session::introspect` handles `cmd`.
+pub fn handles(cmd: Command) -> bool {
+    use Command::*;
+    matches!(
+        cmd,
+        GetServerInfo
+            | GetSinkInfo
+            | GetSinkInfoList
+            | GetSourceInfo
+            | GetSourceInfoList
+            | LookupSink
+            | LookupSource
+            | GetClientInfo
+            | GetClientInfoList
+            | GetSinkInputInfo
+            | GetSinkInputInfoList
+            | GetSourceOutputInfo
+            | GetSourceOutputInfoList
+            | GetModuleInfoList
+            | GetCardInfoList
+            | GetSampleInfoList
+            | Stat
+            | Subscribe
+            | SetSinkVolume
+            | SetSinkMute
+            | SetSourceVolume
+            | SetSourceMute
+            | SetSinkInputVolume
+            | SetSinkInputMute
+            | SetSourceOutputVolume
+            | SetSourceOutputMute
+            | SetDefaultSink
+            | SetDefaultSource
+            | KillSinkInput
+            | KillSourceOutput
+            | UpdateClientProplist
+            | RemoveClientProplist
+    )
+}
+
+/// The per-sink-channel gains for a stream volume: per channel when the
+/// stream has the sink's channel count, else one gain (the mean) for all.
+pub fn stream_gains(v: &CVolume, sink_channels: u8) -> Vec<f32> {
+    let g = linear_gains(v);
+    if v.channels() == sink_channels || g.is_empty() {
+        g
+    } else {
+        vec![g.iter().sum::<f32>() / g.len() as f32]
+    }
+}
+
+/// Applies a proplist update in `mode` (SET, MERGE or REPLACE).
+pub fn update_proplist(target: &mut Proplist, mode: u32, new: &Proplist) -> Result<(), PaError> {
+    match mode {
+        UPDATE_SET => *target = new.clone(),
+        UPDATE_MERGE | UPDATE_REPLACE => {
+            for (k, v) in new.entries() {
+                if mode == UPDATE_MERGE && target.get(k).is_some() {
+                    continue;
+                }
+                target.set(k, v).map_err(|_| PaError::Invalid)?;
+            }
+        }
+        _ => return Err(PaError::Invalid),
+    }
+    Ok(())
+}
+
+/// Reads the key list of a REMOVE_*_PROPLIST request (strings ending
+/// with a NULL string).
+pub fn read_keys<'a>(r: &mut TagReader<'a>) -> Result<Vec<&'a str>, ConnError> {
+    let mut keys = Vec::new();
+    while let Some(k) = r.get_string()? {
+        keys.push(k);
+    }
+    r.finish()?;
+    Ok(keys)
+}
+
+fn write_client(w: &mut TagWriter, version: u32, index: u32, props: &Proplist) {
+    w.put_u32(index)
+        .put_string(Some(
+            props.get_str("application.name").unwrap_or("(unnamed)"),
+        ))
+        .put_u32(INVALID_INDEX)
+        .put_string(Some(DRIVER));
+    if version >= 13 {
+        w.put_proplist(props);
+    }
+}
+
+fn resample_method(spec_rate: u32, sink_rate: u32) -> &'static str {
+    if spec_rate == sink_rate {
+        "copy"
+    } else {
+        "rubato"
+    }
+}
+
+impl Session {
+    fn write_sink_input(&self, w: &mut TagWriter, version: u32, index: u32, s: &SinkInput) {
+        let sink = &self.server.info.sink;
+        w.put_u32(index)
+            .put_string(Some(s.props.get_str("media.name").unwrap_or("(unnamed)")))
+            .put_u32(INVALID_INDEX)
+            .put_u32(s.client)
+            .put_u32(sink.index)
+            .put_sample_spec(&s.spec)
+            .put_channel_map(&s.map)
+            .put_cvolume(&s.volume)
+            .put_usec(0)
+            .put_usec(self.server.engine.period_usec())
+            .put_string(Some(resample_method(s.spec.rate, sink.sample_spec.rate)))
+            .put_string(Some(DRIVER));
+        w.put_bool(s.muted);
+        if version >= 13 {
+            w.put_proplist(&s.props);
+        }
+        if version >= 19 {
+            w.put_bool(s.shared.corked.load(Ordering::Relaxed));
+        }
+        if version >= 20 {
+            w.put_bool(true).put_bool(true);
+        }
+        if version >= 21 {
+            w.put_format_info(&FormatInfo {
+                encoding: crate::control::playback::ENCODING_PCM,
+                props: Proplist::new(),
+            });
+        }
+    }
+
+    fn write_source_output(&self, w: &mut TagWriter, version: u32, index: u32, s: &SourceOutput) {
+        let mon = &self.server.info.monitor;
+        w.put_u32(index)
+            .put_string(Some(s.props.get_str("media.name").unwrap_or("(unnamed)")))
+            .put_u32(INVALID_INDEX)
+            .put_u32(s.client)
+            .put_u32(mon.index)
+            .put_sample_spec(&s.spec)
+            .put_channel_map(&s.map)
+            .put_usec(0)
+            .put_usec(self.server.engine.period_usec())
+            .put_string(Some(resample_method(s.spec.rate, mon.sample_spec.rate)))
+            .put_string(Some(DRIVER));
+        if version >= 13 {
+            w.put_proplist(&s.props);
+        }
+        if version >= 19 {
+            w.put_bool(s.shared.corked.load(Ordering::Relaxed));
+        }
+        if version >= 22 {
+            w.put_cvolume(&s.volume)
+                .put_bool(s.muted)
+                .put_bool(true)
+                .put_bool(true)
+                .put_format_info(&FormatInfo {
+                    encoding: crate::control::playback::ENCODING_PCM,
+                    props: Proplist::new(),
+                });
+        }
+    }
+
+    /// The sink (`false`) or monitor (`true`) named by index or name, as
+    /// GET_*_INFO and SET_SINK/SOURCE_* address it.
+    fn device(&self, monitor: bool, index: u32, name: Option<&str>) -> Result<(), PaError> {
+        let info = &self.server.info;
+        let found = match (index, name) {
+            (INVALID_INDEX, Some(n)) if !monitor => info.sink_by_name(n),
+            (INVALID_INDEX, Some(n)) => info.source_by_name(n),
+            (i, None) if i != INVALID_INDEX => {
+                let ours = if monitor {
+                    info.monitor.index
+                } else {
+                    info.sink.index
+                };
+                (i == ours).then_some(i)
+            }
+            _ => return Err(PaError::Invalid),
+        };
+        found.map(|_| ()).ok_or(PaError::NoEntity)
+    }
+
+    fn write_device(&self, w: &mut TagWriter, version: u32, monitor: bool) {
+        let st = self.server.device_state(monitor);
+        // Relaxed: a status flag.
+        let running = self.server.engine.shared().running.load(Ordering::Relaxed);
+        if monitor {
+            self.server.info.write_source(w, version, &st, running);
+        } else {
+            self.server.info.write_sink(w, version, &st, running);
+        }
+    }
+
+    /// Handles a command of [`handles`]; the reply to send.
+    pub(super) fn introspect(
+        &mut self,
+        cmd: Command,
+        tag: u32,
+        r: &mut TagReader<'_>,
+        version: u32,
+        packet_len: usize,
+    ) -> Result<Option<TagWriter>, ConnError> {
+        let info = &self.server.info;
+        let w = match cmd {
+            Command::GetServerInfo => {
+                r.finish()?;
+                let mut w = reply(tag);
+                info.write_server_info(&mut w, version);
+                w
+            }
+            Command::GetSinkInfoList | Command::GetSourceInfoList => {
+                r.finish()?;
+                let mut w = reply(tag);
+                self.write_device(&mut w, version, cmd == Command::GetSourceInfoList);
+                w
+            }
+            Command::GetSinkInfo | Command::GetSourceInfo => {
+                let index = r.get_u32()?;
+                let name = r.get_string()?;
+                r.finish()?;
+                let monitor = cmd == Command::GetSourceInfo;
+                match self.device(monitor, index, name) {
+                    Ok(()) => {
+                        let mut w = reply(tag);
+                        self.write_device(&mut w, version, monitor);
+                        w
+                    }
+                    Err(e) => error(tag, e),
+                }
+            }
+            Command::LookupSink | Command::LookupSource => {
+                let name = r.get_nonnull_string("device name")?;
+                r.finish()?;
+                let found = if cmd == Command::LookupSink {
+                    info.sink_by_name(name)
+                } else {
+                    info.source_by_name(name)
+                };
+                match found {
+                    Some(i) => {
+                        let mut w = reply(tag);
+                        w.put_u32(i);
+                        w
+                    }
+                    None => error(tag, PaError::NoEntity),
+                }
+            }
+            Command::GetClientInfoList => {
+                r.finish()?;
+                let mut w = reply(tag);
+                for (index, props) in self.server.clients() {
+                    write_client(&mut w, version, index, &props);
+                }
+                w
+            }
+            Command::GetClientInfo => {
+                let index = r.get_u32()?;
+                r.finish()?;
+                match self.server.clients().into_iter().find(|(i, _)| *i == index) {
+                    Some((i, props)) => {
+                        let mut w = reply(tag);
+                        write_client(&mut w, version, i, &props);
+                        w
+                    }
+                    None => error(tag, PaError::NoEntity),
+                }
+            }
+            Command::GetSinkInputInfoList => {
+                r.finish()?;
+                let mut w = reply(tag);
+                for (i, s) in self.server.registry.sink_inputs() {
+                    self.write_sink_input(&mut w, version, i, &s);
+                }
+                w
+            }
+            Command::GetSinkInputInfo => {
+                let index = r.get_u32()?;
+                r.finish()?;
+                let all = self.server.registry.sink_inputs();
+                match all.iter().find(|(i, _)| *i == index) {
+                    Some((i, s)) => {
+                        let mut w = reply(tag);
+                        self.write_sink_input(&mut w, version, *i, s);
+                        w
+                    }
+                    None => error(tag, PaError::NoEntity),
+                }
+            }
+            Command::GetSourceOutputInfoList => {
+                r.finish()?;
+                let mut w = reply(tag);
+                for (i, s) in self.server.registry.source_outputs() {
+                    self.write_source_output(&mut w, version, i, &s);
+                }
+                w
+            }
+            Command::GetSourceOutputInfo => {
+                let index = r.get_u32()?;
+                r.finish()?;
+                let all = self.server.registry.source_outputs();
+                match all.iter().find(|(i, _)| *i == index) {
+                    Some((i, s)) => {
+                        let mut w = reply(tag);
+                        self.write_source_output(&mut w, version, *i, s);
+                        w
+                    }
+                    None => error(tag, PaError::NoEntity),
+                }
+            }
+            Command::GetModuleInfoList | Command::GetCardInfoList | Command::GetSampleInfoList => {
+                r.finish()?;
+                reply(tag)
+            }
+            Command::Stat => {
+                r.finish()?;
+                let mut w = reply(tag);
+                for _ in 0..5 {
+                    w.put_u32(0);
+                }
+                w
+            }
+            Command::Subscribe => {
+                let mask = r.get_u32()?;
+                r.finish()?;
+                self.server
+                    .registry
+                    .subscribe(self.client_index, mask, self.waker.clone());
+                reply(tag)
+            }
+            Command::SetSinkVolume | Command::SetSourceVolume => {
+                let index = r.get_u32()?;
+                let name = r.get_string()?;
+                let volume = r.get_cvolume()?;
+                r.finish()?;
+                let monitor = cmd == Command::SetSourceVolume;
+                let channels = info.sink.sample_spec.channels;
+                match self.device(monitor, index, name) {
+                    Err(e) => error(tag, e),
+                    Ok(()) if volume.check().is_err() || volume.channels() != channels => {
+                        error(tag, PaError::Invalid)
+                    }
+                    Ok(()) => {
+                        self.server.set_device_state(monitor, Some(volume), None);
+                        reply(tag)
+                    }
+                }
+            }
+            Command::SetSinkMute | Command::SetSourceMute => {
+                let index = r.get_u32()?;
+                let name = r.get_string()?;
+                let muted = r.get_bool()?;
+                r.finish()?;
+                let monitor = cmd == Command::SetSourceMute;
+                match self.device(monitor, index, name) {
+                    Err(e) => error(tag, e),
+                    Ok(()) => {
+                        self.server.set_device_state(monitor, None, Some(muted));
+                        reply(tag)
+                    }
+                }
+            }
+            Command::SetSinkInputVolume | Command::SetSourceOutputVolume => {
+                let index = r.get_u32()?;
+                let volume = r.get_cvolume()?;
+                r.finish()?;
+                if volume.check().is_err() {
+                    return Ok(Some(error(tag, PaError::Invalid)));
+                }
+                let sink_channels = info.sink.sample_spec.channels;
+                let done = if cmd == Command::SetSinkInputVolume {
+                    self.server.registry.update_sink_input(index, |s| {
+                        if volume.channels() != s.spec.channels {
+                            return Err(PaError::Invalid);
+                        }
+                        s.shared.gains.set(&stream_gains(&volume, sink_channels));
+                        s.volume = volume;
+                        Ok(())
+                    })
+                } else {
+                    self.server.registry.update_source_output(index, |s| {
+                        if volume.channels() != s.spec.channels {
+                            return Err(PaError::Invalid);
+                        }
+                        s.shared.gains.set(&stream_gains(&volume, sink_channels));
+                        s.volume = volume;
+                        Ok(())
+                    })
+                };
+                match done {
+                    None => error(tag, PaError::NoEntity),
+                    Some(Err(e)) => error(tag, e),
+                    Some(Ok(())) => reply(tag),
+                }
+            }
+            Command::SetSinkInputMute | Command::SetSourceOutputMute => {
+                let index = r.get_u32()?;
+                let muted = r.get_bool()?;
+                r.finish()?;
+                let done = if cmd == Command::SetSinkInputMute {
+                    self.server.registry.update_sink_input(index, |s| {
+                        s.shared.gains.set_muted(muted);
+                        s.muted = muted;
+                        Ok(())
+                    })
+                } else {
+                    self.server.registry.update_source_output(index, |s| {
+                        s.shared.gains.set_muted(muted);
+                        s.muted = muted;
+                        Ok(())
+                    })
+                };
+                match done {
+                    None => error(tag, PaError::NoEntity),
+                    Some(_) => reply(tag),
+                }
+            }
+            Command::SetDefaultSink | Command::SetDefaultSource => {
+                let name = r.get_string()?;
+                r.finish()?;
+                let found = match name {
+                    None => None,
+                    Some(n) if cmd == Command::SetDefaultSink => info.sink_by_name(n),
+                    Some(n) => info.source_by_name(n),
+                };
+                match found {
+                    Some(_) => reply(tag),
+                    None => error(tag, PaError::NoEntity),
+                }
+            }
+            Command::KillSinkInput | Command::KillSourceOutput => {
+                let index = r.get_u32()?;
+                r.finish()?;
+                let killed = if cmd == Command::KillSinkInput {
+                    self.server.registry.update_sink_input(index, |s| {
+                        // Relaxed: the owner's wake-up below carries it.
+                        s.shared.killed.store(true, Ordering::Relaxed);
+                        s.shared.waker.wake();
+                        Err::<(), _>(PaError::NoEntity)
+                    })
+                } else {
+                    self.server.registry.update_source_output(index, |s| {
+                        s.shared.killed.store(true, Ordering::Relaxed);
+                        s.shared.waker.wake();
+                        Err::<(), _>(PaError::NoEntity)
+                    })
+                };
+                // The closures "fail" so that no CHANGE event precedes the
+                // REMOVE the owner posts.
+                match killed {
+                    Some(_) => reply(tag),
+                    None => error(tag, PaError::NoEntity),
+                }
+            }
+            Command::UpdateClientProplist => {
+                let mode = r.get_u32()?;
+                let props = r.get_proplist()?;
+                r.finish()?;
+                if packet_len > MAX_CLIENT_PROPS {
+                    return Ok(Some(error(tag, PaError::TooLarge)));
+                }
+                let mut current = self
+                    .server
+                    .clients()
+                    .into_iter()
+                    .find(|(i, _)| *i == self.client_index)
+                    .map(|(_, p)| p)
+                    .unwrap_or_default();
+                match update_proplist(&mut current, mode, &props) {
+                    Ok(()) => {
+                        self.server.set_client(self.client_index, current);
+                        reply(tag)
+                    }
+                    Err(e) => error(tag, e),
+                }
+            }
+            Command::RemoveClientProplist => {
+                let keys = read_keys(r)?;
+                let mut current = self
+                    .server
+                    .clients()
+                    .into_iter()
+                    .find(|(i, _)| *i == self.client_index)
+                    .map(|(_, p)| p)
+                    .unwrap_or_default();
+                for k in keys {
+                    current.remove(k);
+                }
+                self.server.set_client(self.client_index, current);
+                reply(tag)
+            }
+            _ => return Ok(self.unsupported(cmd, tag)),
+        };
+        Ok(Some(w))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proplist_update_modes() {
+        let mut a = Proplist::new();
+        a.set_str("x", "1").unwrap();
+        a.set_str("y", "1").unwrap();
+        let mut b = Proplist::new();
+        b.set_str("y", "2").unwrap();
+        b.set_str("z", "2").unwrap();
+        let mut m = a.clone();
+        update_proplist(&mut m, UPDATE_MERGE, &b).unwrap();
+        assert_eq!(
+            (m.get_str("x"), m.get_str("y"), m.get_str("z")),
+            (Some("1"), Some("1"), Some("2"))
+        );
+        let mut m = a.clone();
+        update_proplist(&mut m, UPDATE_REPLACE, &b).unwrap();
+        assert_eq!((m.get_str("x"), m.get_str("y")), (Some("1"), Some("2")));
+        let mut m = a.clone();
+        update_proplist(&mut m, UPDATE_SET, &b).unwrap();
+        assert_eq!((m.get_str("x"), m.get_str("y")), (None, Some("2")));
+        assert_eq!(update_proplist(&mut a, 3, &b), Err(PaError::Invalid));
+    }
+
+    #[test]
+    fn stream_gains_follow_channel_counts() {
+        let v = CVolume::new(&[0x10000, 0]).unwrap();
+        assert_eq!(stream_gains(&v, 2), vec![1.0, 0.0]);
+        assert_eq!(stream_gains(&v, 6), vec![0.5]);
+        let v = CVolume::new(&[0x10000]).unwrap();
+        assert_eq!(stream_gains(&v, 2), vec![1.0]);
+    }
+}

@@ -1,0 +1,28 @@
+//! The control side of srbd: everything a client talks to.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`server_info`] | [`server_info::ServerInfo`]: the server identity, sink and monitor, encoded by version (§6.3, §6.4) |
+//! | [`connection`] | [`connection::Session`] (per-client protocol state machine) and its socket loop |
+//! | [`outbound`] | [`outbound::Outbound`]: where a connection's frames go (socket, or the srbchannel ring once acknowledged), and the ring's poll hooks |
+//! | [`srbchannel`] | [`srbchannel::SrbLink`]: srbd's end of a client's srbchannel (sealed PA-layout memfd block, fd0/fd1, the offer, fdsem waking, hostile-block checks) |
+//! | [`shm`] | the SHM fast path: per-connection memfd imports (REGISTER_MEMFD_SHMID), SHM reference validation, `pread` copies and RELEASE |
+//! | [`introspect`] | info, lookup, volume, mute, default, kill and client-proplist commands |
+//! | [`streams`] | stream commands (create, delete, drain, cork, flush, latency, attributes, rates, names, proplists) |
+//! | [`playback`] / [`record`] | one stream's control side: request decoding and validation, flow control (REQUEST, STARTED, UNDERFLOW, drain replies), record delivery |
+//! | [`registry`] | clients, sink inputs, source outputs, SUBSCRIBE event queues |
+//! | [`mod@wake`] | [`wake::Waker`]: the eventfd that wakes the control loop |
+//! | [`tcp`] | `--tcp`: TCP clients with cookie authentication |
+
+pub mod connection;
+pub mod introspect;
+pub mod outbound;
+pub mod playback;
+pub mod record;
+pub mod registry;
+pub mod server_info;
+pub mod shm;
+pub mod srbchannel;
+pub mod streams;
+pub mod tcp;
+pub mod wake;

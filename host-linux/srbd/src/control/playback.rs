@@ -1,0 +1,562 @@
+//! Playback streams, connection side: the CREATE_PLAYBACK_STREAM request
+//! (§6.5), its validation and reply, and the flow control of §7.3: the
+//! server asks for data with REQUEST, the client never writes more than it
+//! was asked for, so the server owns the queue depth.
+//!
+//! Per stream the connection keeps `written` (bytes that entered the ring)
+//! and `outstanding` (bytes requested but not yet received). After every
+//! write and every mixer wake-up, `missing = tlength - queued -
+//! outstanding`; a REQUEST for it goes out when it reaches `minreq` (or at
+//! once while prebuffering).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::engine::stream::PlaybackShared;
+use srb_pulse::attr::{self, PlaybackAttr};
+use srb_pulse::commands::{Command, PaError, NO_TAG};
+use srb_pulse::tagstruct::{
+    CVolume, ChannelMap, FormatInfo, Proplist, SampleSpec, TagError, TagReader, TagWriter,
+};
+
+/// `PA_ENCODING_PCM`.
+pub const ENCODING_PCM: u8 = 1;
+/// Most DRAIN requests one stream may have pending.
+pub const MAX_PENDING_DRAINS: usize = 16;
+/// Most formats a client may offer in one request.
+pub const MAX_FORMATS: u8 = 16;
+
+/// A decoded CREATE_PLAYBACK_STREAM request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatePlayback {
+    /// Sample spec.
+    pub spec: SampleSpec,
+    /// Channel map.
+    pub map: ChannelMap,
+    /// Sink by index (`0xFFFFFFFF`: by name or default).
+    pub sink_index: u32,
+    /// Sink by name.
+    pub sink_name: Option<String>,
+    /// Requested maximum length.
+    pub maxlength: u32,
+    /// Start corked.
+    pub corked: bool,
+    /// Requested target length.
+    pub tlength: u32,
+    /// Requested prebuffer.
+    pub prebuf: u32,
+    /// Requested minimum request.
+    pub minreq: u32,
+    /// Initial volume.
+    pub volume: CVolume,
+    /// `variable_rate` (v12): UPDATE_PLAYBACK_STREAM_SAMPLE_RATE allowed.
+    pub variable_rate: bool,
+    /// `start_muted` (v13).
+    pub start_muted: bool,
+    /// `adjust_latency` (v13).
+    pub adjust_latency: bool,
+    /// Stream properties (v13).
+    pub props: Proplist,
+    /// `volume_set` (v14).
+    pub volume_set: bool,
+    /// `early_requests` (v14).
+    pub early_requests: bool,
+    /// `muted_set` (v15).
+    pub muted_set: bool,
+    /// `passthrough` (v18).
+    pub passthrough: bool,
+    /// Offered formats (v21).
+    pub formats: Vec<FormatInfo>,
+}
+
+impl CreatePlayback {
+    /// Decodes the request body (after command and tag) as `version`
+    /// encodes it; trailing bytes are an error.
+    pub fn parse(r: &mut TagReader<'_>, version: u32) -> Result<Self, TagError> {
+        let spec = r.get_sample_spec()?;
+        let map = r.get_channel_map()?;
+        let sink_index = r.get_u32()?;
+        let sink_name = r.get_string()?.map(str::to_owned);
+        let maxlength = r.get_u32()?;
+        let corked = r.get_bool()?;
+        let tlength = r.get_u32()?;
+        let prebuf = r.get_u32()?;
+        let minreq = r.get_u32()?;
+        let _syncid = r.get_u32()?;
+        let volume = r.get_cvolume()?;
+        let mut c = Self {
+            spec,
+            map,
+            sink_index,
+            sink_name,
+            maxlength,
+            corked,
+            tlength,
+            prebuf,
+            minreq,
+            volume,
+            variable_rate: false,
+            start_muted: false,
+            adjust_latency: false,
+            props: Proplist::new(),
+            volume_set: true,
+            early_requests: false,
+            muted_set: false,
+            passthrough: false,
+            formats: Vec::new(),
+        };
+        if version >= 12 {
+            // no_remap, no_remix, fix_format, fix_rate, fix_channels, no_move
+            for _ in 0..6 {
+                r.get_bool()?;
+            }
+            c.variable_rate = r.get_bool()?;
+        }
+        if version >= 13 {
+            c.start_muted = r.get_bool()?;
+            c.adjust_latency = r.get_bool()?;
+            c.props = r.get_proplist()?;
+        }
+        if version >= 14 {
+            c.volume_set = r.get_bool()?;
+            c.early_requests = r.get_bool()?;
+        }
+        if version >= 15 {
+            c.muted_set = r.get_bool()?;
+            let _dont_inhibit_auto_suspend = r.get_bool()?;
+            let _fail_on_suspend = r.get_bool()?;
+        }
+        if version >= 17 {
+            let _relative_volume = r.get_bool()?;
+        }
+        if version >= 18 {
+            c.passthrough = r.get_bool()?;
+        }
+        if version >= 21 {
+            let n = r.get_u8()?;
+            if n > MAX_FORMATS {
+                return Err(TagError::TooLong {
+                    what: "format list",
+                    len: usize::from(n),
+                    max: usize::from(MAX_FORMATS),
+                });
+            }
+            for _ in 0..n {
+                c.formats.push(r.get_format_info()?);
+            }
+        }
+        r.finish()?;
+        Ok(c)
+    }
+
+    /// Checks what libpulse and PulseAudio check (§6.5); the error code
+    /// for the ERROR reply on failure.
+    pub fn validate(&self) -> Result<(), PaError> {
+        if self.sink_index != attr::DEFAULT && self.sink_name.is_some() {
+            return Err(PaError::Invalid);
+        }
+        if self.passthrough {
+            return Err(PaError::NotSupported);
+        }
+        if !self.formats.is_empty() && !self.formats.iter().any(|f| f.encoding == ENCODING_PCM) {
+            return Err(PaError::NotSupported);
+        }
+        self.spec.check().map_err(|_| PaError::Invalid)?;
+        self.map.check().map_err(|_| PaError::Invalid)?;
+        if self.map.channels() != self.spec.channels {
+            return Err(PaError::Invalid);
+        }
+        if self.volume.channels() != self.spec.channels {
+            return Err(PaError::Invalid);
+        }
+        self.volume.check().map_err(|_| PaError::Invalid)?;
+        Ok(())
+    }
+}
+
+/// What the connection keeps per playback stream.
+pub struct Playback {
+    /// The channel id of this stream on its connection.
+    pub channel: u32,
+    /// Sample spec.
+    pub spec: SampleSpec,
+    /// The final buffer attributes.
+    pub attr: PlaybackAttr,
+    /// Whether UPDATE_PLAYBACK_STREAM_SAMPLE_RATE is allowed.
+    pub variable_rate: bool,
+    /// Shared with the mixer.
+    pub shared: Arc<PlaybackShared>,
+    ring: rtrb::Producer<u8>,
+    written: u64,
+    outstanding: i64,
+    started_seen: u32,
+    underflows_seen: u32,
+    drains: Vec<(u32, u32)>,
+}
+
+impl std::fmt::Debug for Playback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Playback")
+            .field("channel", &self.channel)
+            .field("index", &self.shared.index)
+            .field("attr", &self.attr)
+            .field("written", &self.written)
+            .finish()
+    }
+}
+
+fn notify(cmd: Command, channel: u32) -> TagWriter {
+    let mut w = TagWriter::command(cmd as u32, NO_TAG);
+    w.put_u32(channel);
+    w
+}
+
+impl Playback {
+    /// A stream whose ring (capacity `attr.maxlength`) feeds the mixer
+    /// through `ring`'s consumer; `missing` of the reply is `attr.tlength`.
+    pub fn new(
+        channel: u32,
+        spec: SampleSpec,
+        attr: PlaybackAttr,
+        variable_rate: bool,
+        shared: Arc<PlaybackShared>,
+        ring: rtrb::Producer<u8>,
+    ) -> Self {
+        Self {
+            channel,
+            spec,
+            attr,
+            variable_rate,
+            shared,
+            ring,
+            written: 0,
+            outstanding: i64::from(attr.tlength),
+            started_seen: 0,
+            underflows_seen: 0,
+            drains: Vec::new(),
+        }
+    }
+
+    /// Bytes that entered the queue (the write index).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Bytes the mixer consumed (the read index).
+    pub fn read_index(&self) -> u64 {
+        // Acquire pairs with the mixer's Release store.
+        self.shared.read_index.load(Ordering::Acquire)
+    }
+
+    /// Queues client audio. Whatever does not fit in `maxlength` is
+    /// dropped; returns an OVERFLOW notification then.
+    pub fn push(&mut self, data: &[u8]) -> Option<TagWriter> {
+        self.outstanding -= data.len() as i64;
+        let (done, rest) = self.ring.push_partial_slice(data);
+        self.written += done.len() as u64;
+        if rest.is_empty() {
+            None
+        } else {
+            tracing::debug!(
+                channel = self.channel,
+                dropped = rest.len(),
+                "playback overflow"
+            );
+            Some(notify(Command::Overflow, self.channel))
+        }
+    }
+
+    /// FLUSH: everything queued so far is dropped.
+    pub fn flush(&mut self) {
+        // Release: the mixer reads the ring up to here after seeing it.
+        self.shared.flush_to.store(self.written, Ordering::Release);
+    }
+
+    /// DRAIN: `tag` is answered once all queued audio was played. At most
+    /// [`MAX_PENDING_DRAINS`] may wait; returns false (refused) beyond.
+    pub fn drain(&mut self, tag: u32) -> bool {
+        if self.drains.len() >= MAX_PENDING_DRAINS {
+            return false;
+        }
+        // Release: the mixer sees every byte written before the drain.
+        let seq = self.shared.drain_seq.fetch_add(1, Ordering::Release) + 1;
+        self.drains.push((tag, seq));
+        true
+    }
+
+    /// Applies new buffer attributes (the ring keeps its capacity, so
+    /// `maxlength` cannot grow past the original).
+    pub fn set_attr(&mut self, mut a: PlaybackAttr) {
+        let cap = self.attr.maxlength;
+        a.maxlength = a.maxlength.min(cap);
+        a.tlength = a.tlength.min(a.maxlength);
+        a.prebuf = a.prebuf.min(a.tlength);
+        a.minreq = a.minreq.min(a.tlength);
+        // Relaxed: read once per period by the mixer.
+        self.shared.prebuf.store(a.prebuf, Ordering::Relaxed);
+        self.attr = a;
+    }
+
+    /// The notifications and replies due now: STARTED, UNDERFLOW, drain
+    /// REPLYs, then a REQUEST if one is due.
+    pub fn poll(&mut self, version: u32, out: &mut Vec<TagWriter>) {
+        let s = &self.shared;
+        // Acquire pairs with the mixer's Release increments.
+        let started = s.started.load(Ordering::Acquire);
+        if started != self.started_seen {
+            self.started_seen = started;
+            if version >= 13 {
+                out.push(notify(Command::Started, self.channel));
+            }
+        }
+        let underflows = s.underflows.load(Ordering::Acquire);
+        if underflows != self.underflows_seen {
+            self.underflows_seen = underflows;
+            let mut w = notify(Command::Underflow, self.channel);
+            if version >= 23 {
+                let at = s.underflow_at.load(Ordering::Relaxed);
+                w.put_s64(i64::try_from(at).unwrap_or(i64::MAX));
+            }
+            out.push(w);
+        }
+        let drained = s.drained_seq.load(Ordering::Acquire);
+        self.drains.retain(|&(tag, seq)| {
+            // Wrapping comparison: drained has reached seq.
+            let done = drained.wrapping_sub(seq) as i32 >= 0 && drained != 0;
+            if done {
+                out.push(TagWriter::command(Command::Reply as u32, tag));
+            }
+            !done
+        });
+        if let Some(w) = self.request() {
+            out.push(w);
+        }
+    }
+
+    /// A REQUEST for the missing bytes if one is due (§7.3).
+    fn request(&mut self) -> Option<TagWriter> {
+        let queued = self.written.saturating_sub(self.read_index());
+        let missing = i64::from(self.attr.tlength) - queued as i64 - self.outstanding;
+        let prebuffering = self.shared.prebuffering.load(Ordering::Relaxed);
+        if missing <= 0 || (missing < i64::from(self.attr.minreq) && !prebuffering) {
+            return None;
+        }
+        let n = u32::try_from(missing).unwrap_or(u32::MAX);
+        self.outstanding += i64::from(n);
+        let mut w = notify(Command::Request, self.channel);
+        w.put_u32(n);
+        Some(w)
+    }
+}
+
+impl Drop for Playback {
+    fn drop(&mut self) {
+        // Relaxed: the mixer drops its end at its next period.
+        self.shared.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::wake::Waker;
+
+    fn stream(tlength: u32, minreq: u32, prebuf: u32) -> (Playback, rtrb::Consumer<u8>) {
+        let attr = PlaybackAttr {
+            maxlength: 4096,
+            tlength,
+            prebuf,
+            minreq,
+        };
+        let shared = Arc::new(PlaybackShared::new(
+            0,
+            Arc::new(Waker::new().unwrap()),
+            prebuf,
+            false,
+        ));
+        let (p, c) = rtrb::RingBuffer::new(attr.maxlength as usize);
+        let spec = SampleSpec {
+            format: 3,
+            channels: 2,
+            rate: 48_000,
+        };
+        (Playback::new(7, spec, attr, false, shared, p), c)
+    }
+
+    fn commands(out: &[TagWriter]) -> Vec<(u32, Vec<u32>)> {
+        out.iter()
+            .map(|w| {
+                let mut r = TagReader::new(w.as_bytes());
+                let cmd = r.get_u32().unwrap();
+                let _tag = r.get_u32().unwrap();
+                let mut args = Vec::new();
+                while let Ok(v) = r.get_u32() {
+                    args.push(v);
+                }
+                (cmd, args)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn requests_refill_to_tlength_in_minreq_steps() {
+        let (mut p, mut c) = stream(1000, 200, 0);
+        p.shared.prebuffering.store(false, Ordering::Relaxed);
+        let mut out = Vec::new();
+        // Nothing is missing: the reply's `missing` covered tlength.
+        p.poll(35, &mut out);
+        assert!(out.is_empty());
+        assert!(p.push(&[1; 1000]).is_none());
+        p.poll(35, &mut out);
+        assert!(out.is_empty());
+        // The mixer consumes 100: below minreq, no request.
+        c.read_chunk(100).unwrap().commit_all();
+        p.shared.read_index.store(100, Ordering::Relaxed);
+        p.poll(35, &mut out);
+        assert!(out.is_empty());
+        // 250 consumed: one REQUEST for exactly that.
+        c.read_chunk(150).unwrap().commit_all();
+        p.shared.read_index.store(250, Ordering::Relaxed);
+        p.poll(35, &mut out);
+        assert_eq!(
+            commands(&out),
+            vec![(Command::Request as u32, vec![7, 250])]
+        );
+        out.clear();
+        p.poll(35, &mut out);
+        assert!(out.is_empty(), "not requested twice");
+    }
+
+    #[test]
+    fn overflow_drops_the_excess_and_notifies() {
+        let (mut p, _c) = stream(1000, 200, 0);
+        assert!(p.push(&[0; 4000]).is_none());
+        let w = p.push(&[0; 200]).expect("overflow");
+        assert_eq!(commands(&[w]), vec![(Command::Overflow as u32, vec![7])]);
+        assert_eq!(p.written(), 4096);
+    }
+
+    #[test]
+    fn drain_reply_waits_for_the_mixer() {
+        let (mut p, _c) = stream(1000, 200, 0);
+        assert!(p.drain(41));
+        let mut out = Vec::new();
+        p.poll(35, &mut out);
+        assert!(commands(&out)
+            .iter()
+            .all(|(c, _)| *c != Command::Reply as u32));
+        let seq = p.shared.drain_seq.load(Ordering::Relaxed);
+        p.shared.drained_seq.store(seq, Ordering::Relaxed);
+        out.clear();
+        p.poll(35, &mut out);
+        let mut r = TagReader::new(out[0].as_bytes());
+        assert_eq!(r.get_u32().unwrap(), Command::Reply as u32);
+        assert_eq!(r.get_u32().unwrap(), 41);
+    }
+
+    #[test]
+    fn started_and_underflow_are_forwarded_once() {
+        let (mut p, _c) = stream(1000, 200, 0);
+        p.shared.started.store(1, Ordering::Relaxed);
+        p.shared.underflows.store(1, Ordering::Relaxed);
+        p.shared.underflow_at.store(96, Ordering::Relaxed);
+        let mut out = Vec::new();
+        p.poll(35, &mut out);
+        let cmds = commands(&out);
+        assert_eq!(cmds[0], (Command::Started as u32, vec![7]));
+        assert_eq!(cmds[1].0, Command::Underflow as u32);
+        let mut r = TagReader::new(out[1].as_bytes());
+        r.get_u32().unwrap();
+        r.get_u32().unwrap();
+        r.get_u32().unwrap();
+        assert_eq!(r.get_s64().unwrap(), 96);
+        out.clear();
+        p.poll(35, &mut out);
+        assert!(out.iter().all(|w| {
+            let c = commands(std::slice::from_ref(w))[0].0;
+            c != Command::Started as u32 && c != Command::Underflow as u32
+        }));
+    }
+
+    fn request_bytes(version: u32, f: impl FnOnce(&mut TagWriter)) -> Vec<u8> {
+        let mut w = TagWriter::new();
+        w.put_sample_spec(&SampleSpec {
+            format: 3,
+            channels: 2,
+            rate: 44_100,
+        })
+        .put_channel_map(&ChannelMap::new(&[1, 2]).unwrap())
+        .put_u32(attr::DEFAULT)
+        .put_string(None)
+        .put_u32(attr::DEFAULT)
+        .put_bool(false)
+        .put_u32(attr::DEFAULT)
+        .put_u32(attr::DEFAULT)
+        .put_u32(attr::DEFAULT)
+        .put_u32(0)
+        .put_cvolume(&CVolume::new(&[0x10000, 0x10000]).unwrap());
+        if version >= 12 {
+            for _ in 0..7 {
+                w.put_bool(false);
+            }
+        }
+        if version >= 13 {
+            w.put_bool(false)
+                .put_bool(false)
+                .put_proplist(&Proplist::new());
+        }
+        if version >= 14 {
+            w.put_bool(false).put_bool(false);
+        }
+        if version >= 15 {
+            w.put_bool(false).put_bool(false).put_bool(false);
+        }
+        if version >= 17 {
+            w.put_bool(false);
+        }
+        if version >= 18 {
+            w.put_bool(false);
+        }
+        if version >= 21 {
+            w.put_u8(0);
+        }
+        f(&mut w);
+        w.into_bytes()
+    }
+
+    #[test]
+    fn parses_pacat_request_for_each_version() {
+        for v in [13, 14, 15, 17, 18, 21, 32, 35] {
+            let b = request_bytes(v, |_| {});
+            let c = CreatePlayback::parse(&mut TagReader::new(&b), v).unwrap();
+            assert_eq!(c.spec.rate, 44_100);
+            assert_eq!(c.validate(), Ok(()));
+        }
+        let b = request_bytes(35, |w| {
+            w.put_u32(1);
+        });
+        assert!(CreatePlayback::parse(&mut TagReader::new(&b), 35).is_err());
+    }
+
+    #[test]
+    fn validation_catches_what_pulseaudio_refuses() {
+        let b = request_bytes(35, |_| {});
+        let base = CreatePlayback::parse(&mut TagReader::new(&b), 35).unwrap();
+        let mut c = base.clone();
+        c.sink_index = 0;
+        c.sink_name = Some("srb_output".into());
+        assert_eq!(c.validate(), Err(PaError::Invalid));
+        let mut c = base.clone();
+        c.map = ChannelMap::new(&[0]).unwrap();
+        assert_eq!(c.validate(), Err(PaError::Invalid));
+        let mut c = base.clone();
+        c.volume = CVolume::new(&[0x10000]).unwrap();
+        assert_eq!(c.validate(), Err(PaError::Invalid));
+        let mut c = base.clone();
+        c.spec.rate = 0;
+        assert_eq!(c.validate(), Err(PaError::Invalid));
+        let mut c = base;
+        c.passthrough = true;
+        assert_eq!(c.validate(), Err(PaError::NotSupported));
+    }
+}

@@ -1,0 +1,288 @@
+//! The server's lists of clients, sink inputs (playback streams) and
+//! source outputs (record streams), and the SUBSCRIBE event queues.
+//!
+//! Only connection threads touch these (under short-held mutexes that are
+//! never held across I/O); the mixer sees streams through their
+//! [`PlaybackShared`]/[`RecordShared`] atomics only.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::control::wake::Waker;
+use crate::engine::stream::{PlaybackShared, RecordShared};
+use srb_pulse::commands::PaError;
+use srb_pulse::tagstruct::{CVolume, ChannelMap, Proplist, SampleSpec};
+
+/// Subscription facilities (`PA_SUBSCRIPTION_EVENT_*` low bits).
+pub mod facility {
+    /// Sinks.
+    pub const SINK: u32 = 0;
+    /// Sources.
+    pub const SOURCE: u32 = 1;
+    /// Sink inputs.
+    pub const SINK_INPUT: u32 = 2;
+    /// Source outputs.
+    pub const SOURCE_OUTPUT: u32 = 3;
+    /// Clients.
+    pub const CLIENT: u32 = 5;
+    /// The server.
+    pub const SERVER: u32 = 7;
+}
+
+/// Subscription event types (`PA_SUBSCRIPTION_EVENT_*` type bits).
+pub mod event {
+    /// An object appeared.
+    pub const NEW: u32 = 0x00;
+    /// An object changed.
+    pub const CHANGE: u32 = 0x10;
+    /// An object went away.
+    pub const REMOVE: u32 = 0x20;
+}
+
+/// Events a slow subscriber may have queued before the oldest are dropped.
+pub const MAX_QUEUED_EVENTS: usize = 1024;
+
+/// A sink input as listed to clients.
+#[derive(Debug, Clone)]
+pub struct SinkInput {
+    /// The owning client.
+    pub client: u32,
+    /// Its sample spec.
+    pub spec: SampleSpec,
+    /// Its channel map.
+    pub map: ChannelMap,
+    /// Its volume (one value per stream channel).
+    pub volume: CVolume,
+    /// Whether muted.
+    pub muted: bool,
+    /// Its properties (`media.name`, ...).
+    pub props: Proplist,
+    /// Shared with the mixer and the owner.
+    pub shared: Arc<PlaybackShared>,
+}
+
+/// A source output as listed to clients.
+#[derive(Debug, Clone)]
+pub struct SourceOutput {
+    /// The owning client.
+    pub client: u32,
+    /// Its sample spec.
+    pub spec: SampleSpec,
+    /// Its channel map.
+    pub map: ChannelMap,
+    /// Its volume (one value per stream channel).
+    pub volume: CVolume,
+    /// Whether muted.
+    pub muted: bool,
+    /// Its properties.
+    pub props: Proplist,
+    /// Shared with the mixer and the owner.
+    pub shared: Arc<RecordShared>,
+}
+
+/// A connection's subscription.
+#[derive(Debug)]
+struct Subscriber {
+    mask: u32,
+    events: VecDeque<(u32, u32)>,
+    waker: Arc<Waker>,
+}
+
+/// Everything the server lists.
+#[derive(Debug, Default)]
+pub struct Registry {
+    clients: Mutex<BTreeMap<u32, Proplist>>,
+    sink_inputs: Mutex<BTreeMap<u32, SinkInput>>,
+    source_outputs: Mutex<BTreeMap<u32, SourceOutput>>,
+    subscribers: Mutex<BTreeMap<u32, Subscriber>>,
+}
+
+fn snapshot<T: Clone>(table: &Mutex<BTreeMap<u32, T>>) -> Vec<(u32, T)> {
+    lock(table).iter().map(|(i, v)| (*i, v.clone())).collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update is one call that leaves the map consistent, so a
+    // panicked holder left nothing half-done.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Registry {
+    /// Lists a client (or replaces its properties).
+    pub fn set_client(&self, index: u32, props: Proplist) {
+        let new = lock(&self.clients).insert(index, props).is_none();
+        let kind = if new { event::NEW } else { event::CHANGE };
+        self.post(facility::CLIENT, kind, index);
+    }
+
+    /// Unlists a client and its subscription.
+    pub fn remove_client(&self, index: u32) {
+        lock(&self.subscribers).remove(&index);
+        if lock(&self.clients).remove(&index).is_some() {
+            self.post(facility::CLIENT, event::REMOVE, index);
+        }
+    }
+
+    /// The clients and their properties, by index.
+    pub fn clients(&self) -> Vec<(u32, Proplist)> {
+        lock(&self.clients)
+            .iter()
+            .map(|(i, p)| (*i, p.clone()))
+            .collect()
+    }
+
+    /// Lists a sink input.
+    pub fn add_sink_input(&self, index: u32, s: SinkInput) {
+        self.add(&self.sink_inputs, facility::SINK_INPUT, index, s);
+    }
+
+    /// Unlists a sink input.
+    pub fn remove_sink_input(&self, index: u32) {
+        self.remove(&self.sink_inputs, facility::SINK_INPUT, index);
+    }
+
+    /// Changes a sink input under the lock (a CHANGE event follows when
+    /// `f` succeeds); `None` if there is none.
+    pub fn update_sink_input<R>(
+        &self,
+        index: u32,
+        f: impl FnOnce(&mut SinkInput) -> Result<R, PaError>,
+    ) -> Option<Result<R, PaError>> {
+        self.update(&self.sink_inputs, facility::SINK_INPUT, index, f)
+    }
+
+    /// A snapshot of the sink inputs, by index.
+    pub fn sink_inputs(&self) -> Vec<(u32, SinkInput)> {
+        snapshot(&self.sink_inputs)
+    }
+
+    /// Lists a source output.
+    pub fn add_source_output(&self, index: u32, s: SourceOutput) {
+        self.add(&self.source_outputs, facility::SOURCE_OUTPUT, index, s);
+    }
+
+    /// Unlists a source output.
+    pub fn remove_source_output(&self, index: u32) {
+        self.remove(&self.source_outputs, facility::SOURCE_OUTPUT, index);
+    }
+
+    /// Changes a source output under the lock (a CHANGE event follows when
+    /// `f` succeeds); `None` if there is none.
+    pub fn update_source_output<R>(
+        &self,
+        index: u32,
+        f: impl FnOnce(&mut SourceOutput) -> Result<R, PaError>,
+    ) -> Option<Result<R, PaError>> {
+        self.update(&self.source_outputs, facility::SOURCE_OUTPUT, index, f)
+    }
+
+    /// A snapshot of the source outputs, by index.
+    pub fn source_outputs(&self) -> Vec<(u32, SourceOutput)> {
+        snapshot(&self.source_outputs)
+    }
+
+    fn add<T>(&self, table: &Mutex<BTreeMap<u32, T>>, facility: u32, index: u32, v: T) {
+        lock(table).insert(index, v);
+        self.post(facility, event::NEW, index);
+    }
+
+    fn remove<T>(&self, table: &Mutex<BTreeMap<u32, T>>, facility: u32, index: u32) {
+        if lock(table).remove(&index).is_some() {
+            self.post(facility, event::REMOVE, index);
+        }
+    }
+
+    fn update<T, R>(
+        &self,
+        table: &Mutex<BTreeMap<u32, T>>,
+        facility: u32,
+        index: u32,
+        f: impl FnOnce(&mut T) -> Result<R, PaError>,
+    ) -> Option<Result<R, PaError>> {
+        let r = lock(table).get_mut(&index).map(f);
+        if matches!(r, Some(Ok(_))) {
+            self.post(facility, event::CHANGE, index);
+        }
+        r
+    }
+
+    /// Sets client `index`'s subscription mask (0 unsubscribes).
+    pub fn subscribe(&self, index: u32, mask: u32, waker: Arc<Waker>) {
+        let mut subs = lock(&self.subscribers);
+        if mask == 0 {
+            subs.remove(&index);
+        } else {
+            subs.entry(index)
+                .and_modify(|s| s.mask = mask)
+                .or_insert(Subscriber {
+                    mask,
+                    events: VecDeque::new(),
+                    waker,
+                });
+        }
+    }
+
+    /// Queues an event for every subscriber whose mask has `facility`.
+    pub fn post(&self, facility: u32, kind: u32, index: u32) {
+        let mut subs = lock(&self.subscribers);
+        for s in subs.values_mut() {
+            if s.mask & (1 << facility) == 0 {
+                continue;
+            }
+            if s.events.len() >= MAX_QUEUED_EVENTS {
+                s.events.pop_front();
+            }
+            s.events.push_back((facility | kind, index));
+            s.waker.wake();
+        }
+    }
+
+    /// Takes client `index`'s queued events (`(event, object index)`).
+    pub fn take_events(&self, index: u32) -> Vec<(u32, u32)> {
+        lock(&self.subscribers)
+            .get_mut(&index)
+            .map(|s| s.events.drain(..).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscribers_get_matching_events_only() {
+        let r = Registry::default();
+        let w = Arc::new(Waker::new().unwrap());
+        r.subscribe(1, 1 << facility::CLIENT, w.clone());
+        r.set_client(7, Proplist::new());
+        r.set_client(7, Proplist::new());
+        r.post(facility::SINK_INPUT, event::NEW, 3);
+        r.remove_client(7);
+        assert!(w.clear());
+        assert_eq!(
+            r.take_events(1),
+            vec![
+                (facility::CLIENT | event::NEW, 7),
+                (facility::CLIENT | event::CHANGE, 7),
+                (facility::CLIENT | event::REMOVE, 7)
+            ]
+        );
+        assert!(r.take_events(1).is_empty());
+        r.subscribe(1, 0, w);
+        r.set_client(8, Proplist::new());
+        assert!(r.take_events(1).is_empty());
+    }
+
+    #[test]
+    fn a_slow_subscriber_keeps_only_the_newest_events() {
+        let r = Registry::default();
+        r.subscribe(1, u32::MAX, Arc::new(Waker::new().unwrap()));
+        for i in 0..(MAX_QUEUED_EVENTS as u32 + 10) {
+            r.post(facility::SERVER, event::CHANGE, i);
+        }
+        let ev = r.take_events(1);
+        assert_eq!(ev.len(), MAX_QUEUED_EVENTS);
+        assert_eq!(ev[0].1, 10);
+    }
+}

@@ -1,0 +1,756 @@
+//! Stream commands (§6.5–§6.8): create and delete playback and record
+//! streams, DRAIN, CORK, FLUSH, TRIGGER, PREBUF, latency queries, buffer
+//! attributes, sample rates, names and proplists; and
+//! [`Session::poll_streams`], which turns mixer events into notifications
+//! and monitor audio into record frames.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::control::connection::{error, reply, ConnError, Session, MAX_CLIENT_PROPS};
+use crate::control::introspect::{read_keys, stream_gains, update_proplist};
+use crate::control::playback::{CreatePlayback, Playback, ENCODING_PCM};
+use crate::control::record::{CreateRecord, Record};
+use crate::control::registry::{SinkInput, SourceOutput};
+use crate::engine::audio::convert::{PlaybackConverter, RecordConverter};
+use crate::engine::mixer::PlaybackInput;
+use crate::engine::stream::{PlaybackShared, RecordShared};
+use srb_pulse::attr;
+use srb_pulse::commands::{Command, PaError, NO_TAG};
+use srb_pulse::pstream::Frame;
+use srb_pulse::tagstruct::{
+    CVolume, FormatInfo, Proplist, TagReader, TagWriter, Timeval, VOLUME_NORM,
+};
+
+/// Most streams (playback and record together) one client may have.
+pub const MAX_STREAMS: usize = 32;
+
+/// Whether `Session::stream_command` handles `cmd`.
+pub fn handles(cmd: Command) -> bool {
+    use Command::*;
+    matches!(
+        cmd,
+        CreatePlaybackStream
+            | DeletePlaybackStream
+            | CreateRecordStream
+            | DeleteRecordStream
+            | DrainPlaybackStream
+            | GetPlaybackLatency
+            | GetRecordLatency
+            | CorkPlaybackStream
+            | CorkRecordStream
+            | FlushPlaybackStream
+            | FlushRecordStream
+            | TriggerPlaybackStream
+            | PrebufPlaybackStream
+            | SetPlaybackStreamBufferAttr
+            | SetRecordStreamBufferAttr
+            | UpdatePlaybackStreamSampleRate
+            | UpdateRecordStreamSampleRate
+            | SetPlaybackStreamName
+            | SetRecordStreamName
+            | UpdatePlaybackStreamProplist
+            | UpdateRecordStreamProplist
+            | RemovePlaybackStreamProplist
+            | RemoveRecordStreamProplist
+    )
+}
+
+fn now() -> Timeval {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timeval {
+        sec: d.as_secs() as u32,
+        usec: d.subsec_micros(),
+    }
+}
+
+fn as_s64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn notify(cmd: Command, channel: u32) -> TagWriter {
+    let mut w = TagWriter::command(cmd as u32, NO_TAG);
+    w.put_u32(channel);
+    w
+}
+
+impl Session {
+    fn stream_count(&self) -> usize {
+        self.playbacks.len() + self.records.len()
+    }
+
+    /// Whether a new stream may be created: the per-client caps, the
+    /// request's own validation, then the device (sink for playback, the
+    /// monitor for record) by index or name, or the default if neither.
+    fn admit(
+        &self,
+        validated: Result<(), PaError>,
+        monitor: bool,
+        index: u32,
+        name: Option<&str>,
+        packet_len: usize,
+    ) -> Result<(), PaError> {
+        if self.stream_count() >= MAX_STREAMS || packet_len > MAX_CLIENT_PROPS {
+            tracing::warn!(client = self.client_index, "stream limit reached");
+            return Err(PaError::TooLarge);
+        }
+        validated?;
+        let info = &self.server.info;
+        let found = match (index, name) {
+            (attr::DEFAULT, None) => return Ok(()),
+            (attr::DEFAULT, Some(n)) if monitor => info.source_by_name(n),
+            (attr::DEFAULT, Some(n)) => info.sink_by_name(n),
+            (i, _) if monitor => (i == info.monitor.index).then_some(i),
+            (i, _) => (i == info.sink.index).then_some(i),
+        };
+        found.map(|_| ()).ok_or(PaError::NoEntity)
+    }
+
+    fn create_playback(
+        &mut self,
+        tag: u32,
+        r: &mut TagReader<'_>,
+        version: u32,
+        packet_len: usize,
+    ) -> Result<TagWriter, ConnError> {
+        let c = CreatePlayback::parse(r, version)?;
+        let checked = c.validate();
+        if let Err(e) = self.admit(
+            checked,
+            false,
+            c.sink_index,
+            c.sink_name.as_deref(),
+            packet_len,
+        ) {
+            tracing::debug!(client = self.client_index, spec = ?c.spec, ?e, "playback stream refused");
+            return Ok(error(tag, e));
+        }
+        let info = &self.server.info;
+        let frame = c.spec.frame_size().unwrap_or(1) as u32;
+        let a = attr::fix_playback(
+            c.maxlength,
+            c.tlength,
+            c.prebuf,
+            c.minreq,
+            c.spec.rate,
+            frame,
+        );
+        let sink = self.server.engine.config();
+        let converter = match PlaybackConverter::new(
+            c.spec,
+            &c.map,
+            sink.spec.rate,
+            &sink.map,
+            sink.period_frames,
+        ) {
+            Ok(conv) => conv,
+            Err(e) => {
+                tracing::warn!(client = self.client_index, %e, "no converter for stream");
+                return Ok(error(tag, PaError::NotSupported));
+            }
+        };
+        let index = self.server.next_sink_input();
+        let shared = Arc::new(PlaybackShared::new(
+            index,
+            self.waker.clone(),
+            a.prebuf,
+            c.corked,
+        ));
+        let volume = if c.volume_set {
+            c.volume.clone()
+        } else {
+            CVolume::new(&vec![VOLUME_NORM; usize::from(c.spec.channels)]).unwrap_or_default()
+        };
+        let muted = c.muted_set && c.start_muted;
+        shared.gains.set(&stream_gains(&volume, sink.spec.channels));
+        shared.gains.set_muted(muted);
+        let (producer, consumer) = rtrb::RingBuffer::new(a.maxlength as usize);
+        self.server.registry.add_sink_input(
+            index,
+            SinkInput {
+                client: self.client_index,
+                spec: c.spec,
+                map: c.map.clone(),
+                volume,
+                muted,
+                props: c.props.clone(),
+                shared: shared.clone(),
+            },
+        );
+        self.server.engine.add_playback(PlaybackInput {
+            shared: shared.clone(),
+            ring: consumer,
+            converter,
+        });
+        let channel = self.next_playback_channel;
+        self.next_playback_channel = self.next_playback_channel.wrapping_add(1);
+        tracing::info!(
+            client = self.client_index,
+            channel,
+            index,
+            spec = ?c.spec,
+            tlength = a.tlength,
+            prebuf = a.prebuf,
+            minreq = a.minreq,
+            "playback stream created"
+        );
+        self.playbacks.insert(
+            channel,
+            Playback::new(channel, c.spec, a, c.variable_rate, shared, producer),
+        );
+        let mut w = reply(tag);
+        w.put_u32(channel).put_u32(index).put_u32(a.tlength);
+        w.put_u32(a.maxlength)
+            .put_u32(a.tlength)
+            .put_u32(a.prebuf)
+            .put_u32(a.minreq);
+        w.put_sample_spec(&c.spec)
+            .put_channel_map(&c.map)
+            .put_u32(info.sink.index)
+            .put_string(Some(&info.sink.name))
+            .put_bool(false);
+        w.put_usec(self.server.engine.period_usec());
+        if version >= 21 {
+            w.put_format_info(&FormatInfo {
+                encoding: ENCODING_PCM,
+                props: Proplist::new(),
+            });
+        }
+        Ok(w)
+    }
+
+    fn create_record(
+        &mut self,
+        tag: u32,
+        r: &mut TagReader<'_>,
+        version: u32,
+        packet_len: usize,
+    ) -> Result<TagWriter, ConnError> {
+        let c = CreateRecord::parse(r, version)?;
+        let checked = c.validate();
+        if let Err(e) = self.admit(
+            checked,
+            true,
+            c.source_index,
+            c.source_name.as_deref(),
+            packet_len,
+        ) {
+            tracing::debug!(client = self.client_index, spec = ?c.spec, ?e, "record stream refused");
+            return Ok(error(tag, e));
+        }
+        let info = &self.server.info;
+        let frame = c.spec.frame_size().unwrap_or(1) as u32;
+        let a = attr::fix_record(c.maxlength, c.fragsize, c.spec.rate, frame);
+        let sink = self.server.engine.config();
+        let converter = match RecordConverter::new(sink.spec.rate, &sink.map, c.spec, &c.map) {
+            Ok(conv) => conv,
+            Err(e) => {
+                tracing::warn!(client = self.client_index, %e, "no converter for stream");
+                return Ok(error(tag, PaError::NotSupported));
+            }
+        };
+        let index = self.server.next_source_output();
+        let shared = Arc::new(RecordShared::new(index, self.waker.clone(), c.corked));
+        let volume = c.volume.clone().unwrap_or_else(|| {
+            CVolume::new(&vec![VOLUME_NORM; usize::from(c.spec.channels)]).unwrap_or_default()
+        });
+        let muted = c.muted.unwrap_or(false);
+        shared.gains.set(&stream_gains(&volume, sink.spec.channels));
+        shared.gains.set_muted(muted);
+        let sink_channels = usize::from(sink.spec.channels);
+        self.server.registry.add_source_output(
+            index,
+            SourceOutput {
+                client: self.client_index,
+                spec: c.spec,
+                map: c.map.clone(),
+                volume,
+                muted,
+                props: c.props.clone(),
+                shared: shared.clone(),
+            },
+        );
+        let ring = self.server.engine.add_record(shared.clone());
+        let channel = self.next_record_channel;
+        self.next_record_channel = self.next_record_channel.wrapping_add(1);
+        tracing::info!(
+            client = self.client_index,
+            channel,
+            index,
+            spec = ?c.spec,
+            fragsize = a.fragsize,
+            "record stream created"
+        );
+        self.records.insert(
+            channel,
+            Record::new(channel, c.spec, a, shared, ring, converter, sink_channels),
+        );
+        let mut w = reply(tag);
+        w.put_u32(channel).put_u32(index);
+        w.put_u32(a.maxlength).put_u32(a.fragsize);
+        w.put_sample_spec(&c.spec)
+            .put_channel_map(&c.map)
+            .put_u32(info.monitor.index)
+            .put_string(Some(&info.monitor.name))
+            .put_bool(false);
+        w.put_usec(self.server.engine.period_usec());
+        if version >= 22 {
+            w.put_format_info(&FormatInfo {
+                encoding: ENCODING_PCM,
+                props: Proplist::new(),
+            });
+        }
+        Ok(w)
+    }
+
+    fn delete_playback(&mut self, channel: u32) -> bool {
+        match self.playbacks.remove(&channel) {
+            Some(p) => {
+                self.server.registry.remove_sink_input(p.shared.index);
+                tracing::info!(
+                    client = self.client_index,
+                    channel,
+                    "playback stream deleted"
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn delete_record(&mut self, channel: u32) -> bool {
+        match self.records.remove(&channel) {
+            Some(r) => {
+                self.server.registry.remove_source_output(r.shared.index);
+                tracing::info!(client = self.client_index, channel, "record stream deleted");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Handles a command of [`handles`]; the reply to send now, if any
+    /// (DRAIN replies later, from [`Session::poll_streams`]).
+    pub(super) fn stream_command(
+        &mut self,
+        cmd: Command,
+        tag: u32,
+        r: &mut TagReader<'_>,
+        version: u32,
+        packet_len: usize,
+    ) -> Result<Option<TagWriter>, ConnError> {
+        use Command::*;
+        if cmd == CreatePlaybackStream {
+            return self.create_playback(tag, r, version, packet_len).map(Some);
+        }
+        if cmd == CreateRecordStream {
+            return self.create_record(tag, r, version, packet_len).map(Some);
+        }
+        let channel = r.get_u32()?;
+        let playback_cmd = matches!(
+            cmd,
+            DeletePlaybackStream
+                | DrainPlaybackStream
+                | GetPlaybackLatency
+                | CorkPlaybackStream
+                | FlushPlaybackStream
+                | TriggerPlaybackStream
+                | PrebufPlaybackStream
+                | SetPlaybackStreamBufferAttr
+                | UpdatePlaybackStreamSampleRate
+                | SetPlaybackStreamName
+                | UpdatePlaybackStreamProplist
+                | RemovePlaybackStreamProplist
+        );
+        let known = if playback_cmd {
+            self.playbacks.contains_key(&channel)
+        } else {
+            self.records.contains_key(&channel)
+        };
+        // Parse the whole request before answering, so a malformed one
+        // closes the connection whether or not the stream exists.
+        let w = match cmd {
+            DeletePlaybackStream | DeleteRecordStream => {
+                r.finish()?;
+                let gone = if cmd == DeletePlaybackStream {
+                    self.delete_playback(channel)
+                } else {
+                    self.delete_record(channel)
+                };
+                if gone {
+                    reply(tag)
+                } else {
+                    error(tag, PaError::NoEntity)
+                }
+            }
+            DrainPlaybackStream => {
+                r.finish()?;
+                match self.playbacks.get_mut(&channel) {
+                    Some(p) => {
+                        if p.drain(tag) {
+                            return Ok(None);
+                        }
+                        tracing::warn!(
+                            client = self.client_index,
+                            channel,
+                            "too many pending drains"
+                        );
+                        error(tag, PaError::TooLarge)
+                    }
+                    None => error(tag, PaError::NoEntity),
+                }
+            }
+            GetPlaybackLatency | GetRecordLatency => {
+                let client_now = r.get_timeval()?;
+                r.finish()?;
+                let period = self.server.engine.period_usec();
+                if cmd == GetPlaybackLatency {
+                    let Some(p) = self.playbacks.get(&channel) else {
+                        return Ok(Some(error(tag, PaError::NoEntity)));
+                    };
+                    let read = p.read_index();
+                    let playing = p.shared.playing.load(Ordering::Relaxed);
+                    let mut w = reply(tag);
+                    w.put_usec(period)
+                        .put_usec(0)
+                        .put_bool(playing)
+                        .put_timeval(client_now)
+                        .put_timeval(now())
+                        .put_s64(as_s64(p.written()))
+                        .put_s64(as_s64(read));
+                    if version >= 13 {
+                        let (underrun_for, playing_for) =
+                            if playing { (0, read) } else { (read, 0) };
+                        w.put_u64(underrun_for).put_u64(playing_for);
+                    }
+                    w
+                } else {
+                    let Some(rec) = self.records.get(&channel) else {
+                        return Ok(Some(error(tag, PaError::NoEntity)));
+                    };
+                    let corked = rec.shared.corked.load(Ordering::Relaxed);
+                    let mut w = reply(tag);
+                    w.put_usec(period)
+                        .put_usec(0)
+                        .put_bool(!corked)
+                        .put_timeval(client_now)
+                        .put_timeval(now())
+                        .put_s64(as_s64(rec.sent() + rec.queued()))
+                        .put_s64(as_s64(rec.sent()));
+                    w
+                }
+            }
+            CorkPlaybackStream | CorkRecordStream => {
+                let cork = r.get_bool()?;
+                r.finish()?;
+                if cmd == CorkPlaybackStream {
+                    match self.playbacks.get(&channel) {
+                        Some(p) => {
+                            let was = p.shared.corked.swap(cork, Ordering::AcqRel);
+                            let draining = p.shared.drain_seq.load(Ordering::Relaxed)
+                                != p.shared.drained_seq.load(Ordering::Relaxed);
+                            if was && !cork && !draining {
+                                // Uncorking prebuffers again, as in PulseAudio.
+                                p.shared.prebuf_seq.fetch_add(1, Ordering::Release);
+                            }
+                            reply(tag)
+                        }
+                        None => error(tag, PaError::NoEntity),
+                    }
+                } else {
+                    match self.records.get(&channel) {
+                        Some(rec) => {
+                            rec.shared.corked.store(cork, Ordering::Relaxed);
+                            reply(tag)
+                        }
+                        None => error(tag, PaError::NoEntity),
+                    }
+                }
+            }
+            FlushPlaybackStream
+            | FlushRecordStream
+            | TriggerPlaybackStream
+            | PrebufPlaybackStream => {
+                r.finish()?;
+                if !known {
+                    error(tag, PaError::NoEntity)
+                } else {
+                    match cmd {
+                        FlushPlaybackStream => {
+                            if let Some(p) = self.playbacks.get_mut(&channel) {
+                                p.flush();
+                            }
+                        }
+                        FlushRecordStream => {
+                            if let Some(rec) = self.records.get_mut(&channel) {
+                                rec.flush();
+                            }
+                        }
+                        TriggerPlaybackStream => {
+                            if let Some(p) = self.playbacks.get(&channel) {
+                                p.shared.trigger_seq.fetch_add(1, Ordering::Release);
+                            }
+                        }
+                        _ => {
+                            if let Some(p) = self.playbacks.get(&channel) {
+                                p.shared.prebuf_seq.fetch_add(1, Ordering::Release);
+                            }
+                        }
+                    }
+                    reply(tag)
+                }
+            }
+            SetPlaybackStreamBufferAttr => {
+                let maxlength = r.get_u32()?;
+                let tlength = r.get_u32()?;
+                let prebuf = r.get_u32()?;
+                let minreq = r.get_u32()?;
+                if version >= 13 {
+                    r.get_bool()?;
+                }
+                if version >= 14 {
+                    r.get_bool()?;
+                }
+                r.finish()?;
+                let period = self.server.engine.period_usec();
+                match self.playbacks.get_mut(&channel) {
+                    None => error(tag, PaError::NoEntity),
+                    Some(p) => {
+                        let frame = p.spec.frame_size().unwrap_or(1) as u32;
+                        let a = attr::fix_playback(
+                            maxlength,
+                            tlength,
+                            prebuf,
+                            minreq,
+                            p.spec.rate,
+                            frame,
+                        );
+                        p.set_attr(a);
+                        let a = p.attr;
+                        let mut w = reply(tag);
+                        w.put_u32(a.maxlength)
+                            .put_u32(a.tlength)
+                            .put_u32(a.prebuf)
+                            .put_u32(a.minreq);
+                        if version >= 13 {
+                            w.put_usec(period);
+                        }
+                        w
+                    }
+                }
+            }
+            SetRecordStreamBufferAttr => {
+                let maxlength = r.get_u32()?;
+                let fragsize = r.get_u32()?;
+                if version >= 13 {
+                    r.get_bool()?;
+                }
+                if version >= 14 {
+                    r.get_bool()?;
+                }
+                r.finish()?;
+                let period = self.server.engine.period_usec();
+                match self.records.get_mut(&channel) {
+                    None => error(tag, PaError::NoEntity),
+                    Some(rec) => {
+                        let frame = rec.spec.frame_size().unwrap_or(1) as u32;
+                        rec.attr = attr::fix_record(maxlength, fragsize, rec.spec.rate, frame);
+                        let mut w = reply(tag);
+                        w.put_u32(rec.attr.maxlength).put_u32(rec.attr.fragsize);
+                        if version >= 13 {
+                            w.put_usec(period);
+                        }
+                        w
+                    }
+                }
+            }
+            UpdatePlaybackStreamSampleRate | UpdateRecordStreamSampleRate => {
+                let rate = r.get_u32()?;
+                r.finish()?;
+                self.update_rate(cmd, tag, channel, rate)
+            }
+            SetPlaybackStreamName | SetRecordStreamName => {
+                let name = r.get_nonnull_string("stream name")?.to_owned();
+                r.finish()?;
+                if !known {
+                    error(tag, PaError::NoEntity)
+                } else {
+                    match self.edit_props(playback_cmd, channel, |p| {
+                        p.set_str("media.name", &name).map_err(|_| PaError::Invalid)
+                    }) {
+                        Ok(()) => reply(tag),
+                        Err(e) => error(tag, e),
+                    }
+                }
+            }
+            UpdatePlaybackStreamProplist | UpdateRecordStreamProplist => {
+                let mode = r.get_u32()?;
+                let props = r.get_proplist()?;
+                r.finish()?;
+                if packet_len > MAX_CLIENT_PROPS {
+                    error(tag, PaError::TooLarge)
+                } else if !known {
+                    error(tag, PaError::NoEntity)
+                } else {
+                    match self
+                        .edit_props(playback_cmd, channel, |p| update_proplist(p, mode, &props))
+                    {
+                        Ok(()) => reply(tag),
+                        Err(e) => error(tag, e),
+                    }
+                }
+            }
+            RemovePlaybackStreamProplist | RemoveRecordStreamProplist => {
+                let keys = read_keys(r)?;
+                if !known {
+                    error(tag, PaError::NoEntity)
+                } else {
+                    let _ = self.edit_props(playback_cmd, channel, |p| {
+                        for k in &keys {
+                            p.remove(k);
+                        }
+                        Ok(())
+                    });
+                    reply(tag)
+                }
+            }
+            _ => return Ok(self.unsupported(cmd, tag)),
+        };
+        Ok(Some(w))
+    }
+
+    /// Edits the registry proplist of this client's stream `channel`.
+    fn edit_props(
+        &self,
+        playback: bool,
+        channel: u32,
+        f: impl FnOnce(&mut Proplist) -> Result<(), PaError>,
+    ) -> Result<(), PaError> {
+        let reg = &self.server.registry;
+        let done = if playback {
+            let index = self.playbacks.get(&channel).map(|p| p.shared.index);
+            index.and_then(|i| reg.update_sink_input(i, |s| f(&mut s.props)))
+        } else {
+            let index = self.records.get(&channel).map(|r| r.shared.index);
+            index.and_then(|i| reg.update_source_output(i, |s| f(&mut s.props)))
+        };
+        done.unwrap_or(Err(PaError::NoEntity))
+    }
+
+    fn update_rate(&mut self, cmd: Command, tag: u32, channel: u32, rate: u32) -> TagWriter {
+        if rate == 0 || rate > srb_pulse::tagstruct::RATE_MAX {
+            return error(tag, PaError::Invalid);
+        }
+        let sink = self.server.engine.config().clone();
+        if cmd == Command::UpdatePlaybackStreamSampleRate {
+            let Some(p) = self.playbacks.get_mut(&channel) else {
+                return error(tag, PaError::NoEntity);
+            };
+            if !p.variable_rate {
+                return error(tag, PaError::BadState);
+            }
+            let mut spec = p.spec;
+            spec.rate = rate;
+            let map = self
+                .server
+                .registry
+                .sink_inputs()
+                .into_iter()
+                .find(|(i, _)| *i == p.shared.index)
+                .map(|(_, s)| s.map);
+            let Some(map) = map else {
+                return error(tag, PaError::NoEntity);
+            };
+            match PlaybackConverter::new(spec, &map, sink.spec.rate, &sink.map, sink.period_frames)
+            {
+                Ok(conv) => {
+                    self.server.engine.set_converter(p.shared.index, conv);
+                    p.spec = spec;
+                    let index = p.shared.index;
+                    self.server.registry.update_sink_input(index, |s| {
+                        s.spec = spec;
+                        Ok(())
+                    });
+                    reply(tag)
+                }
+                Err(_) => error(tag, PaError::Invalid),
+            }
+        } else {
+            let Some(rec) = self.records.get_mut(&channel) else {
+                return error(tag, PaError::NoEntity);
+            };
+            let mut spec = rec.spec;
+            spec.rate = rate;
+            let index = rec.shared.index;
+            let map = self
+                .server
+                .registry
+                .source_outputs()
+                .into_iter()
+                .find(|(i, _)| *i == index)
+                .map(|(_, s)| s.map);
+            let Some(map) = map else {
+                return error(tag, PaError::NoEntity);
+            };
+            match RecordConverter::new(sink.spec.rate, &sink.map, spec, &map) {
+                Ok(conv) => {
+                    rec.set_converter(spec, conv);
+                    self.server.registry.update_source_output(index, |s| {
+                        s.spec = spec;
+                        Ok(())
+                    });
+                    reply(tag)
+                }
+                Err(_) => error(tag, PaError::Invalid),
+            }
+        }
+    }
+
+    /// Sends what the streams have to say: kills, STARTED, UNDERFLOW,
+    /// drain replies, REQUESTs, record audio and subscription events.
+    pub fn poll_streams(&mut self, out: &mut Vec<u8>) -> Result<(), ConnError> {
+        let Some(version) = self.version() else {
+            return Ok(());
+        };
+        let killed: Vec<u32> = self
+            .playbacks
+            .iter()
+            .filter(|(_, p)| p.shared.killed.load(Ordering::Relaxed))
+            .map(|(c, _)| *c)
+            .collect();
+        for channel in killed {
+            self.delete_playback(channel);
+            Frame::Packet(notify(Command::PlaybackStreamKilled, channel).into_bytes())
+                .encode_into(out)?;
+        }
+        let killed: Vec<u32> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.shared.killed.load(Ordering::Relaxed))
+            .map(|(c, _)| *c)
+            .collect();
+        for channel in killed {
+            self.delete_record(channel);
+            Frame::Packet(notify(Command::RecordStreamKilled, channel).into_bytes())
+                .encode_into(out)?;
+        }
+        let mut packets = Vec::new();
+        for p in self.playbacks.values_mut() {
+            p.poll(version, &mut packets);
+        }
+        for w in packets {
+            Frame::Packet(w.into_bytes()).encode_into(out)?;
+        }
+        for rec in self.records.values_mut() {
+            rec.poll(out)?;
+        }
+        for (event, index) in self.server.registry.take_events(self.client_index) {
+            let mut w = TagWriter::command(Command::SubscribeEvent as u32, NO_TAG);
+            w.put_u32(event).put_u32(index);
+            Frame::Packet(w.into_bytes()).encode_into(out)?;
+        }
+        Ok(())
+    }
+}

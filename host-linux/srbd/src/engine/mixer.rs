@@ -1,0 +1,956 @@
+//! The audio engine: one sink, clocked by a timerfd, that mixes every
+//! playback stream once per period, hands the result to the output backend
+//! and copies it to every record stream of the monitor source.
+//!
+//! The mixer thread owns all per-stream consumer state. It talks to the
+//! connection threads only through `rtrb` rings (audio) and the atomics of
+//! [`PlaybackShared`]/[`RecordShared`] (control and events), and learns of
+//! new streams from an `mpsc` channel it polls with `try_recv`. It takes no
+//! lock, never waits for a client, and does no file or socket I/O: a
+//! client that is late gets silence and an underflow.
+//!
+//! Bit exactness: the mix starts from `-0.0` (the identity of IEEE
+//! addition, so one stream alone passes through unchanged, signed zeros
+//! included) and unity gains multiply by exactly 1.0. A sink with an
+//! integer format quantizes the mix to that format before it reaches the
+//! output and the monitor.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rustix::io::Errno;
+
+use crate::dsp::link::DspLink;
+use crate::engine::audio::convert::PlaybackConverter;
+use crate::engine::audio::format;
+use crate::engine::dsp_clock::{DspClock, DspCounters, Step};
+use crate::engine::output::{Output, OutputError, OutputSpec};
+use crate::engine::stream::{Gains, PlaybackShared, RecordShared};
+use srb_pulse::tagstruct::{ChannelMap, SampleSpec};
+
+/// Smallest sink period in frames.
+pub const MIN_PERIOD: usize = 64;
+/// Largest sink period in frames.
+pub const MAX_PERIOD: usize = 4096;
+/// A late mixer renders at most this many periods at once to catch up
+/// (so streams keep real time on a loaded machine); beyond that the lost
+/// time is skipped (and counted in `SinkShared::skipped`).
+const MAX_CATCH_UP: u64 = 64;
+/// Seconds of monitor audio a record stream's ring holds.
+const RECORD_RING_SECONDS: usize = 2;
+
+/// What the sink is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkConfig {
+    /// Its sample spec (the mix is f32; integer formats are quantized).
+    pub spec: SampleSpec,
+    /// Its channel map (`map.channels() == spec.channels`).
+    pub map: ChannelMap,
+    /// Frames per period ([`MIN_PERIOD`]..=[`MAX_PERIOD`]).
+    pub period_frames: usize,
+    /// Where the rendered audio goes.
+    pub output: OutputSpec,
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The period is outside 64..=4096 frames.
+    #[error("period of {0} frames is outside {MIN_PERIOD}..={MAX_PERIOD}")]
+    Period(usize),
+    /// The sample spec or channel map is invalid or they disagree.
+    #[error("bad sink sample spec or channel map: {0}")]
+    Spec(String),
+    /// The output backend failed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// The timerfd could not be set up.
+    #[error("timerfd: {0}")]
+    Timer(Errno),
+    /// The mixer thread could not be started.
+    #[error("mixer thread: {0}")]
+    Thread(String),
+}
+
+/// State of the sink shared with connection threads.
+#[derive(Debug)]
+pub struct SinkShared {
+    /// Sink volume and mute.
+    pub gains: Gains,
+    /// Monitor source volume and mute (applied to what record streams get).
+    pub monitor_gains: Gains,
+    /// Whether any stream is audible (sink state RUNNING rather than IDLE).
+    pub running: AtomicBool,
+    /// Periods rendered so far.
+    pub periods: AtomicU64,
+    /// Periods skipped because the mixer was too late to catch up.
+    pub skipped: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// A playback stream handed to the mixer.
+pub struct PlaybackInput {
+    /// Shared control state.
+    pub shared: Arc<PlaybackShared>,
+    /// The client's bytes, in its own format.
+    pub ring: rtrb::Consumer<u8>,
+    /// Client format → sink f32 frames.
+    pub converter: PlaybackConverter,
+}
+
+/// A record stream handed to the mixer.
+pub struct RecordOutput {
+    /// Shared control state.
+    pub shared: Arc<RecordShared>,
+    /// Monitor frames (sink channels, f32) for the connection thread.
+    pub ring: rtrb::Producer<f32>,
+}
+
+enum Msg {
+    Playback(Box<PlaybackInput>),
+    Record(Box<RecordOutput>),
+    Converter(u32, Box<PlaybackConverter>),
+}
+
+/// The running engine.
+#[derive(Debug)]
+pub struct Engine {
+    config: SinkConfig,
+    shared: Arc<SinkShared>,
+    dsp: Arc<DspCounters>,
+    tx: mpsc::Sender<Msg>,
+    thread: Mutex<Option<JoinHandle<Result<u64, OutputError>>>>,
+}
+
+impl std::fmt::Debug for PlaybackInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaybackInput")
+            .field("index", &self.shared.index)
+            .field("queued", &self.ring.slots())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RecordOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordOutput")
+            .field("index", &self.shared.index)
+            .field("free", &self.ring.slots())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Msg::Playback(p) => write!(f, "Playback({})", p.shared.index),
+            Msg::Record(r) => write!(f, "Record({})", r.shared.index),
+            Msg::Converter(i, _) => write!(f, "Converter({i})"),
+        }
+    }
+}
+
+impl Engine {
+    /// Opens the output and starts the mixer thread.
+    pub fn start(config: SinkConfig) -> Result<Self, EngineError> {
+        Self::start_with_dsp(config, None)
+    }
+
+    /// Like [`Engine::start`]; with `dsp`, each [`DspLink`] received there
+    /// (from the supervisor) clocks and processes the sink until it fails
+    /// (see [`crate::engine::dsp_clock`]).
+    pub fn start_with_dsp(
+        config: SinkConfig,
+        dsp: Option<mpsc::Receiver<DspLink>>,
+    ) -> Result<Self, EngineError> {
+        if !(MIN_PERIOD..=MAX_PERIOD).contains(&config.period_frames) {
+            return Err(EngineError::Period(config.period_frames));
+        }
+        config
+            .spec
+            .check()
+            .map_err(|e| EngineError::Spec(e.to_string()))?;
+        config
+            .map
+            .check()
+            .map_err(|e| EngineError::Spec(e.to_string()))?;
+        if config.map.channels() != config.spec.channels {
+            return Err(EngineError::Spec(format!(
+                "{} channels but a map of {}",
+                config.spec.channels,
+                config.map.channels()
+            )));
+        }
+        let output = Output::open(&config.output, &config.spec)?;
+        let timer = timer(&config)?;
+        let shared = Arc::new(SinkShared {
+            gains: Gains::unity(),
+            monitor_gains: Gains::unity(),
+            running: AtomicBool::new(false),
+            periods: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::channel();
+        let mut mixer = Mixer::new(&config, shared.clone(), rx, output);
+        let dsp_counters = Arc::new(DspCounters::default());
+        if let Some(links) = dsp {
+            let samples = config.period_frames * usize::from(config.spec.channels);
+            let period = Duration::from_nanos(
+                config.period_frames as u64 * 1_000_000_000 / u64::from(config.spec.rate),
+            );
+            mixer.dsp = Some(DspClock::new(links, samples, period, dsp_counters.clone()));
+        }
+        let thread = std::thread::Builder::new()
+            .name("srbd-mixer".into())
+            .spawn(move || mixer.run(timer))
+            .map_err(|e| EngineError::Thread(e.to_string()))?;
+        Ok(Self {
+            config,
+            shared,
+            dsp: dsp_counters,
+            tx,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The DSP clock's counters and the DSP's latest statistics.
+    pub fn dsp(&self) -> &Arc<DspCounters> {
+        &self.dsp
+    }
+
+    /// The sink's configuration.
+    pub fn config(&self) -> &SinkConfig {
+        &self.config
+    }
+
+    /// The sink state shared with the mixer.
+    pub fn shared(&self) -> &Arc<SinkShared> {
+        &self.shared
+    }
+
+    /// The length of one period in microseconds.
+    pub fn period_usec(&self) -> u64 {
+        self.config.period_frames as u64 * 1_000_000 / u64::from(self.config.spec.rate)
+    }
+
+    /// Starts mixing a playback stream (from its next period).
+    pub fn add_playback(&self, input: PlaybackInput) {
+        if self.tx.send(Msg::Playback(Box::new(input))).is_err() {
+            tracing::warn!("mixer has stopped; stream not added");
+        }
+    }
+
+    /// Replaces the converter of sink input `index` (a new client rate)
+    /// from its next period.
+    pub fn set_converter(&self, index: u32, converter: PlaybackConverter) {
+        if self
+            .tx
+            .send(Msg::Converter(index, Box::new(converter)))
+            .is_err()
+        {
+            tracing::warn!("mixer has stopped; converter not replaced");
+        }
+    }
+
+    /// Starts feeding a record stream; returns the consumer end of its ring.
+    pub fn add_record(&self, shared: Arc<RecordShared>) -> rtrb::Consumer<f32> {
+        let capacity = RECORD_RING_SECONDS
+            * self.config.spec.rate as usize
+            * usize::from(self.config.spec.channels);
+        let (producer, consumer) = rtrb::RingBuffer::new(capacity);
+        let out = RecordOutput {
+            shared,
+            ring: producer,
+        };
+        if self.tx.send(Msg::Record(Box::new(out))).is_err() {
+            tracing::warn!("mixer has stopped; stream not added");
+        }
+        consumer
+    }
+
+    /// Stops the mixer, then flushes and closes the output; returns the
+    /// samples the output wrote.
+    pub fn stop(&self) -> Result<u64, OutputError> {
+        // Relaxed: a flag the mixer polls once per period.
+        self.shared.stop.store(true, Ordering::Relaxed);
+        // Only stop() takes this lock (never the mixer).
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match thread {
+            None => Ok(0),
+            Some(t) => t
+                .join()
+                .map_err(|_| OutputError::Thread("mixer panicked".into()))?,
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!(%e, "engine stop");
+        }
+    }
+}
+
+fn timer(config: &SinkConfig) -> Result<OwnedFd, EngineError> {
+    new_timer(config.period_frames, config.spec.rate).map_err(EngineError::Timer)
+}
+
+/// A timerfd ticking every `frames` frames at `rate`.
+fn new_timer(frames: usize, rate: u32) -> Result<OwnedFd, Errno> {
+    srb_linux::timer::periodic(srb_linux::timer::period_ns(frames, rate), false)
+}
+
+/// Mixer-side state of one playback stream.
+struct Input {
+    p: PlaybackInput,
+    scratch: Vec<u8>,
+    out: Vec<f32>,
+    prebuffering: bool,
+    /// Not playing since creation or the last underflow.
+    starved: bool,
+    draining: Option<u32>,
+    /// End of stream reached while draining; flushing the converter.
+    flushing: bool,
+    trigger_seen: u32,
+    prebuf_seen: u32,
+    read: u64,
+}
+
+impl Input {
+    fn new(p: PlaybackInput, sink_samples: usize) -> Self {
+        let frame = p.converter.client_frame_size();
+        let need = p.converter.input_frames_next();
+        let trigger_seen = p.shared.trigger_seq.load(Ordering::Acquire);
+        let prebuf_seen = p.shared.prebuf_seq.load(Ordering::Acquire);
+        Self {
+            scratch: vec![0; (need * 2 + 64) * frame],
+            out: vec![0.0; sink_samples],
+            prebuffering: true,
+            starved: true,
+            draining: None,
+            flushing: false,
+            trigger_seen,
+            prebuf_seen,
+            read: 0,
+            p,
+        }
+    }
+
+    /// Consumes `n` bytes from the ring into `scratch[..n]`.
+    fn take(&mut self, n: usize) -> bool {
+        if self.scratch.len() < n {
+            // Only if the converter's input size grew past the estimate.
+            self.scratch.resize(n, 0);
+        }
+        let ok = self.p.ring.pop_entire_slice(&mut self.scratch[..n]).is_ok();
+        if ok {
+            self.read += n as u64;
+        }
+        ok
+    }
+
+    fn skip(&mut self, n: usize) {
+        if let Ok(chunk) = self.p.ring.read_chunk(n) {
+            chunk.commit_all();
+            self.read += n as u64;
+        }
+    }
+
+    /// Renders this stream's next period into `self.out`; returns whether
+    /// it produced audio, and whether the owner should be woken.
+    fn render(&mut self) -> (bool, bool) {
+        // A clone (no allocation) so `s` does not borrow `self`.
+        let s = self.p.shared.clone();
+        let mut wake = false;
+        // Acquire pairs with the connection's Release stores: the ring
+        // bytes written before a FLUSH are the ones skipped.
+        let flush_to = s.flush_to.load(Ordering::Acquire);
+        if flush_to > self.read {
+            let n = (flush_to - self.read).min(self.p.ring.slots() as u64) as usize;
+            self.skip(n);
+            wake = true;
+        }
+        let trigger = s.trigger_seq.load(Ordering::Acquire);
+        if trigger != self.trigger_seen {
+            self.trigger_seen = trigger;
+            self.prebuffering = false;
+        }
+        let prebuf_req = s.prebuf_seq.load(Ordering::Acquire);
+        if prebuf_req != self.prebuf_seen {
+            self.prebuf_seen = prebuf_req;
+            self.prebuffering = true;
+        }
+        let drain = s.drain_seq.load(Ordering::Acquire);
+        if drain != s.drained_seq.load(Ordering::Relaxed) && self.draining != Some(drain) {
+            self.draining = Some(drain);
+            // A drain plays out whatever is queued.
+            self.prebuffering = false;
+        }
+        let produced = if s.corked.load(Ordering::Relaxed) {
+            false
+        } else {
+            let frame = self.p.converter.client_frame_size();
+            let avail = self.p.ring.slots();
+            if self.prebuffering
+                && self.draining.is_none()
+                && avail < s.prebuf.load(Ordering::Relaxed) as usize
+            {
+                false
+            } else {
+                self.prebuffering = false;
+                let need = self.p.converter.input_frames_next() * frame;
+                // `need` may be 0: a resampler with enough input buffered.
+                if !self.flushing && avail >= need {
+                    if self.take(need) {
+                        self.p
+                            .converter
+                            .process(&self.scratch[..need], &mut self.out);
+                        wake = true;
+                        true
+                    } else {
+                        false
+                    }
+                } else if self.draining.is_some() {
+                    // End of stream: the partial rest, then the converter's
+                    // tail, then the drain is complete.
+                    let n = if self.flushing {
+                        0
+                    } else {
+                        avail - avail % frame
+                    };
+                    self.flushing = true;
+                    let got = n > 0 && self.take(n);
+                    let input: &[u8] = if got { &self.scratch[..n] } else { &[] };
+                    let frames = self.p.converter.process_partial(input, &mut self.out);
+                    if frames == 0 {
+                        if let Some(seq) = self.draining.take() {
+                            // Release: the read index stored below is
+                            // visible with the drain completion.
+                            s.read_index.store(self.read, Ordering::Release);
+                            s.drained_seq.store(seq, Ordering::Release);
+                        }
+                        self.flushing = false;
+                        self.starved = true;
+                        self.prebuffering = s.prebuf.load(Ordering::Relaxed) > 0;
+                        wake = true;
+                    }
+                    frames > 0
+                } else {
+                    // Starved while playing: an underflow, then prebuffer
+                    // again as PulseAudio does.
+                    if !self.starved {
+                        self.starved = true;
+                        s.underflow_at.store(self.read, Ordering::Relaxed);
+                        // Release: publishes `underflow_at`.
+                        s.underflows.fetch_add(1, Ordering::Release);
+                        wake = true;
+                    }
+                    self.prebuffering = s.prebuf.load(Ordering::Relaxed) > 0;
+                    false
+                }
+            }
+        };
+        if produced && self.starved {
+            self.starved = false;
+            s.started.fetch_add(1, Ordering::Release);
+            wake = true;
+        }
+        // Relaxed: status flags for latency replies.
+        s.playing.store(produced, Ordering::Relaxed);
+        s.prebuffering.store(self.prebuffering, Ordering::Relaxed);
+        // Release: the consumed ring space is free before the connection
+        // computes the next request from this index.
+        s.read_index.store(self.read, Ordering::Release);
+        (produced, wake)
+    }
+}
+
+struct Mixer {
+    channels: usize,
+    spec: SampleSpec,
+    period: usize,
+    shared: Arc<SinkShared>,
+    rx: mpsc::Receiver<Msg>,
+    inputs: Vec<Input>,
+    records: Vec<RecordOutput>,
+    mix: Vec<f32>,
+    monitor: Vec<f32>,
+    quantize: Vec<u8>,
+    output: Option<Output>,
+    dsp: Option<DspClock>,
+}
+
+impl Mixer {
+    fn new(
+        config: &SinkConfig,
+        shared: Arc<SinkShared>,
+        rx: mpsc::Receiver<Msg>,
+        output: Output,
+    ) -> Self {
+        let channels = usize::from(config.spec.channels);
+        let samples = config.period_frames * channels;
+        let sample_size = config.spec.sample_size().unwrap_or(4);
+        Self {
+            channels,
+            spec: config.spec,
+            period: config.period_frames,
+            shared,
+            rx,
+            inputs: Vec::new(),
+            records: Vec::new(),
+            mix: vec![0.0; samples],
+            monitor: vec![0.0; samples],
+            quantize: vec![0; samples * sample_size],
+            output: Some(output),
+            dsp: None,
+        }
+    }
+
+    fn run(&mut self, timer: OwnedFd) -> Result<u64, OutputError> {
+        tracing::debug!(period = self.period, "mixer running");
+        let mut timer = timer;
+        let mut buf = [0u8; 8];
+        // Relaxed: see `Engine::stop`.
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            if self.dsp.as_mut().is_some_and(DspClock::active) {
+                if !self.dsp_iteration() {
+                    // Detached: our own clock again, starting one period
+                    // from now (a fresh timer has no stale expirations).
+                    match new_timer(self.period, self.spec.rate) {
+                        Ok(t) => timer = t,
+                        Err(e) => tracing::error!(%e, "cannot re-arm the sink timer"),
+                    }
+                }
+                continue;
+            }
+            match rustix::io::read(&timer, &mut buf) {
+                Ok(8) => {}
+                Ok(_) | Err(Errno::INTR) | Err(Errno::AGAIN) => continue,
+                Err(e) => {
+                    tracing::error!(%e, "timerfd read failed; mixer pausing");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+            let expirations = u64::from_ne_bytes(buf);
+            let render = expirations.clamp(1, MAX_CATCH_UP);
+            if expirations > render {
+                self.shared
+                    .skipped
+                    .fetch_add(expirations - render, Ordering::Relaxed);
+            }
+            for _ in 0..render {
+                self.period();
+            }
+        }
+        self.inputs.clear();
+        self.records.clear();
+        match self.output.take() {
+            Some(o) => o.finish(),
+            None => Ok(0),
+        }
+    }
+
+    /// One step of the DSP clock; false once the DSP was detached.
+    fn dsp_iteration(&mut self) -> bool {
+        let Some(mut dsp) = self.dsp.take() else {
+            return false;
+        };
+        let outcome = dsp.step();
+        let mut steps = std::mem::take(&mut dsp.queue);
+        for step in steps.drain(..) {
+            match step {
+                Step::Render => {
+                    self.render_mix();
+                    // Not sent (ring full or link broken): bypass.
+                    if !matches!(dsp.sent(&self.mix, self.channels as u8), Ok(true)) {
+                        self.deliver_mix();
+                    }
+                }
+                Step::Deliver => self.deliver(&dsp.processed),
+                Step::DeliverPending => self.deliver(&dsp.pending_mix),
+            }
+        }
+        dsp.queue = steps;
+        let attached = outcome.is_ok() && dsp.has_link();
+        self.dsp = Some(dsp);
+        attached
+    }
+
+    fn adopt(&mut self) {
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Msg::Playback(p) => {
+                    let n = self.mix.len();
+                    self.inputs.push(Input::new(*p, n));
+                }
+                Msg::Record(r) => self.records.push(*r),
+                Msg::Converter(index, c) => {
+                    if let Some(i) = self.inputs.iter_mut().find(|i| i.p.shared.index == index) {
+                        let frame = c.client_frame_size();
+                        let need = (c.input_frames_next() * 2 + 64) * frame;
+                        if i.scratch.len() < need {
+                            // A rare control operation: the one allocation
+                            // the mixer makes outside stream creation.
+                            i.scratch.resize(need, 0);
+                        }
+                        i.p.converter = *c;
+                    }
+                }
+            }
+        }
+        // Relaxed: `closed` only says "stop using this"; the Arc keeps the
+        // state alive for whichever side drops last.
+        self.inputs
+            .retain(|i| !i.p.shared.closed.load(Ordering::Relaxed));
+        self.records
+            .retain(|r| !r.shared.closed.load(Ordering::Relaxed));
+    }
+
+    /// Renders and delivers one period (the sink's own clock).
+    fn period(&mut self) {
+        self.render_mix();
+        self.deliver_mix();
+    }
+
+    /// Mixes every stream's next period into `self.mix` (sink volume
+    /// applied); the streams' read indexes advance.
+    fn render_mix(&mut self) {
+        self.adopt();
+        self.mix.fill(-0.0);
+        let mut audible = 0usize;
+        let mut playing = false;
+        for input in &mut self.inputs {
+            let (produced, wake) = input.render();
+            if wake {
+                input.p.shared.waker.wake();
+            }
+            playing |= produced;
+            let gains = &input.p.shared.gains;
+            if !produced || gains.muted() {
+                continue;
+            }
+            audible += 1;
+            for (frame, out) in self
+                .mix
+                .chunks_exact_mut(self.channels)
+                .zip(input.out.chunks_exact(self.channels))
+            {
+                for (c, (m, x)) in frame.iter_mut().zip(out).enumerate() {
+                    *m += *x * gains.get(c);
+                }
+            }
+        }
+        if audible == 0 || self.shared.gains.muted() {
+            self.mix.fill(0.0);
+        } else {
+            apply_gains(&mut self.mix, self.channels, &self.shared.gains);
+        }
+        // Relaxed: a status flag for sink info replies. A muted stream
+        // still makes the sink RUNNING.
+        self.shared.running.store(playing, Ordering::Relaxed);
+    }
+
+    /// Delivers `self.mix` as the sink's output.
+    fn deliver_mix(&mut self) {
+        let mix = std::mem::take(&mut self.mix);
+        self.deliver(&mix);
+        self.mix = mix;
+    }
+
+    /// Delivers one period of sink audio: quantized to the sink format, to
+    /// the output backend, and (after the monitor volume) to every record
+    /// stream.
+    fn deliver(&mut self, period: &[f32]) {
+        self.monitor.copy_from_slice(period);
+        if !is_float(self.spec.format) {
+            format::encode(self.spec.format, &self.monitor, &mut self.quantize);
+            format::decode(self.spec.format, &self.quantize, &mut self.monitor);
+        }
+        if let Some(o) = &mut self.output {
+            o.write(&self.monitor);
+        }
+        if self.shared.monitor_gains.muted() {
+            self.monitor.fill(0.0);
+        } else {
+            apply_gains(&mut self.monitor, self.channels, &self.shared.monitor_gains);
+        }
+        for r in &mut self.records {
+            if r.shared.corked.load(Ordering::Relaxed) {
+                continue;
+            }
+            let (_, rest) = r.ring.push_partial_slice(&self.monitor);
+            if !rest.is_empty() {
+                r.shared
+                    .dropped_frames
+                    .fetch_add((rest.len() / self.channels) as u64, Ordering::Relaxed);
+            }
+            r.shared.waker.wake();
+        }
+        self.shared.periods.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn is_float(format: u8) -> bool {
+    matches!(format, 5 | 6)
+}
+
+fn apply_gains(samples: &mut [f32], channels: usize, gains: &Gains) {
+    let g: [f32; crate::engine::stream::MAX_CHANNELS] = std::array::from_fn(|c| gains.get(c));
+    if g[..channels].iter().all(|&x| x == 1.0) {
+        return;
+    }
+    for frame in samples.chunks_exact_mut(channels) {
+        for (x, g) in frame.iter_mut().zip(&g) {
+            *x *= *g;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::wake::Waker;
+
+    const PERIOD: usize = 480;
+
+    fn sink(format: u8) -> SinkConfig {
+        SinkConfig {
+            spec: SampleSpec {
+                format,
+                channels: 2,
+                rate: 48_000,
+            },
+            map: ChannelMap::new(&[1, 2]).unwrap(),
+            period_frames: PERIOD,
+            output: OutputSpec::Null,
+        }
+    }
+
+    /// A mixer driven by hand (no timer), with one record stream on its
+    /// monitor.
+    fn mixer(config: &SinkConfig) -> (Mixer, mpsc::Sender<Msg>, rtrb::Consumer<f32>) {
+        let shared = Arc::new(SinkShared {
+            gains: Gains::unity(),
+            monitor_gains: Gains::unity(),
+            running: AtomicBool::new(false),
+            periods: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::channel();
+        let output = Output::open(&OutputSpec::Null, &config.spec).unwrap();
+        let m = Mixer::new(config, shared, rx, output);
+        let rec = Arc::new(RecordShared::new(0, Arc::new(Waker::new().unwrap()), false));
+        let (p, c) = rtrb::RingBuffer::new(48_000 * 2 * 30);
+        tx.send(Msg::Record(Box::new(RecordOutput {
+            shared: rec,
+            ring: p,
+        })))
+        .unwrap();
+        (m, tx, c)
+    }
+
+    fn playback(
+        config: &SinkConfig,
+        spec: SampleSpec,
+        positions: &[u8],
+        prebuf: u32,
+    ) -> (Arc<PlaybackShared>, rtrb::Producer<u8>, Msg) {
+        let shared = Arc::new(PlaybackShared::new(
+            1,
+            Arc::new(Waker::new().unwrap()),
+            prebuf,
+            false,
+        ));
+        let map = ChannelMap::new(positions).unwrap();
+        let converter =
+            PlaybackConverter::new(spec, &map, config.spec.rate, &config.map, PERIOD).unwrap();
+        let (p, c) = rtrb::RingBuffer::new(4 << 20);
+        let msg = Msg::Playback(Box::new(PlaybackInput {
+            shared: shared.clone(),
+            ring: c,
+            converter,
+        }));
+        (shared, p, msg)
+    }
+
+    fn drain_all(c: &mut rtrb::Consumer<f32>) -> Vec<f32> {
+        let n = c.slots();
+        let mut v = vec![0.0; n];
+        c.pop_entire_slice(&mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn one_float_stream_passes_through_bit_exactly() {
+        let config = sink(5);
+        let (mut m, tx, mut rec) = mixer(&config);
+        let spec = config.spec;
+        let (shared, mut ring, msg) = playback(&config, spec, &[1, 2], 0);
+        tx.send(msg).unwrap();
+        // Awkward values: signed zeros, subnormals, out-of-range.
+        let mut input: Vec<f32> = (0..PERIOD * 2 * 3)
+            .map(|i| ((i as f32) * 0.37).sin() * 1.5)
+            .collect();
+        input[0] = -0.0;
+        input[1] = f32::from_bits(1);
+        input[2] = -3.0;
+        let bytes: Vec<u8> = input.iter().flat_map(|x| x.to_le_bytes()).collect();
+        ring.push_entire_slice(&bytes).unwrap();
+        for _ in 0..4 {
+            m.period();
+        }
+        let out = drain_all(&mut rec);
+        let start = out
+            .chunks(PERIOD * 2)
+            .position(|p| p.iter().any(|x| x.to_bits() != 0))
+            .expect("audio reached the monitor")
+            * PERIOD
+            * 2;
+        let got = &out[start..start + input.len()];
+        for (i, (a, b)) in got.iter().zip(&input).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "sample {i}");
+        }
+        assert_eq!(shared.started.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            shared.read_index.load(Ordering::Relaxed),
+            bytes.len() as u64
+        );
+    }
+
+    #[test]
+    fn drain_takes_as_long_as_the_audio_at_any_rate() {
+        for rate in [22_050u32, 44_100, 48_000, 96_000] {
+            let config = sink(5);
+            let (mut m, tx, mut rec) = mixer(&config);
+            let spec = SampleSpec {
+                format: 3,
+                channels: 1,
+                rate,
+            };
+            let (shared, mut ring, msg) = playback(&config, spec, &[0], u32::MAX);
+            tx.send(msg).unwrap();
+            // One second of a full-scale-ish square wave.
+            let bytes: Vec<u8> = (0..rate)
+                .flat_map(|i| {
+                    (if (i / 50) % 2 == 0 {
+                        16_000i16
+                    } else {
+                        -16_000
+                    })
+                    .to_le_bytes()
+                })
+                .collect();
+            ring.push_entire_slice(&bytes).unwrap();
+            // Below prebuf: nothing plays until the drain.
+            m.period();
+            assert_eq!(shared.started.load(Ordering::Relaxed), 0, "{rate}");
+            shared.drain_seq.store(1, Ordering::Relaxed);
+            let mut periods = 0;
+            while shared.drained_seq.load(Ordering::Relaxed) != 1 {
+                m.period();
+                periods += 1;
+                assert!(periods < 1000, "drain never completed at {rate} Hz");
+            }
+            assert_eq!(
+                shared.read_index.load(Ordering::Relaxed),
+                bytes.len() as u64
+            );
+            let out = drain_all(&mut rec);
+            let loud = out.iter().filter(|x| x.abs() > 0.2).count() / 2;
+            // One second at 48 kHz, give or take the resampler's edges.
+            assert!(
+                (47_000..=49_000).contains(&loud),
+                "{rate} Hz: {loud} loud frames after {periods} periods"
+            );
+            assert!(
+                (100..=104).contains(&periods),
+                "{rate} Hz: {periods} periods"
+            );
+        }
+    }
+
+    #[test]
+    fn starving_stream_underflows_once_then_restarts() {
+        let config = sink(5);
+        let (mut m, tx, _rec) = mixer(&config);
+        let (shared, mut ring, msg) = playback(&config, config.spec, &[1, 2], 0);
+        tx.send(msg).unwrap();
+        let period_bytes = vec![0x3fu8; PERIOD * 8];
+        ring.push_entire_slice(&period_bytes).unwrap();
+        m.period();
+        m.period();
+        m.period();
+        assert_eq!(shared.started.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.underflows.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            shared.underflow_at.load(Ordering::Relaxed),
+            period_bytes.len() as u64
+        );
+        ring.push_entire_slice(&period_bytes).unwrap();
+        m.period();
+        assert_eq!(shared.started.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn flush_cork_and_volume() {
+        let config = sink(5);
+        let (mut m, tx, mut rec) = mixer(&config);
+        let (shared, mut ring, msg) = playback(&config, config.spec, &[1, 2], 0);
+        tx.send(msg).unwrap();
+        let half: Vec<u8> = (0..PERIOD * 2).flat_map(|_| 0.5f32.to_le_bytes()).collect();
+        ring.push_entire_slice(&half).unwrap();
+        shared.corked.store(true, Ordering::Relaxed);
+        m.period();
+        assert_eq!(shared.read_index.load(Ordering::Relaxed), 0, "corked");
+        shared.corked.store(false, Ordering::Relaxed);
+        shared.gains.set(&[0.5, 0.25]);
+        drain_all(&mut rec);
+        m.period();
+        let out = drain_all(&mut rec);
+        assert_eq!(&out[..2], &[0.25, 0.125]);
+        // A flush drops what was written before it.
+        ring.push_entire_slice(&half).unwrap();
+        ring.push_entire_slice(&half).unwrap();
+        shared
+            .flush_to
+            .store(half.len() as u64 * 3, Ordering::Relaxed);
+        m.period();
+        assert_eq!(
+            shared.read_index.load(Ordering::Relaxed),
+            half.len() as u64 * 3
+        );
+        assert!(drain_all(&mut rec).iter().all(|x| *x == 0.0));
+    }
+
+    #[test]
+    fn integer_sink_quantizes_the_mix() {
+        let config = sink(3);
+        let (mut m, tx, mut rec) = mixer(&config);
+        let spec = SampleSpec {
+            format: 5,
+            channels: 2,
+            rate: 48_000,
+        };
+        let (_shared, mut ring, msg) = playback(&config, spec, &[1, 2], 0);
+        tx.send(msg).unwrap();
+        let x = 0.123_456_79f32;
+        let bytes: Vec<u8> = (0..PERIOD * 2).flat_map(|_| x.to_le_bytes()).collect();
+        ring.push_entire_slice(&bytes).unwrap();
+        m.period();
+        let out = drain_all(&mut rec);
+        let q = (f64::from(x) * 32768.0).round() / 32768.0;
+        assert_eq!(f64::from(out[0]), q);
+    }
+}

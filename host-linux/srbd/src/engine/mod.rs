@@ -1,0 +1,16 @@
+//! The real-time side of srbd: what runs once per period and never waits
+//! for a client.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`mixer`] | [`mixer::Engine`]: the sink, its timerfd clock, the mixer thread, monitor copies to record streams |
+//! | [`dsp_clock`] | the sink clocked and processed by the `dsp-sim` peer, with fallback |
+//! | [`stream`] | the atomics and queues a stream's control side and the mixer share |
+//! | [`audio`] | sample formats, channel remapping, volumes, resampling (`rubato`) |
+//! | [`output`] | the `null` and `wav:PATH` output backends |
+
+pub mod audio;
+pub mod dsp_clock;
+pub mod mixer;
+pub mod output;
+pub mod stream;

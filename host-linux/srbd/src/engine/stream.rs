@@ -1,0 +1,186 @@
+//! What a stream's connection thread and the mixer share: atomics only, so
+//! neither side ever waits for the other (design rule: the real-time path
+//! takes no lock a client-facing thread can hold).
+//!
+//! Requests go one way as monotonic values the other side compares with
+//! what it last saw (`flush_to`, `drain_seq`, `trigger_seq`, ...); events go
+//! back the same way (`started`, `underflows`, `drained_seq`). Audio goes
+//! through `rtrb` rings beside these (one producer, one consumer).
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::control::wake::Waker;
+
+/// Most channels a sink can have (PulseAudio's limit).
+pub const MAX_CHANNELS: usize = 32;
+
+/// Per-channel linear gains plus a mute flag, written by any connection
+/// thread (volume commands) and read by the mixer each period.
+#[derive(Debug)]
+pub struct Gains {
+    bits: [AtomicU32; MAX_CHANNELS],
+    muted: AtomicBool,
+}
+
+impl Gains {
+    /// Unity gain on every channel, not muted.
+    pub fn unity() -> Self {
+        Self {
+            bits: std::array::from_fn(|_| AtomicU32::new(1.0f32.to_bits())),
+            muted: AtomicBool::new(false),
+        }
+    }
+
+    /// Sets the gains: `linear[i]` for channel `i`; channels past the end
+    /// of `linear` repeat its last value (unity when it is empty).
+    pub fn set(&self, linear: &[f32]) {
+        let last = linear.last().copied().unwrap_or(1.0);
+        for (i, g) in self.bits.iter().enumerate() {
+            let v = linear.get(i).copied().unwrap_or(last);
+            // Relaxed: each gain is independent; a period that mixes half
+            // old and half new gains is as good as either.
+            g.store(v.to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    /// The gain of channel `i` (unity past [`MAX_CHANNELS`]).
+    pub fn get(&self, i: usize) -> f32 {
+        // Relaxed: see `set`.
+        self.bits
+            .get(i)
+            .map_or(1.0, |g| f32::from_bits(g.load(Ordering::Relaxed)))
+    }
+
+    /// Mutes or unmutes.
+    pub fn set_muted(&self, muted: bool) {
+        // Relaxed: an independent flag.
+        self.muted.store(muted, Ordering::Relaxed);
+    }
+
+    /// Whether muted.
+    pub fn muted(&self) -> bool {
+        self.muted.load(Ordering::Relaxed)
+    }
+}
+
+/// A playback stream's shared state.
+#[derive(Debug)]
+pub struct PlaybackShared {
+    /// The sink-input index shown to clients.
+    pub index: u32,
+    /// Wakes the owning connection thread.
+    pub waker: Arc<Waker>,
+    /// Volume and mute.
+    pub gains: Gains,
+    /// Corked by the client: the mixer consumes nothing.
+    pub corked: AtomicBool,
+    /// The connection is done with the stream; the mixer drops it.
+    pub closed: AtomicBool,
+    /// Another client killed the stream (KILL_*); the owner tells its
+    /// client and removes it.
+    pub killed: AtomicBool,
+    /// Bytes the mixer must skip: everything written before a FLUSH.
+    pub flush_to: AtomicU64,
+    /// Prebuffer threshold in bytes (SET_BUFFER_ATTR may change it).
+    pub prebuf: AtomicU32,
+    /// Incremented by DRAIN requests.
+    pub drain_seq: AtomicU32,
+    /// Set by the mixer to `drain_seq` once all queued audio was played.
+    pub drained_seq: AtomicU32,
+    /// Incremented by TRIGGER: leave prebuffering now.
+    pub trigger_seq: AtomicU32,
+    /// Incremented by PREBUF: enter prebuffering now.
+    pub prebuf_seq: AtomicU32,
+    /// Bytes the mixer consumed (the memblockq read index).
+    pub read_index: AtomicU64,
+    /// Whether the mixer is waiting for `prebuf` bytes.
+    pub prebuffering: AtomicBool,
+    /// Whether the stream is currently audible (not corked or starved).
+    pub playing: AtomicBool,
+    /// Times playback started (first start and after each underrun).
+    pub started: AtomicU32,
+    /// Times the queue ran dry while playing.
+    pub underflows: AtomicU32,
+    /// The read index at the last underflow.
+    pub underflow_at: AtomicU64,
+}
+
+impl PlaybackShared {
+    /// New state for sink input `index`.
+    pub fn new(index: u32, waker: Arc<Waker>, prebuf: u32, corked: bool) -> Self {
+        Self {
+            index,
+            waker,
+            gains: Gains::unity(),
+            corked: AtomicBool::new(corked),
+            closed: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            flush_to: AtomicU64::new(0),
+            prebuf: AtomicU32::new(prebuf),
+            drain_seq: AtomicU32::new(0),
+            drained_seq: AtomicU32::new(0),
+            trigger_seq: AtomicU32::new(0),
+            prebuf_seq: AtomicU32::new(0),
+            read_index: AtomicU64::new(0),
+            prebuffering: AtomicBool::new(true),
+            playing: AtomicBool::new(false),
+            started: AtomicU32::new(0),
+            underflows: AtomicU32::new(0),
+            underflow_at: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A record stream's shared state.
+#[derive(Debug)]
+pub struct RecordShared {
+    /// The source-output index shown to clients.
+    pub index: u32,
+    /// Wakes the owning connection thread.
+    pub waker: Arc<Waker>,
+    /// Stream volume and mute (applied by the connection thread).
+    pub gains: Gains,
+    /// Corked: the mixer delivers nothing.
+    pub corked: AtomicBool,
+    /// The connection is done with the stream; the mixer drops it.
+    pub closed: AtomicBool,
+    /// Another client killed the stream (KILL_*); the owner tells its
+    /// client and removes it.
+    pub killed: AtomicBool,
+    /// Sink frames the mixer could not deliver because the ring was full.
+    pub dropped_frames: AtomicU64,
+}
+
+impl RecordShared {
+    /// New state for source output `index`.
+    pub fn new(index: u32, waker: Arc<Waker>, corked: bool) -> Self {
+        Self {
+            index,
+            waker,
+            gains: Gains::unity(),
+            corked: AtomicBool::new(corked),
+            closed: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            dropped_frames: AtomicU64::new(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gains_repeat_the_last_value() {
+        let g = Gains::unity();
+        assert_eq!(g.get(0), 1.0);
+        g.set(&[0.5, 0.25]);
+        assert_eq!((g.get(0), g.get(1), g.get(31)), (0.5, 0.25, 0.25));
+        assert_eq!(g.get(99), 1.0);
+        g.set(&[]);
+        assert_eq!(g.get(3), 1.0);
+        g.set_muted(true);
+        assert!(g.muted());
+    }
+}
