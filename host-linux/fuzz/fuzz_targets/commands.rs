@@ -16,13 +16,13 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use srb_pulse::tagstruct::{Proplist, TagReader, TagWriter};
 use srb_pulse::commands::Command;
-use srbd::control::connection::Session;
+use srbd::control::session::Session;
 use srbd::engine::mixer::{Engine, SinkConfig};
 use srbd::engine::output::OutputSpec;
 use srbd::control::playback::CreatePlayback;
 use srbd::control::record::CreateRecord;
 use srbd::control::server_info::ServerInfo;
-use srbd::control::wake::Waker;
+use srbd::engine::notice::Notice;
 use srbd::Server;
 
 fn server() -> &'static Arc<Server> {
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             let srv = server().clone();
-            let waker = Arc::new(Waker::new().expect("eventfd"));
+            let waker = Arc::new(Notice::new(srv.engine.bell().clone()));
             let mut s = Session::new(srv.clone(), srv.uid, waker);
             let auth = packet(Command::Auth, 0, |w| {
                 w.put_u32(version).put_arbitrary(&[0; 256]);

@@ -20,6 +20,7 @@
 //! shm = true                             # offer memfd SHM to local clients of our uid (§1.5)
 //! srbchannel = true                      # offer the srbchannel to SHM clients (§5)
 //! spin_us = 100                          # poll a chatty client's ring this long before sleeping; 0: never
+//! max_clients = 1024                     # clients served at once; one more is refused with a log line
 //! ```
 
 use std::net::SocketAddr;
@@ -117,6 +118,8 @@ pub struct FileConfig {
     pub srbchannel: Option<bool>,
     /// Microseconds a connection polls a chatty client's ring.
     pub spin_us: Option<u64>,
+    /// Clients served at once.
+    pub max_clients: Option<usize>,
 }
 
 /// The longest ring polling allowed (`spin_us`): a millisecond per request
@@ -188,8 +191,10 @@ pub struct Config {
     /// (yielding the CPU between looks) before it sleeps, when the
     /// client's last request followed the last reply within that time
     /// (default 100 µs; 0: always sleep at once). See
-    /// [`crate::control::connection::SPIN_WINDOW`].
+    /// [`crate::control::session::SPIN_WINDOW`].
     pub spin: std::time::Duration,
+    /// At most this many clients are served at once (default 1024).
+    pub max_clients: usize,
 }
 
 impl FileConfig {
@@ -225,6 +230,7 @@ impl FileConfig {
             shm: over.shm.or(self.shm),
             srbchannel: over.srbchannel.or(self.srbchannel),
             spin_us: over.spin_us.or(self.spin_us),
+            max_clients: over.max_clients.or(self.max_clients),
         }
     }
 
@@ -262,11 +268,19 @@ impl FileConfig {
         };
         let spin_us = self
             .spin_us
-            .unwrap_or(crate::control::connection::SPIN_WINDOW.as_micros() as u64);
+            .unwrap_or(crate::control::session::SPIN_WINDOW.as_micros() as u64);
         if spin_us > MAX_SPIN_US {
             return Err(ConfigError::Invalid(format!(
                 "spin_us {spin_us} is above {MAX_SPIN_US}"
             )));
+        }
+        let max_clients = self
+            .max_clients
+            .unwrap_or(crate::control::server_loop::DEFAULT_MAX_CLIENTS);
+        if max_clients == 0 {
+            return Err(ConfigError::Invalid(
+                "max_clients must be at least 1".into(),
+            ));
         }
         let sink_name = self
             .sink_name
@@ -293,6 +307,7 @@ impl FileConfig {
             shm: self.shm.unwrap_or(true),
             srbchannel: self.srbchannel.unwrap_or(true),
             spin: std::time::Duration::from_micros(spin_us),
+            max_clients,
         })
     }
 }
@@ -337,7 +352,7 @@ mod tests {
     #[test]
     fn spin_window_default_range_and_override() {
         let c = FileConfig::default().resolve().unwrap();
-        assert_eq!(c.spin, crate::control::connection::SPIN_WINDOW);
+        assert_eq!(c.spin, crate::control::session::SPIN_WINDOW);
         let f: FileConfig = toml::from_str("spin_us = 0\n").unwrap();
         assert_eq!(f.resolve().unwrap().spin, std::time::Duration::ZERO);
         let f: FileConfig = toml::from_str("spin_us = 1000\n").unwrap();

@@ -33,23 +33,13 @@ pub mod logging;
 
 pub use control::{registry, server_info};
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-
-use rustix::io::Errno;
 
 use engine::mixer::Engine;
 use registry::Registry;
 use server_info::ServerInfo;
-use srb_linux::listener::Listener;
 use srb_pulse::tagstruct::{CVolume, Proplist};
-
-/// How long the accept loop waits after running out of fds or memory.
-pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// At most this many connections are served at once (§1.2).
-pub const MAX_CONNECTIONS: usize = 64;
 
 /// Volume and mute of a device, as shown to clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +63,12 @@ pub struct Server {
     /// `srbchannel`; default true).
     pub srbchannel: bool,
     /// How long a connection polls a chatty client's ring (config
-    /// `spin_us`; default [`control::connection::SPIN_WINDOW`]).
+    /// `spin_us`; default [`control::session::SPIN_WINDOW`]).
     pub spin: std::time::Duration,
+    /// At most this many clients are served at once (config
+    /// `max_clients`; default
+    /// [`control::server_loop::DEFAULT_MAX_CLIENTS`]).
+    pub max_clients: usize,
     /// The sink and its mixer.
     pub engine: Engine,
     /// Clients, streams and subscriptions.
@@ -114,7 +108,8 @@ impl Server {
             uid: rustix::process::geteuid().as_raw(),
             shm: true,
             srbchannel: true,
-            spin: control::connection::SPIN_WINDOW,
+            spin: control::session::SPIN_WINDOW,
+            max_clients: control::server_loop::DEFAULT_MAX_CLIENTS,
             engine,
             registry: Registry::default(),
             sink_state: Mutex::new(sink_state),
@@ -138,6 +133,12 @@ impl Server {
     /// ring before it sleeps (config `spin_us`; zero: never).
     pub fn with_spin(mut self, spin: std::time::Duration) -> Self {
         self.spin = spin;
+        self
+    }
+
+    /// Serves at most `n` clients at once (config `max_clients`).
+    pub fn with_max_clients(mut self, n: usize) -> Self {
+        self.max_clients = n;
         self
     }
 
@@ -222,10 +223,11 @@ impl Server {
         self.registry.post(facility, registry::event::CHANGE, index);
     }
 
-    /// Asks the accept loop and every connection to end.
+    /// Asks the control loop to end (it closes every client).
     pub fn request_stop(&self) {
         // Relaxed: a flag polled in loops; it publishes no data.
         self.stop.store(true, Ordering::Relaxed);
+        self.engine.bell().ring();
     }
 
     /// Whether a stop was requested.
@@ -237,16 +239,17 @@ impl Server {
     pub fn active_connections(&self) -> usize {
         self.active.load(Ordering::Relaxed)
     }
+
+    /// Published by the control loop as it admits and closes clients.
+    pub fn set_active_connections(&self, n: usize) {
+        // Relaxed: a count for status and tests, no data behind it.
+        self.active.store(n, Ordering::Relaxed);
+    }
 }
 
-/// After [`run`] returned: waits (at most 5 s) for the connection threads
-/// to see the stop and leave, then stops the mixer and finishes the
+/// After the control loop returned: stops the mixer and finishes the
 /// output (the wav file is finalized here).
 pub fn shutdown(server: Arc<Server>) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while server.active_connections() > 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
     match server.engine.stop() {
         Ok(samples) => tracing::info!(samples, "output finished"),
         Err(e) => tracing::warn!(%e, "output did not finish cleanly"),
@@ -261,83 +264,6 @@ pub fn linear_gains(v: &CVolume) -> Vec<f32> {
         .collect()
 }
 
-/// Accepts connections on `listener` until [`Server::request_stop`] (then
-/// one more connection, e.g. from [`wake()`], ends the loop), each served on
-/// its own thread.
-pub fn run(listener: &Listener, server: &Arc<Server>) -> Result<(), Errno> {
-    let mut n: u64 = 0;
-    loop {
-        let accepted = listener.accept();
-        if server.stopping() {
-            tracing::info!("stopping");
-            return Ok(());
-        }
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e @ (Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)) => {
-                // Out of fds or memory: the pending connection stays in
-                // the backlog; back off instead of spinning on it.
-                tracing::warn!(%e, "accept failed; retrying in {ACCEPT_BACKOFF:?}");
-                std::thread::sleep(ACCEPT_BACKOFF);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if server.active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            tracing::warn!(pid = ?peer.pid, "too many connections; refused");
-            continue;
-        }
-        n += 1;
-        let slot = Slot::take(server.clone());
-        let peer = control::connection::Peer::Unix {
-            uid: peer.uid.as_raw(),
-        };
-        let spawned = std::thread::Builder::new()
-            .name(format!("srbd-conn-{n}"))
-            .spawn(move || {
-                // Dropped last, also if serve panics: the slot is given
-                // back whatever way the thread ends.
-                let slot = slot;
-                control::connection::serve(
-                    control::connection::Transport::Unix(stream),
-                    peer,
-                    slot.0.clone(),
-                );
-            });
-        // On failure the closure, its slot and the stream are dropped.
-        if let Err(e) = spawned {
-            tracing::warn!(%e, "cannot spawn a connection thread; connection dropped");
-        }
-    }
-}
-
-/// One of the [`MAX_CONNECTIONS`] connection slots, given back on drop.
-pub(crate) struct Slot(Arc<Server>);
-
-impl Slot {
-    pub(crate) fn take(server: Arc<Server>) -> Self {
-        server.active.fetch_add(1, Ordering::Relaxed);
-        Slot(server)
-    }
-
-    pub(crate) fn server(&self) -> &Arc<Server> {
-        &self.0
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Wakes a [`run`] blocked in `accept` by connecting to its socket.
-pub fn wake(path: &Path) {
-    if let Err(e) = srb_linux::listener::connect(path) {
-        tracing::debug!(%e, "wake-up connect failed");
-    }
-}
-
 /// A server with the default sink and a null output, for unit tests.
 #[cfg(test)]
 pub(crate) fn test_server() -> Arc<Server> {
@@ -350,22 +276,4 @@ pub(crate) fn test_server() -> Arc<Server> {
     })
     .expect("engine");
     Arc::new(Server::new(info, engine))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_connection_slot_is_given_back_when_its_thread_panics() {
-        let server = test_server();
-        let slot = Slot::take(server.clone());
-        assert_eq!(server.active.load(Ordering::Relaxed), 1);
-        let t = std::thread::spawn(move || {
-            let _slot = slot;
-            panic!("connection thread panics");
-        });
-        assert!(t.join().is_err());
-        assert_eq!(server.active.load(Ordering::Relaxed), 0);
-    }
 }

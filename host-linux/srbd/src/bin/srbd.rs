@@ -6,7 +6,7 @@
 //! srbd [--socket PATH] [--tcp ADDR:PORT] [--config FILE] [--output null|wav:PATH]
 //!      [--format NAME] [--rate HZ] [--channels N] [--period-frames N] [--sink-name NAME]
 //!      [--dsp on|off] [--dsp-chain SPEC] [--dsp-program PATH] [--shm on|off]
-//!      [--srbchannel on|off] [--spin-us N]
+//!      [--srbchannel on|off] [--spin-us N] [--max-clients N]
 //! ```
 //!
 //! By default it spawns the `dsp-sim` peer (found beside `srbd`), which
@@ -24,17 +24,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 use srb_linux::listener::Listener;
 use srb_linux::runtime_dir::RuntimeDir;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use srbd::config::{format_name, Config, FileConfig};
+use srbd::control::server_loop::ServerLoop;
+use srbd::control::tcp::load_or_create_cookie;
 use srbd::dsp::link::DspLink;
-use srbd::dsp::supervisor::{default_program, DspConfig, RestartHandle, Supervisor};
+use srbd::dsp::supervisor::{default_program, DspConfig, Supervisor};
 use srbd::engine::mixer::{Engine, SinkConfig};
 use srbd::{self, server_info::ServerInfo, Server};
 
@@ -95,6 +94,10 @@ struct Args {
     /// 1000).
     #[arg(long, value_name = "N")]
     spin_us: Option<u64>,
+    /// Clients served at once (default 1024); one more is refused with a
+    /// log line.
+    #[arg(long, value_name = "N")]
+    max_clients: Option<usize>,
 }
 
 fn on_off(s: &str) -> Result<bool, String> {
@@ -128,6 +131,7 @@ fn config(args: Args) -> Result<Config, String> {
         shm: args.shm,
         srbchannel: args.srbchannel,
         spin_us: args.spin_us,
+        max_clients: args.max_clients,
     };
     file.overlay(cli).resolve().map_err(|e| e.to_string())
 }
@@ -157,6 +161,7 @@ fn bind(socket: &Option<PathBuf>) -> Result<Listener, String> {
 
 fn main() -> ExitCode {
     srbd::logging::init();
+    raise_fd_limit();
     let cfg = match config(Args::parse()) {
         Ok(c) => c,
         Err(e) => {
@@ -205,21 +210,45 @@ fn main() -> ExitCode {
         Server::new(info, engine)
             .with_shm(cfg.shm)
             .with_srbchannel(cfg.srbchannel)
-            .with_spin(cfg.spin),
+            .with_spin(cfg.spin)
+            .with_max_clients(cfg.max_clients),
     );
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
-        Ok(s) => s,
+    let mut control = match ServerLoop::new(server.clone()) {
+        Ok(l) => l,
         Err(e) => {
-            eprintln!("srbd: cannot watch signals: {e}");
+            eprintln!("srbd: {e}");
             return ExitCode::from(1);
         }
     };
+    if let Err(e) = control
+        .listen_unix(listener)
+        .and_then(|()| control.watch_signals())
+    {
+        eprintln!("srbd: {e}");
+        return ExitCode::from(1);
+    }
+    if cfg.stats_interval > 0 {
+        control = control.with_stats(
+            Duration::from_secs(cfg.stats_interval),
+            dsp.as_ref().map(Supervisor::restart_handle),
+        );
+    }
     let tcp = match cfg.tcp {
         None => None,
         Some(addr) => {
-            match srbd::control::tcp::serve(addr, cfg.tcp_anonymous, cfg.cookie.as_deref(), &server)
-            {
-                Ok(t) => Some(t),
+            let cookie = if cfg.tcp_anonymous {
+                None
+            } else {
+                match load_or_create_cookie(cfg.cookie.as_deref()) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        eprintln!("srbd: --tcp {addr}: cookie: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            };
+            match control.listen_tcp(addr, cookie) {
+                Ok(a) => Some(a),
                 Err(e) => {
                     eprintln!("srbd: --tcp {addr}: {e}");
                     return ExitCode::from(1);
@@ -227,50 +256,41 @@ fn main() -> ExitCode {
             }
         }
     };
-    {
-        let server = server.clone();
-        let path = path.clone();
-        let tcp_addr = tcp.as_ref().map(|t| t.local_addr());
-        std::thread::spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                tracing::info!(signal = sig, "shutting down");
-                server.request_stop();
-                srbd::wake(&path);
-                if let Some(a) = tcp_addr {
-                    srbd::control::tcp::wake(a);
-                }
-            }
-        });
-    }
-    if cfg.stats_interval > 0 {
-        let server = server.clone();
-        let handle = dsp.as_ref().map(Supervisor::restart_handle);
-        let interval = Duration::from_secs(cfg.stats_interval);
-        std::thread::spawn(move || log_stats(server, handle, interval));
-    }
     println!("PULSE_SERVER=unix:{}", path.display());
-    if let Some(t) = &tcp {
-        println!("PULSE_SERVER=tcp:{}", t.local_addr());
+    if let Some(a) = tcp {
+        println!("PULSE_SERVER=tcp:{a}");
     }
-    let result = srbd::run(&listener, &server);
-    drop(listener);
-    if let Some(t) = tcp {
-        t.join();
-    }
-    // Connection threads hold the server; wait for them to leave so the
-    // engine stops (and the wav output is finalized) exactly once, here.
-    let code = match result {
+    let code = match control.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("srbd: accept: {e}");
+            eprintln!("srbd: {e}");
             ExitCode::from(1)
         }
     };
+    drop(control);
     srbd::shutdown(server);
     if let Some(d) = dsp {
         d.stop();
     }
     code
+}
+
+/// Raises the soft limit on open files to the hard limit: every client
+/// holds a socket (and with the srbchannel two eventfds and a memfd on
+/// its side of the exchange), and 1024 clients need more than the usual
+/// soft limit of 1024.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    let (soft, hard) = (lim.current, lim.maximum);
+    if soft == hard {
+        return;
+    }
+    lim.current = hard;
+    match setrlimit(Resource::Nofile, lim) {
+        Ok(()) => tracing::info!(from = ?soft, to = ?hard, "raised the open-file limit"),
+        Err(e) => tracing::warn!(%e, ?soft, "cannot raise the open-file limit"),
+    }
 }
 
 /// Starts the DSP supervisor if the config asks for it; on failure srbd
@@ -301,31 +321,5 @@ fn start_dsp(cfg: &Config) -> (Option<Supervisor>, Option<mpsc::Receiver<DspLink
             tracing::warn!(%e, "DSP peer not started; the sink runs on its own clock");
             (None, None)
         }
-    }
-}
-
-/// Logs the DSP's statistics every `interval` until the server stops.
-fn log_stats(server: Arc<Server>, dsp: Option<RestartHandle>, interval: Duration) {
-    let mut last = Instant::now();
-    while !server.stopping() {
-        std::thread::sleep(Duration::from_millis(200));
-        if last.elapsed() < interval {
-            continue;
-        }
-        last = Instant::now();
-        let c = server.engine.dsp();
-        let s = c.stats.load();
-        tracing::info!(
-            dsp_periods = s.map(|s| s.periods),
-            worst_us = s.map(|s| s.worst_ns / 1000),
-            mean_us = s.map(|s| s.mean_ns / 1000),
-            dsp_deadline_misses = s.map(|s| s.deadline_misses),
-            processed = c.processed.load(Ordering::Relaxed),
-            late = c.late.load(Ordering::Relaxed),
-            fallbacks = c.fallbacks.load(Ordering::Relaxed),
-            restarts = dsp.as_ref().map(RestartHandle::restarts),
-            periods = server.engine.shared().periods.load(Ordering::Relaxed),
-            "stats"
-        );
     }
 }

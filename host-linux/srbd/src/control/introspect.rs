@@ -5,9 +5,9 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::control::connection::{error, reply, ConnError, Session, MAX_CLIENT_PROPS};
 use crate::control::registry::{SinkInput, SourceOutput};
 use crate::control::server_info::{DRIVER, INVALID_INDEX};
+use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PROPS};
 use crate::linear_gains;
 use srb_pulse::commands::{Command, PaError};
 use srb_pulse::tagstruct::{CVolume, FormatInfo, Proplist, TagReader, TagWriter};
@@ -87,7 +87,7 @@ pub fn update_proplist(target: &mut Proplist, mode: u32, new: &Proplist) -> Resu
 
 /// Reads the key list of a REMOVE_*_PROPLIST request (strings ending
 /// with a NULL string).
-pub fn read_keys<'a>(r: &mut TagReader<'a>) -> Result<Vec<&'a str>, ConnError> {
+pub fn read_keys<'a>(r: &mut TagReader<'a>) -> Result<Vec<&'a str>, HandleError> {
     let mut keys = Vec::new();
     while let Some(k) = r.get_string()? {
         keys.push(k);
@@ -219,7 +219,7 @@ impl Session {
         r: &mut TagReader<'_>,
         version: u32,
         packet_len: usize,
-    ) -> Result<Option<TagWriter>, ConnError> {
+    ) -> Result<Option<TagWriter>, HandleError> {
         let info = &self.server.info;
         let w = match cmd {
             Command::GetServerInfo => {
@@ -344,7 +344,7 @@ impl Session {
                 r.finish()?;
                 self.server
                     .registry
-                    .subscribe(self.client_index, mask, self.waker.clone());
+                    .subscribe(self.client_index, mask, self.notice.clone());
                 reply(tag)
             }
             Command::SetSinkVolume | Command::SetSourceVolume => {
@@ -454,13 +454,13 @@ impl Session {
                     self.server.registry.update_sink_input(index, |s| {
                         // Relaxed: the owner's wake-up below carries it.
                         s.shared.killed.store(true, Ordering::Relaxed);
-                        s.shared.waker.wake();
+                        s.shared.notice.raise();
                         Err::<(), _>(PaError::NoEntity)
                     })
                 } else {
                     self.server.registry.update_source_output(index, |s| {
                         s.shared.killed.store(true, Ordering::Relaxed);
-                        s.shared.waker.wake();
+                        s.shared.notice.raise();
                         Err::<(), _>(PaError::NoEntity)
                     })
                 };

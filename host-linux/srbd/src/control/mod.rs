@@ -3,7 +3,9 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`server_info`] | [`server_info::ServerInfo`]: the server identity, sink and monitor, encoded by version (§6.3, §6.4) |
-//! | [`connection`] | [`connection::Session`] (per-client protocol state machine) and its socket loop |
+//! | [`server_loop`] | [`server_loop::ServerLoop`]: the one control thread's epoll loop over listeners, clients, srbchannel fd0s, the mixer's bell, signals and one timerfd; admission (`max_clients`, fd shortage) |
+//! | [`client`] | [`client::Client`]: one connection on the loop (socket and ring input, deadlines, one round of serving it, how it ended) |
+//! | [`session`] | [`session::Session`]: one client's protocol state machine (AUTH, names, dispatch), without I/O |
 //! | [`outbound`] | [`outbound::Outbound`]: where a connection's frames go (socket, or the srbchannel ring once acknowledged), and the ring's poll hooks |
 //! | [`srbchannel`] | [`srbchannel::SrbLink`]: srbd's end of a client's srbchannel (sealed PA-layout memfd block, fd0/fd1, the offer, fdsem waking, hostile-block checks) |
 //! | [`shm`] | the SHM fast path: per-connection memfd imports (REGISTER_MEMFD_SHMID), SHM reference validation, `pread` copies and RELEASE |
@@ -11,18 +13,21 @@
 //! | [`streams`] | stream commands (create, delete, drain, cork, flush, latency, attributes, rates, names, proplists) |
 //! | [`playback`] / [`record`] | one stream's control side: request decoding and validation, flow control (REQUEST, STARTED, UNDERFLOW, drain replies), record delivery |
 //! | [`registry`] | clients, sink inputs, source outputs, SUBSCRIBE event queues |
-//! | [`mod@wake`] | [`wake::Waker`]: the eventfd that wakes the control loop |
-//! | [`tcp`] | `--tcp`: TCP clients with cookie authentication |
+//! | [`tcp`] | `--tcp`: the cookie TCP clients authenticate with |
 
-pub mod connection;
+pub mod client;
 pub mod introspect;
 pub mod outbound;
 pub mod playback;
 pub mod record;
 pub mod registry;
 pub mod server_info;
+pub mod server_loop;
+pub mod session;
 pub mod shm;
 pub mod srbchannel;
 pub mod streams;
 pub mod tcp;
-pub mod wake;
+
+#[cfg(test)]
+mod loop_tests;

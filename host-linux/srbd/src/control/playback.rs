@@ -359,7 +359,7 @@ impl Drop for Playback {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::wake::Waker;
+    use crate::engine::notice::{Bell, Notice};
 
     fn stream(tlength: u32, minreq: u32, prebuf: u32) -> (Playback, rtrb::Consumer<u8>) {
         let attr = PlaybackAttr {
@@ -370,7 +370,7 @@ mod tests {
         };
         let shared = Arc::new(PlaybackShared::new(
             0,
-            Arc::new(Waker::new().unwrap()),
+            Arc::new(Notice::new(Arc::new(Bell::new().unwrap()))),
             prebuf,
             false,
         ));

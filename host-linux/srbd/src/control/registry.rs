@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::control::wake::Waker;
+use crate::engine::notice::Notice;
 use crate::engine::stream::{PlaybackShared, RecordShared};
 use srb_pulse::commands::PaError;
 use srb_pulse::tagstruct::{CVolume, ChannelMap, Proplist, SampleSpec};
@@ -85,7 +85,7 @@ pub struct SourceOutput {
 struct Subscriber {
     mask: u32,
     events: VecDeque<(u32, u32)>,
-    waker: Arc<Waker>,
+    notice: Arc<Notice>,
 }
 
 /// Everything the server lists.
@@ -207,7 +207,7 @@ impl Registry {
     }
 
     /// Sets client `index`'s subscription mask (0 unsubscribes).
-    pub fn subscribe(&self, index: u32, mask: u32, waker: Arc<Waker>) {
+    pub fn subscribe(&self, index: u32, mask: u32, notice: Arc<Notice>) {
         let mut subs = lock(&self.subscribers);
         if mask == 0 {
             subs.remove(&index);
@@ -217,7 +217,7 @@ impl Registry {
                 .or_insert(Subscriber {
                     mask,
                     events: VecDeque::new(),
-                    waker,
+                    notice,
                 });
         }
     }
@@ -233,7 +233,7 @@ impl Registry {
                 s.events.pop_front();
             }
             s.events.push_back((facility | kind, index));
-            s.waker.wake();
+            s.notice.raise();
         }
     }
 
@@ -249,17 +249,19 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::notice::Bell;
 
     #[test]
     fn subscribers_get_matching_events_only() {
         let r = Registry::default();
-        let w = Arc::new(Waker::new().unwrap());
+        let bell = Arc::new(Bell::new().unwrap());
+        let w = Arc::new(Notice::new(bell.clone()));
         r.subscribe(1, 1 << facility::CLIENT, w.clone());
         r.set_client(7, Proplist::new());
         r.set_client(7, Proplist::new());
         r.post(facility::SINK_INPUT, event::NEW, 3);
         r.remove_client(7);
-        assert!(w.clear());
+        assert!(bell.clear() && w.take());
         assert_eq!(
             r.take_events(1),
             vec![
@@ -277,7 +279,11 @@ mod tests {
     #[test]
     fn a_slow_subscriber_keeps_only_the_newest_events() {
         let r = Registry::default();
-        r.subscribe(1, u32::MAX, Arc::new(Waker::new().unwrap()));
+        r.subscribe(
+            1,
+            u32::MAX,
+            Arc::new(Notice::new(Arc::new(Bell::new().unwrap()))),
+        );
         for i in 0..(MAX_QUEUED_EVENTS as u32 + 10) {
             r.post(facility::SERVER, event::CHANGE, i);
         }

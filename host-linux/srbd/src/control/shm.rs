@@ -35,7 +35,7 @@
 //!   enforced on blocks imported and not yet released, which with the
 //!   release at copy time never exceeds one.
 //!
-//! Every error here is fatal to the connection ([`crate::control::connection::ConnError::Shm`]):
+//! Every error here is fatal to the connection ([`crate::control::session::HandleError::Shm`]):
 //! libpulse never produces any of them (it copies inline rather than
 //! refer to a pool it did not register, §4.5), so a client that does is
 //! broken or hostile.
@@ -44,7 +44,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use crate::control::connection::{ConnError, Session, MAX_FRAME_PAYLOAD};
+use crate::control::session::{HandleError, Session, MAX_FRAME_PAYLOAD};
 use srb_linux::memfd::MAX_MEMFD_LEN;
 use srb_linux::pool::{PoolImportError, PoolReadError, UnsealedPool};
 use srb_pulse::pstream::{Frame, FrameError, ShmRef, ShmRefFrame};
@@ -395,7 +395,7 @@ impl ShmImports {
 impl Session {
     /// REGISTER_MEMFD_SHMID (command 103): `u32 shm_id`, no reply, exactly
     /// the one fd that came with the frame.
-    pub(super) fn register_memfd(&mut self, r: &mut TagReader<'_>) -> Result<(), ConnError> {
+    pub(super) fn register_memfd(&mut self, r: &mut TagReader<'_>) -> Result<(), HandleError> {
         let shm_id = r.get_u32()?;
         r.finish()?;
         let fds = self.take_frame_fds();
@@ -418,7 +418,7 @@ impl Session {
     /// like an inline memblock and sends RELEASE at once. A reference for
     /// a channel this client has no stream on (one just deleted or
     /// killed) is released unread.
-    pub(super) fn shm_ref(&mut self, f: ShmRefFrame, out: &mut Vec<u8>) -> Result<(), ConnError> {
+    pub(super) fn shm_ref(&mut self, f: ShmRefFrame, out: &mut Vec<u8>) -> Result<(), HandleError> {
         let client = self.client_index;
         let Some(imports) = self.shm.as_mut() else {
             // The decoder refuses SHM frames unless SHM was negotiated.
@@ -458,7 +458,7 @@ impl Session {
                 "first SHM reference imported"
             );
         }
-        crate::control::connection::push_playback(p, f.offset, f.seek, &self.shm_buf, out)
+        crate::control::session::push_playback(p, f.offset, f.seek, &self.shm_buf, out)
     }
 }
 

@@ -7,11 +7,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::control::connection::{error, reply, ConnError, Session, MAX_CLIENT_PROPS};
 use crate::control::introspect::{read_keys, stream_gains, update_proplist};
 use crate::control::playback::{CreatePlayback, Playback, ENCODING_PCM};
 use crate::control::record::{CreateRecord, Record};
 use crate::control::registry::{SinkInput, SourceOutput};
+use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PROPS};
 use crate::engine::audio::convert::{PlaybackConverter, RecordConverter};
 use crate::engine::mixer::PlaybackInput;
 use crate::engine::stream::{PlaybackShared, RecordShared};
@@ -114,7 +114,7 @@ impl Session {
         r: &mut TagReader<'_>,
         version: u32,
         packet_len: usize,
-    ) -> Result<TagWriter, ConnError> {
+    ) -> Result<TagWriter, HandleError> {
         let c = CreatePlayback::parse(r, version)?;
         let checked = c.validate();
         if let Err(e) = self.admit(
@@ -154,7 +154,7 @@ impl Session {
         let index = self.server.next_sink_input();
         let shared = Arc::new(PlaybackShared::new(
             index,
-            self.waker.clone(),
+            self.notice.clone(),
             a.prebuf,
             c.corked,
         ));
@@ -227,7 +227,7 @@ impl Session {
         r: &mut TagReader<'_>,
         version: u32,
         packet_len: usize,
-    ) -> Result<TagWriter, ConnError> {
+    ) -> Result<TagWriter, HandleError> {
         let c = CreateRecord::parse(r, version)?;
         let checked = c.validate();
         if let Err(e) = self.admit(
@@ -252,7 +252,7 @@ impl Session {
             }
         };
         let index = self.server.next_source_output();
-        let shared = Arc::new(RecordShared::new(index, self.waker.clone(), c.corked));
+        let shared = Arc::new(RecordShared::new(index, self.notice.clone(), c.corked));
         let volume = c.volume.clone().unwrap_or_else(|| {
             CVolume::new(&vec![VOLUME_NORM; usize::from(c.spec.channels)]).unwrap_or_default()
         });
@@ -340,7 +340,7 @@ impl Session {
         r: &mut TagReader<'_>,
         version: u32,
         packet_len: usize,
-    ) -> Result<Option<TagWriter>, ConnError> {
+    ) -> Result<Option<TagWriter>, HandleError> {
         use Command::*;
         if cmd == CreatePlaybackStream {
             return self.create_playback(tag, r, version, packet_len).map(Some);
@@ -710,7 +710,7 @@ impl Session {
 
     /// Sends what the streams have to say: kills, STARTED, UNDERFLOW,
     /// drain replies, REQUESTs, record audio and subscription events.
-    pub fn poll_streams(&mut self, out: &mut Vec<u8>) -> Result<(), ConnError> {
+    pub fn poll_streams(&mut self, out: &mut Vec<u8>) -> Result<(), HandleError> {
         let Some(version) = self.version() else {
             return Ok(());
         };

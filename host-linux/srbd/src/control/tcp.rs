@@ -4,37 +4,15 @@
 //! reads, `~/.config/pulse/cookie`, copied to the client machine) unless
 //! `tcp_anonymous = true`; there are no peer credentials to check.
 
+//!
+//! The listener itself is one of the control loop's
+//! ([`crate::control::server_loop::ServerLoop::listen_tcp`]); this file
+//! holds the cookie.
+
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use crate::control::connection::{self, Peer, COOKIE_LEN};
-use crate::{Server, Slot, MAX_CONNECTIONS};
-
-/// A running TCP accept loop.
-#[derive(Debug)]
-pub struct TcpServer {
-    addr: SocketAddr,
-    thread: JoinHandle<()>,
-}
-
-impl TcpServer {
-    /// The address it listens on (with the real port if 0 was asked).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Waits for the accept loop to end (after [`Server::request_stop`]
-    /// and [`wake`]).
-    pub fn join(self) {
-        if self.thread.join().is_err() {
-            tracing::warn!("tcp accept thread panicked");
-        }
-    }
-}
+use crate::control::session::COOKIE_LEN;
 
 /// Where the cookie lives: `$PULSE_COOKIE`, else
 /// `$XDG_CONFIG_HOME/pulse/cookie`, else `$HOME/.config/pulse/cookie`.
@@ -79,87 +57,5 @@ pub fn load_or_create_cookie(path: Option<&Path>) -> io::Result<[u8; COOKIE_LEN]
             Ok(cookie)
         }
         Err(e) => Err(e),
-    }
-}
-
-/// Starts serving TCP clients on `addr`; unless `anonymous`, they must
-/// present the cookie at `cookie` (default [`cookie_path`]).
-pub fn serve(
-    addr: SocketAddr,
-    anonymous: bool,
-    cookie: Option<&Path>,
-    server: &Arc<Server>,
-) -> io::Result<TcpServer> {
-    let cookie = if anonymous {
-        None
-    } else {
-        Some(load_or_create_cookie(cookie)?)
-    };
-    let listener = TcpListener::bind(addr)?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, anonymous, "serving TCP clients");
-    let server = server.clone();
-    let thread = std::thread::Builder::new()
-        .name("srbd-tcp".into())
-        .spawn(move || accept_loop(&listener, cookie, &server))?;
-    Ok(TcpServer { addr, thread })
-}
-
-fn accept_loop(listener: &TcpListener, cookie: Option<[u8; COOKIE_LEN]>, server: &Arc<Server>) {
-    let mut n: u64 = 0;
-    loop {
-        let accepted = listener.accept();
-        if server.stopping() {
-            return;
-        }
-        let (stream, addr) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(%e, "tcp accept failed; continuing");
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                continue;
-            }
-        };
-        if server.active_connections() >= MAX_CONNECTIONS {
-            tracing::warn!(%addr, "too many connections; refused");
-            continue;
-        }
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%e, "TCP_NODELAY");
-        }
-        n += 1;
-        let fd = Arc::new(OwnedFd::from(stream));
-        let slot = Slot::take(server.clone());
-        let peer = Peer::Tcp {
-            addr,
-            cookie: cookie.map(Box::new),
-        };
-        let spawned = std::thread::Builder::new()
-            .name(format!("srbd-tcp-{n}"))
-            .spawn(move || {
-                let slot = slot;
-                connection::serve(connection::Transport::Tcp(fd), peer, slot.server().clone());
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(%e, "cannot spawn a connection thread; connection dropped");
-        }
-    }
-}
-
-/// Wakes the accept loop by connecting to it.
-pub fn wake(addr: SocketAddr) {
-    let target = if addr.ip().is_unspecified() {
-        SocketAddr::new(
-            match addr {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            },
-            addr.port(),
-        )
-    } else {
-        addr
-    };
-    if let Err(e) = TcpStream::connect(target) {
-        tracing::debug!(%e, "tcp wake-up connect failed");
     }
 }

@@ -28,6 +28,7 @@ use crate::dsp::link::DspLink;
 use crate::engine::audio::convert::PlaybackConverter;
 use crate::engine::audio::format;
 use crate::engine::dsp_clock::{DspClock, DspCounters, Step};
+use crate::engine::notice::Bell;
 use crate::engine::output::{Output, OutputError, OutputSpec};
 use crate::engine::stream::{Gains, PlaybackShared, RecordShared};
 use srb_pulse::tagstruct::{ChannelMap, SampleSpec};
@@ -123,6 +124,7 @@ pub struct Engine {
     shared: Arc<SinkShared>,
     dsp: Arc<DspCounters>,
     tx: mpsc::Sender<Msg>,
+    bell: Arc<Bell>,
     thread: Mutex<Option<JoinHandle<Result<u64, OutputError>>>>,
 }
 
@@ -196,7 +198,8 @@ impl Engine {
             stop: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
-        let mut mixer = Mixer::new(&config, shared.clone(), rx, output);
+        let bell = Arc::new(Bell::new().map_err(|e| EngineError::Thread(e.to_string()))?);
+        let mut mixer = Mixer::new(&config, shared.clone(), rx, output, bell.clone());
         let dsp_counters = Arc::new(DspCounters::default());
         if let Some(links) = dsp {
             let samples = config.period_frames * usize::from(config.spec.channels);
@@ -214,8 +217,15 @@ impl Engine {
             shared,
             dsp: dsp_counters,
             tx,
+            bell,
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// The control loop's bell, rung by the mixer after a period that
+    /// marked a client's [`Notice`].
+    pub fn bell(&self) -> &Arc<Bell> {
+        &self.bell
     }
 
     /// The DSP clock's counters and the DSP's latest statistics.
@@ -488,6 +498,9 @@ struct Mixer {
     quantize: Vec<u8>,
     output: Option<Output>,
     dsp: Option<DspClock>,
+    /// The control loop's bell, and whether this period must ring it.
+    bell: Arc<Bell>,
+    bell_due: bool,
 }
 
 impl Mixer {
@@ -496,6 +509,7 @@ impl Mixer {
         shared: Arc<SinkShared>,
         rx: mpsc::Receiver<Msg>,
         output: Output,
+        bell: Arc<Bell>,
     ) -> Self {
         let channels = usize::from(config.spec.channels);
         let samples = config.period_frames * channels;
@@ -513,6 +527,8 @@ impl Mixer {
             quantize: vec![0; samples * sample_size],
             output: Some(output),
             dsp: None,
+            bell,
+            bell_due: false,
         }
     }
 
@@ -582,6 +598,7 @@ impl Mixer {
             }
         }
         dsp.queue = steps;
+        self.ring_bell();
         let attached = outcome.is_ok() && dsp.has_link();
         self.dsp = Some(dsp);
         attached
@@ -621,6 +638,7 @@ impl Mixer {
     fn period(&mut self) {
         self.render_mix();
         self.deliver_mix();
+        self.ring_bell();
     }
 
     /// Mixes every stream's next period into `self.mix` (sink volume
@@ -632,8 +650,8 @@ impl Mixer {
         let mut playing = false;
         for input in &mut self.inputs {
             let (produced, wake) = input.render();
-            if wake {
-                input.p.shared.waker.wake();
+            if wake && input.p.shared.notice.mark() {
+                self.bell_due = true;
             }
             playing |= produced;
             let gains = &input.p.shared.gains;
@@ -695,9 +713,19 @@ impl Mixer {
                     .dropped_frames
                     .fetch_add((rest.len() / self.channels) as u64, Ordering::Relaxed);
             }
-            r.shared.waker.wake();
+            if r.shared.notice.mark() {
+                self.bell_due = true;
+            }
         }
         self.shared.periods.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Rings the control loop's bell once if this period marked a client
+    /// whose flag was clear (one eventfd write per period at most).
+    fn ring_bell(&mut self) {
+        if std::mem::take(&mut self.bell_due) {
+            self.bell.ring();
+        }
     }
 }
 
@@ -720,7 +748,7 @@ fn apply_gains(samples: &mut [f32], channels: usize, gains: &Gains) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::wake::Waker;
+    use crate::engine::notice::Notice;
 
     const PERIOD: usize = 480;
 
@@ -750,8 +778,9 @@ mod tests {
         });
         let (tx, rx) = mpsc::channel();
         let output = Output::open(&OutputSpec::Null, &config.spec).unwrap();
-        let m = Mixer::new(config, shared, rx, output);
-        let rec = Arc::new(RecordShared::new(0, Arc::new(Waker::new().unwrap()), false));
+        let bell = Arc::new(Bell::new().unwrap());
+        let m = Mixer::new(config, shared, rx, output, bell.clone());
+        let rec = Arc::new(RecordShared::new(0, Arc::new(Notice::new(bell)), false));
         let (p, c) = rtrb::RingBuffer::new(48_000 * 2 * 30);
         tx.send(Msg::Record(Box::new(RecordOutput {
             shared: rec,
@@ -769,7 +798,7 @@ mod tests {
     ) -> (Arc<PlaybackShared>, rtrb::Producer<u8>, Msg) {
         let shared = Arc::new(PlaybackShared::new(
             1,
-            Arc::new(Waker::new().unwrap()),
+            Arc::new(Notice::new(Arc::new(Bell::new().unwrap()))),
             prebuf,
             false,
         ));

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`mixer`] | [`mixer::Engine`]: the sink, its timerfd clock, the mixer thread, monitor copies to record streams |
 //! | [`dsp_clock`] | the sink clocked and processed by the `dsp-sim` peer, with fallback |
+//! | [`notice`] | [`notice::Bell`] (the control loop's eventfd) and [`notice::Notice`] (one client's flag): how the mixer asks the control thread to serve a client, one bell ring per period |
 //! | [`stream`] | the atomics and queues a stream's control side and the mixer share |
 //! | [`audio`] | sample formats, channel remapping, volumes, resampling (`rubato`) |
 //! | [`output`] | the `null` and `wav:PATH` output backends |
@@ -12,5 +13,6 @@
 pub mod audio;
 pub mod dsp_clock;
 pub mod mixer;
+pub mod notice;
 pub mod output;
 pub mod stream;

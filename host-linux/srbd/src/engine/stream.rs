@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::control::wake::Waker;
+use crate::engine::notice::Notice;
 
 /// Most channels a sink can have (PulseAudio's limit).
 pub const MAX_CHANNELS: usize = 32;
@@ -70,7 +70,7 @@ pub struct PlaybackShared {
     /// The sink-input index shown to clients.
     pub index: u32,
     /// Wakes the owning connection thread.
-    pub waker: Arc<Waker>,
+    pub notice: Arc<Notice>,
     /// Volume and mute.
     pub gains: Gains,
     /// Corked by the client: the mixer consumes nothing.
@@ -108,10 +108,10 @@ pub struct PlaybackShared {
 
 impl PlaybackShared {
     /// New state for sink input `index`.
-    pub fn new(index: u32, waker: Arc<Waker>, prebuf: u32, corked: bool) -> Self {
+    pub fn new(index: u32, notice: Arc<Notice>, prebuf: u32, corked: bool) -> Self {
         Self {
             index,
-            waker,
+            notice,
             gains: Gains::unity(),
             corked: AtomicBool::new(corked),
             closed: AtomicBool::new(false),
@@ -138,7 +138,7 @@ pub struct RecordShared {
     /// The source-output index shown to clients.
     pub index: u32,
     /// Wakes the owning connection thread.
-    pub waker: Arc<Waker>,
+    pub notice: Arc<Notice>,
     /// Stream volume and mute (applied by the connection thread).
     pub gains: Gains,
     /// Corked: the mixer delivers nothing.
@@ -154,10 +154,10 @@ pub struct RecordShared {
 
 impl RecordShared {
     /// New state for source output `index`.
-    pub fn new(index: u32, waker: Arc<Waker>, corked: bool) -> Self {
+    pub fn new(index: u32, notice: Arc<Notice>, corked: bool) -> Self {
         Self {
             index,
-            waker,
+            notice,
             gains: Gains::unity(),
             corked: AtomicBool::new(corked),
             closed: AtomicBool::new(false),

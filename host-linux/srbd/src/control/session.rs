@@ -1,46 +1,38 @@
-//! One client connection: the frame decoder, the AUTH → SET_CLIENT_NAME →
-//! commands state machine ([`Session`], pure) and the socket loop around
-//! it ([`serve`]).
+//! One client's protocol state ([`Session`]): the AUTH → SET_CLIENT_NAME
+//! → commands state machine, without I/O. Frames go in
+//! ([`Session::handle_frame_with_fds`]), encoded frames come out; the
+//! connection around it ([`crate::control::client`]) reads and writes the
+//! socket and the srbchannel, and the control loop
+//! ([`crate::control::server_loop`]) runs every connection.
 //!
-//! **Input.** A unix connection ([`Transport::Unix`]) is read with
-//! `recvmsg` ([`ScmStream::try_recv`]) never past the end of the frame
-//! being assembled ([`FrameDecoder::wanted`]): the kernel hands over fds
-//! with the first read that touches the bytes they were sent with, so the
-//! fds queued when a frame completes are exactly the ones sent with it
-//! (§3.8). They go to [`Session::handle_frame_with_fds`], and whatever its
-//! handler does not claim (only REGISTER_MEMFD_SHMID takes one) is closed
-//! at once. `MSG_CTRUNC` (more fds than a frame may carry) closes the
-//! connection. TCP connections ([`Transport::Tcp`]) are read plainly and
-//! never get SHM. A frame that is not complete [`FRAME_TIMEOUT`] after
-//! its first byte closes the connection ([`ConnError::FrameStalled`]).
+//! **Fds.** The fds that arrived with a frame go to
+//! [`Session::handle_frame_with_fds`]; whatever its handler does not claim
+//! (only REGISTER_MEMFD_SHMID takes one) is closed at once.
 //!
 //! **AUTH** offers SHM + memfd by [`offer_shm`] (§1.5); the decoder then
-//! accepts SHM frames, handled by [`crate::control::shm`]. Right after the AUTH
-//! reply an SHM client is offered the srbchannel ([`SrbEvent::Offer`],
-//! carried out by [`Outbound::sync`]); its ack switches the connection's
-//! writes to the ring. The loop polls the ring's eventfd beside the socket
-//! and reads the ring with its own frame reassembly every round.
+//! accepts SHM frames, handled by [`crate::control::shm`]. Right after the
+//! AUTH reply an SHM client is offered the srbchannel ([`SrbEvent::Offer`],
+//! carried out by [`crate::control::outbound::Outbound::sync`]); its ack
+//! switches the connection's writes to the ring.
+//!
+//! **Commands** are dispatched through one table,
+//! [`crate::control::dispatch`], which also says which commands are allowed
+//! before AUTH.
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustix::io::Errno;
-
-use crate::control::outbound::Outbound;
 use crate::control::playback::Playback;
 use crate::control::record::Record;
 use crate::control::server_info::PROTOCOL_VERSION;
 use crate::control::shm::{ReleaseQueue, ShmError, ShmImports, ShmStats};
 use crate::control::srbchannel::SrbError;
-use crate::control::wake::Waker;
+use crate::engine::notice::Notice;
 use crate::Server;
-use srb_linux::scm::{RecvError, ScmStream};
 use srb_pulse::commands::{Command, PaError, NO_TAG};
-#[cfg(test)]
-use srb_pulse::pstream::DESCRIPTOR_LEN;
-use srb_pulse::pstream::{Frame, FrameDecoder, FrameError, SeekMode};
+use srb_pulse::pstream::{Frame, FrameError, SeekMode};
 use srb_pulse::tagstruct::{TagError, TagReader, TagWriter};
 
 /// Length of the AUTH cookie (§1.4).
@@ -50,10 +42,6 @@ pub const COOKIE_LEN: usize = 256;
 pub const MIN_VERSION: u32 = 13;
 /// A connection that is not authorised by then is dropped (§1.2).
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often a blocked read wakes up to check timeouts and shutdown.
-const READ_TICK: Duration = Duration::from_millis(500);
-/// How long one send may block before the client counts as stuck.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A frame must be complete this long after its first byte arrived, or
 /// the connection is closed: a client that stops in the middle of a frame
 /// must not hold its connection (and slot) forever.
@@ -81,40 +69,18 @@ pub const MAX_CLIENT_PROPS: usize = 64 * 1024;
 /// which saves a cross-CPU wake-up (tens of µs on a VM). Streaming
 /// clients, whose ring input comes a period apart, never trigger it.
 pub const SPIN_WINDOW: Duration = Duration::from_micros(100);
-/// Encoded replies are sent once this many bytes are pending, so one read
-/// full of requests cannot buffer more than this plus one reply.
-const OUT_FLUSH_AT: usize = 64 * 1024;
 
-/// Why a connection was closed.
+/// Why handling a frame failed; every variant closes the connection (a
+/// bad request that the protocol answers with `ERROR` is not an error
+/// here).
 #[derive(Debug, thiserror::Error)]
-pub enum ConnError {
-    /// The frame layer refused the stream.
-    #[error("malformed frame: {0}")]
+pub enum HandleError {
+    /// A reply could not be framed (larger than a frame may be).
+    #[error("reply not framed: {0}")]
     Frame(#[from] FrameError),
     /// A packet could not be parsed.
     #[error("malformed packet: {0}")]
     Packet(#[from] TagError),
-    /// The peer closed the socket in the middle of a frame.
-    #[error("peer closed mid-frame ({0} bytes buffered)")]
-    Truncated(usize),
-    /// No AUTH within [`AUTH_TIMEOUT`].
-    #[error("not authorised within {0:?}")]
-    AuthTimeout(Duration),
-    /// A send blocked for longer than the send timeout.
-    #[error("client stopped reading (send timed out)")]
-    SendTimeout,
-    /// A frame was started and not completed within [`FRAME_TIMEOUT`].
-    #[error("frame not completed within {after:?} ({buffered} bytes buffered)")]
-    FrameStalled {
-        /// Bytes of the frame received.
-        buffered: usize,
-        /// The limit.
-        after: Duration,
-    },
-    /// Receiving failed: `MSG_CTRUNC` (too many fds), too many fds queued,
-    /// or a socket error.
-    #[error("receive: {0}")]
-    Recv(RecvError),
     /// A REGISTER_MEMFD_SHMID or SHM reference was refused.
     #[error("shm: {0}")]
     Shm(#[from] ShmError),
@@ -122,9 +88,6 @@ pub enum ConnError {
     /// a corrupt count or fdsem word in the shared block.
     #[error("srbchannel: {0}")]
     Srb(#[from] SrbError),
-    /// Another socket error.
-    #[error("socket error: {0}")]
-    Io(Errno),
 }
 
 /// What a handled frame asks of the connection's [`Outbound`].
@@ -153,6 +116,16 @@ pub enum Peer {
         /// The cookie it must present.
         cookie: Option<Box<[u8; COOKIE_LEN]>>,
     },
+}
+
+impl Peer {
+    /// Who it is, for the log (never the cookie).
+    pub fn describe(&self) -> String {
+        match self {
+            Peer::Unix { uid } => format!("unix uid {uid}"),
+            Peer::Tcp { addr, .. } => format!("tcp {addr}"),
+        }
+    }
 }
 
 /// Whether AUTH offers SHM + memfd (§1.5): only when the client asked for
@@ -195,8 +168,9 @@ pub struct Session {
     pub releases: ReleaseQueue,
     /// What the last frame asks of the connection's srbchannel.
     srb_event: Option<SrbEvent>,
-    /// Wakes this connection's thread (mixer events, other clients).
-    pub(super) waker: Arc<Waker>,
+    /// This client's flag for the control loop (mixer events, other
+    /// clients' handlers).
+    pub(super) notice: Arc<Notice>,
     /// Playback streams by channel id.
     pub(super) playbacks: BTreeMap<u32, Playback>,
     /// Record streams by channel id.
@@ -224,12 +198,12 @@ pub(super) fn error(tag: u32, e: PaError) -> TagWriter {
 
 impl Session {
     /// A session for a peer with this uid; registers the client.
-    pub fn new(server: Arc<Server>, peer_uid: u32, waker: Arc<Waker>) -> Self {
-        Self::with_peer(server, Peer::Unix { uid: peer_uid }, waker)
+    pub fn new(server: Arc<Server>, peer_uid: u32, notice: Arc<Notice>) -> Self {
+        Self::with_peer(server, Peer::Unix { uid: peer_uid }, notice)
     }
 
     /// A session for any kind of peer; registers the client.
-    pub fn with_peer(server: Arc<Server>, peer: Peer, waker: Arc<Waker>) -> Self {
+    pub fn with_peer(server: Arc<Server>, peer: Peer, notice: Arc<Notice>) -> Self {
         let client_index = server.register_client();
         Self {
             server,
@@ -242,7 +216,7 @@ impl Session {
             shm_buf: Vec::new(),
             releases: ReleaseQueue::default(),
             srb_event: None,
-            waker,
+            notice,
             playbacks: BTreeMap::new(),
             records: BTreeMap::new(),
             next_playback_channel: 0,
@@ -253,6 +227,11 @@ impl Session {
     /// The negotiated version, once authorised.
     pub fn version(&self) -> Option<u32> {
         self.version
+    }
+
+    /// This client's flag for the control loop.
+    pub fn notice(&self) -> &Arc<Notice> {
+        &self.notice
     }
 
     /// The client index.
@@ -296,7 +275,7 @@ impl Session {
         frame: Frame,
         fds: Vec<OwnedFd>,
         out: &mut Vec<u8>,
-    ) -> Result<(), ConnError> {
+    ) -> Result<(), HandleError> {
         self.frame_fds = fds;
         let result = self.handle_frame(frame, out);
         let left = std::mem::take(&mut self.frame_fds);
@@ -312,7 +291,7 @@ impl Session {
     }
 
     /// Handles one frame; appends the encoded frames to send to `out`.
-    pub fn handle_frame(&mut self, frame: Frame, out: &mut Vec<u8>) -> Result<(), ConnError> {
+    pub fn handle_frame(&mut self, frame: Frame, out: &mut Vec<u8>) -> Result<(), HandleError> {
         match frame {
             Frame::Packet(p) => {
                 if let Some(w) = self.handle_packet(&p)? {
@@ -341,7 +320,7 @@ impl Session {
     }
 
     /// Handles one packet; the reply to send, if any.
-    pub fn handle_packet(&mut self, packet: &[u8]) -> Result<Option<TagWriter>, ConnError> {
+    pub fn handle_packet(&mut self, packet: &[u8]) -> Result<Option<TagWriter>, HandleError> {
         let mut r = TagReader::new(packet);
         let command = r.get_u32()?;
         let tag = r.get_u32()?;
@@ -430,7 +409,7 @@ impl Session {
         }
     }
 
-    fn auth(&mut self, tag: u32, r: &mut TagReader<'_>) -> Result<TagWriter, ConnError> {
+    fn auth(&mut self, tag: u32, r: &mut TagReader<'_>) -> Result<TagWriter, HandleError> {
         let raw = r.get_u32()?;
         let cookie = r.get_arbitrary(COOKIE_LEN)?;
         r.finish()?;
@@ -492,391 +471,6 @@ impl Drop for Session {
     }
 }
 
-/// How a connection's bytes arrive.
-#[derive(Debug)]
-pub enum Transport {
-    /// A local client: fd-aware reads (SCM_RIGHTS), SHM possible.
-    Unix(ScmStream),
-    /// A TCP client: plain reads, never fds or SHM.
-    Tcp(Arc<OwnedFd>),
-}
-
-impl Transport {
-    /// The socket.
-    fn socket(&self) -> Arc<OwnedFd> {
-        match self {
-            Transport::Unix(s) => s.socket().clone(),
-            Transport::Tcp(fd) => fd.clone(),
-        }
-    }
-}
-
-/// Bounds on how long a connection may take for things.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    /// From accept to a successful AUTH.
-    auth: Duration,
-    /// From a frame's first byte to its last.
-    frame: Duration,
-}
-
-/// Serves one accepted connection until the client leaves, a protocol
-/// error, or server shutdown; logs how it ended. The fds it imported are
-/// closed when it returns.
-pub fn serve(mut transport: Transport, peer: Peer, server: Arc<Server>) {
-    let waker = match Waker::new() {
-        Ok(w) => Arc::new(w),
-        Err(e) => {
-            tracing::warn!(%e, "no eventfd for the connection; closed");
-            return;
-        }
-    };
-    let mut session = Session::with_peer(server.clone(), peer, waker);
-    let index = session.client_index();
-    let limits = Limits {
-        auth: AUTH_TIMEOUT,
-        frame: FRAME_TIMEOUT,
-    };
-    let mut outbound = Outbound::new(transport.socket(), SEND_TIMEOUT);
-    let result = run(&mut transport, &mut session, &mut outbound, &server, limits);
-    let name = session.name().unwrap_or("-").to_owned();
-    let version = session.version().unwrap_or(0);
-    let stats = session.shm_stats();
-    let shm = stats.is_some();
-    let shm_refs = stats.map_or(0, |s| s.refs);
-    let shm_bytes = stats.map_or(0, |s| s.bytes);
-    let srb = outbound.srb_stats();
-    let srbchannel = srb.is_some_and(|s| s.active);
-    let srb_in = srb.map_or(0, |s| s.bytes_in);
-    let srb_out = srb.map_or(0, |s| s.bytes_out);
-    match result {
-        Ok(()) => tracing::info!(
-            client = index,
-            %name,
-            version,
-            shm,
-            shm_refs,
-            shm_bytes,
-            srbchannel,
-            srb_in,
-            srb_out,
-            "client disconnected"
-        ),
-        Err(e) => {
-            tracing::warn!(
-                client = index,
-                %name,
-                version,
-                shm,
-                shm_refs,
-                shm_bytes,
-                srbchannel,
-                srb_in,
-                srb_out,
-                reason = %e,
-                "connection closed"
-            )
-        }
-    }
-}
-
-fn run(
-    transport: &mut Transport,
-    session: &mut Session,
-    ob: &mut Outbound,
-    server: &Server,
-    limits: Limits,
-) -> Result<(), ConnError> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    use rustix::net::sockopt::{set_socket_timeout, Timeout};
-    let fd = transport.socket();
-    set_socket_timeout(&*fd, Timeout::Recv, Some(READ_TICK)).map_err(ConnError::Io)?;
-    set_socket_timeout(&*fd, Timeout::Send, Some(SEND_TIMEOUT)).map_err(ConnError::Io)?;
-    let started = Instant::now();
-    let mut input = Input::new(false);
-    // Frames from the srbchannel ring: their own reassembly (§5.5), SHM
-    // frames allowed (the ring exists only for SHM clients).
-    let mut ring_input = Input::new(true);
-    let mut ring_more = false;
-    // Ring polling before sleeping (SPIN_WINDOW): when srbd last answered
-    // ring input, and whether the client's next input came within the
-    // window.
-    let mut last_answer: Option<Instant> = None;
-    let mut spin = false;
-    let mut out = Vec::new();
-    let waker = session.waker.clone();
-    let tick = Timespec {
-        tv_sec: 0,
-        tv_nsec: READ_TICK.as_nanos() as _,
-    };
-    let now = Timespec::default();
-    loop {
-        if spin && !ring_more {
-            ob.spin_for_ring(server.spin)?;
-        }
-        // The ring's fdsem: announce the sleep (or learn there is work)
-        // before polling its eventfd, end it after (§5.6).
-        let may_sleep = ob.before_poll()? && !ring_more;
-        let (readable, woken, ring_ready) = {
-            let ring_fd = ob.wait_fd();
-            let mut fds = [
-                PollFd::new(&*fd, PollFlags::IN),
-                PollFd::new(&*waker, PollFlags::IN),
-                match &ring_fd {
-                    Some(r) => PollFd::new(r, PollFlags::IN),
-                    None => PollFd::new(&*fd, PollFlags::empty()),
-                },
-            ];
-            let n = if ring_fd.is_some() { 3 } else { 2 };
-            // Queued RELEASEs bound the sleep (shm::RELEASE_DELAY).
-            let timeout = match session.releases.due_in() {
-                _ if !may_sleep => now,
-                Some(d) if d < READ_TICK => Timespec {
-                    tv_sec: 0,
-                    tv_nsec: d.as_nanos() as _,
-                },
-                _ => tick,
-            };
-            match poll(&mut fds[..n], Some(&timeout)) {
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => return Err(ConnError::Io(e)),
-            }
-            (
-                !fds[0].revents().is_empty(),
-                !fds[1].revents().is_empty(),
-                n == 3 && !fds[2].revents().is_empty(),
-            )
-        };
-        ob.after_poll(ring_ready)?;
-        // Checked on every wake-up, not only on idle ticks: a client that
-        // keeps sending (unauthorised commands, a trickled frame) must not
-        // hold its slot past the deadline.
-        if session.version().is_none() && started.elapsed() >= limits.auth {
-            return Err(ConnError::AuthTimeout(limits.auth));
-        }
-        if server.stopping() {
-            return Ok(());
-        }
-        input.check_stall(limits.frame)?;
-        ring_input.check_stall(limits.frame)?;
-        if woken {
-            waker.clear();
-        }
-        if readable {
-            let open = match transport {
-                Transport::Unix(stream) => input.read_unix(stream, session, ob, &mut out)?,
-                Transport::Tcp(sock) => {
-                    let open = input.read_plain(sock, session, &mut out, |b| ob.send(b))?;
-                    // A TCP client never gets an offer; an ack is an error.
-                    ob.sync(session, None, &mut out)?;
-                    open
-                }
-            };
-            if !open {
-                return Ok(());
-            }
-        }
-        let ring_frames;
-        (ring_frames, ring_more) = ring_input.read_ring(session, ob, &mut out)?;
-        if ring_frames > 0 {
-            spin = last_answer.is_some_and(|t| t.elapsed() < server.spin);
-        }
-        session.poll_streams(&mut out)?;
-        if !session.releases.is_empty()
-            && (!out.is_empty() || session.releases.due_in() == Some(Duration::ZERO))
-        {
-            session.releases.flush(&mut out);
-        }
-        // One send per round: the replies, RELEASEs and notifications of
-        // the round leave together (one ring write, one wake-up of the
-        // client).
-        if !out.is_empty() {
-            ob.send(&out)?;
-            out.clear();
-            if ring_frames > 0 {
-                last_answer = Some(Instant::now());
-            }
-        }
-    }
-}
-
-/// A connection's input side (the socket's, or the srbchannel ring's):
-/// the frame decoder, a read buffer and when the frame being assembled
-/// started.
-struct Input {
-    decoder: FrameDecoder,
-    buf: Vec<u8>,
-    frame_started: Option<Instant>,
-}
-
-impl Input {
-    /// An input whose decoder starts out accepting SHM frames or not.
-    fn new(shm: bool) -> Self {
-        let mut decoder = FrameDecoder::new(MAX_FRAME_PAYLOAD);
-        decoder.set_shm_enabled(shm);
-        Self {
-            decoder,
-            buf: vec![0u8; 64 * 1024],
-            frame_started: None,
-        }
-    }
-
-    /// Fails once the frame being assembled is older than `limit`.
-    fn check_stall(&self, limit: Duration) -> Result<(), ConnError> {
-        match self.frame_started {
-            Some(t) if t.elapsed() >= limit => Err(ConnError::FrameStalled {
-                buffered: self.decoder.buffered(),
-                after: limit,
-            }),
-            _ => Ok(()),
-        }
-    }
-
-    /// Notes when a frame started, after `handled` frames completed.
-    fn track(&mut self, handled: usize) {
-        if handled > 0 {
-            self.frame_started = None;
-        }
-        if self.decoder.is_mid_frame() && self.frame_started.is_none() {
-            self.frame_started = Some(Instant::now());
-        }
-    }
-
-    /// Reads what the unix socket holds (at most one buffer's worth), never
-    /// past the end of the frame being assembled, and handles each frame
-    /// with the fds that arrived with it. `Ok(false)`: the client closed
-    /// the connection between frames.
-    fn read_unix(
-        &mut self,
-        stream: &mut ScmStream,
-        session: &mut Session,
-        ob: &mut Outbound,
-        out: &mut Vec<u8>,
-    ) -> Result<bool, ConnError> {
-        let mut budget = self.buf.len();
-        while budget > 0 {
-            // After the frames were drained below, `wanted` is > 0.
-            let want = self.decoder.wanted().clamp(1, budget);
-            let n = match stream.try_recv(&mut self.buf[..want]) {
-                Ok(None) => break,
-                Ok(Some(n)) => n,
-                Err(RecvError::PeerGone) if self.decoder.is_mid_frame() => {
-                    return Err(ConnError::Truncated(self.decoder.buffered()))
-                }
-                Err(RecvError::PeerGone) => return Ok(false),
-                Err(e) => return Err(ConnError::Recv(e)),
-            };
-            budget = budget.saturating_sub(n.max(1));
-            self.decoder.push(&self.buf[..n]);
-            let mut handled = 0;
-            while let Some(frame) = self.decoder.next_frame()? {
-                handled += 1;
-                let fds = stream.take_queued();
-                session.handle_frame_with_fds(frame, fds, out)?;
-                self.decoder.set_shm_enabled(session.shm_negotiated());
-                ob.sync(session, Some(stream), out)?;
-                if out.len() >= OUT_FLUSH_AT {
-                    ob.send(out)?;
-                    out.clear();
-                }
-            }
-            self.track(handled);
-        }
-        // What is left in `out` goes with the loop round's one send.
-        Ok(true)
-    }
-
-    /// Reads what the client's srbchannel ring holds (at most one
-    /// buffer's worth) and handles each frame; such frames never carry
-    /// fds. Returns how many frames were handled and whether the budget
-    /// ran out (more may be waiting: poll without sleeping).
-    fn read_ring(
-        &mut self,
-        session: &mut Session,
-        ob: &mut Outbound,
-        out: &mut Vec<u8>,
-    ) -> Result<(usize, bool), ConnError> {
-        if !ob.has_ring() {
-            return Ok((0, false));
-        }
-        let mut frames = 0;
-        let mut budget = self.buf.len();
-        while budget > 0 {
-            let n = ob.read_ring(&mut self.buf[..budget])?;
-            if n == 0 {
-                break;
-            }
-            budget -= n;
-            self.decoder.push(&self.buf[..n]);
-            let mut handled = 0;
-            while let Some(frame) = self.decoder.next_frame()? {
-                handled += 1;
-                frames += 1;
-                session.handle_frame_with_fds(frame, Vec::new(), out)?;
-                ob.sync(session, None, out)?;
-                if out.len() >= OUT_FLUSH_AT {
-                    ob.send(out)?;
-                    out.clear();
-                }
-            }
-            self.track(handled);
-        }
-        Ok((frames, budget == 0))
-    }
-
-    /// Reads what the socket holds with a plain `read` (TCP: no fds) and
-    /// handles every complete frame. `Ok(false)`: the client closed the
-    /// connection between frames.
-    fn read_plain(
-        &mut self,
-        fd: &OwnedFd,
-        session: &mut Session,
-        out: &mut Vec<u8>,
-        send: impl FnMut(&[u8]) -> Result<(), ConnError>,
-    ) -> Result<bool, ConnError> {
-        match rustix::io::read(fd, &mut self.buf[..]) {
-            Ok(0) if self.decoder.is_mid_frame() => {
-                Err(ConnError::Truncated(self.decoder.buffered()))
-            }
-            Ok(0) => Ok(false),
-            Ok(n) => {
-                self.decoder.push(&self.buf[..n]);
-                let handled = handle_frames(&mut self.decoder, session, out, send)?;
-                self.track(handled);
-                Ok(true)
-            }
-            Err(Errno::AGAIN | Errno::INTR) => Ok(true),
-            Err(e) => Err(ConnError::Io(e)),
-        }
-    }
-}
-
-/// Handles every complete frame in `decoder` (no fds), passing the encoded
-/// replies to `send` whenever [`OUT_FLUSH_AT`] bytes are pending and at
-/// the end; returns how many frames were handled.
-fn handle_frames(
-    decoder: &mut FrameDecoder,
-    session: &mut Session,
-    out: &mut Vec<u8>,
-    mut send: impl FnMut(&[u8]) -> Result<(), ConnError>,
-) -> Result<usize, ConnError> {
-    let mut handled = 0;
-    while let Some(frame) = decoder.next_frame()? {
-        handled += 1;
-        session.handle_frame(frame, out)?;
-        decoder.set_shm_enabled(session.shm_negotiated());
-        if out.len() >= OUT_FLUSH_AT {
-            send(out)?;
-            out.clear();
-        }
-    }
-    if !out.is_empty() {
-        send(out)?;
-        out.clear();
-    }
-    Ok(handled)
-}
-
 /// Queues client audio of an inline or SHM memblock into its stream (seek
 /// offsets are not supported: the data is appended); an OVERFLOW
 /// notification goes to `out` if it did not fit.
@@ -886,7 +480,7 @@ pub(super) fn push_playback(
     seek: SeekMode,
     data: &[u8],
     out: &mut Vec<u8>,
-) -> Result<(), ConnError> {
+) -> Result<(), HandleError> {
     if offset != 0 || seek != SeekMode::Relative {
         tracing::debug!(
             channel = p.channel,
@@ -902,18 +496,20 @@ pub(super) fn push_playback(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::control::server_info::INVALID_INDEX;
+    use srb_pulse::pstream::FrameDecoder;
     use srb_pulse::tagstruct::Proplist;
-    use std::os::fd::AsFd;
 
-    fn server() -> Arc<Server> {
+    pub(crate) fn server() -> Arc<Server> {
         crate::test_server()
     }
 
-    fn waker() -> Arc<Waker> {
-        Arc::new(Waker::new().unwrap())
+    pub(crate) fn waker() -> Arc<Notice> {
+        Arc::new(Notice::new(Arc::new(
+            crate::engine::notice::Bell::new().unwrap(),
+        )))
     }
 
     fn session() -> Session {
@@ -922,13 +518,13 @@ mod tests {
         Session::new(s, uid, waker())
     }
 
-    fn packet(cmd: u32, tag: u32, body: impl FnOnce(&mut TagWriter)) -> Vec<u8> {
+    pub(crate) fn packet(cmd: u32, tag: u32, body: impl FnOnce(&mut TagWriter)) -> Vec<u8> {
         let mut w = TagWriter::command(cmd, tag);
         body(&mut w);
         w.into_bytes()
     }
 
-    fn auth_packet(version: u32) -> Vec<u8> {
+    pub(crate) fn auth_packet(version: u32) -> Vec<u8> {
         packet(Command::Auth as u32, 0, |w| {
             w.put_u32(version).put_arbitrary(&[7; COOKIE_LEN]);
         })
@@ -939,14 +535,14 @@ mod tests {
         s.handle_packet(p).unwrap().expect("a reply").into_bytes()
     }
 
-    fn expect_reply(bytes: &[u8], tag: u32) -> TagReader<'_> {
+    pub(crate) fn expect_reply(bytes: &[u8], tag: u32) -> TagReader<'_> {
         let mut r = TagReader::new(bytes);
         assert_eq!(r.get_u32().unwrap(), Command::Reply as u32);
         assert_eq!(r.get_u32().unwrap(), tag);
         r
     }
 
-    fn expect_error(bytes: &[u8], tag: u32, e: PaError) {
+    pub(crate) fn expect_error(bytes: &[u8], tag: u32, e: PaError) {
         let mut r = TagReader::new(bytes);
         assert_eq!(r.get_u32().unwrap(), Command::Error as u32);
         assert_eq!(r.get_u32().unwrap(), tag);
@@ -1119,7 +715,7 @@ mod tests {
         let p = packet(Command::Auth as u32, 0, |w| {
             w.put_u32(35).put_arbitrary(&[0; 16]);
         });
-        assert!(matches!(s.handle_packet(&p), Err(ConnError::Packet(_))));
+        assert!(matches!(s.handle_packet(&p), Err(HandleError::Packet(_))));
     }
 
     #[test]
@@ -1127,7 +723,7 @@ mod tests {
         let mut s = session();
         assert!(matches!(
             s.handle_packet(&[b'L', 0, 0, 0]),
-            Err(ConnError::Packet(_))
+            Err(HandleError::Packet(_))
         ));
     }
 
@@ -1137,7 +733,7 @@ mod tests {
         let p = packet(Command::GetServerInfo as u32, 2, |w| {
             w.put_u32(1);
         });
-        assert!(matches!(s.handle_packet(&p), Err(ConnError::Packet(_))));
+        assert!(matches!(s.handle_packet(&p), Err(HandleError::Packet(_))));
     }
 
     #[test]
@@ -1206,7 +802,13 @@ mod tests {
     }
 
     /// A v35 CREATE_PLAYBACK_STREAM body as pacat sends it, with `spec`.
-    fn create_playback(tag: u32, format: u8, channels: u8, rate: u32, map: &[u8]) -> Vec<u8> {
+    pub(crate) fn create_playback(
+        tag: u32,
+        format: u8,
+        channels: u8,
+        rate: u32,
+        map: &[u8],
+    ) -> Vec<u8> {
         use srb_pulse::tagstruct::{CVolume, ChannelMap, SampleSpec};
         packet(Command::CreatePlaybackStream as u32, tag, |w| {
             w.put_sample_spec(&SampleSpec {
@@ -1296,7 +898,7 @@ mod tests {
         // Trailing bytes after a valid request close the connection.
         let mut p = create_playback(21, 3, 2, 44_100, &[1, 2]);
         p.extend_from_slice(&[b'L', 0, 0, 0, 1]);
-        assert!(matches!(s.handle_packet(&p), Err(ConnError::Packet(_))));
+        assert!(matches!(s.handle_packet(&p), Err(HandleError::Packet(_))));
         let p = packet(Command::DeletePlaybackStream as u32, 22, |w| {
             w.put_u32(channel);
         });
@@ -1435,369 +1037,18 @@ mod tests {
         expect_reply(&b, 10);
     }
 
-    #[test]
-    fn replies_to_a_burst_of_requests_are_flushed_in_bounded_chunks() {
-        let mut s = ready(35);
-        let mut decoder = FrameDecoder::new(MAX_FRAME_PAYLOAD);
-        let req = Frame::Packet(packet(Command::GetSinkInfoList as u32, 2, |_| {}))
-            .encode()
-            .unwrap();
-        let count = 64 * 1024 / req.len();
-        for _ in 0..count {
-            decoder.push(&req);
-        }
-        let mut one = Vec::new();
-        s.handle_frame(Frame::Packet(req[DESCRIPTOR_LEN..].to_vec()), &mut one)
-            .unwrap();
-        let mut chunks = Vec::new();
-        let mut out = Vec::new();
-        handle_frames(&mut decoder, &mut s, &mut out, |b| {
-            chunks.push(b.len());
-            Ok(())
-        })
-        .unwrap();
-        assert!(out.is_empty());
-        assert!(chunks.len() > 1, "{chunks:?}");
-        assert!(chunks.iter().all(|&c| c < OUT_FLUSH_AT + one.len()));
-        assert_eq!(chunks.iter().sum::<usize>(), count * one.len());
-    }
-
-    fn limits(auth: Duration, frame: Duration) -> Limits {
-        Limits { auth, frame }
-    }
-
-    /// Runs a connection loop on a unix socketpair end in a thread.
-    fn spawn_unix(
-        b: std::os::unix::net::UnixStream,
-        srv: Arc<Server>,
-        l: Limits,
-    ) -> std::thread::JoinHandle<Result<(), ConnError>> {
-        let mut t = Transport::Unix(ScmStream::new(b.into()).unwrap());
-        let mut session = Session::new(srv.clone(), srv.uid, waker());
-        std::thread::spawn(move || {
-            let mut ob = Outbound::new(t.socket(), SEND_TIMEOUT);
-            run(&mut t, &mut session, &mut ob, &srv, l)
-        })
-    }
-
-    #[test]
-    fn auth_deadline_holds_for_a_client_that_keeps_sending() {
-        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let srv = server();
-        // The deadline has passed by the first wake-up.
-        let t = spawn_unix(b, srv, limits(Duration::ZERO, FRAME_TIMEOUT));
-        use std::io::{Read, Write};
-        let mut a = a;
-        let p = Frame::Packet(packet(Command::GetServerInfo as u32, 3, |_| {}))
-            .encode()
-            .unwrap();
-        // A write may fail once the server has closed; that is the point.
-        let _ = a.write_all(&p);
-        let mut got = Vec::new();
-        if let Err(e) = a.read_to_end(&mut got) {
-            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
-        }
-        assert!(got.is_empty(), "no ERROR reply past the deadline: {got:?}");
-        assert!(matches!(t.join().unwrap(), Err(ConnError::AuthTimeout(_))));
-    }
-
-    #[test]
-    fn garbage_frame_closes_the_connection() {
-        use std::io::Write;
-        // A frame with SHM flags on a connection without SHM: refused, on
-        // the fd-aware (unix) and the plain (TCP) input alike.
-        let garbage = [
-            0, 0, 0, 4, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 1, 2, 3, 4,
-        ];
-        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let t = spawn_unix(b, server(), limits(AUTH_TIMEOUT, FRAME_TIMEOUT));
-        a.write_all(&garbage).unwrap();
-        assert!(matches!(t.join().unwrap(), Err(ConnError::Frame(_))));
-
-        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let srv = server();
-        let mut session = Session::new(srv.clone(), srv.uid, waker());
-        let mut plain = Transport::Tcp(Arc::new(b.into()));
-        let l = limits(AUTH_TIMEOUT, FRAME_TIMEOUT);
-        let t = std::thread::spawn(move || {
-            let mut ob = Outbound::new(plain.socket(), SEND_TIMEOUT);
-            run(&mut plain, &mut session, &mut ob, &srv, l)
-        });
-        a.write_all(&garbage).unwrap();
-        assert!(matches!(t.join().unwrap(), Err(ConnError::Frame(_))));
-    }
-
-    #[test]
-    fn a_client_that_stops_mid_frame_is_closed() {
-        use std::io::Write;
-        for cut in [7, DESCRIPTOR_LEN, DESCRIPTOR_LEN + 3] {
-            let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-            let t = spawn_unix(
-                b,
-                server(),
-                limits(AUTH_TIMEOUT, Duration::from_millis(200)),
-            );
-            let frame = Frame::Packet(auth_packet(0xC000_0023)).encode().unwrap();
-            a.write_all(&frame[..cut]).unwrap();
-            // The client keeps its end open and sends nothing more.
-            let r = t.join().unwrap();
-            assert!(
-                matches!(r, Err(ConnError::FrameStalled { buffered, .. }) if buffered == cut
-                    || (cut == DESCRIPTOR_LEN && buffered == 0)
-                    || (cut > DESCRIPTOR_LEN && buffered == cut - DESCRIPTOR_LEN)),
-                "cut at {cut}: {r:?}"
-            );
-            drop(a);
-        }
-        // Cut short and closed: Truncated.
-        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let t = spawn_unix(b, server(), limits(AUTH_TIMEOUT, FRAME_TIMEOUT));
-        a.write_all(&[0, 0, 0, 9]).unwrap();
-        drop(a);
-        assert!(matches!(t.join().unwrap(), Err(ConnError::Truncated(4))));
-    }
-
-    /// A client end of a socketpair speaking with fds.
-    struct FdClient {
-        s: ScmStream,
-        decoder: FrameDecoder,
-        /// The fds that came with the last frame (as libpulse attributes
-        /// them: the reads never cross a frame boundary).
-        fds: Vec<OwnedFd>,
-    }
-
-    impl FdClient {
-        fn send(&self, frame: &Frame, fds: &[std::os::fd::BorrowedFd<'_>]) {
-            self.s.send(&frame.encode().unwrap(), fds, false).unwrap();
-        }
-
-        /// The next frame from the server (`None`: closed).
-        fn next(&mut self) -> Option<Frame> {
-            loop {
-                if let Some(f) = self.decoder.next_frame().unwrap() {
-                    self.fds = self.s.take_queued();
-                    return Some(f);
-                }
-                let mut buf = [0u8; 4096];
-                let n = self.decoder.wanted().min(buf.len());
-                match self
-                    .s
-                    .recv_exact(&mut buf[..n], Some(Duration::from_secs(20)))
-                {
-                    Ok(()) => self.decoder.push(&buf[..n]),
-                    Err(srb_linux::scm::RecvError::PeerGone) => return None,
-                    Err(e) => panic!("{e}"),
-                }
-            }
-        }
-
-        /// The reply (or error) packet for `tag`, skipping notifications.
-        fn answer(&mut self, tag: u32) -> Option<Vec<u8>> {
-            loop {
-                match self.next()? {
-                    Frame::Packet(p) => {
-                        let mut r = TagReader::new(&p);
-                        r.get_u32().unwrap();
-                        if r.get_u32().unwrap() == tag {
-                            return Some(p);
-                        }
-                    }
-                    _ => continue,
-                }
-            }
-        }
-    }
-
-    fn fd_client(srv: Arc<Server>) -> (FdClient, std::thread::JoinHandle<Result<(), ConnError>>) {
-        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let t = spawn_unix(b, srv, limits(AUTH_TIMEOUT, FRAME_TIMEOUT));
-        let mut decoder = FrameDecoder::new(MAX_FRAME_PAYLOAD);
-        decoder.set_shm_enabled(true);
-        let c = FdClient {
-            s: ScmStream::new(a.into()).unwrap(),
-            decoder,
-            fds: Vec::new(),
-        };
-        (c, t)
-    }
-
-    /// The fds that came with the next frame, which must be `want`.
-    fn expect_frame_fds(c: &mut FdClient, want: &str) -> (Frame, Vec<OwnedFd>) {
-        let f = c.next().unwrap_or_else(|| panic!("closed before {want}"));
-        (f, std::mem::take(&mut c.fds))
-    }
-
-    #[test]
-    fn srbchannel_is_offered_after_the_auth_reply_and_switched_on_by_the_ack() {
-        let (mut c, t) = fd_client(server());
-        c.send(&Frame::Packet(auth_packet(0xC000_0023)), &[]);
-        // AUTH reply, no fds.
-        let (f, fds) = expect_frame_fds(&mut c, "the AUTH reply");
-        assert!(matches!(f, Frame::Packet(_)) && fds.is_empty());
-        // REGISTER_MEMFD_SHMID with exactly the memfd.
-        let (f, fds) = expect_frame_fds(&mut c, "REGISTER_MEMFD_SHMID");
-        let Frame::Packet(p) = f else { panic!("{f:?}") };
-        let mut r = TagReader::new(&p);
-        assert_eq!(r.get_u32().unwrap(), Command::RegisterMemfdShmid as u32);
-        assert_eq!(r.get_u32().unwrap(), NO_TAG);
-        assert_eq!(fds.len(), 1);
-        assert_eq!(
-            srb_linux::fdkind::classify(fds[0].as_fd()).unwrap(),
-            srb_linux::fdkind::FdKind::Memfd
-        );
-        // ENABLE_SRBCHANNEL with fd0 and fd1.
-        let (f, fds) = expect_frame_fds(&mut c, "ENABLE_SRBCHANNEL");
-        let Frame::Packet(p) = f else { panic!("{f:?}") };
-        let mut r = TagReader::new(&p);
-        assert_eq!(r.get_u32().unwrap(), Command::EnableSrbchannel as u32);
-        let tag = r.get_u32().unwrap();
-        r.finish().unwrap();
-        assert_eq!(fds.len(), 2);
-        // The writable ring block, next, without fds.
-        let (f, fds) = expect_frame_fds(&mut c, "the ring block reference");
-        assert!(fds.is_empty());
-        assert!(
-            matches!(
-                f,
-                Frame::ShmRef(srb_pulse::pstream::ShmRefFrame {
-                    channel: 0,
-                    memfd: true,
-                    writable: true,
-                    ..
-                })
-            ),
-            "{f:?}"
-        );
-        // An ack with the wrong tag closes the connection with a named error.
-        let wrong = TagWriter::command(Command::EnableSrbchannel as u32, tag ^ 1);
-        c.send(&Frame::Packet(wrong.into_bytes()), &[]);
-        assert!(c.next().is_none(), "closed after a wrong ack");
-        assert!(matches!(
-            t.join().unwrap(),
-            Err(ConnError::Srb(SrbError::UnexpectedAck { tag: t })) if t == tag ^ 1
-        ));
-    }
-
-    #[test]
-    fn srbchannel_off_sends_no_offer() {
-        let mut srv = server();
-        Arc::get_mut(&mut srv).expect("not shared yet").srbchannel = false;
-        let (mut c, t) = fd_client(srv);
-        c.send(&Frame::Packet(auth_packet(0xC000_0023)), &[]);
-        let (f, fds) = expect_frame_fds(&mut c, "the AUTH reply");
-        assert!(matches!(f, Frame::Packet(_)) && fds.is_empty());
-        // An ack to nothing is an error too.
-        let ack = TagWriter::command(Command::EnableSrbchannel as u32, 5);
-        c.send(&Frame::Packet(ack.into_bytes()), &[]);
-        assert!(c.next().is_none(), "closed after an unsolicited ack");
-        assert!(matches!(
-            t.join().unwrap(),
-            Err(ConnError::Srb(SrbError::UnexpectedAck { tag: 5 }))
-        ));
-    }
-
-    #[test]
-    fn fds_reach_their_frame_and_unclaimed_ones_are_closed() {
-        use srb_pulse::pstream::{ShmRef, ShmRefFrame};
-        let (mut c, t) = fd_client(server());
-        c.send(&Frame::Packet(auth_packet(0xC000_0023)), &[]);
-        let p = c.answer(0).unwrap();
-        assert_eq!(expect_reply(&p, 0).get_u32().unwrap(), 0xC000_0023);
-        // A pipe's write end on GET_SERVER_INFO: answered, and the fd is
-        // closed (our read end then sees EOF).
-        let (rd, wr) = nonblocking_pipe();
-        let q = Frame::Packet(packet(Command::GetServerInfo as u32, 1, |_| {}));
-        c.send(&q, &[wr.as_fd()]);
-        drop(wr);
-        expect_reply(&c.answer(1).unwrap(), 1);
-        let mut b = [0u8; 1];
-        assert_eq!(rustix::io::read(&rd, &mut b), Ok(0), "unclaimed fd closed");
-        // The pool memfd on REGISTER_MEMFD_SHMID, sent after an unrelated
-        // frame in the same byte stream: attributed to REGISTER only.
-        let pool = srb_linux::memfd::create_unsealed_memfd("pool", 65536).unwrap();
-        rustix::io::pwrite(&pool, &f32_block(0.5, 16), 64).unwrap();
-        let reg = Frame::Packet(packet(Command::RegisterMemfdShmid as u32, NO_TAG, |w| {
-            w.put_u32(0x4c2e_67d8);
-        }));
-        c.send(&q, &[]);
-        c.send(&reg, &[pool.as_fd()]);
-        c.send(&Frame::Packet(set_name(2)), &[]);
-        expect_reply(&c.answer(1).unwrap(), 1);
-        expect_reply(&c.answer(2).unwrap(), 2);
-        c.send(
-            &Frame::Packet(create_playback(3, 5, 2, 48_000, &[1, 2])),
-            &[],
-        );
-        let p = c.answer(3).unwrap();
-        let channel = expect_reply(&p, 3).get_u32().unwrap();
-        c.send(
-            &Frame::ShmRef(ShmRefFrame {
-                channel,
-                memfd: true,
-                shm: ShmRef {
-                    block_id: 77,
-                    shm_id: 0x4c2e_67d8,
-                    index: 64,
-                    length: 128,
-                },
-                ..ShmRefFrame::default()
-            }),
-            &[],
-        );
-        loop {
-            match c.next().expect("a RELEASE") {
-                Frame::Release { block_id } => {
-                    assert_eq!(block_id, 77);
-                    break;
-                }
-                Frame::Packet(_) => {}
-                other => panic!("{other:?}"),
-            }
-        }
-        drop(c);
-        assert!(matches!(t.join().unwrap(), Ok(())));
-    }
-
-    #[test]
-    fn msg_ctrunc_closes_the_connection() {
-        let (c, t) = fd_client(server());
-        let q = Frame::Packet(auth_packet(35)).encode().unwrap();
-        let e: Vec<OwnedFd> = (0..3)
-            .map(|_| rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap())
-            .collect();
-        let fds: Vec<_> = e.iter().map(|f| f.as_fd()).collect();
-        // Three fds in one message: more than the receive buffer holds.
-        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(3))];
-        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
-        assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)));
-        rustix::net::sendmsg(
-            c.s.socket(),
-            &[rustix::io::IoSlice::new(&q)],
-            &mut control,
-            rustix::net::SendFlags::NOSIGNAL,
-        )
-        .unwrap();
-        let r = t.join().unwrap();
-        assert!(
-            matches!(r, Err(ConnError::Recv(RecvError::Truncated { .. }))),
-            "{r:?}"
-        );
-    }
-
-    /// A pipe whose read end does not block: a read sees EOF (`Ok(0)`)
-    /// once every write end is closed, `EAGAIN` while one is still open.
-    fn nonblocking_pipe() -> (OwnedFd, OwnedFd) {
+    pub(crate) fn nonblocking_pipe() -> (OwnedFd, OwnedFd) {
         use rustix::pipe::{pipe_with, PipeFlags};
         pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).unwrap()
     }
 
-    fn f32_block(v: f32, samples: usize) -> Vec<u8> {
+    pub(crate) fn f32_block(v: f32, samples: usize) -> Vec<u8> {
         std::iter::repeat_n(v.to_le_bytes(), samples)
             .flatten()
             .collect()
     }
 
-    fn set_name(tag: u32) -> Vec<u8> {
+    pub(crate) fn set_name(tag: u32) -> Vec<u8> {
         packet(Command::SetClientName as u32, tag, |w| {
             let mut p = Proplist::new();
             p.set_str("application.name", "tester").unwrap();
@@ -1824,7 +1075,7 @@ mod tests {
         call(&mut s, &auth_packet(0xC000_0023));
         let r = s.handle_frame_with_fds(register(1), vec![memfd(64)], &mut out);
         assert!(
-            matches!(r, Err(ConnError::Shm(ShmError::NotNegotiated))),
+            matches!(r, Err(HandleError::Shm(ShmError::NotNegotiated))),
             "{r:?}"
         );
         // Negotiated: a pipe is refused by kind.
@@ -1842,12 +1093,12 @@ mod tests {
         let r = s.handle_frame_with_fds(register(1), vec![], &mut out);
         assert!(matches!(
             r,
-            Err(ConnError::Shm(ShmError::FdCount { got: 0, .. }))
+            Err(HandleError::Shm(ShmError::FdCount { got: 0, .. }))
         ));
         let r = s.handle_frame_with_fds(register(1), vec![memfd(64), memfd(64)], &mut out);
         assert!(matches!(
             r,
-            Err(ConnError::Shm(ShmError::FdCount { got: 2, .. }))
+            Err(HandleError::Shm(ShmError::FdCount { got: 2, .. }))
         ));
         // Sixteen are fine, the same id again or a 17th are not.
         let mut s = ready_shm();
@@ -1859,19 +1110,19 @@ mod tests {
         let r = s.handle_frame_with_fds(register(5), vec![memfd(64)], &mut out);
         assert!(matches!(
             r,
-            Err(ConnError::Shm(ShmError::Duplicate { shm_id: 5 }))
+            Err(HandleError::Shm(ShmError::Duplicate { shm_id: 5 }))
         ));
         let r = s.handle_frame_with_fds(register(16), vec![memfd(64)], &mut out);
         assert!(matches!(
             r,
-            Err(ConnError::Shm(ShmError::TooManySegments { shm_id: 16 }))
+            Err(HandleError::Shm(ShmError::TooManySegments { shm_id: 16 }))
         ));
         // Trailing bytes are a malformed packet.
         let p = packet(Command::RegisterMemfdShmid as u32, NO_TAG, |w| {
             w.put_u32(99).put_u32(0);
         });
         let r = s.handle_frame_with_fds(Frame::Packet(p), vec![memfd(64)], &mut out);
-        assert!(matches!(r, Err(ConnError::Packet(_))));
+        assert!(matches!(r, Err(HandleError::Packet(_))));
         assert!(out.is_empty(), "REGISTER_MEMFD_SHMID has no reply");
     }
 
@@ -1950,7 +1201,7 @@ mod tests {
             let b = call(&mut s2, &create_playback(2, 5, 2, 48_000, &[1, 2]));
             assert_eq!(expect_reply(&b, 2).get_u32().unwrap(), channel);
             let e = s2.handle_frame(f, &mut o);
-            assert!(matches!(e, Err(ConnError::Shm(_))), "{what}: {e:?}");
+            assert!(matches!(e, Err(HandleError::Shm(_))), "{what}: {e:?}");
             assert!(o.is_empty(), "{what}: nothing sent");
         }
         let mut posix = r(4, 9, 64, 8);
@@ -1959,7 +1210,7 @@ mod tests {
         }
         assert!(matches!(
             s.handle_frame(posix, &mut out),
-            Err(ConnError::Shm(ShmError::PosixRef { .. }))
+            Err(HandleError::Shm(ShmError::PosixRef { .. }))
         ));
         // The client shrinks its pool: a named error, no SIGBUS.
         rustix::fs::ftruncate(&peer, 4096).unwrap();
