@@ -22,6 +22,20 @@
 //! notification when this side was not waiting. In a poll loop use
 //! [`SrbChannel::before_wait`] and [`SrbChannel::after_wait`] around polling
 //! the wait object instead.
+//!
+//! # The error contract: bytes are never lost or duplicated
+//!
+//! [`SrbChannel::write`] and [`SrbChannel::read`] move bytes first and wake
+//! the peer second. If the wake-up fails ([`Notify::notify`] returns `Err`,
+//! e.g. an eventfd a hostile peer saturated), the bytes have already moved,
+//! so the call still returns `Ok(n)`; the fd-semaphore withdraws the
+//! notification it announced (`in_pipe`), and the channel records the
+//! wake-up as *owed* ([`SrbChannel::wake_owed`]). The next `write`, `read`
+//! or [`SrbChannel::flush_wake`] sends it first; if that fails again, that
+//! call returns [`ChannelError::Signal`] **without moving any byte**, so
+//! the caller may retry it verbatim. While a wake-up is owed this side
+//! never sleeps (the peer may be asleep waiting for what already moved).
+//! [`ChannelError::Corrupt`] is terminal: drop the peer.
 
 use core::fmt;
 use core::time::Duration;
@@ -77,6 +91,9 @@ pub struct SrbChannel<P, C, N, W> {
     wait: W,
     /// The last write could not place everything: space is worth waking for.
     tx_blocked: bool,
+    /// A post's notification failed after its bytes moved: the peer may be
+    /// asleep without knowing. Retried before the next transfer.
+    wake_owed: bool,
 }
 
 impl<P, C, N, W> SrbChannel<P, C, N, W>
@@ -94,6 +111,7 @@ where
             notify,
             wait,
             tx_blocked: false,
+            wake_owed: false,
         }
     }
 
@@ -119,23 +137,172 @@ where
 
     /// Writes as much of `src` as fits; returns the bytes written. Wakes the
     /// peer when it may be waiting for them.
+    ///
+    /// # Errors
+    ///
+    /// An `Err` means no byte was written by this call, so retrying with
+    /// the same `src` neither loses nor duplicates data:
+    /// - [`ChannelError::Signal`]: a wake-up owed from an earlier call (see
+    ///   [`wake_owed`](Self::wake_owed)) still cannot be sent; nothing was
+    ///   written.
+    /// - [`ChannelError::Corrupt`]: the peer broke the protocol; the channel
+    ///   is unusable (whether this call's bytes reached the ring no longer
+    ///   matters).
+    ///
+    /// If the bytes were written but waking the peer then fails, the call
+    /// returns `Ok` with the count, and the wake-up is owed: the next
+    /// [`write`](Self::write), [`read`](Self::read) or
+    /// [`flush_wake`](Self::flush_wake) sends it or reports the error, and
+    /// until then [`wait`](Self::wait) and friends do not sleep.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::new(), SpinSignal::new());
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// // A 64-byte ring takes 64 of 100 bytes; the caller keeps the rest.
+    /// let msg = [7u8; 100];
+    /// let n = a.write(&msg).unwrap();
+    /// assert_eq!(n, 64);
+    /// let mut buf = [0u8; 100];
+    /// assert_eq!(b.read(&mut buf).unwrap(), 64);
+    /// assert_eq!(a.write(&msg[n..]).unwrap(), 36);
+    /// ```
     pub fn write(&mut self, src: &[u8]) -> Result<usize, ChannelError<N::Error>> {
+        self.flush_wake()?;
         let out = self.ends.producer.write(src)?;
         self.tx_blocked = out.written < src.len();
         if out.wake_peer || P::POST_EVERY_WRITE {
-            self.ends.poster.post(&self.notify)?;
+            self.post()?;
         }
         Ok(out.written)
     }
 
     /// Reads up to `dst.len()` bytes; returns how many. Wakes the peer when
-    /// the ring was full, since it may be waiting for space.
+    /// it may be waiting for the space (`pa`: the ring was full; `srb`: the
+    /// writer announced a sleep).
+    ///
+    /// # Errors
+    ///
+    /// As for [`write`](Self::write): an `Err` means no byte was consumed
+    /// by this call (or the peer is corrupt); bytes consumed before a failed
+    /// wake-up are returned as `Ok`, and the wake-up is owed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::pa, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_server, to_client) = (SpinSignal::new(), SpinSignal::new());
+    /// # // SAFETY: fresh block; one server and one client.
+    /// # let (_, se) = unsafe { pa::init_server(block) }.unwrap();
+    /// # let (_, ce) = unsafe { pa::adopt_client(block) }.unwrap();
+    /// let mut server = SrbChannel::new(se, &to_client, &to_server);
+    /// let mut client = SrbChannel::new(ce, &to_server, &to_client);
+    /// client.write(b"request").unwrap();
+    /// let mut buf = [0u8; 4];
+    /// // Reads are partial when `dst` is short; the rest stays in the ring.
+    /// assert_eq!(server.read(&mut buf).unwrap(), 4);
+    /// assert_eq!(&buf, b"requ");
+    /// assert_eq!(server.read(&mut buf).unwrap(), 3);
+    /// assert_eq!(server.read(&mut buf).unwrap(), 0);
+    /// ```
     pub fn read(&mut self, dst: &mut [u8]) -> Result<usize, ChannelError<N::Error>> {
+        self.flush_wake()?;
         let out = self.ends.consumer.read(dst)?;
         if out.wake_peer {
-            self.ends.poster.post(&self.notify)?;
+            self.post()?;
         }
         Ok(out.read)
+    }
+
+    /// Posts the peer's semaphore after a transfer. A failed notification
+    /// is not an error of the transfer: it becomes an owed wake-up.
+    fn post(&mut self) -> Result<(), Corrupt> {
+        match self.ends.poster.post(&self.notify) {
+            Ok(_) => Ok(()),
+            Err(FdsemError::Corrupt(c)) => Err(c),
+            Err(FdsemError::Signal(_)) => {
+                self.wake_owed = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether a wake-up of the peer is owed: bytes moved, but notifying
+    /// the peer then failed. The next [`write`](Self::write),
+    /// [`read`](Self::read) or [`flush_wake`](Self::flush_wake) retries it;
+    /// until then this side does not sleep ([`wait`](Self::wait) and
+    /// [`before_wait`](Self::before_wait) return at once), since the peer
+    /// may be asleep waiting for what already moved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channel and is only reached through it.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::new(), SpinSignal::new());
+    /// # // SAFETY: fresh block; one creator.
+    /// # let (_, ends) = unsafe { srb::create(block, 64) }.unwrap();
+    /// let mut a = SrbChannel::new(ends, &to_b, &to_a);
+    /// a.write(b"x").unwrap();
+    /// // `SpinSignal` cannot fail, so nothing is ever owed with it.
+    /// assert!(!a.wake_owed());
+    /// ```
+    pub fn wake_owed(&self) -> bool {
+        self.wake_owed
+    }
+
+    /// Sends an owed wake-up (see [`wake_owed`](Self::wake_owed)), if any.
+    /// Call it before dropping the channel or handing control elsewhere
+    /// after a write, so a failed notification is reported rather than
+    /// forgotten. On `Err` the wake-up stays owed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channel and is only reached through it.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::new(), SpinSignal::new());
+    /// # // SAFETY: fresh block; one creator.
+    /// # let (_, ends) = unsafe { srb::create(block, 64) }.unwrap();
+    /// let mut a = SrbChannel::new(ends, &to_b, &to_a);
+    /// a.write(b"last words").unwrap();
+    /// // Nothing owed: a no-op.
+    /// a.flush_wake().unwrap();
+    /// ```
+    pub fn flush_wake(&mut self) -> Result<(), ChannelError<N::Error>> {
+        if self.wake_owed {
+            self.ends.poster.repost(&self.notify)?;
+            self.wake_owed = false;
+        }
+        Ok(())
     }
 
     /// Copies up to `dst.len()` readable bytes without consuming them.
@@ -174,7 +341,9 @@ where
         &mut self,
         timeout: Option<Duration>,
     ) -> Result<Woken, ChannelError<W::Error>> {
-        if self.ends.waiter.before_wait(&mut self.wait)? == WaitDecision::DontSleep {
+        if self.wake_owed
+            || self.ends.waiter.before_wait(&mut self.wait)? == WaitDecision::DontSleep
+        {
             return Ok(Woken::Pending);
         }
         // Counted as waiting now. SeqCst fence, then re-check the space: the
@@ -191,6 +360,11 @@ where
     /// For poll loops: announce a sleep. On [`WaitDecision::OkToSleep`] poll
     /// the wait object, then call [`after_wait`](Self::after_wait).
     pub fn before_wait(&mut self) -> Result<WaitDecision, ChannelError<W::Error>> {
+        // The peer may be asleep waiting for bytes that already moved: no
+        // sleep until the next transfer has sent (or reported) the wake-up.
+        if self.wake_owed {
+            return Ok(WaitDecision::DontSleep);
+        }
         if self.ends.waiter.before_wait(&mut self.wait)? == WaitDecision::DontSleep {
             return Ok(WaitDecision::DontSleep);
         }

@@ -23,6 +23,9 @@ pub trait Notify {
     /// Why a notification could not be delivered.
     type Error;
     /// Sends one wake-up to the peer. Must not block on the peer.
+    ///
+    /// `Err` must mean that nothing was delivered: the fd-semaphore then
+    /// withdraws the notification it announced in shared memory.
     fn notify(&self) -> Result<(), Self::Error>;
 }
 
