@@ -52,8 +52,10 @@ pub(crate) fn spin_hint() {
 ///
 /// loom only switches threads at operations it knows (atomics, locks), and
 /// its partial-order reduction only reorders operations that conflict. A
-/// payload copy is neither, so a copy done on the wrong side of a
-/// publication would go unobserved. Under `cfg(loom)` every scheduling point
+/// payload copy is neither (its loom cell accesses, see
+/// [`crate::block::RingData`], are checked but are not scheduling points),
+/// so loom would not explore the orders of the copies themselves. Under
+/// `cfg(loom)` every scheduling point
 /// is a read-modify-write of one model-wide atomic, so all of them conflict
 /// with each other and loom explores the orders of the copies themselves.
 /// In normal builds this is nothing.

@@ -12,9 +12,17 @@
 //! caught (checked by mutating the rings while writing these models).
 //!
 //! Under `cfg(loom)` the core's atomics are loom's, so these models run the
-//! real code. Payload bytes are plain memory, which loom does not track;
-//! because loom switches threads at every atomic operation, copying a byte
-//! before or after the wrong publication still shows up as a wrong byte.
+//! real code. Payload bytes are plain memory, which loom cannot see by
+//! itself; under `cfg(loom)` the core reports every payload copy, byte by
+//! byte, as an access to a `loom::cell::UnsafeCell` standing for that byte
+//! (`RingData` in `srb-core`), so loom checks that each byte read happens
+//! after its write and each overwrite after the read of the old byte.
+//!
+//! The mutation check: with `--features mutant` the rings' hand-over
+//! orderings are Relaxed (srb-core's `loom-mutant` feature) and the
+//! `mutant_*` models below must report a causality violation;
+//! `scripts/test.sh` runs them (`-- mutant_`). Without the payload
+//! tracking, every model passed with that mutation.
 #![cfg(loom)]
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
@@ -200,6 +208,10 @@ const MSG: [u8; 6] = [1, 2, 3, 4, 5, 6];
 
 #[test]
 fn pa_ring_delivers_bytes_in_order_across_wrap() {
+    pa_ring_model();
+}
+
+fn pa_ring_model() {
     model(|| {
         let mem = Mem::new(PA_LEN);
         let (server, client) = pa_pair(&mem);
@@ -211,6 +223,29 @@ fn pa_ring_delivers_bytes_in_order_across_wrap() {
 
 #[test]
 fn srb_ring_delivers_bytes_in_order_across_wrap() {
+    srb_ring_model();
+}
+
+/// The mutation check for the `srb` ring: with its Release/Acquire
+/// publications weakened to Relaxed, loom must see the consumer read a byte
+/// the producer's write does not happen before.
+#[cfg(feature = "mutant")]
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn mutant_srb_ring_is_caught() {
+    srb_ring_model();
+}
+
+/// The mutation check for the `pa` ring: its SeqCst count weakened to
+/// Relaxed.
+#[cfg(feature = "mutant")]
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn mutant_pa_ring_is_caught() {
+    pa_ring_model();
+}
+
+fn srb_ring_model() {
     model(|| {
         let mem = Mem::new(srb::block_len(4));
         // Positions start two bytes before the u32 wrap.

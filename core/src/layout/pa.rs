@@ -30,7 +30,9 @@
 //! and waits on `read_semdata`; the client swaps all of them.
 
 use crate::atomic::{AtomicI32, Ordering};
-use crate::block::Block;
+#[cfg(loom)]
+use crate::block::PayloadTrack;
+use crate::block::{Block, RingData};
 use crate::fdsem::{FdsemPoster, FdsemWaiter, FdsemWords};
 use crate::layout::{check_ring, AttachError, Ends};
 use crate::ring::pa::{Consumer, Producer, RawRing};
@@ -70,6 +72,10 @@ pub(crate) struct Header {
     capacity: AtomicI32,
     readbuf_offset: AtomicI32,
     writebuf_offset: AtomicI32,
+    /// Under loom only: the cells that stand for the payload bytes of the
+    /// read ring and the write ring (see `RingData`).
+    #[cfg(loom)]
+    track: [PayloadTrack; 2],
 }
 
 #[cfg(not(loom))]
@@ -184,20 +190,38 @@ enum Role {
 /// caller is the only holder of `role`'s ends.
 unsafe fn ends(block: Block, g: Geometry, role: Role) -> PaEnds {
     let h: *mut Header = block.at(0);
-    // `addr_of!` projections: no reference to the header is formed.
     // Field projections through a raw pointer to the live, validated header:
     // nothing is read and no reference is formed.
-    let read_ring = RawRing {
-        // SAFETY: see above.
-        count: unsafe { core::ptr::addr_of!((*h).read_count) },
-        data: block.at(g.readbuf_offset as usize),
-        capacity: g.capacity,
+    // SAFETY: see above.
+    let (read_count, write_count) = unsafe {
+        (
+            core::ptr::addr_of!((*h).read_count),
+            core::ptr::addr_of!((*h).write_count),
+        )
     };
-    let write_ring = RawRing {
-        // SAFETY: as above.
-        count: unsafe { core::ptr::addr_of!((*h).write_count) },
-        data: block.at(g.writebuf_offset as usize),
-        capacity: g.capacity,
+    // SAFETY: the offsets were validated against the block (each ring lies
+    // inside it, after the header); under loom the cells are in the header.
+    let (read_data, write_data) = unsafe {
+        (
+            RingData::new(
+                block.at(g.readbuf_offset as usize),
+                #[cfg(loom)]
+                core::ptr::addr_of!((*h).track[0]),
+            ),
+            RingData::new(
+                block.at(g.writebuf_offset as usize),
+                #[cfg(loom)]
+                core::ptr::addr_of!((*h).track[1]),
+            ),
+        )
+    };
+    // SAFETY: counts and data areas inside the live block, validated; the
+    // capacity was validated to lie in `1..=i32::MAX`.
+    let (read_ring, write_ring) = unsafe {
+        (
+            RawRing::new(read_count, read_data, g.capacity),
+            RawRing::new(write_count, write_data, g.capacity),
+        )
     };
     // SAFETY: as above.
     let read_sem = unsafe { core::ptr::addr_of!((*h).read_sem) };
@@ -262,6 +286,8 @@ pub unsafe fn init_server_with(
             capacity: AtomicI32::new(g.capacity as i32),
             readbuf_offset: AtomicI32::new(g.readbuf_offset as i32),
             writebuf_offset: AtomicI32::new(g.writebuf_offset as i32),
+            #[cfg(loom)]
+            track: [PayloadTrack::new(), PayloadTrack::new()],
         })
     };
     // SAFETY: header written above; the caller is the only server.
