@@ -1,7 +1,9 @@
 //! Both sides of a channel in two threads, both layouts, both directions:
 //! an echo of a long pattern through small rings, with each side sleeping in
-//! `wait` whenever it cannot make progress. A lost wake-up hangs the test
-//! (bounded by the harness timeout), a lost or reordered byte fails it.
+//! `wait` (without a timeout) whenever it cannot make progress. A lost
+//! wake-up leaves a side waiting for ever, which the watchdog turns into a
+//! failure (it aborts the test process after `HANG`); a lost or reordered
+//! byte fails an assertion.
 
 mod common;
 
@@ -10,7 +12,11 @@ use std::time::Duration;
 use srb_core::layout::{pa, srb};
 use srb_core::{Ends, RingConsumer, RingProducer, SpinSignal, SrbChannel, WaitDecision, Woken};
 
-use common::{pattern, Mem};
+use common::{pattern, with_watchdog, Mem};
+
+/// When an echo is considered hung: far beyond the few seconds it takes on
+/// a loaded machine.
+const HANG: Duration = Duration::from_secs(120);
 
 /// Side A sends `total` bytes of the pattern in odd-sized writes; side B
 /// echoes everything back; A checks the echo. Both block when stuck.
@@ -22,64 +28,69 @@ where
     let (wake_a, wake_b) = (SpinSignal::new(), SpinSignal::new());
     let mut a = SrbChannel::new(a, &wake_b, &wake_a);
     let mut b = SrbChannel::new(b, &wake_a, &wake_b);
-    let timeout = Some(Duration::from_millis(10));
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let mut buf = vec![0u8; 777];
-            let (mut pending, mut got) = (0usize, 0u64);
-            let mut echoed = 0u64;
-            while echoed < total {
-                let mut progress = false;
-                if pending == 0 {
-                    pending = b.read(&mut buf).unwrap();
-                    got += pending as u64;
-                    progress |= pending > 0;
-                }
-                if pending > 0 {
-                    let start = (got - echoed) as usize;
-                    let w = b.write(&buf[pending - start..pending]).unwrap();
-                    echoed += w as u64;
-                    progress |= w > 0;
-                    if echoed == got {
-                        pending = 0;
+    // No timeout: a wait ends only when the peer posts, so a lost wake-up
+    // hangs (and the watchdog fails the test) instead of being papered over
+    // by a timed retry.
+    let timeout = None;
+    with_watchdog(HANG, "echo", || {
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut buf = vec![0u8; 777];
+                let (mut pending, mut got) = (0usize, 0u64);
+                let mut echoed = 0u64;
+                while echoed < total {
+                    let mut progress = false;
+                    if pending == 0 {
+                        pending = b.read(&mut buf).unwrap();
+                        got += pending as u64;
+                        progress |= pending > 0;
+                    }
+                    if pending > 0 {
+                        let start = (got - echoed) as usize;
+                        let w = b.write(&buf[pending - start..pending]).unwrap();
+                        echoed += w as u64;
+                        progress |= w > 0;
+                        if echoed == got {
+                            pending = 0;
+                        }
+                    }
+                    if !progress {
+                        b.wait(timeout).unwrap();
                     }
                 }
+            });
+            let (mut sent, mut back) = (0u64, 0u64);
+            let mut out = vec![0u8; 1000];
+            let mut inb = vec![0u8; 333];
+            let mut chunk = 1usize;
+            while back < total {
+                let mut progress = false;
+                if sent < total {
+                    chunk = chunk % 997 + 1;
+                    let n = chunk.min((total - sent) as usize);
+                    for (i, x) in out[..n].iter_mut().enumerate() {
+                        *x = pattern(sent + i as u64);
+                    }
+                    let w = a.write(&out[..n]).unwrap();
+                    sent += w as u64;
+                    progress |= w > 0;
+                }
+                let r = a.read(&mut inb).unwrap();
+                for (i, x) in inb[..r].iter().enumerate() {
+                    assert_eq!(
+                        *x,
+                        pattern(back + i as u64),
+                        "echoed byte {}",
+                        back + i as u64
+                    );
+                }
+                back += r as u64;
+                progress |= r > 0;
                 if !progress {
-                    b.wait(timeout).unwrap();
+                    a.wait(timeout).unwrap();
                 }
             }
-        });
-        let (mut sent, mut back) = (0u64, 0u64);
-        let mut out = vec![0u8; 1000];
-        let mut inb = vec![0u8; 333];
-        let mut chunk = 1usize;
-        while back < total {
-            let mut progress = false;
-            if sent < total {
-                chunk = chunk % 997 + 1;
-                let n = chunk.min((total - sent) as usize);
-                for (i, x) in out[..n].iter_mut().enumerate() {
-                    *x = pattern(sent + i as u64);
-                }
-                let w = a.write(&out[..n]).unwrap();
-                sent += w as u64;
-                progress |= w > 0;
-            }
-            let r = a.read(&mut inb).unwrap();
-            for (i, x) in inb[..r].iter().enumerate() {
-                assert_eq!(
-                    *x,
-                    pattern(back + i as u64),
-                    "echoed byte {}",
-                    back + i as u64
-                );
-            }
-            back += r as u64;
-            progress |= r > 0;
-            if !progress {
-                a.wait(timeout).unwrap();
-            }
-        }
+        })
     });
 }
 

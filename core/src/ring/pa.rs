@@ -259,3 +259,101 @@ impl RingConsumer for Consumer {
         Ok(self.copy_out(dst)?.1)
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    //! The old-value checks: a peer that changes the count between a ring
+    //! end's load and its own read-modify-write. The race is made
+    //! deterministic with the `SchedPoint` test hook, which runs between
+    //! the two.
+    use super::*;
+    use crate::atomic::test_hook;
+    use crate::layout::pa;
+    use crate::Block;
+    use core::ptr::NonNull;
+    use std::boxed::Box;
+
+    #[repr(C, align(128))]
+    struct Mem([u8; 512]);
+
+    const CAP: u32 = 64;
+
+    /// The server→client ring of a fresh `pa` block, and its count word.
+    fn ring(mem: &mut Mem) -> (Producer, Consumer, *const AtomicI32) {
+        let base = NonNull::new(mem.0.as_mut_ptr()).unwrap();
+        // SAFETY: `mem` outlives the ring ends (each test drops them first)
+        // and is only reached through the core and the count pointer.
+        let block = unsafe { Block::new(base, 512) };
+        let g = pa::Geometry {
+            capacity: CAP,
+            readbuf_offset: pa::RINGS_START as u32,
+            writebuf_offset: pa::RINGS_START as u32 + CAP,
+        };
+        // SAFETY: fresh memory; one server and one client.
+        let (_, server) = unsafe { pa::init_server_with(block, g) }.unwrap();
+        // SAFETY: as above.
+        let (_, client) = unsafe { pa::adopt_client(block) }.unwrap();
+        let count = block.at::<AtomicI32>(pa::WRITE_COUNT_OFFSET);
+        (server.producer, client.consumer, count)
+    }
+
+    /// Makes the next `SchedPoint` store `v` into the count, once.
+    fn scribble_once(count: *const AtomicI32, v: i32) {
+        let mut done = false;
+        test_hook::set(move || {
+            if !done {
+                done = true;
+                // SAFETY: the count word of the live test block; an atomic
+                // store, as a peer's.
+                unsafe { &*count }.store(v, Ordering::SeqCst);
+            }
+        });
+    }
+
+    fn corrupt(v: i64) -> Corrupt {
+        Corrupt::new(Field::Count, v)
+    }
+
+    #[test]
+    fn a_count_that_grows_under_the_writer_is_corrupt() {
+        let mut mem = Box::new(Mem([0; 512]));
+        let (mut p, _c, count) = ring(&mut mem);
+        // The writer loads 0; before its fetch_add the count becomes 5,
+        // in range, but only the writer adds: the fetch_add's old value 5
+        // is more than it loaded.
+        scribble_once(count, 5);
+        let got = p.write(&[1; 10]);
+        test_hook::clear();
+        assert_eq!(got, Err(corrupt(5)));
+        assert_eq!(p.write(&[1]), Err(corrupt(5)), "poisoned");
+    }
+
+    #[test]
+    fn a_count_that_shrinks_under_the_reader_is_corrupt() {
+        let mut mem = Box::new(Mem([0; 512]));
+        let (mut p, mut c, count) = ring(&mut mem);
+        assert_eq!(p.write(&[7; 20]).unwrap().written, 20);
+        // The reader loads 20; before its fetch_sub the count becomes 3,
+        // in range, but only the reader subtracts.
+        scribble_once(count, 3);
+        let mut buf = [0u8; 8];
+        let got = c.read(&mut buf);
+        test_hook::clear();
+        assert_eq!(got, Err(corrupt(3)));
+        assert_eq!(c.read(&mut buf), Err(corrupt(3)), "poisoned");
+    }
+
+    #[test]
+    fn a_count_above_capacity_under_the_reader_is_corrupt() {
+        let mut mem = Box::new(Mem([0; 512]));
+        let (mut p, mut c, count) = ring(&mut mem);
+        assert_eq!(p.write(&[7; 20]).unwrap().written, 20);
+        // Growth is legal under a reader (the writer adds), but never past
+        // the capacity.
+        scribble_once(count, CAP as i32 + 1);
+        let mut buf = [0u8; 8];
+        let got = c.read(&mut buf);
+        test_hook::clear();
+        assert_eq!(got, Err(corrupt(i64::from(CAP) + 1)));
+    }
+}
