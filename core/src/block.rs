@@ -1,11 +1,11 @@
 //! [`Block`]: the shared memory a channel lives in, as a raw pointer and a length.
 //!
-//! A block is memory the peer can write at any moment. This crate never forms
-//! a `&T`, `&mut T` or slice over it: control words are reached through raw
-//! pointers and touched only with atomic operations, and payload bytes are
-//! copied with [`core::ptr::copy_nonoverlapping`] between the block and the
-//! caller's private buffers, after the Acquire load that hands them over
-//! (reader) or before the Release store that publishes them (writer).
+//! A block is memory the peer can write at any moment. References into it
+//! are formed only to atomics (see the crate docs for the exact rule);
+//! payload bytes are never referenced, only copied with
+//! [`core::ptr::copy_nonoverlapping`] between the block and the caller's
+//! private buffers, after the Acquire load that hands them over (reader) or
+//! before the Release store that publishes them (writer).
 
 use core::ptr::NonNull;
 
@@ -15,6 +15,31 @@ use core::ptr::NonNull;
 /// owner. Whoever maps the memory (a memfd mapping, a RAM window on a board, a
 /// static buffer) keeps it alive for as long as any ring, semaphore or channel
 /// built from the block exists.
+///
+/// # Why no lifetime
+///
+/// Ring ends are not tied to the mapping's lifetime in their types (as
+/// rtrb's or bbqueue's are to their buffer), deliberately:
+///
+/// - The owners this crate serves cannot express such a borrow. srb-linux
+///   keeps the mapping and the channel built on it in *one* struct
+///   (`Channel` holds `Arc<SharedMapping>` next to the ring ends, dropping
+///   the ends first by field order); a borrow of a sibling field is a
+///   self-referential struct, which safe Rust cannot build. A board's block
+///   is a `static` window, where a lifetime would be `'static` anyway.
+/// - A lifetime would not make the block's contents safe: the other owner
+///   of the memory is another process (or core), which Rust's lifetimes do
+///   not see. What keeps access sound is the contract of [`Block::new`]
+///   (mapped for as long as anything built from it is used; no Rust
+///   reference into the range) together with the `unsafe` layout
+///   constructors (`create`, `attach`, `init_server`, `adopt_client`),
+///   whose callers promise one end per role. Every way to reach the memory
+///   passes through one of those `unsafe` calls, so the obligation is
+///   stated, and discharged, there.
+///
+/// `Block` is `Send + Sync` because it is only an address and a length;
+/// copying it between threads reads nothing. The ends built from it are
+/// `Send` (one role moves with them) and not `Sync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Block {

@@ -48,6 +48,23 @@ use crate::ring::{RingConsumer, RingProducer};
 use crate::signal::{Notify, Wait};
 
 /// A failed channel operation.
+///
+/// # Examples
+///
+/// ```
+/// use srb_core::{ChannelError, Corrupt, Field};
+/// fn handle(e: ChannelError<&str>) -> &'static str {
+///     match e {
+///         // Terminal: the peer wrote an impossible value.
+///         ChannelError::Corrupt(_) => "drop the peer",
+///         // No byte moved in the failed call: it may be retried.
+///         ChannelError::Signal(_) => "retry later or give up",
+///     }
+/// }
+/// let c = Corrupt { field: Field::Count, value: -1 };
+/// assert_eq!(handle(ChannelError::from(c)), "drop the peer");
+/// assert_eq!(handle(ChannelError::Signal("eventfd full")), "retry later or give up");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ChannelError<E> {
@@ -84,6 +101,30 @@ impl<E: fmt::Display> fmt::Display for ChannelError<E> {
 impl<E: fmt::Debug + fmt::Display> core::error::Error for ChannelError<E> {}
 
 /// One side of a shared ring-buffer channel.
+///
+/// # Examples
+///
+/// ```
+/// # use core::ptr::NonNull;
+/// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+/// # #[repr(C, align(128))]
+/// # struct Mem([u8; 4096]);
+/// # let mut mem = Box::new(Mem([0; 4096]));
+/// # // SAFETY: `mem` outlives the channels and is only reached through them.
+/// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+/// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+/// # // SAFETY: fresh block; one creator and one attacher.
+/// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+/// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+/// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+/// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+/// a.write(b"ping").unwrap();
+/// let mut buf = [0u8; 4];
+/// assert_eq!(b.read(&mut buf).unwrap(), 4);
+/// b.write(b"pong").unwrap();
+/// assert_eq!(a.read(&mut buf).unwrap(), 4);
+/// assert_eq!(&buf, b"pong");
+/// ```
 #[derive(Debug)]
 pub struct SrbChannel<P, C, N, W> {
     ends: Ends<P, C>,
@@ -105,6 +146,27 @@ where
 {
     /// Joins this side's ends with its wake-up objects: `notify` wakes the
     /// peer (it must reach what the peer waits on), `wait` blocks this side.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// // Each side notifies the signal the other waits on.
+    /// let (to_a, to_b) = (SpinSignal::new(), SpinSignal::new());
+    /// // SAFETY: fresh block; one creator and one attacher.
+    /// let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// // SAFETY: as above.
+    /// let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// let a = SrbChannel::new(ca, &to_b, &to_a);
+    /// let b = SrbChannel::new(cb, &to_a, &to_b);
+    /// assert_eq!(a.capacity(), b.capacity());
+    /// ```
     pub fn new(ends: Ends<P, C>, notify: N, wait: W) -> Self {
         Self {
             ends,
@@ -116,21 +178,103 @@ where
     }
 
     /// Splits the channel back into its parts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// let (mut ends, _notify, _wait) = a.into_parts();
+    /// // The ring ends outlive the channel; bytes written stay in the ring.
+    /// use srb_core::RingProducer;
+    /// assert_eq!(ends.producer.write(b"raw").unwrap().written, 3);
+    /// assert_eq!(b.available().unwrap(), 3);
+    /// ```
     pub fn into_parts(self) -> (Ends<P, C>, N, W) {
         (self.ends, self.notify, self.wait)
     }
 
     /// The object that wakes the peer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// // `a` notifies the signal `b` waits on.
+    /// assert!(core::ptr::eq(*a.notifier(), &to_b));
+    /// ```
     pub fn notifier(&self) -> &N {
         &self.notify
     }
 
     /// The object this side waits on (e.g. to register its fd in a poll loop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// // `a` waits on its own signal (a poll loop would register its fd).
+    /// assert!(core::ptr::eq(*a.waiter(), &to_a));
+    /// ```
     pub fn waiter(&self) -> &W {
         &self.wait
     }
 
     /// Bytes per ring.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// assert_eq!(a.capacity(), 64);
+    /// ```
     pub fn capacity(&self) -> usize {
         self.ends.producer.capacity()
     }
@@ -306,16 +450,81 @@ where
     }
 
     /// Copies up to `dst.len()` readable bytes without consuming them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// a.write(b"abc").unwrap();
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(b.peek(&mut buf).unwrap(), 3);
+    /// assert_eq!(b.available().unwrap(), 3, "still there");
+    /// assert_eq!(b.read(&mut buf).unwrap(), 3);
+    /// ```
     pub fn peek(&mut self, dst: &mut [u8]) -> Result<usize, Corrupt> {
         self.ends.consumer.peek(dst)
     }
 
     /// Bytes readable now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// assert_eq!(b.available().unwrap(), 0);
+    /// a.write(b"abc").unwrap();
+    /// assert_eq!(b.available().unwrap(), 3);
+    /// ```
     pub fn available(&mut self) -> Result<usize, Corrupt> {
         self.ends.consumer.available()
     }
 
     /// Bytes writable now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// assert_eq!(a.free().unwrap(), 64);
+    /// a.write(&[0; 60]).unwrap();
+    /// assert_eq!(a.free().unwrap(), 4);
+    /// ```
     pub fn free(&mut self) -> Result<usize, Corrupt> {
         self.ends.producer.free()
     }
@@ -323,6 +532,31 @@ where
     /// Sleeps until the peer posts, unless a post is already pending, the
     /// rings already allow progress, or the timeout passes. Re-check both
     /// rings afterwards: wake-ups are hints.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// use core::time::Duration;
+    /// use srb_core::Woken;
+    /// // Nothing to read, nothing posted: the timed wait sleeps and times out.
+    /// assert_eq!(b.wait(Some(Duration::ZERO)).unwrap(), Woken::TimedOut);
+    /// // Data is there: no sleep at all.
+    /// a.write(b"x").unwrap();
+    /// assert_eq!(b.wait(None).unwrap(), Woken::Pending);
+    /// ```
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Woken, ChannelError<W::Error>> {
         if self.before_wait()? == WaitDecision::DontSleep {
             return Ok(Woken::Pending);
@@ -337,6 +571,32 @@ where
     /// reading (a server answering a request), which would otherwise spin
     /// while the peer's data sits in the other ring. Re-check the free space
     /// afterwards: wake-ups are hints.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// use core::time::Duration;
+    /// use srb_core::Woken;
+    /// assert_eq!(a.write(&[1; 100]).unwrap(), 64, "the ring is full");
+    /// b.write(b"request").unwrap(); // unread data does not end this wait
+    /// assert_eq!(a.wait_writable(Some(Duration::ZERO)).unwrap(), Woken::TimedOut);
+    /// let mut buf = [0u8; 16];
+    /// b.read(&mut buf).unwrap(); // frees space
+    /// assert_eq!(a.wait_writable(None).unwrap(), Woken::Pending);
+    /// ```
     pub fn wait_writable(
         &mut self,
         timeout: Option<Duration>,
@@ -359,6 +619,33 @@ where
 
     /// For poll loops: announce a sleep. On [`WaitDecision::OkToSleep`] poll
     /// the wait object, then call [`after_wait`](Self::after_wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// use srb_core::WaitDecision;
+    /// // A poll loop: announce, poll the wait object, end the sleep.
+    /// if b.before_wait().unwrap() == WaitDecision::OkToSleep {
+    ///     // ... poll(b.waiter()) would block here until `a` posts ...
+    ///     a.write(b"x").unwrap(); // (stands in for the peer)
+    ///     b.after_poll(true).unwrap();
+    /// }
+    /// let mut buf = [0u8; 1];
+    /// assert_eq!(b.read(&mut buf).unwrap(), 1);
+    /// ```
     pub fn before_wait(&mut self) -> Result<WaitDecision, ChannelError<W::Error>> {
         // The peer may be asleep waiting for bytes that already moved: no
         // sleep until the next transfer has sent (or reported) the wake-up.
@@ -388,12 +675,57 @@ where
     /// without the fdsem protocol (an eventfd storm): that is [`Corrupt`],
     /// where otherwise the object would stay ready and the poll loop would
     /// spin. See [`crate::FdsemWaiter::after_poll`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// use srb_core::{WaitDecision, Woken};
+    /// assert_eq!(b.before_wait().unwrap(), WaitDecision::OkToSleep);
+    /// a.write(b"x").unwrap(); // `b` announced a sleep: `a` notifies it
+    /// // The poll reported the wait object readable.
+    /// assert_eq!(b.after_poll(true).unwrap(), Woken::Notified);
+    /// ```
     pub fn after_poll(&mut self, ready: bool) -> Result<Woken, ChannelError<W::Error>> {
         Ok(self.ends.waiter.after_poll(&mut self.wait, ready)?)
     }
 
     /// For poll loops: end a sleep that [`before_wait`](Self::before_wait)
     /// allowed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// use srb_core::WaitDecision;
+    /// assert_eq!(b.before_wait().unwrap(), WaitDecision::OkToSleep);
+    /// // ... the poll timed out, or returned: end the sleep either way.
+    /// b.after_wait().unwrap();
+    /// ```
     pub fn after_wait(&mut self) -> Result<(), ChannelError<W::Error>> {
         Ok(self.ends.waiter.after_wait(&mut self.wait)?)
     }

@@ -110,7 +110,8 @@ impl RawRing {
     }
 
     /// The producer's and the consumer's positions, each loaded once with
-    /// Acquire (for a side attaching to a ring that may already be in use).
+    /// Acquire (for a side attaching to a ring that may already be in use:
+    /// the bytes and space they hand over are then visible to it).
     pub(crate) fn load_positions(&self) -> (u32, u32) {
         (
             self.write_pos().load(Ordering::Acquire),
@@ -312,6 +313,8 @@ impl RingConsumer for Consumer {
     }
 
     fn available(&mut self) -> Result<usize, Corrupt> {
+        // Acquire: a caller that sees bytes available may read them next
+        // (from the cached position) without another load.
         self.refresh(ACQUIRE)?;
         Ok(self.fill() as usize)
     }
