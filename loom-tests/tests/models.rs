@@ -477,6 +477,13 @@ fn scribble_i32(mem: Arc<Mem>, off: usize, values: &'static [i32]) {
     }
 }
 
+/// Loads a shared word, as a peer would.
+fn load_i32(mem: &Mem, off: usize) -> i32 {
+    // SAFETY: as in `scribble_i32`.
+    let w = unsafe { &*mem.ptr.as_ptr().add(off).cast::<AtomicI32>() };
+    w.load(Ordering::SeqCst)
+}
+
 fn scribble_u32(mem: Arc<Mem>, off: usize, values: &'static [u32]) {
     // SAFETY: as in `scribble_i32`.
     let w = unsafe { &*mem.ptr.as_ptr().add(off).cast::<AtomicU32>() };
@@ -567,6 +574,8 @@ fn hostile_positions_never_cause_out_of_bounds_access_srb() {
 struct HeaderProbe {
     read_count: AtomicI32,
     write_count: AtomicI32,
+    read_sem: SemProbe,
+    write_sem: SemProbe,
 }
 
 // --- more models: several messages, timeouts, both directions, hostile
@@ -633,7 +642,7 @@ fn two_messages_two_sleeps_srb() {
 /// A wait that times out leaves the semaphore consistent: the notification
 /// that arrives after it is absorbed by the next wait (not `Corrupt`), and
 /// an untimed wait after the timeout is still woken.
-fn timeout_then_wakeup<P, C>(make: MakePair<P, C>, len: usize)
+fn timeout_then_wakeup<P, C>(make: MakePair<P, C>, len: usize, b_sem: usize)
 where
     P: RingProducer + Send + 'static,
     C: RingConsumer + Send + 'static,
@@ -655,19 +664,33 @@ where
         }
         assert_eq!(buf, [5]);
         t.join().unwrap();
-        // Whatever is still pending is consumed without complaint.
-        b.before_wait().unwrap();
+        // Whatever is still pending is consumed without complaint, and the
+        // timed-out wait left nothing behind: no `waiting` count (the peer
+        // would notify for ever after), no notification unaccounted.
+        if b.before_wait().unwrap() == WaitDecision::OkToSleep {
+            b.after_wait().unwrap();
+        }
+        let waiting = b_sem + std::mem::offset_of!(SemProbe, waiting);
+        let in_pipe = b_sem + std::mem::offset_of!(SemProbe, in_pipe);
+        assert_eq!(load_i32(&mem, waiting), 0, "waiting left raised");
+        assert_eq!(load_i32(&mem, in_pipe), 0, "in_pipe left raised");
     });
 }
 
 #[test]
 fn timed_out_wait_then_wakeup_pa() {
-    timeout_then_wakeup(pa_pair, PA_LEN);
+    // `b` is the client, which waits on `write_semdata`.
+    timeout_then_wakeup(
+        pa_pair,
+        PA_LEN,
+        std::mem::offset_of!(HeaderProbe, write_sem),
+    );
 }
 
 #[test]
 fn timed_out_wait_then_wakeup_srb() {
-    timeout_then_wakeup(srb_pair, srb::block_len(4));
+    // `b` is the attacher, which waits on the semaphore at line 6.
+    timeout_then_wakeup(srb_pair, srb::block_len(4), 6 * srb::LINE);
 }
 
 /// Request and response in both directions on the `srb` layout (whose
