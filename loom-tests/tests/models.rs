@@ -587,7 +587,6 @@ type Chan<P, C> = SrbChannel<P, C, EventRef, EventRef>;
 type Channels<P, C> = (Chan<P, C>, Chan<P, C>, Arc<Event>, Arc<Event>);
 
 /// Both sides' channels over their ends, each side with its own event.
-
 fn channels<P: RingProducer, C: RingConsumer>(
     a: srb_core::Ends<P, C>,
     b: srb_core::Ends<P, C>,
