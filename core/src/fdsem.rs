@@ -36,6 +36,12 @@
 //! - PulseAudio asserts `waiting >= 1` after waking. We return
 //!   [`Corrupt`] for that and for every other value the protocol cannot
 //!   produce (`signalled` not 0 or 1, negative `waiting` or `in_pipe`).
+//! - A notification that cannot be sent (an eventfd a hostile peer
+//!   saturated) is an error, not a retry loop: [`FdsemPoster::post`]
+//!   withdraws its `in_pipe` increment, so a waiter is never told about a
+//!   notification the kernel object does not hold, and leaves `signalled`
+//!   set; [`FdsemPoster::repost`] sends the missing notification later
+//!   (the channel does this for its caller, see [`crate::channel`]).
 
 use core::time::Duration;
 
