@@ -64,6 +64,13 @@ if [ "${SRB_SKIP_LOOM:-0}" != 1 ]; then
   step "loom models (release, LOOM_MAX_PREEMPTIONS=5)"
   RUSTFLAGS="--cfg loom -D warnings" LOOM_MAX_PREEMPTIONS=5 \
     cargo test -p srb-loom-tests --release --target-dir target/loom
+  # The mutation check: with the rings' hand-over orderings weakened to
+  # Relaxed (srb-core's loom-mutant feature), loom must report the payload
+  # race; the mutant_* models are #[should_panic(expected = "Causality
+  # violation")], so this step fails if the mutation goes unnoticed.
+  step "loom mutation check (Relaxed rings must fail)"
+  RUSTFLAGS="--cfg loom -D warnings" LOOM_MAX_PREEMPTIONS=2 \
+    cargo test -p srb-loom-tests --release --target-dir target/loom --features mutant -- mutant_
 fi
 
 step "all tests passed"

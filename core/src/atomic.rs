@@ -52,8 +52,10 @@ pub(crate) fn spin_hint() {
 ///
 /// loom only switches threads at operations it knows (atomics, locks), and
 /// its partial-order reduction only reorders operations that conflict. A
-/// payload copy is neither, so a copy done on the wrong side of a
-/// publication would go unobserved. Under `cfg(loom)` every scheduling point
+/// payload copy is neither (its loom cell accesses, see
+/// [`crate::block::RingData`], are checked but are not scheduling points),
+/// so loom would not explore the orders of the copies themselves. Under
+/// `cfg(loom)` every scheduling point
 /// is a read-modify-write of one model-wide atomic, so all of them conflict
 /// with each other and loom explores the orders of the copies themselves.
 /// In normal builds this is nothing.
@@ -72,7 +74,44 @@ impl SchedPoint {
 
     #[inline(always)]
     pub(crate) fn hit(&self) {
+        // Relaxed: only a scheduling point for loom; it orders nothing.
         #[cfg(loom)]
         PAYLOAD_CLOCK.fetch_add(1, Ordering::Relaxed);
+        #[cfg(all(test, not(loom)))]
+        test_hook::run();
+    }
+}
+
+/// Unit tests only: code to run at every [`SchedPoint`], on this thread.
+/// It lets a test act as a peer *between* a ring end's load of a shared
+/// word and its read-modify-write of it, deterministically (the race a
+/// scribbling peer would win only now and then).
+#[cfg(all(test, not(loom)))]
+pub(crate) mod test_hook {
+    use core::cell::RefCell;
+    use std::boxed::Box;
+
+    type Hook = Box<dyn FnMut()>;
+
+    std::thread_local! {
+        static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    /// Installs `f` for this thread (replacing any previous hook).
+    pub(crate) fn set(f: impl FnMut() + 'static) {
+        HOOK.with(|h| *h.borrow_mut() = Some(Box::new(f)));
+    }
+
+    /// Removes this thread's hook.
+    pub(crate) fn clear() {
+        HOOK.with(|h| *h.borrow_mut() = None);
+    }
+
+    pub(super) fn run() {
+        HOOK.with(|h| {
+            if let Some(f) = h.borrow_mut().as_mut() {
+                f();
+            }
+        });
     }
 }

@@ -22,6 +22,20 @@
 //! notification when this side was not waiting. In a poll loop use
 //! [`SrbChannel::before_wait`] and [`SrbChannel::after_wait`] around polling
 //! the wait object instead.
+//!
+//! # The error contract: bytes are never lost or duplicated
+//!
+//! [`SrbChannel::write`] and [`SrbChannel::read`] move bytes first and wake
+//! the peer second. If the wake-up fails ([`Notify::notify`] returns `Err`,
+//! e.g. an eventfd a hostile peer saturated), the bytes have already moved,
+//! so the call still returns `Ok(n)`; the fd-semaphore withdraws the
+//! notification it announced (`in_pipe`), and the channel records the
+//! wake-up as *owed* ([`SrbChannel::wake_owed`]). The next `write`, `read`
+//! or [`SrbChannel::flush_wake`] sends it first; if that fails again, that
+//! call returns [`ChannelError::Signal`] **without moving any byte**, so
+//! the caller may retry it verbatim. While a wake-up is owed this side
+//! never sleeps (the peer may be asleep waiting for what already moved).
+//! [`ChannelError::Corrupt`] is terminal: drop the peer.
 
 use core::fmt;
 use core::time::Duration;
@@ -34,6 +48,23 @@ use crate::ring::{RingConsumer, RingProducer};
 use crate::signal::{Notify, Wait};
 
 /// A failed channel operation.
+///
+/// # Examples
+///
+/// ```
+/// use srb_core::{ChannelError, Corrupt, Field};
+/// fn handle(e: ChannelError<&str>) -> &'static str {
+///     match e {
+///         // Terminal: the peer wrote an impossible value.
+///         ChannelError::Corrupt(_) => "drop the peer",
+///         // No byte moved in the failed call: it may be retried.
+///         ChannelError::Signal(_) => "retry later or give up",
+///     }
+/// }
+/// let c = Corrupt { field: Field::Count, value: -1 };
+/// assert_eq!(handle(ChannelError::from(c)), "drop the peer");
+/// assert_eq!(handle(ChannelError::Signal("eventfd full")), "retry later or give up");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ChannelError<E> {
@@ -70,6 +101,30 @@ impl<E: fmt::Display> fmt::Display for ChannelError<E> {
 impl<E: fmt::Debug + fmt::Display> core::error::Error for ChannelError<E> {}
 
 /// One side of a shared ring-buffer channel.
+///
+/// # Examples
+///
+/// ```
+/// # use core::ptr::NonNull;
+/// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+/// # #[repr(C, align(128))]
+/// # struct Mem([u8; 4096]);
+/// # let mut mem = Box::new(Mem([0; 4096]));
+/// # // SAFETY: `mem` outlives the channels and is only reached through them.
+/// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+/// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+/// # // SAFETY: fresh block; one creator and one attacher.
+/// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+/// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+/// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+/// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+/// a.write(b"ping").unwrap();
+/// let mut buf = [0u8; 4];
+/// assert_eq!(b.read(&mut buf).unwrap(), 4);
+/// b.write(b"pong").unwrap();
+/// assert_eq!(a.read(&mut buf).unwrap(), 4);
+/// assert_eq!(&buf, b"pong");
+/// ```
 #[derive(Debug)]
 pub struct SrbChannel<P, C, N, W> {
     ends: Ends<P, C>,
@@ -77,6 +132,9 @@ pub struct SrbChannel<P, C, N, W> {
     wait: W,
     /// The last write could not place everything: space is worth waking for.
     tx_blocked: bool,
+    /// A post's notification failed after its bytes moved: the peer may be
+    /// asleep without knowing. Retried before the next transfer.
+    wake_owed: bool,
 }
 
 impl<P, C, N, W> SrbChannel<P, C, N, W>
@@ -88,67 +146,385 @@ where
 {
     /// Joins this side's ends with its wake-up objects: `notify` wakes the
     /// peer (it must reach what the peer waits on), `wait` blocks this side.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// // Each side notifies the signal the other waits on.
+    /// let (to_a, to_b) = (SpinSignal::new(), SpinSignal::new());
+    /// // SAFETY: fresh block; one creator and one attacher.
+    /// let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// // SAFETY: as above.
+    /// let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// let a = SrbChannel::new(ca, &to_b, &to_a);
+    /// let b = SrbChannel::new(cb, &to_a, &to_b);
+    /// assert_eq!(a.capacity(), b.capacity());
+    /// ```
     pub fn new(ends: Ends<P, C>, notify: N, wait: W) -> Self {
         Self {
             ends,
             notify,
             wait,
             tx_blocked: false,
+            wake_owed: false,
         }
     }
 
     /// Splits the channel back into its parts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// let (mut ends, _notify, _wait) = a.into_parts();
+    /// // The ring ends outlive the channel; bytes written stay in the ring.
+    /// use srb_core::RingProducer;
+    /// assert_eq!(ends.producer.write(b"raw").unwrap().written, 3);
+    /// assert_eq!(b.available().unwrap(), 3);
+    /// ```
     pub fn into_parts(self) -> (Ends<P, C>, N, W) {
         (self.ends, self.notify, self.wait)
     }
 
     /// The object that wakes the peer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// // `a` notifies the signal `b` waits on.
+    /// assert!(core::ptr::eq(*a.notifier(), &to_b));
+    /// ```
     pub fn notifier(&self) -> &N {
         &self.notify
     }
 
     /// The object this side waits on (e.g. to register its fd in a poll loop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// // `a` waits on its own signal (a poll loop would register its fd).
+    /// assert!(core::ptr::eq(*a.waiter(), &to_a));
+    /// ```
     pub fn waiter(&self) -> &W {
         &self.wait
     }
 
     /// Bytes per ring.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// assert_eq!(a.capacity(), 64);
+    /// ```
     pub fn capacity(&self) -> usize {
         self.ends.producer.capacity()
     }
 
     /// Writes as much of `src` as fits; returns the bytes written. Wakes the
     /// peer when it may be waiting for them.
+    ///
+    /// # Errors
+    ///
+    /// An `Err` means no byte was written by this call, so retrying with
+    /// the same `src` neither loses nor duplicates data:
+    /// - [`ChannelError::Signal`]: a wake-up owed from an earlier call (see
+    ///   [`wake_owed`](Self::wake_owed)) still cannot be sent; nothing was
+    ///   written.
+    /// - [`ChannelError::Corrupt`]: the peer broke the protocol; the channel
+    ///   is unusable (whether this call's bytes reached the ring no longer
+    ///   matters).
+    ///
+    /// If the bytes were written but waking the peer then fails, the call
+    /// returns `Ok` with the count, and the wake-up is owed: the next
+    /// [`write`](Self::write), [`read`](Self::read) or
+    /// [`flush_wake`](Self::flush_wake) sends it or reports the error, and
+    /// until then [`wait`](Self::wait) and friends do not sleep.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::new(), SpinSignal::new());
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// // A 64-byte ring takes 64 of 100 bytes; the caller keeps the rest.
+    /// let msg = [7u8; 100];
+    /// let n = a.write(&msg).unwrap();
+    /// assert_eq!(n, 64);
+    /// let mut buf = [0u8; 100];
+    /// assert_eq!(b.read(&mut buf).unwrap(), 64);
+    /// assert_eq!(a.write(&msg[n..]).unwrap(), 36);
+    /// ```
     pub fn write(&mut self, src: &[u8]) -> Result<usize, ChannelError<N::Error>> {
+        self.flush_wake()?;
         let out = self.ends.producer.write(src)?;
         self.tx_blocked = out.written < src.len();
         if out.wake_peer || P::POST_EVERY_WRITE {
-            self.ends.poster.post(&self.notify)?;
+            self.post()?;
         }
         Ok(out.written)
     }
 
     /// Reads up to `dst.len()` bytes; returns how many. Wakes the peer when
-    /// the ring was full, since it may be waiting for space.
+    /// it may be waiting for the space (`pa`: the ring was full; `srb`: the
+    /// writer announced a sleep).
+    ///
+    /// # Errors
+    ///
+    /// As for [`write`](Self::write): an `Err` means no byte was consumed
+    /// by this call (or the peer is corrupt); bytes consumed before a failed
+    /// wake-up are returned as `Ok`, and the wake-up is owed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::pa, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_server, to_client) = (SpinSignal::new(), SpinSignal::new());
+    /// # // SAFETY: fresh block; one server and one client.
+    /// # let (_, se) = unsafe { pa::init_server(block) }.unwrap();
+    /// # let (_, ce) = unsafe { pa::adopt_client(block) }.unwrap();
+    /// let mut server = SrbChannel::new(se, &to_client, &to_server);
+    /// let mut client = SrbChannel::new(ce, &to_server, &to_client);
+    /// client.write(b"request").unwrap();
+    /// let mut buf = [0u8; 4];
+    /// // Reads are partial when `dst` is short; the rest stays in the ring.
+    /// assert_eq!(server.read(&mut buf).unwrap(), 4);
+    /// assert_eq!(&buf, b"requ");
+    /// assert_eq!(server.read(&mut buf).unwrap(), 3);
+    /// assert_eq!(server.read(&mut buf).unwrap(), 0);
+    /// ```
     pub fn read(&mut self, dst: &mut [u8]) -> Result<usize, ChannelError<N::Error>> {
+        self.flush_wake()?;
         let out = self.ends.consumer.read(dst)?;
         if out.wake_peer {
-            self.ends.poster.post(&self.notify)?;
+            self.post()?;
         }
         Ok(out.read)
     }
 
+    /// Posts the peer's semaphore after a transfer. A failed notification
+    /// is not an error of the transfer: it becomes an owed wake-up.
+    fn post(&mut self) -> Result<(), Corrupt> {
+        match self.ends.poster.post(&self.notify) {
+            Ok(_) => Ok(()),
+            Err(FdsemError::Corrupt(c)) => Err(c),
+            Err(FdsemError::Signal(_)) => {
+                self.wake_owed = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether a wake-up of the peer is owed: bytes moved, but notifying
+    /// the peer then failed. The next [`write`](Self::write),
+    /// [`read`](Self::read) or [`flush_wake`](Self::flush_wake) retries it;
+    /// until then this side does not sleep ([`wait`](Self::wait) and
+    /// [`before_wait`](Self::before_wait) return at once), since the peer
+    /// may be asleep waiting for what already moved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channel and is only reached through it.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::new(), SpinSignal::new());
+    /// # // SAFETY: fresh block; one creator.
+    /// # let (_, ends) = unsafe { srb::create(block, 64) }.unwrap();
+    /// let mut a = SrbChannel::new(ends, &to_b, &to_a);
+    /// a.write(b"x").unwrap();
+    /// // `SpinSignal` cannot fail, so nothing is ever owed with it.
+    /// assert!(!a.wake_owed());
+    /// ```
+    pub fn wake_owed(&self) -> bool {
+        self.wake_owed
+    }
+
+    /// Sends an owed wake-up (see [`wake_owed`](Self::wake_owed)), if any.
+    /// Call it before dropping the channel or handing control elsewhere
+    /// after a write, so a failed notification is reported rather than
+    /// forgotten. On `Err` the wake-up stays owed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channel and is only reached through it.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::new(), SpinSignal::new());
+    /// # // SAFETY: fresh block; one creator.
+    /// # let (_, ends) = unsafe { srb::create(block, 64) }.unwrap();
+    /// let mut a = SrbChannel::new(ends, &to_b, &to_a);
+    /// a.write(b"last words").unwrap();
+    /// // Nothing owed: a no-op.
+    /// a.flush_wake().unwrap();
+    /// ```
+    pub fn flush_wake(&mut self) -> Result<(), ChannelError<N::Error>> {
+        if self.wake_owed {
+            self.ends.poster.repost(&self.notify)?;
+            self.wake_owed = false;
+        }
+        Ok(())
+    }
+
     /// Copies up to `dst.len()` readable bytes without consuming them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// a.write(b"abc").unwrap();
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(b.peek(&mut buf).unwrap(), 3);
+    /// assert_eq!(b.available().unwrap(), 3, "still there");
+    /// assert_eq!(b.read(&mut buf).unwrap(), 3);
+    /// ```
     pub fn peek(&mut self, dst: &mut [u8]) -> Result<usize, Corrupt> {
         self.ends.consumer.peek(dst)
     }
 
     /// Bytes readable now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// assert_eq!(b.available().unwrap(), 0);
+    /// a.write(b"abc").unwrap();
+    /// assert_eq!(b.available().unwrap(), 3);
+    /// ```
     pub fn available(&mut self) -> Result<usize, Corrupt> {
         self.ends.consumer.available()
     }
 
     /// Bytes writable now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// assert_eq!(a.free().unwrap(), 64);
+    /// a.write(&[0; 60]).unwrap();
+    /// assert_eq!(a.free().unwrap(), 4);
+    /// ```
     pub fn free(&mut self) -> Result<usize, Corrupt> {
         self.ends.producer.free()
     }
@@ -156,6 +532,31 @@ where
     /// Sleeps until the peer posts, unless a post is already pending, the
     /// rings already allow progress, or the timeout passes. Re-check both
     /// rings afterwards: wake-ups are hints.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// use core::time::Duration;
+    /// use srb_core::Woken;
+    /// // Nothing to read, nothing posted: the timed wait sleeps and times out.
+    /// assert_eq!(b.wait(Some(Duration::ZERO)).unwrap(), Woken::TimedOut);
+    /// // Data is there: no sleep at all.
+    /// a.write(b"x").unwrap();
+    /// assert_eq!(b.wait(None).unwrap(), Woken::Pending);
+    /// ```
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Woken, ChannelError<W::Error>> {
         if self.before_wait()? == WaitDecision::DontSleep {
             return Ok(Woken::Pending);
@@ -170,11 +571,39 @@ where
     /// reading (a server answering a request), which would otherwise spin
     /// while the peer's data sits in the other ring. Re-check the free space
     /// afterwards: wake-ups are hints.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// use core::time::Duration;
+    /// use srb_core::Woken;
+    /// assert_eq!(a.write(&[1; 100]).unwrap(), 64, "the ring is full");
+    /// b.write(b"request").unwrap(); // unread data does not end this wait
+    /// assert_eq!(a.wait_writable(Some(Duration::ZERO)).unwrap(), Woken::TimedOut);
+    /// let mut buf = [0u8; 16];
+    /// b.read(&mut buf).unwrap(); // frees space
+    /// assert_eq!(a.wait_writable(None).unwrap(), Woken::Pending);
+    /// ```
     pub fn wait_writable(
         &mut self,
         timeout: Option<Duration>,
     ) -> Result<Woken, ChannelError<W::Error>> {
-        if self.ends.waiter.before_wait(&mut self.wait)? == WaitDecision::DontSleep {
+        if self.wake_owed
+            || self.ends.waiter.before_wait(&mut self.wait)? == WaitDecision::DontSleep
+        {
             return Ok(Woken::Pending);
         }
         // Counted as waiting now. SeqCst fence, then re-check the space: the
@@ -190,7 +619,39 @@ where
 
     /// For poll loops: announce a sleep. On [`WaitDecision::OkToSleep`] poll
     /// the wait object, then call [`after_wait`](Self::after_wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// use srb_core::WaitDecision;
+    /// // A poll loop: announce, poll the wait object, end the sleep.
+    /// if b.before_wait().unwrap() == WaitDecision::OkToSleep {
+    ///     // ... poll(b.waiter()) would block here until `a` posts ...
+    ///     a.write(b"x").unwrap(); // (stands in for the peer)
+    ///     b.after_poll(true).unwrap();
+    /// }
+    /// let mut buf = [0u8; 1];
+    /// assert_eq!(b.read(&mut buf).unwrap(), 1);
+    /// ```
     pub fn before_wait(&mut self) -> Result<WaitDecision, ChannelError<W::Error>> {
+        // The peer may be asleep waiting for bytes that already moved: no
+        // sleep until the next transfer has sent (or reported) the wake-up.
+        if self.wake_owed {
+            return Ok(WaitDecision::DontSleep);
+        }
         if self.ends.waiter.before_wait(&mut self.wait)? == WaitDecision::DontSleep {
             return Ok(WaitDecision::DontSleep);
         }
@@ -214,12 +675,57 @@ where
     /// without the fdsem protocol (an eventfd storm): that is [`Corrupt`],
     /// where otherwise the object would stay ready and the poll loop would
     /// spin. See [`crate::FdsemWaiter::after_poll`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// use srb_core::{WaitDecision, Woken};
+    /// assert_eq!(b.before_wait().unwrap(), WaitDecision::OkToSleep);
+    /// a.write(b"x").unwrap(); // `b` announced a sleep: `a` notifies it
+    /// // The poll reported the wait object readable.
+    /// assert_eq!(b.after_poll(true).unwrap(), Woken::Notified);
+    /// ```
     pub fn after_poll(&mut self, ready: bool) -> Result<Woken, ChannelError<W::Error>> {
         Ok(self.ends.waiter.after_poll(&mut self.wait, ready)?)
     }
 
     /// For poll loops: end a sleep that [`before_wait`](Self::before_wait)
     /// allowed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use core::ptr::NonNull;
+    /// # use srb_core::{layout::srb, Block, SpinSignal, SrbChannel};
+    /// # #[repr(C, align(128))]
+    /// # struct Mem([u8; 4096]);
+    /// # let mut mem = Box::new(Mem([0; 4096]));
+    /// # // SAFETY: `mem` outlives the channels and is only reached through them.
+    /// # let block = unsafe { Block::new(NonNull::new(mem.0.as_mut_ptr()).unwrap(), 4096) };
+    /// # let (to_a, to_b) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    /// # // SAFETY: fresh block; one creator and one attacher.
+    /// # let (_, ca) = unsafe { srb::create(block, 64) }.unwrap();
+    /// # let (_, cb) = unsafe { srb::attach(block) }.unwrap();
+    /// # let mut a = SrbChannel::new(ca, &to_b, &to_a);
+    /// # let mut b = SrbChannel::new(cb, &to_a, &to_b);
+    /// use srb_core::WaitDecision;
+    /// assert_eq!(b.before_wait().unwrap(), WaitDecision::OkToSleep);
+    /// // ... the poll timed out, or returned: end the sleep either way.
+    /// b.after_wait().unwrap();
+    /// ```
     pub fn after_wait(&mut self) -> Result<(), ChannelError<W::Error>> {
         Ok(self.ends.waiter.after_wait(&mut self.wait)?)
     }

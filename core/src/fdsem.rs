@@ -36,6 +36,12 @@
 //! - PulseAudio asserts `waiting >= 1` after waking. We return
 //!   [`Corrupt`] for that and for every other value the protocol cannot
 //!   produce (`signalled` not 0 or 1, negative `waiting` or `in_pipe`).
+//! - A notification that cannot be sent (an eventfd a hostile peer
+//!   saturated) is an error, not a retry loop: [`FdsemPoster::post`]
+//!   withdraws its `in_pipe` increment, so a waiter is never told about a
+//!   notification the kernel object does not hold, and leaves `signalled`
+//!   set; [`FdsemPoster::repost`] sends the missing notification later
+//!   (the channel does this for its caller, see [`crate::channel`]).
 
 use core::time::Duration;
 
@@ -124,13 +130,6 @@ pub enum Woken {
     TimedOut,
 }
 
-fn words<'a>(p: *const FdsemWords) -> &'a FdsemWords {
-    // SAFETY: every `FdsemWaiter`/`FdsemPoster` is built by a layout from a
-    // validated, aligned pointer into a block that outlives it. The words are
-    // atomics and are only used for atomic operations.
-    unsafe { &*p }
-}
-
 /// Compare-and-swap of `signalled` from `from` to `to`: `Ok(true)` if it
 /// swapped, `Ok(false)` if it held the other legal value, else [`Corrupt`].
 fn swap_signalled(w: &FdsemWords, from: i32, to: i32) -> Result<bool, Corrupt> {
@@ -147,12 +146,16 @@ fn swap_signalled(w: &FdsemWords, from: i32, to: i32) -> Result<bool, Corrupt> {
 /// The side that posts a semaphore: it wakes the peer that waits on it.
 #[derive(Debug)]
 pub struct FdsemPoster {
+    /// Private: set only by the unsafe [`FdsemPoster::new`], whose contract
+    /// makes [`FdsemPoster::words`] sound.
     words: *const FdsemWords,
 }
 
 /// The side that waits on a semaphore.
 #[derive(Debug)]
 pub struct FdsemWaiter {
+    /// Private: set only by the unsafe [`FdsemWaiter::new`], whose contract
+    /// makes [`FdsemWaiter::words`] sound.
     words: *const FdsemWords,
 }
 
@@ -169,10 +172,24 @@ impl FdsemPoster {
         Self { words }
     }
 
+    fn words(&self) -> &FdsemWords {
+        // SAFETY: `new`'s contract: `words` is aligned and inside a block
+        // that outlives `self`. The reference is to atomics only, and every
+        // access through it is an atomic operation.
+        unsafe { &*self.words }
+    }
+
     /// Signals the semaphore; notifies the peer only if it is waiting.
     /// Returns whether a notification was sent. Never blocks.
+    ///
+    /// If [`Notify::notify`] fails, the error is returned with `in_pipe`
+    /// restored (nothing is announced that the kernel object does not
+    /// hold) and `signalled` left at 1: the post itself happened, only the
+    /// wake-up of a sleeping peer is missing. Send that with
+    /// [`repost`](Self::repost) (a second `post` would not: the semaphore
+    /// is already signalled).
     pub fn post<N: Notify>(&self, notify: &N) -> Result<bool, FdsemError<N::Error>> {
-        let w = words(self.words);
+        let w = self.words();
         // Both reads are read-modify-writes, not loads: an RMW always sees
         // the latest value, so the handshake with `before_wait` holds under
         // acquire/release alone, not only under the SeqCst total order (and
@@ -186,13 +203,52 @@ impl FdsemPoster {
             0 => Ok(false),
             v if v < 0 => Err(Corrupt::new(Field::Waiting, i64::from(v)).into()),
             _ => {
-                // in_pipe counts notifications in flight; it must be raised
-                // before the notification can be consumed.
-                w.in_pipe.fetch_add(1, Ordering::SeqCst);
-                notify.notify().map_err(FdsemError::Signal)?;
+                self.send(w, notify)?;
                 Ok(true)
             }
         }
+    }
+
+    /// Retries the notification of a [`post`](Self::post) whose
+    /// [`Notify::notify`] failed: notifies the peer if it is (still)
+    /// waiting. Returns whether a notification was sent.
+    ///
+    /// The failed post left `signalled` at 1, so a waiter that has not yet
+    /// gone to sleep sees the post without a notification, and a repeated
+    /// `post` would return at once without notifying (the semaphore is
+    /// already signalled). Only a waiter that announced its sleep before the
+    /// failed post still needs the notification, and this sends it. A
+    /// notification the peer no longer needs is a spurious wake-up, which
+    /// the protocol absorbs (it is counted in `in_pipe` like any other).
+    pub fn repost<N: Notify>(&self, notify: &N) -> Result<bool, FdsemError<N::Error>> {
+        let w = self.words();
+        // An RMW for the same reason as in `post`: it reads the latest value.
+        match w.waiting.fetch_add(0, Ordering::SeqCst) {
+            0 => Ok(false),
+            v if v < 0 => Err(Corrupt::new(Field::Waiting, i64::from(v)).into()),
+            _ => {
+                self.send(w, notify)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Announces one notification in `in_pipe` and sends it; withdraws the
+    /// announcement if the notification could not be sent.
+    fn send<N: Notify>(&self, w: &FdsemWords, notify: &N) -> Result<(), FdsemError<N::Error>> {
+        // in_pipe counts notifications in flight; it must be raised before
+        // the notification can be consumed (SeqCst, as every fdsem access).
+        w.in_pipe.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = notify.notify() {
+            // Nothing reached the kernel object: a libpulse waiter whose
+            // flush sees `in_pipe > 0` does a blocking read of it, so leaving
+            // the count raised would block it until some later post. (A
+            // flush that ran between the two RMWs may still wait for that
+            // post: `repost` sends it.) SeqCst, as every fdsem access.
+            w.in_pipe.fetch_sub(1, Ordering::SeqCst);
+            return Err(FdsemError::Signal(e));
+        }
+        Ok(())
     }
 }
 
@@ -203,13 +259,18 @@ impl FdsemWaiter {
         Self { words }
     }
 
+    fn words(&self) -> &FdsemWords {
+        // SAFETY: as in `FdsemPoster::words`, by `new`'s contract.
+        unsafe { &*self.words }
+    }
+
     /// Subtracts `taken` consumed notifications from `in_pipe`.
     fn account<E>(&self, taken: u64) -> Result<(), FdsemError<E>> {
         if taken == 0 {
             return Ok(());
         }
         let taken = i32::try_from(taken).unwrap_or(i32::MAX);
-        let old = words(self.words).in_pipe.fetch_sub(taken, Ordering::SeqCst);
+        let old = self.words().in_pipe.fetch_sub(taken, Ordering::SeqCst);
         // Every notification is preceded by an `in_pipe` increment, so more
         // notifications than `in_pipe` means the peer wrote nonsense.
         if old < taken {
@@ -220,7 +281,7 @@ impl FdsemWaiter {
 
     /// Consumes notifications already pending, without blocking.
     pub fn flush<W: Wait>(&self, wait: &mut W) -> Result<(), FdsemError<W::Error>> {
-        let pending = words(self.words).in_pipe.load(Ordering::SeqCst);
+        let pending = self.words().in_pipe.load(Ordering::SeqCst);
         if pending < 0 {
             return Err(Corrupt::new(Field::InPipe, i64::from(pending)).into());
         }
@@ -239,7 +300,7 @@ impl FdsemWaiter {
     /// re-check the ring.
     pub fn before_wait<W: Wait>(&self, wait: &mut W) -> Result<WaitDecision, FdsemError<W::Error>> {
         self.flush(wait)?;
-        let w = words(self.words);
+        let w = self.words();
         if swap_signalled(w, 1, 0)? {
             return Ok(WaitDecision::DontSleep);
         }
@@ -263,7 +324,7 @@ impl FdsemWaiter {
     /// Ends a wait that [`before_wait`](Self::before_wait) allowed, after the
     /// kernel object became ready (or the wait timed out).
     pub fn after_wait<W: Wait>(&self, wait: &mut W) -> Result<(), FdsemError<W::Error>> {
-        let w = words(self.words);
+        let w = self.words();
         let old = w.waiting.fetch_sub(1, Ordering::SeqCst);
         if old < 1 {
             return Err(Corrupt::new(Field::Waiting, i64::from(old)).into());
@@ -301,7 +362,7 @@ impl FdsemWaiter {
         let taken = match taken {
             Ok(n) => n,
             Err(e) => {
-                words(self.words).waiting.fetch_sub(1, Ordering::SeqCst);
+                self.words().waiting.fetch_sub(1, Ordering::SeqCst);
                 return Err(FdsemError::Signal(e));
             }
         };

@@ -29,12 +29,27 @@
 //!
 //! ## The rules this crate keeps
 //!
-//! - **Shared memory is hostile input.** No `&T`, `&mut T` or slice is ever
-//!   formed over bytes the peer can write. Control words are atomics reached
-//!   through raw pointers; payload is copied with `copy_nonoverlapping` after
-//!   the Acquire that hands it over. Every value read from the block is read
-//!   once, validated, and only the private copy is used. Capacity and offsets
-//!   are validated once at attach and never read again.
+//! - **Shared memory is hostile input.** The exact rule for references
+//!   into the block:
+//!   - shared references are formed only to *atomic* types (`&AtomicU32`,
+//!     `&AtomicI32`, and structs made only of them: the fdsem words, the
+//!     `srb` header's configuration line), and every access through them is
+//!     an atomic operation. That is sound although the peer writes those
+//!     words at any time: an atomic's contents live in an `UnsafeCell`, so
+//!     a `&AtomicU32` permits concurrent mutation, and the peer's writes
+//!     are naturally aligned 32-bit stores, which the hardware performs
+//!     single-copy atomically;
+//!   - no reference of any kind (`&T`, `&mut T`, `&[u8]`, `&mut [u8]`) is
+//!     formed to payload bytes or to any non-atomic word of the block.
+//!     Payload is copied with `copy_nonoverlapping` through raw pointers
+//!     after the Acquire that hands it over; the slices involved are always
+//!     the caller's private buffers;
+//!   - the only plain (non-atomic) write to the block is the creator's
+//!     initialisation of the header before the block is shared.
+//!
+//!   Every value read from the block is read once, validated, and only the
+//!   private copy is used. Capacity and offsets are validated once at
+//!   attach and never read again.
 //! - **Impossible values are errors, never UB, panics or hangs.** A count
 //!   outside `0..=capacity`, a position that moved backwards or by more than
 //!   the capacity, an fdsem word the protocol cannot produce: each gives
@@ -45,9 +60,15 @@
 //! - **Lock-free atomics only.** [`portable-atomic`](portable_atomic) without
 //!   its lock fallback, asserted lock-free at compile time: a lock would be
 //!   private to one process.
-//! - **Model-checked.** Under `cfg(loom)` the atomics are loom's, and the
-//!   `srb-loom-tests` crate checks the rings and the fdsem in every
-//!   interleaving of small models.
+//! - **Model-checked.** Under `cfg(loom)` the atomics are loom's, every
+//!   payload copy is reported to loom as a cell access per byte, and the
+//!   `srb-loom-tests` crate checks the rings, the fdsem and the channel in
+//!   every interleaving of small models (up to a preemption bound). A
+//!   mutation check (the `loom-mutant` feature weakens the rings' orderings
+//!   to Relaxed) must make the models fail.
+//! - **No lost or duplicated bytes on errors.** See [`channel`]: an `Err`
+//!   from a transfer means no byte moved; a failed wake-up after a
+//!   transfer is owed and retried.
 //!
 //! ## Example: both sides in one process
 //!
@@ -76,7 +97,7 @@
 //! assert_eq!(&buf[..5], b"hello");
 //! ```
 #![no_std]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 #[cfg(any(test, loom))]
 extern crate std;

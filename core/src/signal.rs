@@ -23,6 +23,9 @@ pub trait Notify {
     /// Why a notification could not be delivered.
     type Error;
     /// Sends one wake-up to the peer. Must not block on the peer.
+    ///
+    /// `Err` must mean that nothing was delivered: the fd-semaphore then
+    /// withdraws the notification it announced in shared memory.
     fn notify(&self) -> Result<(), Self::Error>;
 }
 
@@ -60,28 +63,86 @@ impl<W: Wait + ?Sized> Wait for &mut W {
 ///
 /// [`Notify::notify`] adds one to the counter; [`Wait::wait`] (implemented for
 /// `&SpinSignal`, so both sides can hold the same signal) spins until it
-/// is non-zero and swaps it to zero. It has no clock, so a timeout is
-/// expressed as a spin budget fixed at construction ([`SpinSignal::with_budget`]);
-/// `wait(None)` spins until notified.
+/// is non-zero and swaps it to zero. `wait(None)` spins until notified.
+///
+/// Timeouts: the core has no clock of its own.
+/// - With a clock ([`SpinSignal::with_clock`], any monotonic
+///   `fn() -> Duration`: a timer peripheral, `std::time::Instant` in tests),
+///   `wait(Some(t))` gives up once `t` has passed on that clock.
+/// - Without one ([`SpinSignal::new`], [`SpinSignal::with_budget`]), a timed
+///   wait gives up after a fixed number of spins, whatever `t` is, except
+///   that `Some(Duration::ZERO)` never spins.
 #[derive(Debug)]
 pub struct SpinSignal {
     pending: AtomicU32,
     budget: u32,
+    clock: Option<Clock>,
 }
 
+/// A clock for [`SpinSignal::with_clock`]: the time since any fixed origin.
+pub type Clock = fn() -> Duration;
+
 impl SpinSignal {
-    /// A signal whose timed waits give up after `u32::MAX` spins.
+    /// A signal without a clock whose timed waits give up after `u32::MAX`
+    /// spins (seconds to minutes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use srb_core::{Notify, SpinSignal, Wait};
+    /// static SIG: SpinSignal = SpinSignal::new();
+    /// SIG.notify().unwrap();
+    /// assert_eq!((&SIG).wait(None), Ok(1));
+    /// ```
     #[cfg(not(loom))]
     pub const fn new() -> Self {
         Self::with_budget(u32::MAX)
     }
 
-    /// A signal whose timed waits give up after `budget` spins.
+    /// A signal without a clock whose timed waits give up after `budget`
+    /// spins.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use srb_core::{SpinSignal, Wait};
+    /// let sig = SpinSignal::with_budget(100);
+    /// assert_eq!((&sig).wait(Some(Duration::from_secs(1))), Ok(0), "100 spins, not 1 s");
+    /// ```
     #[cfg(not(loom))]
     pub const fn with_budget(budget: u32) -> Self {
         Self {
             pending: AtomicU32::new(0),
             budget,
+            clock: None,
+        }
+    }
+
+    /// A signal whose timed waits give up when `clock` says the timeout
+    /// has passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::OnceLock;
+    /// use std::time::{Duration, Instant};
+    /// use srb_core::{SpinSignal, Wait};
+    /// fn now() -> Duration {
+    ///     static START: OnceLock<Instant> = OnceLock::new();
+    ///     START.get_or_init(Instant::now).elapsed()
+    /// }
+    /// let sig = SpinSignal::with_clock(now);
+    /// let start = Instant::now();
+    /// assert_eq!((&sig).wait(Some(Duration::from_millis(20))), Ok(0));
+    /// assert!(start.elapsed() >= Duration::from_millis(20));
+    /// ```
+    #[cfg(not(loom))]
+    pub const fn with_clock(clock: Clock) -> Self {
+        Self {
+            pending: AtomicU32::new(0),
+            budget: u32::MAX,
+            clock: Some(clock),
         }
     }
 
@@ -97,6 +158,17 @@ impl SpinSignal {
         Self {
             pending: AtomicU32::new(0),
             budget,
+            clock: None,
+        }
+    }
+
+    /// A signal whose timed waits give up when `clock` says so.
+    #[cfg(loom)]
+    pub fn with_clock(clock: Clock) -> Self {
+        Self {
+            pending: AtomicU32::new(0),
+            budget: u32::MAX,
+            clock: Some(clock),
         }
     }
 
@@ -130,17 +202,25 @@ impl Notify for SpinSignal {
 impl Wait for &SpinSignal {
     type Error = core::convert::Infallible;
     fn wait(&mut self, timeout: Option<Duration>) -> Result<u64, Self::Error> {
+        let deadline = match (timeout, self.clock) {
+            (Some(t), Some(clock)) => Some(clock().saturating_add(t)),
+            _ => None,
+        };
         let mut spins = 0u32;
         loop {
             let n = self.take();
             if n > 0 {
                 return Ok(n);
             }
-            if timeout.is_some() {
-                if spins >= self.budget {
+            if let Some(t) = timeout {
+                let expired = match (deadline, self.clock) {
+                    (Some(d), Some(clock)) => clock() >= d,
+                    _ => t.is_zero() || spins >= self.budget,
+                };
+                if expired {
                     return Ok(0);
                 }
-                spins += 1;
+                spins = spins.saturating_add(1);
             }
             spin_hint();
         }
@@ -168,6 +248,28 @@ mod tests {
     #[test]
     fn timed_wait_gives_up_after_its_budget() {
         let s = SpinSignal::with_budget(100);
+        assert_eq!((&s).wait(Some(Duration::ZERO)), Ok(0));
+    }
+
+    fn now() -> Duration {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
+
+    #[test]
+    fn a_timed_wait_with_a_clock_lasts_its_timeout() {
+        let s = SpinSignal::with_clock(now);
+        let start = std::time::Instant::now();
+        assert_eq!((&s).wait(Some(Duration::from_millis(30))), Ok(0));
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        s.notify().unwrap();
+        assert_eq!((&s).wait(Some(Duration::from_secs(3600))), Ok(1));
+    }
+
+    #[test]
+    fn a_zero_timeout_never_spins() {
+        let s = SpinSignal::new();
+        // Without the special case this would spin u32::MAX times.
         assert_eq!((&s).wait(Some(Duration::ZERO)), Ok(0));
     }
 

@@ -1,7 +1,9 @@
 //! Both sides of a channel in two threads, both layouts, both directions:
 //! an echo of a long pattern through small rings, with each side sleeping in
-//! `wait` whenever it cannot make progress. A lost wake-up hangs the test
-//! (bounded by the harness timeout), a lost or reordered byte fails it.
+//! `wait` (without a timeout) whenever it cannot make progress. A lost
+//! wake-up leaves a side waiting for ever, which the watchdog turns into a
+//! failure (it aborts the test process after `HANG`); a lost or reordered
+//! byte fails an assertion.
 
 mod common;
 
@@ -10,7 +12,11 @@ use std::time::Duration;
 use srb_core::layout::{pa, srb};
 use srb_core::{Ends, RingConsumer, RingProducer, SpinSignal, SrbChannel, WaitDecision, Woken};
 
-use common::{pattern, Mem};
+use common::{pattern, with_watchdog, Mem};
+
+/// When an echo is considered hung: far beyond the few seconds it takes on
+/// a loaded machine.
+const HANG: Duration = Duration::from_secs(120);
 
 /// Side A sends `total` bytes of the pattern in odd-sized writes; side B
 /// echoes everything back; A checks the echo. Both block when stuck.
@@ -22,64 +28,69 @@ where
     let (wake_a, wake_b) = (SpinSignal::new(), SpinSignal::new());
     let mut a = SrbChannel::new(a, &wake_b, &wake_a);
     let mut b = SrbChannel::new(b, &wake_a, &wake_b);
-    let timeout = Some(Duration::from_millis(10));
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let mut buf = vec![0u8; 777];
-            let (mut pending, mut got) = (0usize, 0u64);
-            let mut echoed = 0u64;
-            while echoed < total {
-                let mut progress = false;
-                if pending == 0 {
-                    pending = b.read(&mut buf).unwrap();
-                    got += pending as u64;
-                    progress |= pending > 0;
-                }
-                if pending > 0 {
-                    let start = (got - echoed) as usize;
-                    let w = b.write(&buf[pending - start..pending]).unwrap();
-                    echoed += w as u64;
-                    progress |= w > 0;
-                    if echoed == got {
-                        pending = 0;
+    // No timeout: a wait ends only when the peer posts, so a lost wake-up
+    // hangs (and the watchdog fails the test) instead of being papered over
+    // by a timed retry.
+    let timeout = None;
+    with_watchdog(HANG, "echo", || {
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut buf = vec![0u8; 777];
+                let (mut pending, mut got) = (0usize, 0u64);
+                let mut echoed = 0u64;
+                while echoed < total {
+                    let mut progress = false;
+                    if pending == 0 {
+                        pending = b.read(&mut buf).unwrap();
+                        got += pending as u64;
+                        progress |= pending > 0;
+                    }
+                    if pending > 0 {
+                        let start = (got - echoed) as usize;
+                        let w = b.write(&buf[pending - start..pending]).unwrap();
+                        echoed += w as u64;
+                        progress |= w > 0;
+                        if echoed == got {
+                            pending = 0;
+                        }
+                    }
+                    if !progress {
+                        b.wait(timeout).unwrap();
                     }
                 }
+            });
+            let (mut sent, mut back) = (0u64, 0u64);
+            let mut out = vec![0u8; 1000];
+            let mut inb = vec![0u8; 333];
+            let mut chunk = 1usize;
+            while back < total {
+                let mut progress = false;
+                if sent < total {
+                    chunk = chunk % 997 + 1;
+                    let n = chunk.min((total - sent) as usize);
+                    for (i, x) in out[..n].iter_mut().enumerate() {
+                        *x = pattern(sent + i as u64);
+                    }
+                    let w = a.write(&out[..n]).unwrap();
+                    sent += w as u64;
+                    progress |= w > 0;
+                }
+                let r = a.read(&mut inb).unwrap();
+                for (i, x) in inb[..r].iter().enumerate() {
+                    assert_eq!(
+                        *x,
+                        pattern(back + i as u64),
+                        "echoed byte {}",
+                        back + i as u64
+                    );
+                }
+                back += r as u64;
+                progress |= r > 0;
                 if !progress {
-                    b.wait(timeout).unwrap();
+                    a.wait(timeout).unwrap();
                 }
             }
-        });
-        let (mut sent, mut back) = (0u64, 0u64);
-        let mut out = vec![0u8; 1000];
-        let mut inb = vec![0u8; 333];
-        let mut chunk = 1usize;
-        while back < total {
-            let mut progress = false;
-            if sent < total {
-                chunk = chunk % 997 + 1;
-                let n = chunk.min((total - sent) as usize);
-                for (i, x) in out[..n].iter_mut().enumerate() {
-                    *x = pattern(sent + i as u64);
-                }
-                let w = a.write(&out[..n]).unwrap();
-                sent += w as u64;
-                progress |= w > 0;
-            }
-            let r = a.read(&mut inb).unwrap();
-            for (i, x) in inb[..r].iter().enumerate() {
-                assert_eq!(
-                    *x,
-                    pattern(back + i as u64),
-                    "echoed byte {}",
-                    back + i as u64
-                );
-            }
-            back += r as u64;
-            progress |= r > 0;
-            if !progress {
-                a.wait(timeout).unwrap();
-            }
-        }
+        })
     });
 }
 
@@ -251,4 +262,124 @@ fn wait_writable_ignores_unread_data_and_wakes_for_space() {
     let woke = s.wait_writable(Some(Duration::ZERO)).unwrap();
     assert_ne!(woke, Woken::TimedOut, "space freed: no sleep");
     assert_eq!(s.write(&big[n..]).unwrap(), 64);
+}
+
+/// A wake-up object whose notifications fail on demand (an eventfd that a
+/// hostile peer saturated, say): with `fail` set, nothing is delivered.
+struct Flaky {
+    sig: SpinSignal,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl Flaky {
+    fn new() -> Self {
+        Self {
+            sig: SpinSignal::with_budget(10),
+            fail: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn set_failing(&self, fail: bool) {
+        self.fail.store(fail, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn taken(&self) -> u64 {
+        srb_core::Wait::try_take(&mut &self.sig).unwrap()
+    }
+}
+
+impl srb_core::Notify for Flaky {
+    type Error = &'static str;
+    fn notify(&self) -> Result<(), &'static str> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("saturated");
+        }
+        srb_core::Notify::notify(&self.sig).unwrap();
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_wake_after_a_write_keeps_the_bytes_and_is_retried() {
+    let mem = Mem::new(4096);
+    // SAFETY: fresh memory; one server, one client.
+    let (_, server) = unsafe { pa::init_server(mem.block()) }.unwrap();
+    // SAFETY: as above.
+    let (_, client) = unsafe { pa::adopt_client(mem.block()) }.unwrap();
+    let (to_client, sig_s) = (Flaky::new(), SpinSignal::with_budget(10));
+    let mut s = SrbChannel::new(server, &to_client, &sig_s);
+    let mut c = SrbChannel::new(client, &sig_s, &to_client.sig);
+    let in_pipe = pa::WRITE_SEMDATA_OFFSET + 8; // the client waits on it
+                                                // The client sleeps; the server's notification fails.
+    assert_eq!(c.before_wait().unwrap(), WaitDecision::OkToSleep);
+    to_client.set_failing(true);
+    assert_eq!(s.write(b"hello"), Ok(5), "the bytes are in the ring: Ok");
+    assert_eq!(mem.load_i32(in_pipe), 0, "no notification is announced");
+    assert!(s.wake_owed());
+    // Still failing: the retry fails first, and nothing more is written.
+    assert_eq!(
+        s.write(b"again"),
+        Err(srb_core::ChannelError::Signal("saturated"))
+    );
+    assert_eq!(c.available().unwrap(), 5, "the failed call wrote nothing");
+    // While the wake-up is owed, the server does not sleep.
+    assert_eq!(s.before_wait().unwrap(), WaitDecision::DontSleep);
+    // Repaired: the owed wake-up reaches the sleeping client.
+    to_client.set_failing(false);
+    s.flush_wake().unwrap();
+    assert!(!s.wake_owed());
+    assert_eq!(mem.load_i32(in_pipe), 1);
+    assert_eq!(
+        c.after_poll(true).unwrap(),
+        Woken::Notified,
+        "the sleeping client is woken"
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(c.read(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"hello");
+}
+
+#[test]
+fn a_failed_wake_after_a_read_keeps_the_bytes_and_is_retried() {
+    let mem = Mem::new(srb::block_len(64));
+    // SAFETY: fresh memory; one creator, one attacher.
+    let (_, creator) = unsafe { srb::create(mem.block(), 64) }.unwrap();
+    // SAFETY: as above.
+    let (_, attacher) = unsafe { srb::attach(mem.block()) }.unwrap();
+    let (to_writer, sig_r) = (Flaky::new(), SpinSignal::with_budget(10));
+    let mut w = SrbChannel::new(creator, &sig_r, &to_writer.sig);
+    let mut r = SrbChannel::new(attacher, &to_writer, &sig_r);
+    let in_pipe = 5 * srb::LINE + 8; // the creator (writer) waits on it
+                                     // The writer fills the ring and sleeps for space.
+    assert_eq!(w.write(&[3; 100]).unwrap(), 64);
+    assert_eq!(w.before_wait().unwrap(), WaitDecision::OkToSleep);
+    // The reader takes bytes; waking the writer fails.
+    to_writer.set_failing(true);
+    let mut buf = [0u8; 16];
+    assert_eq!(r.read(&mut buf), Ok(16), "the bytes are the caller's: Ok");
+    assert_eq!(buf, [3; 16]);
+    assert_eq!(mem.load_i32(in_pipe), 0, "no notification is announced");
+    assert!(r.wake_owed());
+    assert_eq!(
+        r.read(&mut buf),
+        Err(srb_core::ChannelError::Signal("saturated"))
+    );
+    assert_eq!(
+        r.available().unwrap(),
+        48,
+        "the failed call consumed nothing"
+    );
+    assert_eq!(r.wait(None).unwrap(), Woken::Pending, "no sleep while owed");
+    to_writer.set_failing(false);
+    assert_eq!(r.read(&mut buf), Ok(16), "the retry succeeds first");
+    assert!(!r.wake_owed());
+    assert_eq!(mem.load_i32(in_pipe), 1);
+    // One notification, exactly as announced: more would be `Corrupt`.
+    assert_eq!(
+        w.after_poll(true).unwrap(),
+        Woken::Notified,
+        "the sleeping writer is woken"
+    );
+    assert_eq!(mem.load_i32(in_pipe), 0);
+    assert_eq!(to_writer.taken(), 0);
 }

@@ -2,8 +2,11 @@
 //! of small rings, semaphores and channels.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p srb-loom-tests --release --target-dir target/loom`
-//! CI runs it again with `LOOM_MAX_PREEMPTIONS=5` (seconds); `SRB_LOOM_EXHAUSTIVE=1`
-//! explores every interleaving (about 7 minutes on 2 cores).
+//! CI runs it again with `LOOM_MAX_PREEMPTIONS=5` (under a minute on 2
+//! cores; the larger models cap their own bound at 3 or 4, see
+//! `model_capped`). `SRB_LOOM_EXHAUSTIVE=1` explores every interleaving
+//! (about 7 minutes on 2 cores for the first eleven models; the larger
+//! models added since make it much longer).
 //!
 //! loom's partial-order reduction only reorders operations that conflict, so
 //! the core gives loom a scheduling point before every payload copy (a
@@ -12,9 +15,17 @@
 //! caught (checked by mutating the rings while writing these models).
 //!
 //! Under `cfg(loom)` the core's atomics are loom's, so these models run the
-//! real code. Payload bytes are plain memory, which loom does not track;
-//! because loom switches threads at every atomic operation, copying a byte
-//! before or after the wrong publication still shows up as a wrong byte.
+//! real code. Payload bytes are plain memory, which loom cannot see by
+//! itself; under `cfg(loom)` the core reports every payload copy, byte by
+//! byte, as an access to a `loom::cell::UnsafeCell` standing for that byte
+//! (`RingData` in `srb-core`), so loom checks that each byte read happens
+//! after its write and each overwrite after the read of the old byte.
+//!
+//! The mutation check: with `--features mutant` the rings' hand-over
+//! orderings are Relaxed (srb-core's `loom-mutant` feature) and the
+//! `mutant_*` models below must report a causality violation;
+//! `scripts/test.sh` runs them (`-- mutant_`). Without the payload
+//! tracking, every model passed with that mutation.
 #![cfg(loom)]
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
@@ -114,8 +125,13 @@ impl Notify for EventRef {
 
 impl Wait for EventRef {
     type Error = ();
+    /// With a timeout, the model's timeout fires at once if nothing is
+    /// pending: the earliest a real one could, and the case that leaves
+    /// the most fdsem state behind for the next wait.
     fn wait(&mut self, timeout: Option<Duration>) -> Result<u64, ()> {
-        assert!(timeout.is_none(), "models never time out");
+        if timeout.is_some() {
+            return self.try_take();
+        }
         let mut n = self.0.count.lock().unwrap();
         while *n == 0 {
             n = self.0.cv.wait(n).unwrap();
@@ -142,11 +158,19 @@ impl EventRef {
 /// `LOOM_MAX_PREEMPTIONS` (2 when unset), or exhaustively when
 /// `SRB_LOOM_EXHAUSTIVE` is set (these models are small enough for that).
 fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_capped(usize::MAX, f);
+}
+
+/// [`model`] for the larger models (three threads, or several round
+/// trips): at most `cap` preemptions even when `LOOM_MAX_PREEMPTIONS` asks
+/// for more, so CI's bound-5 run stays within seconds (the bound-2 run and
+/// `SRB_LOOM_EXHAUSTIVE`, which takes long for them, are unaffected).
+fn model_capped(cap: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
     if std::env::var_os("SRB_LOOM_EXHAUSTIVE").is_some() {
         b.preemption_bound = None;
-    } else if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(2);
+    } else {
+        b.preemption_bound = Some(b.preemption_bound.unwrap_or(2).min(cap));
     }
     let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = runs.clone();
@@ -200,6 +224,10 @@ const MSG: [u8; 6] = [1, 2, 3, 4, 5, 6];
 
 #[test]
 fn pa_ring_delivers_bytes_in_order_across_wrap() {
+    pa_ring_model();
+}
+
+fn pa_ring_model() {
     model(|| {
         let mem = Mem::new(PA_LEN);
         let (server, client) = pa_pair(&mem);
@@ -211,6 +239,29 @@ fn pa_ring_delivers_bytes_in_order_across_wrap() {
 
 #[test]
 fn srb_ring_delivers_bytes_in_order_across_wrap() {
+    srb_ring_model();
+}
+
+/// The mutation check for the `srb` ring: with its Release/Acquire
+/// publications weakened to Relaxed, loom must see the consumer read a byte
+/// the producer's write does not happen before.
+#[cfg(feature = "mutant")]
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn mutant_srb_ring_is_caught() {
+    srb_ring_model();
+}
+
+/// The mutation check for the `pa` ring: its SeqCst count weakened to
+/// Relaxed.
+#[cfg(feature = "mutant")]
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn mutant_pa_ring_is_caught() {
+    pa_ring_model();
+}
+
+fn srb_ring_model() {
     model(|| {
         let mem = Mem::new(srb::block_len(4));
         // Positions start two bytes before the u32 wrap.
@@ -226,7 +277,7 @@ fn srb_ring_delivers_bytes_in_order_across_wrap() {
 /// The waiter checks the ring and sleeps if it is empty; the poster writes
 /// one byte and posts. Whatever the interleaving, the waiter ends up with the
 /// byte: a lost wake-up would leave it blocked (loom: deadlock).
-fn no_lost_wakeup<P, C>(make: fn(&Mem) -> (srb_core::Ends<P, C>, srb_core::Ends<P, C>), len: usize)
+fn no_lost_wakeup<P, C>(make: MakePair<P, C>, len: usize)
 where
     P: RingProducer + Send + 'static,
     C: RingConsumer + Send + 'static,
@@ -251,6 +302,9 @@ where
         t.join().unwrap();
     });
 }
+
+/// Builds both sides' ends over a model's memory.
+type MakePair<P, C> = fn(&Mem) -> (srb_core::Ends<P, C>, srb_core::Ends<P, C>);
 
 /// Where `pa` rings start in these models: past the header, which is larger
 /// under loom than the real 44 bytes.
@@ -291,11 +345,8 @@ fn fdsem_never_loses_a_wakeup_srb() {
 }
 
 /// A writer blocked on a full ring is woken by the reader freeing it.
-fn no_lost_space_wakeup<P, C>(
-    make: fn(&Mem) -> (srb_core::Ends<P, C>, srb_core::Ends<P, C>),
-    len: usize,
-    cap: usize,
-) where
+fn no_lost_space_wakeup<P, C>(make: MakePair<P, C>, len: usize, cap: usize)
+where
     P: RingProducer + Send + 'static,
     C: RingConsumer + Send + 'static,
 {
@@ -426,6 +477,13 @@ fn scribble_i32(mem: Arc<Mem>, off: usize, values: &'static [i32]) {
     }
 }
 
+/// Loads a shared word, as a peer would.
+fn load_i32(mem: &Mem, off: usize) -> i32 {
+    // SAFETY: as in `scribble_i32`.
+    let w = unsafe { &*mem.ptr.as_ptr().add(off).cast::<AtomicI32>() };
+    w.load(Ordering::SeqCst)
+}
+
 fn scribble_u32(mem: Arc<Mem>, off: usize, values: &'static [u32]) {
     // SAFETY: as in `scribble_i32`.
     let w = unsafe { &*mem.ptr.as_ptr().add(off).cast::<AtomicU32>() };
@@ -516,4 +574,276 @@ fn hostile_positions_never_cause_out_of_bounds_access_srb() {
 struct HeaderProbe {
     read_count: AtomicI32,
     write_count: AtomicI32,
+    read_sem: SemProbe,
+    write_sem: SemProbe,
+}
+
+// --- more models: several messages, timeouts, both directions, hostile
+// --- fdsem words, srbd's poll loop ------------------------------------------
+
+/// A channel of the models: blocking events on both sides.
+type Chan<P, C> = SrbChannel<P, C, EventRef, EventRef>;
+/// Two channels and their events: `(a, b, a's event, b's event)`.
+type Channels<P, C> = (Chan<P, C>, Chan<P, C>, Arc<Event>, Arc<Event>);
+
+/// Both sides' channels over their ends, each side with its own event.
+fn channels<P: RingProducer, C: RingConsumer>(
+    a: srb_core::Ends<P, C>,
+    b: srb_core::Ends<P, C>,
+) -> Channels<P, C> {
+    let (ev_a, ev_b) = (Arc::new(Event::default()), Arc::new(Event::default()));
+    let a = SrbChannel::new(a, EventRef(ev_b.clone()), EventRef(ev_a.clone()));
+    let b = SrbChannel::new(b, EventRef(ev_a.clone()), EventRef(ev_b.clone()));
+    (a, b, ev_a, ev_b)
+}
+
+/// Reads one byte, sleeping (untimed) while there is none.
+fn recv_byte<P: RingProducer, C: RingConsumer>(ch: &mut Chan<P, C>) -> u8 {
+    let mut buf = [0u8; 1];
+    while ch.read(&mut buf).unwrap() == 0 {
+        ch.wait(None).unwrap();
+    }
+    buf[0]
+}
+
+/// Two messages, each written separately, each waited for separately: the
+/// fdsem state one sleep leaves behind (signalled, in_pipe, a late
+/// notification) must not lose or corrupt the next wake-up.
+fn two_messages<P, C>(make: MakePair<P, C>, len: usize)
+where
+    P: RingProducer + Send + 'static,
+    C: RingConsumer + Send + 'static,
+{
+    model_capped(4, move || {
+        let mem = Mem::new(len);
+        let (a, b) = make(&mem);
+        let (mut a, mut b, _, _) = channels(a, b);
+        let t = thread::spawn(move || {
+            assert_eq!(a.write(&[1]).unwrap(), 1);
+            assert_eq!(a.write(&[2]).unwrap(), 1);
+        });
+        assert_eq!(recv_byte(&mut b), 1);
+        assert_eq!(recv_byte(&mut b), 2);
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn two_messages_two_sleeps_pa() {
+    two_messages(pa_pair, PA_LEN);
+}
+
+#[test]
+fn two_messages_two_sleeps_srb() {
+    two_messages(srb_pair, srb::block_len(4));
+}
+
+/// A wait that times out leaves the semaphore consistent: the notification
+/// that arrives after it is absorbed by the next wait (not `Corrupt`), and
+/// an untimed wait after the timeout is still woken.
+fn timeout_then_wakeup<P, C>(make: MakePair<P, C>, len: usize, b_sem: usize)
+where
+    P: RingProducer + Send + 'static,
+    C: RingConsumer + Send + 'static,
+{
+    model(move || {
+        let mem = Mem::new(len);
+        let (a, b) = make(&mem);
+        let (mut a, mut b, _, _) = channels(a, b);
+        let t = thread::spawn(move || {
+            assert_eq!(a.write(&[5]).unwrap(), 1);
+        });
+        let mut buf = [0u8; 1];
+        // First a timed wait (it may time out), then untimed ones.
+        let mut timed = true;
+        while b.read(&mut buf).unwrap() == 0 {
+            let timeout = timed.then_some(Duration::from_millis(1));
+            timed = false;
+            b.wait(timeout).unwrap();
+        }
+        assert_eq!(buf, [5]);
+        t.join().unwrap();
+        // Whatever is still pending is consumed without complaint, and the
+        // timed-out wait left nothing behind: no `waiting` count (the peer
+        // would notify for ever after), no notification unaccounted.
+        if b.before_wait().unwrap() == WaitDecision::OkToSleep {
+            b.after_wait().unwrap();
+        }
+        let waiting = b_sem + std::mem::offset_of!(SemProbe, waiting);
+        let in_pipe = b_sem + std::mem::offset_of!(SemProbe, in_pipe);
+        assert_eq!(load_i32(&mem, waiting), 0, "waiting left raised");
+        assert_eq!(load_i32(&mem, in_pipe), 0, "in_pipe left raised");
+    });
+}
+
+#[test]
+fn timed_out_wait_then_wakeup_pa() {
+    // `b` is the client, which waits on `write_semdata`.
+    timeout_then_wakeup(
+        pa_pair,
+        PA_LEN,
+        std::mem::offset_of!(HeaderProbe, write_sem),
+    );
+}
+
+#[test]
+fn timed_out_wait_then_wakeup_srb() {
+    // `b` is the attacher, which waits on the semaphore at line 6.
+    timeout_then_wakeup(srb_pair, srb::block_len(4), 6 * srb::LINE);
+}
+
+/// Request and response in both directions on the `srb` layout (whose
+/// ring ends wake only a peer that announced a sleep).
+#[test]
+fn channel_in_both_directions_srb() {
+    model_capped(3, || {
+        let mem = Mem::new(srb::block_len(4));
+        let (c, a) = srb_pair(&mem);
+        let (mut c, mut a, _, _) = channels(c, a);
+        let t = thread::spawn(move || {
+            let req = recv_byte(&mut a);
+            assert_eq!(a.write(&[req + 1]).unwrap(), 1);
+        });
+        assert_eq!(c.write(&[10]).unwrap(), 1);
+        assert_eq!(recv_byte(&mut c), 11);
+        t.join().unwrap();
+    });
+}
+
+/// `wait_writable` on the `srb` layout: the writer of a full ring sleeps
+/// although the peer's data sits unread in the other ring, and is woken
+/// when the peer drains its ring.
+#[test]
+fn wait_writable_is_woken_by_the_drain_srb() {
+    model(|| {
+        let mem = Mem::new(srb::block_len(4));
+        let (c, a) = srb_pair(&mem);
+        let (mut c, mut a, _, _) = channels(c, a);
+        assert_eq!(c.write(&[7; 4]).unwrap(), 4, "fills the ring");
+        let t = thread::spawn(move || {
+            assert_eq!(a.write(&[1]).unwrap(), 1);
+            let mut buf = [0u8; 4];
+            let mut got = 0;
+            while got < buf.len() {
+                let n = a.read(&mut buf[got..]).unwrap();
+                if n == 0 {
+                    a.wait(None).unwrap();
+                }
+                got += n;
+            }
+        });
+        while c.write(&[9]).unwrap() == 0 {
+            c.wait_writable(None).unwrap();
+        }
+        t.join().unwrap();
+    });
+}
+
+/// Field order of an fdsem, to find its words under loom.
+#[repr(C)]
+struct SemProbe {
+    waiting: AtomicI32,
+    signalled: AtomicI32,
+    in_pipe: AtomicI32,
+}
+
+/// A hostile peer: while its writing thread sends one byte through the
+/// protocol, another of its threads stores impossible values into the
+/// semaphore the honest side sleeps on and into the ring's write
+/// position, then writes the wait object without the protocol (so the
+/// honest side is never left asleep by the peer's choice). The honest side
+/// must end with the byte or with `Corrupt`: never a hang (loom: deadlock),
+/// a panic, a wrong byte or an endless loop.
+#[test]
+fn hostile_fdsem_words_and_write_pos_never_hang_the_honest_side() {
+    model_capped(3, || {
+        let mem = Mem::new(srb::block_len(4));
+        let (c, a) = srb_pair(&mem);
+        let (mut peer, mut honest, _, ev_honest) = channels(c, a);
+        let sem = 6 * srb::LINE; // the attacher's semaphore
+        let writer = thread::spawn(move || {
+            // The peer's own wake-up may fail on the scribbles: `Corrupt`.
+            let _ = peer.write(&[42]);
+        });
+        let m = mem.clone();
+        let scribbler = thread::spawn(move || {
+            let signalled = sem + std::mem::offset_of!(SemProbe, signalled);
+            let in_pipe = sem + std::mem::offset_of!(SemProbe, in_pipe);
+            scribble_i32(m.clone(), signalled, &[2]);
+            scribble_i32(m.clone(), in_pipe, &[3]);
+            // Far ahead of the reader: more than the capacity.
+            scribble_u32(m, 3 * srb::LINE, &[1 << 31]);
+            EventRef(ev_honest).notify().unwrap();
+        });
+        let mut buf = [0u8; 1];
+        let end = loop {
+            match honest.read(&mut buf) {
+                Ok(0) => {}
+                Ok(_) => break Ok(buf[0]),
+                Err(e) => break Err(e.into_corrupt()),
+            }
+            if let Err(e) = honest.wait(None) {
+                break Err(e.into_corrupt());
+            }
+        };
+        match end {
+            Ok(b) => assert_eq!(b, 42, "a byte, but the wrong one"),
+            Err(Some(_)) => {}
+            Err(None) => panic!("a signal error without a failing signal"),
+        }
+        writer.join().unwrap();
+        scribbler.join().unwrap();
+        assert!(mem.guard_intact());
+    });
+}
+
+trait IntoCorrupt {
+    fn into_corrupt(self) -> Option<Corrupt>;
+}
+
+impl<E> IntoCorrupt for srb_core::ChannelError<E> {
+    fn into_corrupt(self) -> Option<Corrupt> {
+        match self {
+            srb_core::ChannelError::Corrupt(c) => Some(c),
+            srb_core::ChannelError::Signal(_) => None,
+        }
+    }
+}
+
+/// srbd's connection loop (`SrbLink::before_poll`/`after_poll`): for each
+/// of two requests the server reads what is there, answers, and otherwise
+/// announces a sleep, polls the wait object only if allowed, and ends the
+/// announced sleep with `after_poll(ready)`. The client sends two requests
+/// one after the other, waiting for each answer. No wake-up may be lost in
+/// either direction (deadlock), and the poll must never find more
+/// notifications than announced (`Corrupt`).
+#[test]
+fn srbd_poll_loop_two_requests_pa() {
+    model_capped(3, || {
+        let mem = Mem::new(PA_LEN);
+        let (server, client) = pa_pair(&mem);
+        let (mut s, mut c, ev_s, _) = channels(server, client);
+        let t = thread::spawn(move || {
+            for req in [1u8, 2] {
+                assert_eq!(c.write(&[req]).unwrap(), 1);
+                assert_eq!(recv_byte(&mut c), req + 10);
+            }
+        });
+        let poller = EventRef(ev_s);
+        let mut answered = 0;
+        let mut buf = [0u8; 1];
+        while answered < 2 {
+            if s.read(&mut buf).unwrap() == 1 {
+                assert_eq!(s.write(&[buf[0] + 10]).unwrap(), 1);
+                answered += 1;
+                continue;
+            }
+            // before_poll: sleep only if allowed; after_poll only if announced.
+            if s.before_wait().unwrap() == WaitDecision::OkToSleep {
+                poller.poll();
+                s.after_poll(true).unwrap();
+            }
+        }
+        t.join().unwrap();
+    });
 }

@@ -16,10 +16,19 @@
 //! Compile-time asserts below pin every offset.
 //!
 //! The server *creates* the header ([`init_server`]) with PulseAudio's own
-//! geometry: rings start at the header size rounded up to 8 (48), each ring
-//! gets half of the rest rounded down to 8. A 65472-byte block, PulseAudio's
-//! pool block size, gives capacity 32712 at offsets 48 and 32760, exactly
-//! what `pulseaudio` 16.1 sets up.
+//! geometry (`pa_srbchannel_new` in `srbchannel.c`): the first ring starts
+//! at the header size aligned up to the pointer size (48 on 64-bit hosts,
+//! [`RINGS_START`]); the capacity is half of what follows, `(len - 48) / 2`,
+//! *not* rounded; the second ring starts right after the first, with its
+//! offset aligned *up* to 8. The capacity is then capped at the distance
+//! between the two offsets, which never lowers it. For most lengths that
+//! is the whole story; but when the capacity is not a multiple of 8, the
+//! aligned-up second ring can end up to 6 bytes past the block (PulseAudio
+//! only ever uses its pool block size, where it does not). [`Geometry::for_block`]
+//! follows PulseAudio exactly whenever its geometry fits the block, and
+//! otherwise shortens the capacity to what fits after the second offset.
+//! A 65472-byte block, PulseAudio's pool block size, gives capacity 32712
+//! at offsets 48 and 32760, exactly what `pulseaudio` 16.1 sets up.
 //!
 //! The client *adopts* it ([`adopt_client`]): it reads capacity and offsets
 //! once, validates them (capacity > 0, both rings inside the block, after the
@@ -30,7 +39,9 @@
 //! and waits on `read_semdata`; the client swaps all of them.
 
 use crate::atomic::{AtomicI32, Ordering};
-use crate::block::Block;
+#[cfg(loom)]
+use crate::block::PayloadTrack;
+use crate::block::{Block, RingData};
 use crate::fdsem::{FdsemPoster, FdsemWaiter, FdsemWords};
 use crate::layout::{check_ring, AttachError, Ends};
 use crate::ring::pa::{Consumer, Producer, RawRing};
@@ -70,6 +81,10 @@ pub(crate) struct Header {
     capacity: AtomicI32,
     readbuf_offset: AtomicI32,
     writebuf_offset: AtomicI32,
+    /// Under loom only: the cells that stand for the payload bytes of the
+    /// read ring and the write ring (see `RingData`).
+    #[cfg(loom)]
+    track: [PayloadTrack; 2],
 }
 
 #[cfg(not(loom))]
@@ -113,7 +128,18 @@ pub struct Geometry {
 pub type PaEnds = Ends<Producer, Consumer>;
 
 impl Geometry {
-    /// The geometry PulseAudio's server gives a block of `len` bytes.
+    /// The geometry PulseAudio's server gives a block of `len` bytes (see
+    /// the [module docs](self): where PulseAudio's second ring would run
+    /// past the block, the capacity is shortened to fit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use srb_core::layout::pa::Geometry;
+    /// // PulseAudio's pool block size.
+    /// let g = Geometry::for_block(65472).unwrap();
+    /// assert_eq!((g.capacity, g.readbuf_offset, g.writebuf_offset), (32712, 48, 32760));
+    /// ```
     pub fn for_block(len: usize) -> Result<Self, AttachError> {
         let start = data_start();
         // Two rings of at least 8 bytes each after the header.
@@ -121,9 +147,14 @@ impl Geometry {
         if len < needed {
             return Err(AttachError::BlockTooSmall { len, needed });
         }
+        // PulseAudio: half of what follows the header, not rounded...
         let half = (len - start) / 2;
-        // Round down to 8, as PulseAudio aligns the second ring's offset.
-        let capacity = half & !7;
+        // ...the second ring's offset aligned up to 8...
+        let second = (start + half + 7) & !7;
+        // ...and the capacity capped at the distance between the offsets
+        // (never lower than `half`) and, unlike PulseAudio, at what fits
+        // after the second offset.
+        let capacity = half.min(second - start).min(len - second);
         if capacity > i32::MAX as usize / 2 {
             return Err(AttachError::BadCapacity {
                 found: capacity as i64,
@@ -132,7 +163,7 @@ impl Geometry {
         Ok(Self {
             capacity: capacity as u32,
             readbuf_offset: start as u32,
-            writebuf_offset: (start + capacity) as u32,
+            writebuf_offset: second as u32,
         })
     }
 
@@ -184,20 +215,38 @@ enum Role {
 /// caller is the only holder of `role`'s ends.
 unsafe fn ends(block: Block, g: Geometry, role: Role) -> PaEnds {
     let h: *mut Header = block.at(0);
-    // `addr_of!` projections: no reference to the header is formed.
     // Field projections through a raw pointer to the live, validated header:
     // nothing is read and no reference is formed.
-    let read_ring = RawRing {
-        // SAFETY: see above.
-        count: unsafe { core::ptr::addr_of!((*h).read_count) },
-        data: block.at(g.readbuf_offset as usize),
-        capacity: g.capacity,
+    // SAFETY: see above.
+    let (read_count, write_count) = unsafe {
+        (
+            core::ptr::addr_of!((*h).read_count),
+            core::ptr::addr_of!((*h).write_count),
+        )
     };
-    let write_ring = RawRing {
-        // SAFETY: as above.
-        count: unsafe { core::ptr::addr_of!((*h).write_count) },
-        data: block.at(g.writebuf_offset as usize),
-        capacity: g.capacity,
+    // SAFETY: the offsets were validated against the block (each ring lies
+    // inside it, after the header); under loom the cells are in the header.
+    let (read_data, write_data) = unsafe {
+        (
+            RingData::new(
+                block.at(g.readbuf_offset as usize),
+                #[cfg(loom)]
+                core::ptr::addr_of!((*h).track[0]),
+            ),
+            RingData::new(
+                block.at(g.writebuf_offset as usize),
+                #[cfg(loom)]
+                core::ptr::addr_of!((*h).track[1]),
+            ),
+        )
+    };
+    // SAFETY: counts and data areas inside the live block, validated; the
+    // capacity was validated to lie in `1..=i32::MAX`.
+    let (read_ring, write_ring) = unsafe {
+        (
+            RawRing::new(read_count, read_data, g.capacity),
+            RawRing::new(write_count, write_data, g.capacity),
+        )
     };
     // SAFETY: as above.
     let read_sem = unsafe { core::ptr::addr_of!((*h).read_sem) };
@@ -262,6 +311,8 @@ pub unsafe fn init_server_with(
             capacity: AtomicI32::new(g.capacity as i32),
             readbuf_offset: AtomicI32::new(g.readbuf_offset as i32),
             writebuf_offset: AtomicI32::new(g.writebuf_offset as i32),
+            #[cfg(loom)]
+            track: [PayloadTrack::new(), PayloadTrack::new()],
         })
     };
     // SAFETY: header written above; the caller is the only server.
@@ -307,6 +358,39 @@ mod tests {
                 writebuf_offset: 32760
             }
         );
+    }
+
+    #[test]
+    fn unrounded_capacity_and_aligned_second_offset_as_pulseaudio() {
+        // (1007 - 48) / 2 = 479: not rounded down; the second ring at
+        // 48 + 479 = 527 aligned up to 528, ending exactly at 1007.
+        let g = Geometry::for_block(1007).unwrap();
+        assert_eq!(
+            (g.capacity, g.readbuf_offset, g.writebuf_offset),
+            (479, 48, 528)
+        );
+    }
+
+    #[test]
+    fn capacity_shortened_where_pulseaudio_would_overrun_the_block() {
+        // PulseAudio: capacity 476, second ring at 528, ending at 1004 > 1000.
+        let g = Geometry::for_block(1000).unwrap();
+        assert_eq!(
+            (g.capacity, g.readbuf_offset, g.writebuf_offset),
+            (472, 48, 528)
+        );
+        for len in 64..2000 {
+            let g = Geometry::for_block(len).unwrap();
+            assert!(g.writebuf_offset as usize + g.capacity as usize <= len);
+            assert!(g.readbuf_offset + g.capacity <= g.writebuf_offset);
+            assert!(Geometry::check(
+                g.capacity as i32,
+                g.readbuf_offset as i32,
+                g.writebuf_offset as i32,
+                len
+            )
+            .is_ok());
+        }
     }
 
     #[test]

@@ -24,7 +24,9 @@
 //! offsets, reading each exactly once.
 
 use crate::atomic::{AtomicU32, Ordering};
-use crate::block::Block;
+#[cfg(loom)]
+use crate::block::PayloadTrack;
+use crate::block::{Block, RingData};
 use crate::fdsem::{FdsemPoster, FdsemWaiter, FdsemWords};
 use crate::layout::{check_ring, AttachError, Ends};
 use crate::ring::srb::{Consumer, Producer, RawRing};
@@ -66,6 +68,10 @@ struct Header {
     to_attacher_read: Line<AtomicU32>,
     creator_sem: Line<FdsemWords>,
     attacher_sem: Line<FdsemWords>,
+    /// Under loom only: the cells that stand for the payload bytes of the
+    /// to-creator and the to-attacher ring (see `RingData`).
+    #[cfg(loom)]
+    track: Line<[PayloadTrack; 2]>,
 }
 
 #[cfg(not(loom))]
@@ -198,31 +204,42 @@ unsafe fn ends(
     // Both of this side's ring ends wake the peer, which sleeps on `post_to`.
     // SAFETY: field projection through a raw pointer to the live header.
     let peer_waiting = unsafe { addr_of!((*post_to).waiting) };
-    let tx = RawRing {
-        write_pos: tx_w,
-        read_pos: tx_r,
-        data: block.at(tx_off as usize),
-        capacity: g.capacity,
-        peer_waiting,
+    // Under loom: which of the header's payload cells stand for each ring.
+    #[cfg(loom)]
+    let (tx_track, rx_track) = match role {
+        Role::Creator => (1, 0),
+        Role::Attacher => (0, 1),
     };
-    let rx = RawRing {
-        write_pos: rx_w,
-        read_pos: rx_r,
-        data: block.at(rx_off as usize),
-        capacity: g.capacity,
-        peer_waiting,
+    // SAFETY: the offsets were validated against the block (each ring lies
+    // inside it, after the header); under loom the cells are in the header.
+    let (tx_data, rx_data) = unsafe {
+        (
+            RingData::new(
+                block.at(tx_off as usize),
+                #[cfg(loom)]
+                addr_of!((*h).track.0[tx_track]),
+            ),
+            RingData::new(
+                block.at(rx_off as usize),
+                #[cfg(loom)]
+                addr_of!((*h).track.0[rx_track]),
+            ),
+        )
+    };
+    // SAFETY: positions and `waiting` are aligned atomics in the live
+    // header; data areas validated above; capacity checked by the caller
+    // (a power of two up to MAX_CAPACITY).
+    let (tx, rx) = unsafe {
+        (
+            RawRing::new(tx_w, tx_r, tx_data, g.capacity, peer_waiting),
+            RawRing::new(rx_w, rx_r, rx_data, g.capacity, peer_waiting),
+        )
     };
     // Each side reads the current positions once to start its private
     // cursors; they must be at most `capacity` apart.
     let positions = |r: &RawRing| -> Result<(u32, u32), AttachError> {
-        // SAFETY: validated pointers into the live header; atomic loads.
-        let (w, rd) = unsafe {
-            (
-                (*r.write_pos).load(Ordering::Acquire),
-                (*r.read_pos).load(Ordering::Acquire),
-            )
-        };
-        if w.wrapping_sub(rd) > r.capacity {
+        let (w, rd) = r.load_positions();
+        if w.wrapping_sub(rd) > r.capacity() {
             return Err(AttachError::BadPositions { write: w, read: rd });
         }
         Ok((w, rd))
@@ -297,6 +314,8 @@ pub unsafe fn create_at(
             to_attacher_read: pos(),
             creator_sem: Line(FdsemWords::zeroed()),
             attacher_sem: Line(FdsemWords::zeroed()),
+            #[cfg(loom)]
+            track: Line([PayloadTrack::new(), PayloadTrack::new()]),
         })
     };
     // Release: an attacher that sees the magic sees the whole header.

@@ -22,26 +22,53 @@
 
 use super::{check, ReadOutcome, RingConsumer, RingProducer, WriteOutcome};
 use crate::atomic::{AtomicI32, Ordering, SchedPoint};
-use crate::block::{copy_from_shared, copy_to_shared};
+use crate::block::RingData;
 use crate::error::{Corrupt, Field};
 
+/// The ordering of every access to the shared count: SeqCst, as libpulse
+/// does (a release for the payload written before an add, an acquire for
+/// the payload read after a load, and part of the total order the fdsem
+/// handshake relies on). With the `loom-mutant` feature under `cfg(loom)`
+/// it is weakened to Relaxed, and `srb-loom-tests` checks that loom then
+/// reports the payload race.
+const COUNT_ORDER: Ordering = if cfg!(all(loom, feature = "loom-mutant")) {
+    Ordering::Relaxed
+} else {
+    Ordering::SeqCst
+};
+
 /// The raw parts of one direction of a PulseAudio-layout ring.
+///
+/// The fields are private and set only by the unsafe [`RawRing::new`],
+/// whose contract makes the safe accessors sound.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawRing {
     /// The shared byte count.
-    pub count: *const AtomicI32,
-    /// The first byte of the ring's data.
-    pub data: *mut u8,
+    count: *const AtomicI32,
+    /// The ring's data area.
+    data: RingData,
     /// Bytes in the ring, `1..=i32::MAX`, validated by the layout.
-    pub capacity: u32,
+    capacity: u32,
 }
 
 impl RawRing {
+    /// # Safety
+    /// `count` is an aligned atomic and `data` a data area of `capacity`
+    /// bytes, both inside one live [`crate::Block`] that outlives every copy
+    /// of the returned value; `capacity` is in `1..=i32::MAX`.
+    pub(crate) unsafe fn new(count: *const AtomicI32, data: RingData, capacity: u32) -> Self {
+        Self {
+            count,
+            data,
+            capacity,
+        }
+    }
+
     /// Loads the count and checks it lies in `0..=capacity`.
     fn load_count(&self) -> Result<u32, Corrupt> {
-        // SAFETY: `count` points into the block, aligned, validated by the
-        // layout, and the block outlives this ring end (`Block::new`).
-        let c = unsafe { &*self.count }.load(Ordering::SeqCst);
+        // COUNT_ORDER (SeqCst): an acquire of the payload the writer added,
+        // and part of the fdsem's total order.
+        let c = self.count().load(COUNT_ORDER);
         if c < 0 || c as u32 > self.capacity {
             return Err(Corrupt::new(Field::Count, i64::from(c)));
         }
@@ -49,8 +76,9 @@ impl RawRing {
     }
 
     fn count(&self) -> &AtomicI32 {
-        // SAFETY: as in `load_count`. The reference is to an atomic, whose
-        // every access is an atomic operation, never to plain shared bytes.
+        // SAFETY: `new`'s contract: aligned, inside a live block. The
+        // reference is to an atomic, whose every access is an atomic
+        // operation, never to plain shared bytes.
         unsafe { &*self.count }
     }
 }
@@ -130,11 +158,11 @@ impl Consumer {
         // SAFETY: `idx + first <= cap` and the data area is `cap` bytes inside
         // the block; the `count` load (SeqCst, so also an acquire) handed
         // these bytes to us.
-        unsafe { copy_from_shared(self.ring.data.wrapping_add(idx), &mut dst[..first]) };
+        unsafe { self.ring.data.read(idx, &mut dst[..first]) };
         self.sched.hit();
         // SAFETY: the wrapped part starts at the ring's first byte and is
         // `want - first <= count - first <= cap - first` bytes long.
-        unsafe { copy_from_shared(self.ring.data, &mut dst[first..want]) };
+        unsafe { self.ring.data.read(0, &mut dst[first..want]) };
         Ok((count, want))
     }
 }
@@ -175,10 +203,10 @@ impl RingProducer for Producer {
             // SAFETY: `index + n <= cap`, the data area is `cap` bytes inside
             // the block, and `n <= cap - count` bytes are free: the reader
             // does not touch them until the `fetch_add` below publishes them.
-            unsafe { copy_to_shared(self.ring.data.wrapping_add(self.index as usize), chunk) };
+            unsafe { self.ring.data.write(self.index as usize, chunk) };
             // SeqCst: a release for the payload, and part of the total order
             // the fdsem handshake relies on.
-            let old = self.ring.count().fetch_add(n as i32, Ordering::SeqCst);
+            let old = self.ring.count().fetch_add(n as i32, COUNT_ORDER);
             // Only the reader changes the count meanwhile, and only downwards.
             if old < 0 || old as u32 > count {
                 return Err(self.fail(Corrupt::new(Field::Count, i64::from(old))));
@@ -214,7 +242,7 @@ impl RingConsumer for Consumer {
         }
         // SeqCst: our copies out complete before the writer may reuse the
         // space, and the fdsem handshake needs the total order.
-        let old = self.ring.count().fetch_sub(n as i32, Ordering::SeqCst);
+        let old = self.ring.count().fetch_sub(n as i32, COUNT_ORDER);
         // Only the writer changes the count meanwhile, and only upwards.
         if old < 0 || (old as u32) < count || old as u32 > cap {
             return Err(self.fail(Corrupt::new(Field::Count, i64::from(old))));
@@ -229,5 +257,103 @@ impl RingConsumer for Consumer {
     fn peek(&mut self, dst: &mut [u8]) -> Result<usize, Corrupt> {
         check(self.poison)?;
         Ok(self.copy_out(dst)?.1)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    //! The old-value checks: a peer that changes the count between a ring
+    //! end's load and its own read-modify-write. The race is made
+    //! deterministic with the `SchedPoint` test hook, which runs between
+    //! the two.
+    use super::*;
+    use crate::atomic::test_hook;
+    use crate::layout::pa;
+    use crate::Block;
+    use core::ptr::NonNull;
+    use std::boxed::Box;
+
+    #[repr(C, align(128))]
+    struct Mem([u8; 512]);
+
+    const CAP: u32 = 64;
+
+    /// The server→client ring of a fresh `pa` block, and its count word.
+    fn ring(mem: &mut Mem) -> (Producer, Consumer, *const AtomicI32) {
+        let base = NonNull::new(mem.0.as_mut_ptr()).unwrap();
+        // SAFETY: `mem` outlives the ring ends (each test drops them first)
+        // and is only reached through the core and the count pointer.
+        let block = unsafe { Block::new(base, 512) };
+        let g = pa::Geometry {
+            capacity: CAP,
+            readbuf_offset: pa::RINGS_START as u32,
+            writebuf_offset: pa::RINGS_START as u32 + CAP,
+        };
+        // SAFETY: fresh memory; one server and one client.
+        let (_, server) = unsafe { pa::init_server_with(block, g) }.unwrap();
+        // SAFETY: as above.
+        let (_, client) = unsafe { pa::adopt_client(block) }.unwrap();
+        let count = block.at::<AtomicI32>(pa::WRITE_COUNT_OFFSET);
+        (server.producer, client.consumer, count)
+    }
+
+    /// Makes the next `SchedPoint` store `v` into the count, once.
+    fn scribble_once(count: *const AtomicI32, v: i32) {
+        let mut done = false;
+        test_hook::set(move || {
+            if !done {
+                done = true;
+                // SAFETY: the count word of the live test block; an atomic
+                // store, as a peer's.
+                unsafe { &*count }.store(v, Ordering::SeqCst);
+            }
+        });
+    }
+
+    fn corrupt(v: i64) -> Corrupt {
+        Corrupt::new(Field::Count, v)
+    }
+
+    #[test]
+    fn a_count_that_grows_under_the_writer_is_corrupt() {
+        let mut mem = Box::new(Mem([0; 512]));
+        let (mut p, _c, count) = ring(&mut mem);
+        // The writer loads 0; before its fetch_add the count becomes 5,
+        // in range, but only the writer adds: the fetch_add's old value 5
+        // is more than it loaded.
+        scribble_once(count, 5);
+        let got = p.write(&[1; 10]);
+        test_hook::clear();
+        assert_eq!(got, Err(corrupt(5)));
+        assert_eq!(p.write(&[1]), Err(corrupt(5)), "poisoned");
+    }
+
+    #[test]
+    fn a_count_that_shrinks_under_the_reader_is_corrupt() {
+        let mut mem = Box::new(Mem([0; 512]));
+        let (mut p, mut c, count) = ring(&mut mem);
+        assert_eq!(p.write(&[7; 20]).unwrap().written, 20);
+        // The reader loads 20; before its fetch_sub the count becomes 3,
+        // in range, but only the reader subtracts.
+        scribble_once(count, 3);
+        let mut buf = [0u8; 8];
+        let got = c.read(&mut buf);
+        test_hook::clear();
+        assert_eq!(got, Err(corrupt(3)));
+        assert_eq!(c.read(&mut buf), Err(corrupt(3)), "poisoned");
+    }
+
+    #[test]
+    fn a_count_above_capacity_under_the_reader_is_corrupt() {
+        let mut mem = Box::new(Mem([0; 512]));
+        let (mut p, mut c, count) = ring(&mut mem);
+        assert_eq!(p.write(&[7; 20]).unwrap().written, 20);
+        // Growth is legal under a reader (the writer adds), but never past
+        // the capacity.
+        scribble_once(count, CAP as i32 + 1);
+        let mut buf = [0u8; 8];
+        let got = c.read(&mut buf);
+        test_hook::clear();
+        assert_eq!(got, Err(corrupt(i64::from(CAP) + 1)));
     }
 }

@@ -35,27 +35,88 @@
 
 use super::{check, ReadOutcome, RingConsumer, RingProducer, WriteOutcome};
 use crate::atomic::{fence, AtomicI32, AtomicU32, Ordering, SchedPoint};
-use crate::block::{copy_from_shared, copy_to_shared};
+use crate::block::RingData;
 use crate::error::{Corrupt, Field};
 
+/// The ordering that publishes payload (`write_pos`) or hands space back
+/// (`read_pos`): Release. With the `loom-mutant` feature under `cfg(loom)`
+/// it is weakened to Relaxed, and `srb-loom-tests` checks that loom then
+/// reports the payload race (see `RingData`'s loom tracking).
+const RELEASE: Ordering = if cfg!(all(loom, feature = "loom-mutant")) {
+    Ordering::Relaxed
+} else {
+    Ordering::Release
+};
+
+/// The ordering that takes over payload or space: Acquire (Relaxed in the
+/// loom mutant, as [`RELEASE`]).
+const ACQUIRE: Ordering = if cfg!(all(loom, feature = "loom-mutant")) {
+    Ordering::Relaxed
+} else {
+    Ordering::Acquire
+};
+
 /// The raw parts of one direction of an `srb`-layout ring.
+///
+/// The fields are private and set only by the unsafe [`RawRing::new`],
+/// whose contract makes the safe accessors sound.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawRing {
-    pub write_pos: *const AtomicU32,
-    pub read_pos: *const AtomicU32,
-    pub data: *mut u8,
+    write_pos: *const AtomicU32,
+    read_pos: *const AtomicU32,
+    data: RingData,
     /// A power of two, `1..=MAX_CAPACITY`, validated by the layout.
-    pub capacity: u32,
+    capacity: u32,
     /// The `waiting` word of the semaphore the peer sleeps on.
-    pub peer_waiting: *const AtomicI32,
+    peer_waiting: *const AtomicI32,
 }
 
 impl RawRing {
-    fn word<'a>(p: *const AtomicU32) -> &'a AtomicU32 {
-        // SAFETY: the layout validated `p` (inside the block, aligned) and the
-        // block outlives every ring end (`Block::new`). The reference is to an
-        // atomic, only ever used for atomic operations.
-        unsafe { &*p }
+    /// # Safety
+    /// `write_pos`, `read_pos` and `peer_waiting` are aligned atomics, and
+    /// `data` a data area of `capacity` bytes, all inside one live
+    /// [`crate::Block`] that outlives every copy of the returned value;
+    /// `capacity` is a power of two in `1..=MAX_CAPACITY`.
+    pub(crate) unsafe fn new(
+        write_pos: *const AtomicU32,
+        read_pos: *const AtomicU32,
+        data: RingData,
+        capacity: u32,
+        peer_waiting: *const AtomicI32,
+    ) -> Self {
+        Self {
+            write_pos,
+            read_pos,
+            data,
+            capacity,
+            peer_waiting,
+        }
+    }
+
+    /// Bytes in the ring.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    fn write_pos(&self) -> &AtomicU32 {
+        // SAFETY: `new`'s contract: aligned, inside a live block. The
+        // reference is to an atomic, only ever used for atomic operations.
+        unsafe { &*self.write_pos }
+    }
+
+    fn read_pos(&self) -> &AtomicU32 {
+        // SAFETY: as in `write_pos`.
+        unsafe { &*self.read_pos }
+    }
+
+    /// The producer's and the consumer's positions, each loaded once with
+    /// Acquire (for a side attaching to a ring that may already be in use:
+    /// the bytes and space they hand over are then visible to it).
+    pub(crate) fn load_positions(&self) -> (u32, u32) {
+        (
+            self.write_pos().load(Ordering::Acquire),
+            self.read_pos().load(Ordering::Acquire),
+        )
     }
 
     /// After a publication: is the peer (about to be) asleep?
@@ -64,7 +125,8 @@ impl RawRing {
         // SeqCst fence between our publishing store and this load: the Dekker
         // half that pairs with the sleeper's increment, fence and re-check.
         fence(Ordering::SeqCst);
-        // SAFETY: as in `word`: a validated, aligned atomic in the block.
+        // SAFETY: `new`'s contract: a validated, aligned atomic in the block.
+        // Relaxed: the fence above orders it; the value is only a hint.
         let w = unsafe { &*self.peer_waiting }.load(Ordering::Relaxed);
         // Any non-zero value, even an impossible one, means "wake": a hostile
         // value costs a spurious notification, which the fdsem then reports.
@@ -125,7 +187,7 @@ impl Producer {
     /// `cached_read..=write` (modulo 2^32).
     fn refresh(&mut self, order: Ordering) -> Result<(), Corrupt> {
         check(self.poison)?;
-        let r = RawRing::word(self.ring.read_pos).load(order);
+        let r = self.ring.read_pos().load(order);
         if r.wrapping_sub(self.cached_read) > self.fill() {
             let e = Corrupt::new(Field::ReadPosition, i64::from(r));
             self.poison = Some(e);
@@ -145,7 +207,7 @@ impl RingProducer for Producer {
 
     fn free(&mut self) -> Result<usize, Corrupt> {
         // Acquire: the consumer finished reading what it released.
-        self.refresh(Ordering::Acquire)?;
+        self.refresh(ACQUIRE)?;
         Ok((self.ring.capacity - self.fill()) as usize)
     }
 
@@ -156,7 +218,7 @@ impl RingProducer for Producer {
         let mut free = cap - self.fill();
         if (free as usize) < src.len() {
             // Acquire: bytes the consumer released are done being read.
-            self.refresh(Ordering::Acquire)?;
+            self.refresh(ACQUIRE)?;
             free = cap - self.fill();
         }
         let n = free.min(src.len().min(cap as usize) as u32);
@@ -168,17 +230,17 @@ impl RingProducer for Producer {
         self.sched.hit();
         // SAFETY: `idx + first <= cap`, inside the data area; these `n` bytes
         // are free, so the consumer does not read them until we publish.
-        unsafe { copy_to_shared(self.ring.data.wrapping_add(idx as usize), &src[..first]) };
+        unsafe { self.ring.data.write(idx as usize, &src[..first]) };
         self.sched.hit();
         if first < n as usize {
             // SAFETY: the wrapped part starts at the data area's first byte
             // and is `n - first < cap` bytes long, all free as above.
-            unsafe { copy_to_shared(self.ring.data, &src[first..n as usize]) };
+            unsafe { self.ring.data.write(0, &src[first..n as usize]) };
         }
         self.write = self.write.wrapping_add(n);
         // Release: the payload stores above happen before the consumer's
         // Acquire load that sees this position.
-        RawRing::word(self.ring.write_pos).store(self.write, Ordering::Release);
+        self.ring.write_pos().store(self.write, RELEASE);
         Ok(WriteOutcome {
             written: n as usize,
             wake_peer: self.ring.peer_waiting(),
@@ -209,7 +271,7 @@ impl Consumer {
     /// `cached_write..=read + capacity` (modulo 2^32).
     fn refresh(&mut self, order: Ordering) -> Result<(), Corrupt> {
         check(self.poison)?;
-        let w = RawRing::word(self.ring.write_pos).load(order);
+        let w = self.ring.write_pos().load(order);
         let fill = w.wrapping_sub(self.read);
         if fill > self.ring.capacity || fill < self.fill() {
             let e = Corrupt::new(Field::WritePosition, i64::from(w));
@@ -225,7 +287,7 @@ impl Consumer {
         check(self.poison)?;
         if (self.fill() as usize) < dst.len() {
             // Acquire: the payload the producer published is visible.
-            self.refresh(Ordering::Acquire)?;
+            self.refresh(ACQUIRE)?;
         }
         let cap = self.ring.capacity;
         let n = (self.fill() as usize).min(dst.len());
@@ -234,12 +296,12 @@ impl Consumer {
         self.sched.hit();
         // SAFETY: `idx + first <= cap`, inside the data area; the bytes were
         // published by the producer's Release store that our Acquire saw.
-        unsafe { copy_from_shared(self.ring.data.wrapping_add(idx as usize), &mut dst[..first]) };
+        unsafe { self.ring.data.read(idx as usize, &mut dst[..first]) };
         self.sched.hit();
         if first < n {
             // SAFETY: the wrapped part starts at the data area's first byte
             // and is `n - first < cap` bytes long, published as above.
-            unsafe { copy_from_shared(self.ring.data, &mut dst[first..n]) };
+            unsafe { self.ring.data.read(0, &mut dst[first..n]) };
         }
         Ok(n)
     }
@@ -251,7 +313,9 @@ impl RingConsumer for Consumer {
     }
 
     fn available(&mut self) -> Result<usize, Corrupt> {
-        self.refresh(Ordering::Acquire)?;
+        // Acquire: a caller that sees bytes available may read them next
+        // (from the cached position) without another load.
+        self.refresh(ACQUIRE)?;
         Ok(self.fill() as usize)
     }
 
@@ -264,7 +328,7 @@ impl RingConsumer for Consumer {
         self.read = self.read.wrapping_add(n as u32);
         // Release: our payload reads happen before the producer's Acquire
         // load that sees this position and lets it overwrite the bytes.
-        RawRing::word(self.ring.read_pos).store(self.read, Ordering::Release);
+        self.ring.read_pos().store(self.read, RELEASE);
         Ok(ReadOutcome {
             read: n,
             wake_peer: self.ring.peer_waiting(),

@@ -158,3 +158,25 @@ pub const SRB_CREATOR_WAITING: usize = 5 * srb::LINE;
 pub fn pattern(i: u64) -> u8 {
     (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8
 }
+
+/// Runs `f`; if it has not returned after `limit`, reports `what` and
+/// aborts the test process. A lost wake-up leaves a thread blocked for
+/// ever, which no assertion can catch and which cannot be unwound: this
+/// turns it into a failing test instead of a hung one. (The limit is a
+/// hang detector, generous enough for a loaded machine, not a speed
+/// requirement.)
+pub fn with_watchdog<R>(limit: std::time::Duration, what: &str, f: impl FnOnce() -> R) -> R {
+    use std::sync::mpsc::{channel, RecvTimeoutError};
+    let (done, wait) = channel::<()>();
+    let what = what.to_owned();
+    let dog = std::thread::spawn(move || {
+        if let Err(RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
+            eprintln!("watchdog: {what} still running after {limit:?} (a lost wake-up?): aborting");
+            std::process::abort();
+        }
+    });
+    let r = f();
+    drop(done);
+    dog.join().unwrap();
+    r
+}
