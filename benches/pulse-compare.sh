@@ -8,8 +8,13 @@
 #       different CPUs (taskset), since placement decides much of it;
 #   (b) the daemon's CPU time (utime + stime from /proc/<pid>/stat, threads
 #       and reaped children included; for srbd with the DSP on, dsp-sim's
-#       too) while 16 concurrent `pacat --latency-msec=10` streams of 48 kHz
-#       stereo s16le play for 60 s (--quick: 10 s).
+#       too), its resident memory growth (VmRSS sampled every 0.5 s, peak
+#       minus the value before the streams started) and its thread count,
+#       while 16 and then 64 concurrent `pacat --latency-msec=10` streams
+#       of 48 kHz stereo s16le play for 60 s each (--quick: 10 s);
+#   (c) the floor of a same-CPU round trip: a raw eventfd ping-pong between
+#       two threads pinned to one CPU (pulse-bench `eventfd-floor`), to
+#       show what srbd adds above the wake-ups themselves.
 # Servers: PulseAudio (module-null-sink, float32le 48 kHz stereo),
 # `srbd --dsp off` and `srbd --dsp on` (the default), all with the same
 # float32le 48 kHz stereo sink. Prints a Markdown table on stdout (progress
@@ -22,7 +27,7 @@
 #   --seconds N     stream measurement window in seconds
 #   --requests N    latency requests per server (default 10000)
 #   --rounds N      latency rounds, each a new connection (default 5)
-#   --streams N     concurrent pacat streams (default 16)
+#   --streams LIST  concurrent pacat streams, comma-separated (default 16,64)
 #   --svg PATH      where the plot goes (default benches/pulse-latency.svg)
 #   --keep          keep the temporary directory (raw samples, logs)
 #   --pa-default-priority
@@ -43,7 +48,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stream_secs=60
 requests=10000
 rounds=5
-streams=16
+stream_counts=16,64
 svg="$root/benches/pulse-latency.svg"
 keep=0
 pa_default_priority=0
@@ -53,7 +58,7 @@ while (($#)); do
     --seconds) stream_secs="${2:?--seconds needs a value}"; shift ;;
     --requests) requests="${2:?--requests needs a value}"; shift ;;
     --rounds) rounds="${2:?--rounds needs a value}"; shift ;;
-    --streams) streams="${2:?--streams needs a value}"; shift ;;
+    --streams) stream_counts="${2:?--streams needs a value}"; shift ;;
     --svg) svg="$(realpath -m "${2:?--svg needs a value}")"; shift ;;
     --keep) keep=1 ;;
     --pa-default-priority) pa_default_priority=1 ;;
@@ -62,7 +67,11 @@ while (($#)); do
     esac
     shift
 done
-for v in stream_secs requests rounds streams; do
+IFS=, read -r -a counts <<<"$stream_counts"
+for n in "${counts[@]}"; do
+    [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "pulse-compare: --streams takes positive integers" >&2; exit 2; }
+done
+for v in stream_secs requests rounds; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "pulse-compare: $v must be a positive integer" >&2; exit 2; }
 done
 ((requests >= rounds)) || { echo "pulse-compare: --requests must be at least --rounds" >&2; exit 2; }
@@ -107,7 +116,8 @@ cargo build --release --manifest-path "$root/benches/pulse-bench/Cargo.toml" --t
 srbd="$target/release/srbd"
 pa_latency="$target/release/pa-latency"
 plot="$target/release/plot"
-for b in "$srbd" "$target/release/dsp-sim" "$pa_latency" "$plot"; do
+floor="$target/release/eventfd-floor"
+for b in "$srbd" "$target/release/dsp-sim" "$pa_latency" "$plot" "$floor"; do
     [[ -x "$b" ]] || die "$b was not built"
 done
 
@@ -326,6 +336,12 @@ for pl in "${placements[@]}"; do
     done
 done
 
+# --------------------------------------------------------------- (c) floor
+log "floor: raw eventfd ping-pong on CPU $last_cpu, $per_round round trips"
+floor_out="$(taskset -c "$last_cpu" "$floor" --requests "$per_round")" || die "eventfd-floor failed"
+floor_med="$(sed -n 's/.* median_us=\([0-9.]*\) .*/\1/p' <<<"$floor_out")"
+floor_p99="$(sed -n 's/.* p99_us=\([0-9.]*\).*/\1/p' <<<"$floor_out")"
+
 # ----------------------------------------------------------------- (b) CPU
 clk_tck="$(getconf CLK_TCK)"
 bytes_per_sec=$((48000 * 2 * 2))
@@ -349,8 +365,11 @@ stdin_pos() { awk '/^pos:/{print $2}' "/proc/$1/fdinfo/0" 2>/dev/null || echo 0;
 eventfds_of() { find "/proc/$1/fd" -lname 'anon_inode:\[eventfd\]' 2>/dev/null | wc -l; }
 
 declare -A cpu_s cpu_self_s cpu_child_s cpu_pct wall_s client_cpu_s audio_mean audio_min ev_pacat inputs restarts
+declare -A rss_growth threads
+rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+for n in "${counts[@]}"; do
 for k in "${keys[@]}"; do
-    log "CPU: ${label[$k]}: $streams pacat streams, ${warmup_secs} s warm-up + ${stream_secs} s measured"
+    log "CPU: ${label[$k]}: $n pacat streams, ${warmup_secs} s warm-up + ${stream_secs} s measured"
     pacats=()
     declare -A refused=()
     start_pacat() { # $1: stream number; sets pacats[$1]
@@ -359,7 +378,7 @@ for k in "${keys[@]}"; do
         pacats[$1]="$!"
         started+=("$!")
     }
-    for ((s = 0; s < streams; s++)); do start_pacat "$s"; done
+    for ((s = 0; s < n; s++)); do start_pacat "$s"; done
     # Every stream must be connected and playing (reading its input). A
     # connect refused while the server's accept queue is full (seen with
     # PulseAudio when 16 clients connect at once: libpulse connects
@@ -367,7 +386,7 @@ for k in "${keys[@]}"; do
     deadline=$((SECONDS + 20))
     while :; do
         ready=0
-        for ((s = 0; s < streams; s++)); do
+        for ((s = 0; s < n; s++)); do
             p="${pacats[$s]}"
             if ! alive "$p" && grep -q "Connection refused" "$tmp/pacat-$k-$s.log" \
                 && ((${refused[$s]:-0} < 3)); then
@@ -379,13 +398,12 @@ for k in "${keys[@]}"; do
             alive "$p" || { cat "$tmp/pacat-$k-$s.log" >&2; die "pacat $s against ${label[$k]} exited early"; }
             if (($(stdin_pos "$p") > 0)); then ready=$((ready + 1)); fi
         done
-        if ((ready == streams)); then break; fi
-        ((SECONDS < deadline)) || die "only $ready of $streams pacat streams started playing on ${label[$k]} within 20 s"
+        if ((ready == n)); then break; fi
+        ((SECONDS < deadline)) || die "only $ready of $n pacat streams started playing on ${label[$k]} within 20 s"
         sleep 0.2
     done
     nap "$warmup_secs"
 
-    srv="${pid[$k]}"
     declare -A c0=() c1=() pos0=() pos1=()
     read -r self0 reaped0 < <(ticks "$srv") || die "${label[$k]} is gone"
     for c in $(children "$srv"); do c0[$c]="$(ticks "$c" | cut -d' ' -f1)"; done
@@ -395,7 +413,14 @@ for k in "${keys[@]}"; do
         cl0=$((cl0 + $(ticks "$p" | cut -d' ' -f1)))
     done
     t0="$(date +%s%N)"
-    nap "$stream_secs"
+    # The window, sampling the daemon's resident memory every 0.5 s.
+    peak_kb="$(rss_kb "$srv")"
+    end_ns=$((t0 + stream_secs * 1000000000))
+    while (($(date +%s%N) < end_ns)); do
+        nap 0.5
+        r="$(rss_kb "$srv")"
+        if ((r > peak_kb)); then peak_kb=$r; fi
+    done
     read -r self1 reaped1 < <(ticks "$srv") || die "${label[$k]} exited during the measurement"
     for c in $(children "$srv"); do c1[$c]="$(ticks "$c" | cut -d' ' -f1)"; done
     cl1=0
@@ -422,9 +447,9 @@ for k in "${keys[@]}"; do
     for c in "${!c0[@]}"; do
         if [[ -z "${c1[$c]:-}" ]]; then child_ticks=$((child_ticks - c0[$c])); fi
     done
-    restarts[$k]=$new
-    ev_pacat[$k]="$(eventfds_of "${pacats[0]}")"
-    inputs[$k]="$(PULSE_SERVER="${spec[$k]}" timeout 10 pactl list short sink-inputs 2>/dev/null | grep -c . || true)"
+    restarts[$k,$n]=$new
+    ev_pacat[$k,$n]="$(eventfds_of "${pacats[0]}")"
+    inputs[$k,$n]="$(PULSE_SERVER="${spec[$k]}" timeout 10 pactl list short sink-inputs 2>/dev/null | grep -c . || true)"
 
     amin="" asum=0
     for p in "${pacats[@]}"; do
@@ -432,17 +457,23 @@ for k in "${keys[@]}"; do
         asum=$((asum + d))
         if [[ -z "$amin" ]] || ((d < amin)); then amin=$d; fi
     done
-    wall_s[$k]="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", (b-a)/1e9}')"
-    cpu_self_s[$k]="$(awk -v t=$((self1 - self0)) -v h="$clk_tck" 'BEGIN{printf "%.2f", t/h}')"
-    cpu_child_s[$k]="$(awk -v t="$child_ticks" -v h="$clk_tck" 'BEGIN{printf "%.2f", t/h}')"
-    cpu_s[$k]="$(awk -v t=$((self1 - self0 + child_ticks)) -v h="$clk_tck" 'BEGIN{printf "%.2f", t/h}')"
-    cpu_pct[$k]="$(awk -v c="${cpu_s[$k]}" -v w="${wall_s[$k]}" 'BEGIN{printf "%.1f", 100*c/w}')"
-    client_cpu_s[$k]="$(awk -v t=$((cl1 - cl0)) -v h="$clk_tck" 'BEGIN{printf "%.2f", t/h}')"
-    audio_mean[$k]="$(awk -v s="$asum" -v n="$streams" -v b="$bytes_per_sec" 'BEGIN{printf "%.2f", s/n/b}')"
-    audio_min[$k]="$(awk -v s="$amin" -v b="$bytes_per_sec" 'BEGIN{printf "%.2f", s/b}')"
-    log "  ${label[$k]}: ${cpu_s[$k]} s CPU in ${wall_s[$k]} s (${cpu_pct[$k]} % of one CPU)"
+    wall_s[$k,$n]="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", (b-a)/1e9}')"
+    cpu_self_s[$k,$n]="$(awk -v t=$((self1 - self0)) -v h="$clk_tck" 'BEGIN{printf "%.2f", t/h}')"
+    cpu_child_s[$k,$n]="$(awk -v t="$child_ticks" -v h="$clk_tck" 'BEGIN{printf "%.2f", t/h}')"
+    cpu_s[$k,$n]="$(awk -v t=$((self1 - self0 + child_ticks)) -v h="$clk_tck" 'BEGIN{printf "%.2f", t/h}')"
+    cpu_pct[$k,$n]="$(awk -v c="${cpu_s[$k,$n]}" -v w="${wall_s[$k,$n]}" 'BEGIN{printf "%.1f", 100*c/w}')"
+    client_cpu_s[$k,$n]="$(awk -v t=$((cl1 - cl0)) -v h="$clk_tck" 'BEGIN{printf "%.2f", t/h}')"
+    audio_mean[$k,$n]="$(awk -v s="$asum" -v n="$n" -v b="$bytes_per_sec" 'BEGIN{printf "%.2f", s/n/b}')"
+    audio_min[$k,$n]="$(awk -v s="$amin" -v b="$bytes_per_sec" 'BEGIN{printf "%.2f", s/b}')"
+    log "  ${label[$k]}: ${cpu_s[$k,$n]} s CPU in ${wall_s[$k,$n]} s (${cpu_pct[$k,$n]} % of one CPU)"
+    rss_growth[$k,$n]="$(awk -v a="$peak_kb" -v b="$rss0_kb" 'BEGIN{printf "%.1f", (a-b)/1024}')"
+    threads[$k,$n]="$(awk '/^Threads:/{print $2}' "/proc/$srv/status")"
+    log "  ${label[$k]}: RSS growth ${rss_growth[$k,$n]} MB, ${threads[$k,$n]} threads"
     stop_pids "${pacats[@]}"
+    # Let the server settle (connections closed) before the next run.
+    nap 2
     unset c0 c1 pos0 pos1
+done
 done
 
 # ------------------------------------------------------------------ report
@@ -457,22 +488,35 @@ nproc_n="$(nproc)"
 load="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "### srbd vs PulseAudio $pa_version ($(date -u +%Y-%m-%d), $nproc_n CPUs, load average at the end $load)"
 echo
-echo "Latency: GET_SERVER_INFO through libpulse, $requests requests per server in $rounds rounds (rotating order). CPU: daemon utime+stime while $streams \`pacat --latency-msec=10\` streams (48 kHz stereo s16le) play for ${stream_secs} s. Ratios are srbd / PulseAudio (below 1: srbd better)."
+echo "Latency: GET_SERVER_INFO through libpulse, $requests requests per server in $rounds rounds (rotating order). Ratios are srbd / PulseAudio (below 1: srbd better)."
 echo
-echo "| server | transport: latency client / pacat | RTT median µs | RTT p99 µs | CPU s in ${stream_secs} s | median ratio | p99 ratio | CPU ratio |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|"
+echo "| server | transport: latency client / pacat | RTT median µs | RTT p99 µs | median ratio | p99 ratio |"
+echo "|---|---|---:|---:|---:|---:|"
 for k in "${keys[@]}"; do
-    cpu="${cpu_s[$k]} (${cpu_pct[$k]} %)"
-    if [[ "$k" == srbd_dsp ]]; then
-        cpu="${cpu_s[$k]} (${cpu_pct[$k]} %; srbd ${cpu_self_s[$k]} + dsp-sim ${cpu_child_s[$k]})"
-    fi
-    echo "| ${label[$k]} | $(transport "$k" "${ev_lat[$k]}") / $(transport "$k" "${ev_pacat[$k]}") | ${med[$k]} | ${p99[$k]} | $cpu | $(ratio "${med[$k]}" "${med[pa]}") | $(ratio "${p99[$k]}" "${p99[pa]}") | $(ratio "${cpu_s[$k]}" "${cpu_s[pa]}") |"
+    n0="${counts[0]}"
+    echo "| ${label[$k]} | $(transport "$k" "${ev_lat[$k]}") / $(transport "$k" "${ev_pacat[$k,$n0]}") | ${med[$k]} | ${p99[$k]} | $(ratio "${med[$k]}" "${med[pa]}") | $(ratio "${p99[$k]}" "${p99[pa]}") |"
 done
 echo
-echo "| server | RTT p90 / max µs | round medians µs | window s | audio taken per stream, mean / min s | sink inputs at end | $streams pacats' CPU s | dsp-sim (re)starts in window |"
-echo "|---|---:|---|---:|---:|---:|---:|---:|"
-for k in "${keys[@]}"; do
-    echo "| ${label[$k]} | ${p90[$k]} / ${maxl[$k]} | ${round_medians[$k]} | ${wall_s[$k]} | ${audio_mean[$k]} / ${audio_min[$k]} | ${inputs[$k]} | ${client_cpu_s[$k]} | ${restarts[$k]} |"
+echo "CPU and memory: daemon utime+stime (dsp-sim's included for --dsp on) and resident memory growth (peak VmRSS sampled every 0.5 s minus VmRSS before the streams) while N \`pacat --latency-msec=10\` streams (48 kHz stereo s16le) play for ${stream_secs} s; threads at the end of the window. Ratios against PulseAudio at the same N."
+echo
+echo "| server | streams | CPU s in ${stream_secs} s | CPU ratio | RSS growth MB | RSS ratio | threads |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for n in "${counts[@]}"; do
+    for k in "${keys[@]}"; do
+        cpu="${cpu_s[$k,$n]} (${cpu_pct[$k,$n]} %)"
+        if [[ "$k" == srbd_dsp ]]; then
+            cpu="${cpu_s[$k,$n]} (${cpu_pct[$k,$n]} %; srbd ${cpu_self_s[$k,$n]} + dsp-sim ${cpu_child_s[$k,$n]})"
+        fi
+        echo "| ${label[$k]} | $n | $cpu | $(ratio "${cpu_s[$k,$n]}" "${cpu_s[pa,$n]}") | ${rss_growth[$k,$n]} | $(ratio "${rss_growth[$k,$n]}" "${rss_growth[pa,$n]}") | ${threads[$k,$n]} |"
+    done
+done
+echo
+echo "| server | streams | RTT p90 / max µs | round medians µs | window s | audio taken per stream, mean / min s | sink inputs at end | pacats' CPU s | dsp-sim (re)starts in window |"
+echo "|---|---:|---:|---|---:|---:|---:|---:|---:|"
+for n in "${counts[@]}"; do
+    for k in "${keys[@]}"; do
+        echo "| ${label[$k]} | $n | ${p90[$k]} / ${maxl[$k]} | ${round_medians[$k]} | ${wall_s[$k,$n]} | ${audio_mean[$k,$n]} / ${audio_min[$k,$n]} | ${inputs[$k,$n]} | ${client_cpu_s[$k,$n]} | ${restarts[$k,$n]} |"
+    done
 done
 echo
 echo "Latency by placement ($per_round requests each; the server pinned to CPU $last_cpu, the client to the same CPU or to CPU 0): median / p99 µs, and the median ratio to PulseAudio."
@@ -491,6 +535,8 @@ for k in "${keys[@]}"; do
     done
     echo "$row"
 done
+echo
+echo "Floor on one CPU: a raw eventfd ping-pong between two threads pinned to CPU $last_cpu: median $floor_med µs, p99 $floor_p99 µs. Above it, on the same CPU: $(for k in "${keys[@]}"; do printf '%s +%s µs; ' "${label[$k]}" "$(awk -v a="${pl_med[$k,same]}" -v b="$floor_med" 'BEGIN{printf "%.1f", a-b}')"; done)"
 echo
 pa_shown=""
 for a in "${pa_cmd[@]}"; do

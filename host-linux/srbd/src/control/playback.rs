@@ -3,8 +3,12 @@
 //! server asks for data with REQUEST, the client never writes more than it
 //! was asked for, so the server owns the queue depth.
 //!
-//! Per stream the connection keeps `written` (bytes that entered the ring)
-//! and `outstanding` (bytes requested but not yet received). After every
+//! Per stream the connection keeps `written` (bytes that entered the queue)
+//! and `outstanding` (bytes requested but not yet received). The queue is
+//! a ring the mixer reads, sized by [`ring_capacity`] (`tlength` and two
+//! `minreq`, not `maxlength`), and behind it a backlog on the control side
+//! for whatever a client sends beyond that, up to `maxlength`: memory
+//! follows what the client sent. After every
 //! write and every mixer wake-up, `missing = tlength - queued -
 //! outstanding`; a REQUEST for it goes out when it reaches `minreq` (or at
 //! once while prebuffering).
@@ -187,12 +191,33 @@ pub struct Playback {
     /// Shared with the mixer.
     pub shared: Arc<PlaybackShared>,
     ring: rtrb::Producer<u8>,
+    /// Bytes that entered the ring.
     written: u64,
+    /// What the client sent beyond the ring's room, oldest first: moved
+    /// into the ring as the mixer frees it. Memory grows with what the
+    /// client actually sent (never past `maxlength` in all), not with
+    /// `maxlength`.
+    backlog: std::collections::VecDeque<u8>,
     outstanding: i64,
     started_seen: u32,
     underflows_seen: u32,
-    drains: Vec<(u32, u32)>,
+    /// Pending drains: the reply tag and, once every byte sent before the
+    /// drain is in the ring, the mixer's drain sequence number.
+    drains: Vec<(u32, Option<u32>)>,
 }
+
+/// The ring a playback stream gets: room for `tlength` plus two `minreq`
+/// (what a client that follows REQUESTs has in flight), at least
+/// [`MIN_RING`], at most `maxlength`. A client that sends more (it may, up
+/// to `maxlength`) has the rest kept in its stream's backlog.
+pub fn ring_capacity(attr: &PlaybackAttr) -> usize {
+    let want = u64::from(attr.tlength) + 2 * u64::from(attr.minreq);
+    want.max(MIN_RING as u64)
+        .min(u64::from(attr.maxlength).max(1)) as usize
+}
+
+/// The smallest playback ring.
+pub const MIN_RING: usize = 16 * 1024;
 
 impl std::fmt::Debug for Playback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -230,6 +255,7 @@ impl Playback {
             shared,
             ring,
             written: 0,
+            backlog: std::collections::VecDeque::new(),
             outstanding: i64::from(attr.tlength),
             started_seen: 0,
             underflows_seen: 0,
@@ -237,9 +263,42 @@ impl Playback {
         }
     }
 
-    /// Bytes that entered the queue (the write index).
+    /// Bytes that entered the queue (the write index): the ring's and the
+    /// backlog's.
     pub fn written(&self) -> u64 {
-        self.written
+        self.written + self.backlog.len() as u64
+    }
+
+    /// Bytes waiting in the control side's backlog.
+    pub fn backlog(&self) -> usize {
+        self.backlog.len()
+    }
+
+    /// Moves what the backlog holds into the ring as far as it has room;
+    /// then starts the drains that waited for it.
+    fn pump(&mut self) {
+        while !self.backlog.is_empty() {
+            let (a, _) = self.backlog.as_slices();
+            let n = {
+                let (done, _) = self.ring.push_partial_slice(a);
+                done.len()
+            };
+            if n == 0 {
+                break;
+            }
+            self.written += n as u64;
+            self.backlog.drain(..n);
+        }
+        if self.backlog.is_empty() {
+            if self.backlog.capacity() > 0 {
+                self.backlog = std::collections::VecDeque::new();
+            }
+            for d in self.drains.iter_mut().filter(|d| d.1.is_none()) {
+                // Release: the mixer sees every byte written before the
+                // drain.
+                d.1 = Some(self.shared.drain_seq.fetch_add(1, Ordering::Release) + 1);
+            }
+        }
     }
 
     /// Bytes the mixer consumed (the read index).
@@ -252,8 +311,19 @@ impl Playback {
     /// dropped; returns an OVERFLOW notification then.
     pub fn push(&mut self, data: &[u8]) -> Option<TagWriter> {
         self.outstanding -= data.len() as i64;
-        let (done, rest) = self.ring.push_partial_slice(data);
-        self.written += done.len() as u64;
+        let rest = if self.backlog.is_empty() {
+            let (done, rest) = self.ring.push_partial_slice(data);
+            self.written += done.len() as u64;
+            rest
+        } else {
+            data
+        };
+        // At most `maxlength` queued in all (§7.4); the rest is dropped.
+        let queued = self.written().saturating_sub(self.read_index());
+        let room = u64::from(self.attr.maxlength).saturating_sub(queued) as usize;
+        let keep = rest.len().min(room);
+        self.backlog.extend(&rest[..keep]);
+        let rest = &rest[keep..];
         if rest.is_empty() {
             None
         } else {
@@ -268,6 +338,7 @@ impl Playback {
 
     /// FLUSH: everything queued so far is dropped.
     pub fn flush(&mut self) {
+        self.backlog.clear();
         // Release: the mixer reads the ring up to here after seeing it.
         self.shared.flush_to.store(self.written, Ordering::Release);
     }
@@ -278,9 +349,9 @@ impl Playback {
         if self.drains.len() >= MAX_PENDING_DRAINS {
             return false;
         }
-        // Release: the mixer sees every byte written before the drain.
-        let seq = self.shared.drain_seq.fetch_add(1, Ordering::Release) + 1;
-        self.drains.push((tag, seq));
+        // Started once the backlog is in the ring (see `pump`).
+        self.drains.push((tag, None));
+        self.pump();
         true
     }
 
@@ -292,14 +363,19 @@ impl Playback {
         a.tlength = a.tlength.min(a.maxlength);
         a.prebuf = a.prebuf.min(a.tlength);
         a.minreq = a.minreq.min(a.tlength);
-        // Relaxed: read once per period by the mixer.
-        self.shared.prebuf.store(a.prebuf, Ordering::Relaxed);
+        // Relaxed: read once per period by the mixer. Never more than the
+        // ring holds, or the stream would never start.
+        let ring = self.ring.buffer().capacity() as u32;
+        self.shared
+            .prebuf
+            .store(a.prebuf.min(ring), Ordering::Relaxed);
         self.attr = a;
     }
 
     /// The notifications and replies due now: STARTED, UNDERFLOW, drain
     /// REPLYs, then a REQUEST if one is due.
     pub fn poll(&mut self, version: u32, out: &mut Vec<TagWriter>) {
+        self.pump();
         let s = &self.shared;
         // Acquire pairs with the mixer's Release increments.
         let started = s.started.load(Ordering::Acquire);
@@ -321,6 +397,9 @@ impl Playback {
         }
         let drained = s.drained_seq.load(Ordering::Acquire);
         self.drains.retain(|&(tag, seq)| {
+            let Some(seq) = seq else {
+                return true;
+            };
             // Wrapping comparison: drained has reached seq.
             let done = drained.wrapping_sub(seq) as i32 >= 0 && drained != 0;
             if done {
@@ -335,7 +414,7 @@ impl Playback {
 
     /// A REQUEST for the missing bytes if one is due (§7.3).
     fn request(&mut self) -> Option<TagWriter> {
-        let queued = self.written.saturating_sub(self.read_index());
+        let queued = self.written().saturating_sub(self.read_index());
         let missing = i64::from(self.attr.tlength) - queued as i64 - self.outstanding;
         let prebuffering = self.shared.prebuffering.load(Ordering::Relaxed);
         if missing <= 0 || (missing < i64::from(self.attr.minreq) && !prebuffering) {
@@ -381,6 +460,78 @@ mod tests {
             rate: 48_000,
         };
         (Playback::new(7, spec, attr, false, shared, p), c)
+    }
+
+    #[test]
+    fn the_ring_follows_tlength_and_a_backlog_holds_the_rest_up_to_maxlength() {
+        let attr = PlaybackAttr {
+            maxlength: 4 << 20,
+            tlength: 1920,
+            prebuf: 1920,
+            minreq: 480,
+        };
+        assert_eq!(ring_capacity(&attr), MIN_RING);
+        let big = PlaybackAttr {
+            tlength: 384_000,
+            ..attr
+        };
+        assert_eq!(ring_capacity(&big), 384_000 + 960);
+        let small = PlaybackAttr {
+            maxlength: 1000,
+            tlength: 1000,
+            prebuf: 0,
+            minreq: 100,
+        };
+        assert_eq!(ring_capacity(&small), 1000);
+
+        // A 1 KiB ring with maxlength 4 KiB: 3 KiB wait in the backlog.
+        let shared = Arc::new(PlaybackShared::new(
+            0,
+            Arc::new(Notice::new(Arc::new(Bell::new().unwrap()))),
+            0,
+            false,
+        ));
+        let a = PlaybackAttr {
+            maxlength: 4096,
+            tlength: 1024,
+            prebuf: 0,
+            minreq: 256,
+        };
+        let (prod, mut cons) = rtrb::RingBuffer::new(1024);
+        let spec = SampleSpec {
+            format: 3,
+            channels: 2,
+            rate: 48_000,
+        };
+        let mut p = Playback::new(1, spec, a, false, shared.clone(), prod);
+        let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        // 4096 fit (ring + backlog), 904 overflow.
+        assert!(p.push(&data).is_some(), "OVERFLOW past maxlength");
+        assert_eq!((p.written(), p.backlog()), (4096, 3072));
+        // A drain waits for the backlog to be in the ring.
+        assert!(p.drain(9));
+        assert_eq!(shared.drain_seq.load(Ordering::Relaxed), 0);
+        let mut got = Vec::new();
+        let mut out = Vec::new();
+        while got.len() < 4096 {
+            let n = cons.slots();
+            let chunk = cons.read_chunk(n).unwrap();
+            got.extend(chunk);
+            shared.read_index.store(got.len() as u64, Ordering::Relaxed);
+            p.poll(35, &mut out);
+        }
+        assert_eq!(
+            &got[..],
+            &data[..4096],
+            "order kept across ring and backlog"
+        );
+        assert_eq!(p.backlog(), 0);
+        assert_eq!(shared.drain_seq.load(Ordering::Relaxed), 1, "drain started");
+        // FLUSH drops the backlog too.
+        p.push(&data[..3000]);
+        assert!(p.backlog() > 0);
+        p.flush();
+        assert_eq!(p.backlog(), 0);
     }
 
     fn commands(out: &[TagWriter]) -> Vec<(u32, Vec<u32>)> {

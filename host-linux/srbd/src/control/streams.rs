@@ -166,7 +166,8 @@ impl Session {
         let muted = c.muted_set && c.start_muted;
         shared.gains.set(&stream_gains(&volume, sink.spec.channels));
         shared.gains.set_muted(muted);
-        let (producer, consumer) = rtrb::RingBuffer::new(a.maxlength as usize);
+        let (producer, consumer) =
+            rtrb::RingBuffer::new(crate::control::playback::ring_capacity(&a));
         self.server.registry.add_sink_input(
             index,
             SinkInput {
