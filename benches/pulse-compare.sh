@@ -378,6 +378,8 @@ for k in "${keys[@]}"; do
         pacats[$1]="$!"
         started+=("$!")
     }
+    srv="${pid[$k]}"
+    rss0_kb="$(rss_kb "$srv")"
     for ((s = 0; s < n; s++)); do start_pacat "$s"; done
     # Every stream must be connected and playing (reading its input). A
     # connect refused while the server's accept queue is full (seen with

@@ -17,46 +17,6 @@ const UPDATE_SET: u32 = 0;
 const UPDATE_MERGE: u32 = 1;
 const UPDATE_REPLACE: u32 = 2;
 
-/// Whether `Session::introspect` handles `cmd`.
-pub fn handles(cmd: Command) -> bool {
-    use Command::*;
-    matches!(
-        cmd,
-        GetServerInfo
-            | GetSinkInfo
-            | GetSinkInfoList
-            | GetSourceInfo
-            | GetSourceInfoList
-            | LookupSink
-            | LookupSource
-            | GetClientInfo
-            | GetClientInfoList
-            | GetSinkInputInfo
-            | GetSinkInputInfoList
-            | GetSourceOutputInfo
-            | GetSourceOutputInfoList
-            | GetModuleInfoList
-            | GetCardInfoList
-            | GetSampleInfoList
-            | Stat
-            | Subscribe
-            | SetSinkVolume
-            | SetSinkMute
-            | SetSourceVolume
-            | SetSourceMute
-            | SetSinkInputVolume
-            | SetSinkInputMute
-            | SetSourceOutputVolume
-            | SetSourceOutputMute
-            | SetDefaultSink
-            | SetDefaultSource
-            | KillSinkInput
-            | KillSourceOutput
-            | UpdateClientProplist
-            | RemoveClientProplist
-    )
-}
-
 /// The per-sink-channel gains for a stream volume: per channel when the
 /// stream has the sink's channel count, else one gain (the mean) for all.
 pub fn stream_gains(v: &CVolume, sink_channels: u8) -> Vec<f32> {
@@ -211,7 +171,8 @@ impl Session {
         }
     }
 
-    /// Handles a command of [`handles`]; the reply to send.
+    /// Handles an introspection command (its row in
+    /// [`crate::control::dispatch::COMMANDS`]); the reply to send.
     pub(super) fn introspect(
         &mut self,
         cmd: Command,

@@ -5,6 +5,7 @@
 //! | [`server_info`] | [`server_info::ServerInfo`]: the server identity, sink and monitor, encoded by version (§6.3, §6.4) |
 //! | [`server_loop`] | [`server_loop::ServerLoop`]: the one control thread's epoll loop over listeners, clients, srbchannel fd0s, the mixer's bell, signals and one timerfd; admission (`max_clients`, fd shortage) |
 //! | [`client`] | [`client::Client`]: one connection on the loop (socket and ring input, deadlines, one round of serving it, how it ended) |
+//! | [`dispatch`] | [`dispatch::COMMANDS`]: the command table (command → handler, allowed before AUTH or not) |
 //! | [`session`] | [`session::Session`]: one client's protocol state machine (AUTH, names, dispatch), without I/O |
 //! | [`outbound`] | [`outbound::Outbound`]: where a connection's frames go (socket, or the srbchannel ring once acknowledged), and the ring's poll hooks |
 //! | [`srbchannel`] | [`srbchannel::SrbLink`]: srbd's end of a client's srbchannel (sealed PA-layout memfd block, fd0/fd1, the offer, fdsem waking, hostile-block checks) |
@@ -16,6 +17,7 @@
 //! | [`tcp`] | `--tcp`: the cookie TCP clients authenticate with |
 
 pub mod client;
+pub mod dispatch;
 pub mod introspect;
 pub mod outbound;
 pub mod playback;

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use crate::control::playback::Playback;
 use crate::control::record::Record;
+use crate::control::dispatch::{self, Access, Call};
 use crate::control::server_info::PROTOCOL_VERSION;
 use crate::control::shm::{ReleaseQueue, ShmError, ShmImports, ShmStats};
 use crate::control::srbchannel::SrbError;
@@ -319,7 +320,8 @@ impl Session {
         Ok(())
     }
 
-    /// Handles one packet; the reply to send, if any.
+    /// Handles one packet through the command table
+    /// ([`crate::control::dispatch`]); the reply to send, if any.
     pub fn handle_packet(&mut self, packet: &[u8]) -> Result<Option<TagWriter>, HandleError> {
         let mut r = TagReader::new(packet);
         let command = r.get_u32()?;
@@ -328,71 +330,121 @@ impl Session {
             tracing::debug!(command, tag, "unknown command");
             return Ok((tag != NO_TAG).then(|| error(tag, PaError::Command)));
         };
-        let Some(version) = self.version else {
-            return match cmd {
-                Command::Auth => self.auth(tag, &mut r).map(Some),
-                _ => {
-                    tracing::debug!(?cmd, "command before AUTH");
-                    Ok((tag != NO_TAG).then(|| error(tag, PaError::Access)))
-                }
-            };
+        let Some(entry) = dispatch::lookup(cmd) else {
+            return Ok(self.unsupported(cmd, tag));
         };
-        let w = match cmd {
-            Command::Reply | Command::Error => {
-                tracing::debug!(?cmd, tag, "client reply to nothing, ignored");
-                return Ok(None);
-            }
-            Command::Auth => Some(error(tag, PaError::BadState)),
-            Command::SetClientName => {
-                let props = r.get_proplist()?;
-                r.finish()?;
-                if packet.len() > MAX_CLIENT_PROPS {
-                    tracing::warn!(
-                        client = self.client_index,
-                        len = packet.len(),
-                        max = MAX_CLIENT_PROPS,
-                        "client proplist too large; refused"
-                    );
-                    return Ok(Some(error(tag, PaError::TooLarge)));
-                }
-                let name = props
-                    .get_str("application.name")
-                    .unwrap_or("(unnamed)")
-                    .to_owned();
-                if self.name.is_none() {
-                    tracing::info!(
-                        client = self.client_index,
-                        name = %name,
-                        version,
-                        "client ready"
-                    );
-                }
-                self.server.set_client(self.client_index, props);
-                self.name = Some(name);
-                let mut w = reply(tag);
-                w.put_u32(self.client_index);
-                Some(w)
-            }
-            Command::RegisterMemfdShmid => {
-                self.register_memfd(&mut r)?;
-                None
-            }
-            Command::EnableSrbchannel => {
-                // The client's ack (§5.2): no reply; the connection checks
-                // the tag against its offer.
-                r.finish()?;
-                self.srb_event = Some(SrbEvent::Ack(tag));
-                None
-            }
-            _ if crate::control::introspect::handles(cmd) => {
-                self.introspect(cmd, tag, &mut r, version, packet.len())?
-            }
-            _ if crate::control::streams::handles(cmd) => {
-                self.stream_command(cmd, tag, &mut r, version, packet.len())?
-            }
-            _ => self.unsupported(cmd, tag),
+        if entry.access == Access::Authorised && self.version.is_none() {
+            tracing::debug!(?cmd, "command before AUTH");
+            return Ok((tag != NO_TAG).then(|| error(tag, PaError::Access)));
+        }
+        let call = Call {
+            cmd,
+            tag,
+            version: self.version.unwrap_or(0),
+            packet,
         };
-        Ok(w)
+        (entry.handler)(self, call, &mut r)
+    }
+
+    /// AUTH (§1.4): once only.
+    pub(super) fn on_auth(
+        &mut self,
+        c: Call<'_>,
+        r: &mut TagReader<'_>,
+    ) -> Result<Option<TagWriter>, HandleError> {
+        if self.version.is_some() {
+            return Ok(Some(error(c.tag, PaError::BadState)));
+        }
+        self.auth(c.tag, r).map(Some)
+    }
+
+    /// A REPLY or ERROR from the client: srbd asks clients nothing.
+    pub(super) fn on_reply(
+        &mut self,
+        c: Call<'_>,
+        _r: &mut TagReader<'_>,
+    ) -> Result<Option<TagWriter>, HandleError> {
+        tracing::debug!(cmd = ?c.cmd, tag = c.tag, "client reply to nothing, ignored");
+        Ok(None)
+    }
+
+    /// SET_CLIENT_NAME: the client's proplist (at most
+    /// [`MAX_CLIENT_PROPS`] bytes of packet).
+    pub(super) fn on_set_client_name(
+        &mut self,
+        c: Call<'_>,
+        r: &mut TagReader<'_>,
+    ) -> Result<Option<TagWriter>, HandleError> {
+        let props = r.get_proplist()?;
+        r.finish()?;
+        if c.packet.len() > MAX_CLIENT_PROPS {
+            tracing::warn!(
+                client = self.client_index,
+                len = c.packet.len(),
+                max = MAX_CLIENT_PROPS,
+                "client proplist too large; refused"
+            );
+            return Ok(Some(error(c.tag, PaError::TooLarge)));
+        }
+        let name = props
+            .get_str("application.name")
+            .unwrap_or("(unnamed)")
+            .to_owned();
+        if self.name.is_none() {
+            tracing::info!(
+                client = self.client_index,
+                name = %name,
+                version = c.version,
+                "client ready"
+            );
+        }
+        self.server.set_client(self.client_index, props);
+        self.name = Some(name);
+        let mut w = reply(c.tag);
+        w.put_u32(self.client_index);
+        Ok(Some(w))
+    }
+
+    /// REGISTER_MEMFD_SHMID: the client's pool (its fd came with the
+    /// frame); no reply.
+    pub(super) fn on_register_memfd_shmid(
+        &mut self,
+        _c: Call<'_>,
+        r: &mut TagReader<'_>,
+    ) -> Result<Option<TagWriter>, HandleError> {
+        self.register_memfd(r)?;
+        Ok(None)
+    }
+
+    /// ENABLE_SRBCHANNEL from the client: its ack (§5.2); no reply, the
+    /// connection checks the tag against its offer.
+    pub(super) fn on_enable_srbchannel(
+        &mut self,
+        c: Call<'_>,
+        r: &mut TagReader<'_>,
+    ) -> Result<Option<TagWriter>, HandleError> {
+        r.finish()?;
+        self.srb_event = Some(SrbEvent::Ack(c.tag));
+        Ok(None)
+    }
+
+    /// Info, lookup, volume, mute, default, kill, subscribe and client
+    /// proplist commands ([`crate::control::introspect`]).
+    pub(super) fn on_introspect(
+        &mut self,
+        c: Call<'_>,
+        r: &mut TagReader<'_>,
+    ) -> Result<Option<TagWriter>, HandleError> {
+        self.introspect(c.cmd, c.tag, r, c.version, c.packet.len())
+    }
+
+    /// Stream commands ([`crate::control::streams`]).
+    pub(super) fn on_stream(
+        &mut self,
+        c: Call<'_>,
+        r: &mut TagReader<'_>,
+    ) -> Result<Option<TagWriter>, HandleError> {
+        self.stream_command(c.cmd, c.tag, r, c.version, c.packet.len())
     }
 
     /// The fallback for commands no handler took.

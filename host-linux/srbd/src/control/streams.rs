@@ -25,37 +25,6 @@ use srb_pulse::tagstruct::{
 /// Most streams (playback and record together) one client may have.
 pub const MAX_STREAMS: usize = 32;
 
-/// Whether `Session::stream_command` handles `cmd`.
-pub fn handles(cmd: Command) -> bool {
-    use Command::*;
-    matches!(
-        cmd,
-        CreatePlaybackStream
-            | DeletePlaybackStream
-            | CreateRecordStream
-            | DeleteRecordStream
-            | DrainPlaybackStream
-            | GetPlaybackLatency
-            | GetRecordLatency
-            | CorkPlaybackStream
-            | CorkRecordStream
-            | FlushPlaybackStream
-            | FlushRecordStream
-            | TriggerPlaybackStream
-            | PrebufPlaybackStream
-            | SetPlaybackStreamBufferAttr
-            | SetRecordStreamBufferAttr
-            | UpdatePlaybackStreamSampleRate
-            | UpdateRecordStreamSampleRate
-            | SetPlaybackStreamName
-            | SetRecordStreamName
-            | UpdatePlaybackStreamProplist
-            | UpdateRecordStreamProplist
-            | RemovePlaybackStreamProplist
-            | RemoveRecordStreamProplist
-    )
-}
-
 fn now() -> Timeval {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -332,7 +301,8 @@ impl Session {
         }
     }
 
-    /// Handles a command of [`handles`]; the reply to send now, if any
+    /// Handles a stream command (its row in
+    /// [`crate::control::dispatch::COMMANDS`]); the reply to send now, if any
     /// (DRAIN replies later, from [`Session::poll_streams`]).
     pub(super) fn stream_command(
         &mut self,
