@@ -30,10 +30,47 @@ use srb_core::{ChannelError, Corrupt, SrbChannel, WaitDecision, Woken};
 
 use crate::eventfd::{Eventfd, EventfdWait};
 use crate::futex::{FutexNotify, FutexWait};
-use crate::handshake::{LayoutKind, SignalKind};
 use crate::mapping::SharedMapping;
 use crate::scm::ScmStream;
 use crate::signal::{NotifyError, WaitError};
+
+/// Which block layout a channel uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LayoutKind {
+    /// PulseAudio's `srbheader` (srb-core `layout::pa`).
+    Pa = 1,
+    /// srb's own layout (srb-core `layout::srb`).
+    Srb = 2,
+}
+
+/// Which signals wake the two sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignalKind {
+    /// Two eventfds, passed with the offer. Pollable.
+    Eventfd = 1,
+    /// Two futex words in the memfd. Not pollable.
+    Futex = 2,
+}
+
+impl LayoutKind {
+    pub(crate) fn from_wire(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Self::Pa),
+            2 => Some(Self::Srb),
+            _ => None,
+        }
+    }
+}
+
+impl SignalKind {
+    pub(crate) fn from_wire(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Self::Eventfd),
+            2 => Some(Self::Futex),
+            _ => None,
+        }
+    }
+}
 
 /// Why a channel operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -52,6 +52,7 @@ use rustix::io::Errno;
 use srb_core::{layout, AttachError, SrbChannel};
 
 use crate::channel::{Channel, Inner};
+pub use crate::channel::{LayoutKind, SignalKind};
 use crate::eventfd::{Eventfd, EventfdImportError, EventfdWait};
 use crate::fdkind::FdKind;
 use crate::frame::{recv_frame, send_frame, Frame, FrameError};
@@ -82,44 +83,6 @@ pub const SIGNAL_AREA_LEN: usize = 256;
 const ATTACHER_WORD: usize = 128;
 /// Alignment of the block and the signal area inside the memfd.
 const AREA_ALIGN: u64 = 128;
-
-/// Which block layout a channel uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LayoutKind {
-    /// PulseAudio's `srbheader` (srb-core `layout::pa`).
-    Pa = 1,
-    /// srb's own layout (srb-core `layout::srb`).
-    Srb = 2,
-}
-
-/// Which signals wake the two sides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SignalKind {
-    /// Two eventfds, passed with the offer. Pollable.
-    Eventfd = 1,
-    /// Two futex words in the memfd. Not pollable.
-    Futex = 2,
-}
-
-impl LayoutKind {
-    fn from_wire(v: u8) -> Option<Self> {
-        match v {
-            1 => Some(Self::Pa),
-            2 => Some(Self::Srb),
-            _ => None,
-        }
-    }
-}
-
-impl SignalKind {
-    fn from_wire(v: u8) -> Option<Self> {
-        match v {
-            1 => Some(Self::Eventfd),
-            2 => Some(Self::Futex),
-            _ => None,
-        }
-    }
-}
 
 /// What the creator asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

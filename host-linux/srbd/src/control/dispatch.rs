@@ -11,10 +11,13 @@
 //! [`HandleError`] that closes the connection, a well-formed bad one an
 //! `ERROR` reply.
 
-use srb_pulse::commands::Command;
+use std::os::fd::OwnedFd;
+
+use srb_pulse::commands::{Command, PaError, NO_TAG};
+use srb_pulse::pstream::Frame;
 use srb_pulse::tagstruct::{TagReader, TagWriter};
 
-use crate::control::session::{HandleError, Session};
+use crate::control::session::{error, push_playback, HandleError, Session};
 
 /// Who may send a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +98,130 @@ pub fn lookup(cmd: Command) -> Option<&'static Entry> {
     // A linear scan of ~70 rows: a few dozen ns, less than decoding the
     // packet; no lazily built index to get wrong.
     COMMANDS.iter().find(|e| e.cmd == cmd)
+}
+
+impl Session {
+    /// [`Session::handle_frame`] for a frame that arrived with `fds`. The
+    /// handler that takes fds (REGISTER_MEMFD_SHMID) claims them; every fd
+    /// left over is closed here, whatever the outcome: fds on frames that
+    /// take none are ignored, never kept.
+    pub fn handle_frame_with_fds(
+        &mut self,
+        frame: Frame,
+        fds: Vec<OwnedFd>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), HandleError> {
+        self.frame_fds = fds;
+        let result = self.handle_frame(frame, out);
+        let left = std::mem::take(&mut self.frame_fds);
+        if !left.is_empty() {
+            tracing::debug!(
+                client = self.client_index,
+                n = left.len(),
+                "closing received fds no handler claimed"
+            );
+        }
+        drop(left);
+        result
+    }
+
+    /// Handles one frame; appends the encoded frames to send to `out`.
+    pub fn handle_frame(&mut self, frame: Frame, out: &mut Vec<u8>) -> Result<(), HandleError> {
+        match frame {
+            Frame::Packet(p) => {
+                if let Some(w) = self.handle_packet(&p)? {
+                    Frame::Packet(w.into_bytes()).encode_into(out)?;
+                }
+            }
+            Frame::Memblock(m) => match self.playbacks.get_mut(&m.channel) {
+                Some(p) => push_playback(p, m.offset, m.seek, &m.data, out)?,
+                None => tracing::debug!(
+                    channel = m.channel,
+                    len = m.data.len(),
+                    "memblock for no stream of this client, ignored"
+                ),
+            },
+            Frame::ShmRef(f) => self.shm_ref(f, out)?,
+            Frame::Release { block_id } | Frame::Revoke { block_id } => {
+                // We export no blocks to clients (record data goes inline).
+                tracing::debug!(
+                    client = self.client_index,
+                    block_id,
+                    "RELEASE/REVOKE of a block never exported, ignored"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one packet through the command table
+    /// ([`crate::control::dispatch`]); the reply to send, if any.
+    pub fn handle_packet(&mut self, packet: &[u8]) -> Result<Option<TagWriter>, HandleError> {
+        let mut r = TagReader::new(packet);
+        let command = r.get_u32()?;
+        let tag = r.get_u32()?;
+        let Some(cmd) = Command::from_u32(command) else {
+            tracing::debug!(command, tag, "unknown command");
+            return Ok((tag != NO_TAG).then(|| error(tag, PaError::Command)));
+        };
+        let Some(entry) = lookup(cmd) else {
+            return Ok(self.unsupported(cmd, tag));
+        };
+        if entry.access == Access::Authorised && self.version.is_none() {
+            tracing::debug!(?cmd, "command before AUTH");
+            return Ok((tag != NO_TAG).then(|| error(tag, PaError::Access)));
+        }
+        let call = Call {
+            cmd,
+            tag,
+            version: self.version.unwrap_or(0),
+            packet,
+        };
+        (entry.handler)(self, call, &mut r)
+    }
+
+    /// A REPLY or ERROR from the client: srbd asks clients nothing.
+    pub(super) fn on_reply(
+        &mut self,
+        c: Call<'_>,
+        _r: &mut TagReader<'_>,
+    ) -> Result<Option<TagWriter>, HandleError> {
+        tracing::debug!(cmd = ?c.cmd, tag = c.tag, "client reply to nothing, ignored");
+        Ok(None)
+    }
+
+    /// Info, lookup, volume, mute, default, kill, subscribe and client
+    /// proplist commands ([`crate::control::introspect`]).
+    pub(super) fn on_introspect(
+        &mut self,
+        c: Call<'_>,
+        r: &mut TagReader<'_>,
+    ) -> Result<Option<TagWriter>, HandleError> {
+        self.introspect(c.cmd, c.tag, r, c.version, c.packet.len())
+    }
+
+    /// Stream commands ([`crate::control::streams`]).
+    pub(super) fn on_stream(
+        &mut self,
+        c: Call<'_>,
+        r: &mut TagReader<'_>,
+    ) -> Result<Option<TagWriter>, HandleError> {
+        self.stream_command(c.cmd, c.tag, r, c.version, c.packet.len())
+    }
+
+    /// The fallback for commands no handler took.
+    pub(super) fn unsupported(&self, cmd: Command, tag: u32) -> Option<TagWriter> {
+        match cmd {
+            _ if tag == NO_TAG => {
+                tracing::debug!(?cmd, "unsupported command without a tag, ignored");
+                None
+            }
+            _ => {
+                tracing::debug!(?cmd, tag, "unsupported command");
+                Some(error(tag, PaError::NotSupported))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

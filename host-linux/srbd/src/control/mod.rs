@@ -10,6 +10,8 @@
 //! | [`outbound`] | [`outbound::Outbound`]: where a connection's frames go (socket, or the srbchannel ring once acknowledged), and the ring's poll hooks |
 //! | [`srbchannel`] | [`srbchannel::SrbLink`]: srbd's end of a client's srbchannel (sealed PA-layout memfd block, fd0/fd1, the offer, fdsem waking, hostile-block checks) |
 //! | [`shm`] | the SHM fast path: per-connection memfd imports (REGISTER_MEMFD_SHMID), SHM reference validation, `pread` copies and RELEASE |
+//! | [`client_cmds`] | AUTH, SET_CLIENT_NAME, REGISTER_MEMFD_SHMID, the srbchannel ack, SHM reference frames |
+//! | [`limits`] | per-client deadlines, sizes and versions |
 //! | [`introspect`] | info, lookup, volume, mute, default, kill and client-proplist commands |
 //! | [`streams`] | stream commands (create, delete, drain, cork, flush, latency, attributes, rates, names, proplists) |
 //! | [`playback`] / [`record`] | one stream's control side: request decoding and validation, flow control (REQUEST, STARTED, UNDERFLOW, drain replies), record delivery |
@@ -17,8 +19,10 @@
 //! | [`tcp`] | `--tcp`: the cookie TCP clients authenticate with |
 
 pub mod client;
+pub mod client_cmds;
 pub mod dispatch;
 pub mod introspect;
+pub mod limits;
 pub mod outbound;
 pub mod playback;
 pub mod record;

@@ -48,7 +48,7 @@ use srb_linux::reactor::{Alarm, Interest, Reactor, Ready};
 
 use crate::control::client::{Client, CloseReason, Events, Limits, Transport};
 use crate::control::session::{Peer, COOKIE_LEN};
-use crate::dsp::supervisor::RestartHandle;
+use crate::dsp::restart::RestartHandle;
 use crate::engine::notice::{Bell, Notice};
 use crate::Server;
 

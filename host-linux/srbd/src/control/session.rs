@@ -22,54 +22,26 @@
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::time::Duration;
 
+pub use crate::control::limits::{
+    AUTH_TIMEOUT, COOKIE_LEN, FRAME_TIMEOUT, MAX_CLIENT_PROPS, MAX_FRAME_PAYLOAD,
+    MIN_MEMFD_VERSION, MIN_VERSION, SPIN_WINDOW,
+};
 use crate::control::playback::Playback;
 use crate::control::record::Record;
-use crate::control::dispatch::{self, Access, Call};
 use crate::control::server_info::PROTOCOL_VERSION;
 use crate::control::shm::{ReleaseQueue, ShmError, ShmImports, ShmStats};
 use crate::control::srbchannel::SrbError;
 use crate::engine::notice::Notice;
 use crate::Server;
-use srb_pulse::commands::{Command, PaError, NO_TAG};
+use srb_pulse::commands::{Command, PaError};
 use srb_pulse::pstream::{Frame, FrameError, SeekMode};
-use srb_pulse::tagstruct::{TagError, TagReader, TagWriter};
+use srb_pulse::tagstruct::{TagError, TagWriter};
 
-/// Length of the AUTH cookie (§1.4).
-pub const COOKIE_LEN: usize = 256;
-/// The lowest client version served (SET_CLIENT_NAME takes a proplist from
-/// 13 on; older clients get `ERROR(VERSION)`).
-pub const MIN_VERSION: u32 = 13;
-/// A connection that is not authorised by then is dropped (§1.2).
-pub const AUTH_TIMEOUT: Duration = Duration::from_secs(60);
-/// A frame must be complete this long after its first byte arrived, or
-/// the connection is closed: a client that stops in the middle of a frame
-/// must not hold its connection (and slot) forever.
-pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// The AUTH flag "SHM possible" (client) / "SHM offered" (server) (§1.4).
 pub const AUTH_SHM: u32 = 0x8000_0000;
 /// The AUTH flag "memfd possible" / "memfd offered" (§1.4).
 pub const AUTH_MEMFD: u32 = 0x4000_0000;
-/// The lowest negotiated version memfd is offered to (§1.5, §9 row 10:
-/// version 31 clients must not get it).
-pub const MIN_MEMFD_VERSION: u32 = 32;
-/// Largest frame payload accepted (libpulse sends audio in blocks of at
-/// most 64 KiB; packets are small).
-pub const MAX_FRAME_PAYLOAD: u32 = 1024 * 1024;
-/// Largest SET_CLIENT_NAME packet whose proplist is kept. Every client's
-/// proplist goes into each GET_CLIENT_INFO_LIST reply, so without a cap 64
-/// clients could make that reply exceed the frame limit (failing every
-/// asker) or cost each request tens of MiB. libpulse sends well under 4 KiB.
-pub const MAX_CLIENT_PROPS: usize = 64 * 1024;
-/// The default of how long (config `spin_us`) a connection thread keeps
-/// polling the srbchannel ring before it sleeps, when the client's last
-/// request followed srbd's last reply within this window (a client issuing
-/// requests back to back). It yields the CPU between looks: a client on
-/// the same CPU runs at once, and one on the other CPU finds srbd awake,
-/// which saves a cross-CPU wake-up (tens of µs on a VM). Streaming
-/// clients, whose ring input comes a period apart, never trigger it.
-pub const SPIN_WINDOW: Duration = Duration::from_micros(100);
 
 /// Why handling a frame failed; every variant closes the connection (a
 /// bad request that the protocol answers with `ERROR` is not an error
@@ -91,7 +63,7 @@ pub enum HandleError {
     Srb(#[from] SrbError),
 }
 
-/// What a handled frame asks of the connection's [`Outbound`].
+/// What a handled frame asks of the connection's [`crate::control::outbound::Outbound`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SrbEvent {
     /// AUTH negotiated SHM + memfd and the srbchannel is allowed: offer it
@@ -153,22 +125,22 @@ pub fn offer_shm(
 #[derive(Debug)]
 pub struct Session {
     pub(super) server: Arc<Server>,
-    peer: Peer,
+    pub(super) peer: Peer,
     pub(super) client_index: u32,
-    version: Option<u32>,
-    name: Option<String>,
+    pub(super) version: Option<u32>,
+    pub(super) name: Option<String>,
     /// The client's memfd imports, once SHM + memfd was negotiated.
     pub(super) shm: Option<ShmImports>,
     /// The fds that came with the frame being handled (see
     /// [`Session::handle_frame_with_fds`]).
-    frame_fds: Vec<OwnedFd>,
+    pub(super) frame_fds: Vec<OwnedFd>,
     /// Where SHM blocks are copied to.
     pub(super) shm_buf: Vec<u8>,
     /// RELEASE frames of copied SHM blocks, waiting to go out with the
     /// next outgoing frames ([`ReleaseQueue`]).
     pub releases: ReleaseQueue,
     /// What the last frame asks of the connection's srbchannel.
-    srb_event: Option<SrbEvent>,
+    pub(super) srb_event: Option<SrbEvent>,
     /// This client's flag for the control loop (mixer events, other
     /// clients' handlers).
     pub(super) notice: Arc<Notice>,
@@ -266,249 +238,6 @@ impl Session {
     pub(super) fn take_frame_fds(&mut self) -> Vec<OwnedFd> {
         std::mem::take(&mut self.frame_fds)
     }
-
-    /// [`Session::handle_frame`] for a frame that arrived with `fds`. The
-    /// handler that takes fds (REGISTER_MEMFD_SHMID) claims them; every fd
-    /// left over is closed here, whatever the outcome: fds on frames that
-    /// take none are ignored, never kept.
-    pub fn handle_frame_with_fds(
-        &mut self,
-        frame: Frame,
-        fds: Vec<OwnedFd>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), HandleError> {
-        self.frame_fds = fds;
-        let result = self.handle_frame(frame, out);
-        let left = std::mem::take(&mut self.frame_fds);
-        if !left.is_empty() {
-            tracing::debug!(
-                client = self.client_index,
-                n = left.len(),
-                "closing received fds no handler claimed"
-            );
-        }
-        drop(left);
-        result
-    }
-
-    /// Handles one frame; appends the encoded frames to send to `out`.
-    pub fn handle_frame(&mut self, frame: Frame, out: &mut Vec<u8>) -> Result<(), HandleError> {
-        match frame {
-            Frame::Packet(p) => {
-                if let Some(w) = self.handle_packet(&p)? {
-                    Frame::Packet(w.into_bytes()).encode_into(out)?;
-                }
-            }
-            Frame::Memblock(m) => match self.playbacks.get_mut(&m.channel) {
-                Some(p) => push_playback(p, m.offset, m.seek, &m.data, out)?,
-                None => tracing::debug!(
-                    channel = m.channel,
-                    len = m.data.len(),
-                    "memblock for no stream of this client, ignored"
-                ),
-            },
-            Frame::ShmRef(f) => self.shm_ref(f, out)?,
-            Frame::Release { block_id } | Frame::Revoke { block_id } => {
-                // We export no blocks to clients (record data goes inline).
-                tracing::debug!(
-                    client = self.client_index,
-                    block_id,
-                    "RELEASE/REVOKE of a block never exported, ignored"
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// Handles one packet through the command table
-    /// ([`crate::control::dispatch`]); the reply to send, if any.
-    pub fn handle_packet(&mut self, packet: &[u8]) -> Result<Option<TagWriter>, HandleError> {
-        let mut r = TagReader::new(packet);
-        let command = r.get_u32()?;
-        let tag = r.get_u32()?;
-        let Some(cmd) = Command::from_u32(command) else {
-            tracing::debug!(command, tag, "unknown command");
-            return Ok((tag != NO_TAG).then(|| error(tag, PaError::Command)));
-        };
-        let Some(entry) = dispatch::lookup(cmd) else {
-            return Ok(self.unsupported(cmd, tag));
-        };
-        if entry.access == Access::Authorised && self.version.is_none() {
-            tracing::debug!(?cmd, "command before AUTH");
-            return Ok((tag != NO_TAG).then(|| error(tag, PaError::Access)));
-        }
-        let call = Call {
-            cmd,
-            tag,
-            version: self.version.unwrap_or(0),
-            packet,
-        };
-        (entry.handler)(self, call, &mut r)
-    }
-
-    /// AUTH (§1.4): once only.
-    pub(super) fn on_auth(
-        &mut self,
-        c: Call<'_>,
-        r: &mut TagReader<'_>,
-    ) -> Result<Option<TagWriter>, HandleError> {
-        if self.version.is_some() {
-            return Ok(Some(error(c.tag, PaError::BadState)));
-        }
-        self.auth(c.tag, r).map(Some)
-    }
-
-    /// A REPLY or ERROR from the client: srbd asks clients nothing.
-    pub(super) fn on_reply(
-        &mut self,
-        c: Call<'_>,
-        _r: &mut TagReader<'_>,
-    ) -> Result<Option<TagWriter>, HandleError> {
-        tracing::debug!(cmd = ?c.cmd, tag = c.tag, "client reply to nothing, ignored");
-        Ok(None)
-    }
-
-    /// SET_CLIENT_NAME: the client's proplist (at most
-    /// [`MAX_CLIENT_PROPS`] bytes of packet).
-    pub(super) fn on_set_client_name(
-        &mut self,
-        c: Call<'_>,
-        r: &mut TagReader<'_>,
-    ) -> Result<Option<TagWriter>, HandleError> {
-        let props = r.get_proplist()?;
-        r.finish()?;
-        if c.packet.len() > MAX_CLIENT_PROPS {
-            tracing::warn!(
-                client = self.client_index,
-                len = c.packet.len(),
-                max = MAX_CLIENT_PROPS,
-                "client proplist too large; refused"
-            );
-            return Ok(Some(error(c.tag, PaError::TooLarge)));
-        }
-        let name = props
-            .get_str("application.name")
-            .unwrap_or("(unnamed)")
-            .to_owned();
-        if self.name.is_none() {
-            tracing::info!(
-                client = self.client_index,
-                name = %name,
-                version = c.version,
-                "client ready"
-            );
-        }
-        self.server.set_client(self.client_index, props);
-        self.name = Some(name);
-        let mut w = reply(c.tag);
-        w.put_u32(self.client_index);
-        Ok(Some(w))
-    }
-
-    /// REGISTER_MEMFD_SHMID: the client's pool (its fd came with the
-    /// frame); no reply.
-    pub(super) fn on_register_memfd_shmid(
-        &mut self,
-        _c: Call<'_>,
-        r: &mut TagReader<'_>,
-    ) -> Result<Option<TagWriter>, HandleError> {
-        self.register_memfd(r)?;
-        Ok(None)
-    }
-
-    /// ENABLE_SRBCHANNEL from the client: its ack (§5.2); no reply, the
-    /// connection checks the tag against its offer.
-    pub(super) fn on_enable_srbchannel(
-        &mut self,
-        c: Call<'_>,
-        r: &mut TagReader<'_>,
-    ) -> Result<Option<TagWriter>, HandleError> {
-        r.finish()?;
-        self.srb_event = Some(SrbEvent::Ack(c.tag));
-        Ok(None)
-    }
-
-    /// Info, lookup, volume, mute, default, kill, subscribe and client
-    /// proplist commands ([`crate::control::introspect`]).
-    pub(super) fn on_introspect(
-        &mut self,
-        c: Call<'_>,
-        r: &mut TagReader<'_>,
-    ) -> Result<Option<TagWriter>, HandleError> {
-        self.introspect(c.cmd, c.tag, r, c.version, c.packet.len())
-    }
-
-    /// Stream commands ([`crate::control::streams`]).
-    pub(super) fn on_stream(
-        &mut self,
-        c: Call<'_>,
-        r: &mut TagReader<'_>,
-    ) -> Result<Option<TagWriter>, HandleError> {
-        self.stream_command(c.cmd, c.tag, r, c.version, c.packet.len())
-    }
-
-    /// The fallback for commands no handler took.
-    pub(super) fn unsupported(&self, cmd: Command, tag: u32) -> Option<TagWriter> {
-        match cmd {
-            _ if tag == NO_TAG => {
-                tracing::debug!(?cmd, "unsupported command without a tag, ignored");
-                None
-            }
-            _ => {
-                tracing::debug!(?cmd, tag, "unsupported command");
-                Some(error(tag, PaError::NotSupported))
-            }
-        }
-    }
-
-    fn auth(&mut self, tag: u32, r: &mut TagReader<'_>) -> Result<TagWriter, HandleError> {
-        let raw = r.get_u32()?;
-        let cookie = r.get_arbitrary(COOKIE_LEN)?;
-        r.finish()?;
-        match &self.peer {
-            Peer::Unix { uid } if *uid != self.server.uid && *uid != 0 => {
-                tracing::warn!(peer_uid = uid, "AUTH refused: another user");
-                return Ok(error(tag, PaError::Access));
-            }
-            Peer::Tcp {
-                addr,
-                cookie: Some(want),
-            } if cookie != want.as_slice() => {
-                tracing::warn!(%addr, "AUTH refused: wrong cookie");
-                return Ok(error(tag, PaError::Access));
-            }
-            _ => {}
-        }
-        let version = negotiate(raw);
-        if version < MIN_VERSION {
-            tracing::warn!(client_version = raw, "AUTH refused: version too old");
-            return Ok(error(tag, PaError::Version));
-        }
-        self.version = Some(version);
-        let shm = offer_shm(raw, version, &self.peer, self.server.uid, self.server.shm);
-        tracing::debug!(
-            client = self.client_index,
-            client_version = raw & 0xFFFF,
-            client_shm = raw & AUTH_SHM != 0,
-            client_memfd = raw & AUTH_MEMFD != 0,
-            version,
-            shm,
-            "authorised"
-        );
-        let mut w = reply(tag);
-        if shm {
-            // The reply goes out before any later frame is handled, and
-            // the decoder accepts SHM frames from the next frame on.
-            self.shm = Some(ShmImports::new());
-            w.put_u32(version | AUTH_SHM | AUTH_MEMFD);
-            if self.server.srbchannel {
-                self.srb_event = Some(SrbEvent::Offer);
-            }
-        } else {
-            w.put_u32(version);
-        }
-        Ok(w)
-    }
 }
 
 impl Drop for Session {
@@ -551,8 +280,10 @@ pub(super) fn push_playback(
 pub(crate) mod tests {
     use super::*;
     use crate::control::server_info::INVALID_INDEX;
+    use srb_pulse::commands::NO_TAG;
     use srb_pulse::pstream::FrameDecoder;
     use srb_pulse::tagstruct::Proplist;
+    use srb_pulse::tagstruct::TagReader;
 
     pub(crate) fn server() -> Arc<Server> {
         crate::test_server()

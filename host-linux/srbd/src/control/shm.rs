@@ -35,7 +35,8 @@
 //!   enforced on blocks imported and not yet released, which with the
 //!   release at copy time never exceeds one.
 //!
-//! Every error here is fatal to the connection ([`crate::control::session::HandleError::Shm`]):
+//! Every error here is fatal to the connection ([`crate::control::session::HandleError::Shm`]; the
+//! commands and frames that use this file are served in [`crate::control::client_cmds`]):
 //! libpulse never produces any of them (it copies inline rather than
 //! refer to a pool it did not register, §4.5), so a client that does is
 //! broken or hostile.
@@ -44,11 +45,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use crate::control::session::{HandleError, Session, MAX_FRAME_PAYLOAD};
+use crate::control::limits::MAX_FRAME_PAYLOAD;
 use srb_linux::memfd::MAX_MEMFD_LEN;
 use srb_linux::pool::{PoolImportError, PoolReadError, UnsealedPool};
 use srb_pulse::pstream::{Frame, FrameError, ShmRef, ShmRefFrame};
-use srb_pulse::tagstruct::TagReader;
 
 /// Most memfd segments one connection may register (libpulse's
 /// `PA_MEMIMPORT_SEGMENTS_MAX`).
@@ -389,76 +389,6 @@ impl ShmImports {
     pub fn release(&mut self, block_id: u32) -> Frame {
         self.held.remove(&block_id);
         Frame::Release { block_id }
-    }
-}
-
-impl Session {
-    /// REGISTER_MEMFD_SHMID (command 103): `u32 shm_id`, no reply, exactly
-    /// the one fd that came with the frame.
-    pub(super) fn register_memfd(&mut self, r: &mut TagReader<'_>) -> Result<(), HandleError> {
-        let shm_id = r.get_u32()?;
-        r.finish()?;
-        let fds = self.take_frame_fds();
-        let client = self.client_index;
-        let Some(imports) = self.shm.as_mut() else {
-            return Err(ShmError::NotNegotiated.into());
-        };
-        let size = imports.register(shm_id, fds)?;
-        tracing::debug!(
-            client,
-            shm_id,
-            size,
-            segments = imports.segment_count(),
-            "memfd pool registered"
-        );
-        Ok(())
-    }
-
-    /// An SHM reference frame: copies the block into its playback stream
-    /// like an inline memblock and sends RELEASE at once. A reference for
-    /// a channel this client has no stream on (one just deleted or
-    /// killed) is released unread.
-    pub(super) fn shm_ref(&mut self, f: ShmRefFrame, out: &mut Vec<u8>) -> Result<(), HandleError> {
-        let client = self.client_index;
-        let Some(imports) = self.shm.as_mut() else {
-            // The decoder refuses SHM frames unless SHM was negotiated.
-            return Err(ShmError::NotNegotiated.into());
-        };
-        if !f.memfd {
-            return Err(ShmError::PosixRef {
-                block_id: f.shm.block_id,
-                shm_id: f.shm.shm_id,
-            }
-            .into());
-        }
-        let Some(p) = self.playbacks.get_mut(&f.channel) else {
-            tracing::debug!(
-                client,
-                channel = f.channel,
-                block_id = f.shm.block_id,
-                "SHM reference for no stream of this client; released unread"
-            );
-            let release = imports.release(f.shm.block_id);
-            self.releases.push(release, out)?;
-            return Ok(());
-        };
-        let frame_size = p
-            .spec
-            .frame_size()
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(0);
-        imports.import(&f, frame_size, &mut self.shm_buf)?;
-        let release = imports.release(f.shm.block_id);
-        self.releases.push(release, out)?;
-        if imports.stats().refs == 1 {
-            tracing::debug!(
-                client,
-                channel = f.channel,
-                len = self.shm_buf.len(),
-                "first SHM reference imported"
-            );
-        }
-        crate::control::session::push_playback(p, f.offset, f.seek, &self.shm_buf, out)
     }
 }
 

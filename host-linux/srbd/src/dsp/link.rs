@@ -46,7 +46,7 @@ use srb_linux::channel::{Channel, ChannelIoError};
 use srb_linux::handshake::{HandshakeError, LayoutKind, SignalKind};
 use srb_linux::signal::PeerWatch;
 
-use super::supervisor::RestartHandle;
+use super::restart::RestartHandle;
 
 /// Why a DSP link (or starting a DSP) failed. Every error on a live link
 /// means: treat the DSP as dead and restart it.

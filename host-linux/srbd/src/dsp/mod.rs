@@ -14,6 +14,7 @@
 //! |---|---|---|
 //! | [`link`] | [`link::DspLink`]: `srbd`'s end of one connected DSP — sends periods and controls, decodes and checks everything the DSP sends; [`link::StatsCell`] to publish the DSP's statistics; [`link::DspError`] | `srbd`'s real-time mixer thread: nothing in it blocks or allocates per period |
 //! | [`peer`] | [`peer::run`]: the DSP process's loop (timerfd clock, pull, process with the `srb-dsp-sim` chain or bypass, meter, time, answer, report) | the `dsp-sim` process |
+//! | [`restart`] | [`restart::RestartHandle`]: the mixer's way to ask for a new DSP, and the state it shares with the supervisor | `srbd`'s mixer (non-blocking, allocation-free) |
 //! | [`supervisor`] | [`supervisor::Supervisor`]: spawns `dsp-sim`, does the creator's handshake, hands each new [`link::DspLink`] to the mixer, restarts a dead or stuck DSP with back-off | its own thread in `srbd` |
 //! | `src/bin/dsp-sim.rs` | the `dsp-sim` binary: CLI, logging, [`srb_linux::handshake::accept`] on fd 0, then [`peer::run`] | the `dsp-sim` process |
 //!
@@ -128,6 +129,7 @@
 
 pub mod link;
 pub mod peer;
+pub mod restart;
 pub mod supervisor;
 
 /// The shortest period a DSP runs (frames).

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
-use std::thread::{JoinHandle, Thread};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use srb_dsp_sim::link as wire;
@@ -40,6 +40,8 @@ use srb_linux::scm::ScmStream;
 
 use super::check_format;
 use super::link::{DspError, DspLink};
+pub use super::restart::RestartHandle;
+use super::restart::{Shared, ANY};
 
 /// The first restart delay.
 pub const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
@@ -54,9 +56,6 @@ pub const WATCH_TICK: Duration = Duration::from_millis(20);
 
 /// The program's file name, looked up by [`default_program`].
 pub const PROGRAM_NAME: &str = "dsp-sim";
-
-/// A restart request for whichever DSP runs.
-const ANY: u64 = u64::MAX;
 
 /// What the supervisor starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,65 +117,6 @@ fn is_executable(p: &Path) -> bool {
 pub fn ring_capacity(period_frames: usize, channels: u8) -> u32 {
     let need = 4 * wire::period_len(period_frames, channels.into());
     u32::try_from(need.next_power_of_two().max(4096)).unwrap_or(1 << 30)
-}
-
-/// State shared by the supervisor thread and its handles.
-#[derive(Debug)]
-struct Shared {
-    stop: AtomicBool,
-    /// The generation a restart was asked for (0: none, [`ANY`]: current).
-    restart: AtomicU64,
-    restarts: AtomicU64,
-    /// The running DSP's pid (0: none).
-    pid: AtomicU32,
-    /// The running (or last) DSP's generation.
-    generation: AtomicU64,
-    /// The supervisor thread, to unpark it.
-    thread: OnceLock<Thread>,
-    /// The chain spec the next DSP starts with.
-    chain: Mutex<Option<String>>,
-    /// The format, to check chain specs.
-    rate: u32,
-    channels: u8,
-}
-
-/// A cheap, cloneable handle the mixer uses to ask for a restart.
-#[derive(Debug, Clone)]
-pub struct RestartHandle {
-    shared: Arc<Shared>,
-}
-
-impl RestartHandle {
-    /// The running DSP is dead or stuck: kill and replace it (whichever
-    /// runs when the supervisor looks; ignored while none runs).
-    /// Non-blocking and allocation-free: an atomic and an unpark.
-    pub fn request_restart(&self) {
-        self.request(ANY);
-    }
-
-    /// Kill and replace DSP number `generation` ([`DspLink::generation`]),
-    /// if it still runs; a request about a DSP already replaced is
-    /// ignored. Non-blocking and allocation-free.
-    pub fn request_restart_of(&self, generation: u64) {
-        if generation != 0 {
-            self.request(generation);
-        }
-    }
-
-    fn request(&self, generation: u64) {
-        // Generations only grow, so the largest request is the one that can
-        // still matter. Relaxed: a flag; the unpark wakes the reader.
-        self.shared.restart.fetch_max(generation, Ordering::Relaxed);
-        if let Some(t) = self.shared.thread.get() {
-            t.unpark();
-        }
-    }
-
-    /// How many times a DSP had to be started again (after an exit, a
-    /// requested restart, or a failed start).
-    pub fn restarts(&self) -> u64 {
-        self.shared.restarts.load(Ordering::Relaxed)
-    }
 }
 
 /// Spawns and supervises `dsp-sim` (see the module docs).

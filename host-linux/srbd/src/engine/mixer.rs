@@ -223,7 +223,7 @@ impl Engine {
     }
 
     /// The control loop's bell, rung by the mixer after a period that
-    /// marked a client's [`Notice`].
+    /// marked a client's [`crate::engine::notice::Notice`].
     pub fn bell(&self) -> &Arc<Bell> {
         &self.bell
     }
