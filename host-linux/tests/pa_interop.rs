@@ -46,38 +46,42 @@
 //!
 //! # Why a SeqCst-load poster cannot make our waiter lose a wake-up
 //!
-//! PulseAudio's poster does P1 = `cmpxchg(signalled, 0 → 1)` then, if that
-//! succeeded, P2 = `load(waiting)`, and writes the eventfd only if P2 read
-//! non-zero. Our waiter ([`srb_core::FdsemWaiter::before_wait`]) does
-//! W1 = `fetch_add(waiting, 1)` then W2 = `cmpxchg(signalled, 1 → 0)`, and
-//! sleeps only if W2 failed (read 0). All four are SeqCst, so they appear in
-//! one total order S consistent with program order: P1 <S P2, W1 <S W2. A
-//! lost wake-up needs both P2 to read `waiting` without W1's increment and
-//! W2 to read `signalled` without P1's 1.
+//! PulseAudio's poster, after adding to the ring's count (a SeqCst RMW, A),
+//! does P1 = `cmpxchg(signalled, 0 → 1)` and, if that succeeded,
+//! P2 = `load(waiting)`, writing the eventfd only if P2 read non-zero. Our
+//! waiter ([`srb_core::FdsemWaiter::before_wait`] under
+//! [`SrbChannel::before_wait`]) does W1 = `fetch_add(waiting, 1)`, then
+//! W2 = `cmpxchg(signalled, 1 → 0)`; if W2 fails it issues a SeqCst fence F,
+//! re-reads the ring, and sleeps only if that finds nothing. Every one of
+//! these is SeqCst, so they lie in one total order S that contains program
+//! order, and (C++20 [atomics.order]) if X is coherence-ordered before Y and
+//! both are SeqCst, X precedes Y in S; if a SeqCst fence precedes a load X
+//! in program order, the same holds with the fence in X's place.
 //!
-//! - P2 is a SeqCst load; W1 is a SeqCst modification of the same word. A
-//!   SeqCst load reads the last SeqCst modification before it in S (or a
-//!   later one in modification order), so if W1 <S P2 then P2 sees W1's
-//!   increment (every write to `waiting` is a SeqCst RMW, and only our own
-//!   matching decrement, which comes after W2, can take it away). Hence P2
-//!   missing it means P2 <S W1.
-//! - Then P1 <S P2 <S W1 <S W2. W2 is an RMW, which reads the value just
-//!   before it in the modification order of `signalled`; S is consistent
-//!   with that order for SeqCst modifications, so W2 reads P1's 1 or a
-//!   later value. The only writes of 0 to `signalled` are the waiter's own,
-//!   and the earlier ones are sequenced before W1; later posts write 1. So
-//!   W2 reads 1, takes the post and does not sleep. Contradiction.
+//! 1. *P1 succeeds and P2 reads `waiting == 0` while W2 fails.* P2 read a
+//!    value older than W1's, so P2 is coherence-ordered before W1: P2 <S W1.
+//!    Then P1 <S P2 <S W1 <S W2. If W2 read a value older than P1's 1, W2
+//!    would be coherence-ordered before P1 and W2 <S P1: contradiction. So
+//!    W2 reads P1's 1 or a later value; later writes are further posts (1)
+//!    or our own resets, and ours before W1 are sequenced before it. So W2
+//!    reads 1 and succeeds: this case cannot happen.
+//! 2. *P1 succeeds and P2 reads `waiting > 0`.* The eventfd is written (after
+//!    `in_pipe` is raised); our blocking wait returns and the ring is re-read.
+//! 3. *P1 succeeds and W2 takes its 1.* W2 (an acquire RMW) reads from P1
+//!    (a release RMW), so A happens before our re-read: the data is seen.
+//! 4. *P1 fails: an earlier post's 1 is still pending.* Whichever of our
+//!    RMWs resets that 1 (in `before_wait` or `after_wait`) reads a value
+//!    P1 did not, so P1 is coherence-ordered before it and A <S P1 <S reset.
+//!    Our waiter never sleeps without first passing F, which comes after
+//!    that reset in program order, hence A <S F; a load after F that read a
+//!    count older than A would be coherence-ordered before A and force
+//!    F <S A. So the re-read after F sees A's bytes and we do not sleep.
 //!
-//! So either the poster sees `waiting > 0` and writes the eventfd (after
-//! raising `in_pipe`), or our waiter sees `signalled == 1` and does not
-//! sleep. If P1 fails because `signalled` is already 1, that earlier post
-//! is still pending and W2 (or the flush-time cmpxchg before W1) takes it.
-//! The data itself: the poster published the ring count with a SeqCst RMW
-//! sequenced before P1; our waiter, after announcing itself (W1) and before
-//! sleeping, issues a SeqCst fence and re-reads the ring
-//! ([`SrbChannel::before_wait`]). A count update that precedes P1 in S, and
-//! hence precedes that fence, is visible to the re-read; one that does not
-//! is followed by a post that runs into the argument above.
+//! In every case either the eventfd is written or our waiter does not sleep
+//! while bytes are readable. What this needs of P2 is only that a SeqCst
+//! load take part in S — exactly what loom does not model (it treats it as
+//! Acquire), hence this test. Our own poster reads both words with RMWs
+//! (`swap`, `fetch_add(0)`), which loom does check.
 //!
 //! On the hardware: on x86-64 `lock cmpxchg` is a full barrier, so the
 //! later plain `mov` of `waiting` cannot be satisfied before the store to
@@ -255,7 +259,7 @@ fn pa() -> &'static Pa {
         // dependency, and then this only takes a reference.
         let common = unsafe { Library::new(&path) }
             .unwrap_or_else(|e| panic!("dlopen {}: {e}", path.display()));
-        // SAFETY (every `sym` below): the signatures are those of
+        // SAFETY: (every `sym` below) the signatures are those of
         // PulseAudio 16's public headers (mainloop.h, memblock.h,
         // srbchannel.h); `pa_mem_type_t` is a C enum (int) and `bool` is C99
         // `_Bool`, ABI-compatible with Rust's `bool`.
