@@ -4,11 +4,12 @@
 # to one CPU and to two; prints a Markdown table (also saved to
 # target/xproc.md), writes benches/xproc.svg and target/xproc.csv.
 # Needs two CPUs. About a minute on an idle 2-vCPU machine.
-# Usage: benches/xproc.sh [--iters N] [--rounds R] [--spin-us U] [--quick]
+# Usage: benches/xproc.sh [--iters N] [--rounds R] [--spin-us U] [--quick] [--only CASE]
+# (cargo runs the bench binary in benches/, hence the absolute paths.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
 cargo bench -p srb-benches --bench xproc --no-run
 cargo bench -p srb-benches --bench xproc -- \
-  --svg benches/xproc.svg --csv target/xproc.csv "$@" | tee target/xproc.md
+  --svg "$PWD/benches/xproc.svg" --csv "$PWD/target/xproc.csv" "$@" | tee target/xproc.md

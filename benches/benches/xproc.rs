@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench -p srb-benches --bench xproc -- [--iters N (10000)] [--rounds R (5)] [--spin-us U (50)]
-//!                                             [--svg FILE] [--csv FILE] [--quick]
+//!                                             [--svg FILE] [--csv FILE] [--quick] [--only CASE]
 //! ```
 //!
 //! (`benches/xproc.sh` runs it and writes `benches/xproc.svg`.) Every
@@ -776,6 +776,8 @@ struct Args {
     csv: Option<PathBuf>,
     tput_64: u32,
     tput_4k: u32,
+    /// Only this round-trip case (by name), no throughput (for profiling).
+    only: Option<String>,
 }
 
 fn parse_args() -> Res<Args> {
@@ -787,6 +789,7 @@ fn parse_args() -> Res<Args> {
         csv: None,
         tput_64: 1_000_000,
         tput_4k: 100_000,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -798,6 +801,7 @@ fn parse_args() -> Res<Args> {
             "--spin-us" => a.spin_us = val()?.parse()?,
             "--svg" => a.svg = Some(val()?.into()),
             "--csv" => a.csv = Some(val()?.into()),
+            "--only" => a.only = Some(val()?),
             "--quick" => {
                 a.iters = 300;
                 a.rounds = 1;
@@ -836,6 +840,9 @@ fn parent_main() -> Res<()> {
     let pins = [(c0, c0, true), (c0, c1, false)];
     let spin_ns = args.spin_us * 1000;
     let runner = Runner::new()?;
+    if let Some(name) = &args.only {
+        return only(&runner, &args, name, pins, spin_ns);
+    }
     eprintln!(
         "xproc: CPUs {c0} and {c1}; {} round trips x {} rounds per case; spin {} µs; load {}",
         args.iters,
@@ -933,6 +940,39 @@ fn parent_main() -> Res<()> {
         eprintln!("xproc: wrote {}", path.display());
     }
     eprintln!("xproc: load at the end {}", loadavg());
+    Ok(())
+}
+
+/// `--only CASE`: one round-trip case, both placements, printed briefly.
+fn only(
+    runner: &Runner,
+    args: &Args,
+    name: &str,
+    pins: [(i32, i32, bool); 2],
+    spin_ns: u32,
+) -> Res<()> {
+    let case = *RTT_CASES
+        .iter()
+        .find(|c| c.name() == name)
+        .ok_or_else(|| format!("no case {name:?}"))?;
+    for (pi, &(pc, cc, same)) in pins.iter().enumerate() {
+        let spins = case.channel().is_some_and(|(_, s)| s);
+        let h = Header {
+            case,
+            cpu: cc,
+            iters: args.iters,
+            spin_ns: if spins { spin_ns } else { 0 },
+            yield_: same,
+            msg: PAYLOAD as u32,
+        };
+        if let Outcome::Rtt(v, w) = runner.run(h, pc)? {
+            let s = summarise(v);
+            println!(
+                "{name} {}: median {:.2} µs, p99 {:.2} µs, parent sleeps per round trip {w:.2}",
+                PINS[pi], s.median_us, s.p99_us
+            );
+        }
+    }
     Ok(())
 }
 
