@@ -31,8 +31,19 @@
 //! Messages per direction per run: 1000 in debug builds, 150 000 in release
 //! builds (4 runs × 2 directions × 150 000 = 1.2 × 10^6 messages, run by
 //! `scripts/test-linux.sh`); `SRB_PA_INTEROP_MESSAGES` overrides both.
-//! A wait that sees no wake-up for [`STALL`] fails the run (a lost wake-up
+//! A wait that sees no wake-up for [`stall()`] (120 s) fails the run (a lost wake-up
 //! would otherwise hang it); no timing is asserted.
+//!
+//! What it catches, checked by mutating srb-core locally (release build,
+//! `SRB_PA_INTEROP_STALL_SECS=5`): a poster that does not notify a sleeping
+//! PulseAudio (`waiting == 1` read as "not waiting") fails every run within
+//! the stall bound. What it did *not* catch: removing both of our waiter's
+//! re-checks (the second `signalled` cmpxchg in `FdsemWaiter::before_wait`
+//! and the ring re-read in `SrbChannel::before_wait`) passed all 1.2 × 10^6
+//! messages: the window that opens is a few instructions wide. For that
+//! window the argument below, not this test, is the evidence; the test
+//! shows the two implementations agree on layout, geometry, accounting
+//! (`in_pipe`, which PulseAudio asserts on) and wake-ups under load.
 //!
 //! The two-process runs spawn this test binary again (`--exact
 //! child_process_entry`) with `SRB_PA_INTEROP_CHILD` set; the child connects
@@ -115,7 +126,17 @@ use srb_linux::signal::PeerWatch;
 
 /// A wait that sees no wake-up for this long is a lost wake-up (or a hung
 /// peer): the run fails instead of hanging. Not a timing assertion.
-const STALL: Duration = Duration::from_secs(120);
+/// `SRB_PA_INTEROP_STALL_SECS` shortens it for mutation checks.
+fn stall() -> Duration {
+    static S: OnceLock<Duration> = OnceLock::new();
+    *S.get_or_init(|| {
+        let secs = std::env::var("SRB_PA_INTEROP_STALL_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(120);
+        Duration::from_secs(secs)
+    })
+}
 
 /// Largest message payload (log-uniform sizes up to it).
 const MAX_MESSAGE: usize = 1 << 16;
@@ -498,14 +519,16 @@ fn drive_ours(ch: &mut OurChannel, tx: &mut Tx, rx: &mut Rx) -> Result<Stats, St
             return Ok(st);
         }
         if !progress {
-            match ch.wait(Some(STALL)).map_err(|e| format!("wait: {e}"))? {
+            match ch.wait(Some(stall())).map_err(|e| format!("wait: {e}"))? {
                 Woken::Notified => st.slept += 1,
                 Woken::Pending => st.pending += 1,
                 Woken::TimedOut => {
                     return Err(format!(
-                        "our side: no wake-up for {STALL:?} with {} messages to receive \
+                        "our side: no wake-up for {:?} with {} messages to receive \
                          and {} to send (lost wake-up?)",
-                        rx.left, tx.left
+                        stall(),
+                        rx.left,
+                        tx.left
                     ))
                 }
             }
@@ -595,7 +618,7 @@ unsafe fn run_pa_loop(m: Ptr, sr: Ptr, side: &mut PaSide) -> Result<Stats, Strin
         let started = Instant::now();
         // SAFETY: `m` is live and on this thread. The timeout is in µs.
         let ready = unsafe {
-            if (pa.mainloop_prepare)(m, STALL.as_micros() as c_int) < 0 {
+            if (pa.mainloop_prepare)(m, stall().as_micros() as c_int) < 0 {
                 break Err("pa_mainloop_prepare failed".into());
             }
             let ready = (pa.mainloop_poll)(m);
@@ -608,9 +631,10 @@ unsafe fn run_pa_loop(m: Ptr, sr: Ptr, side: &mut PaSide) -> Result<Stats, Strin
             // poll() found PulseAudio's eventfd readable: it slept (or was
             // about to) and our side woke it.
             st.slept += 1;
-        } else if started.elapsed() >= STALL {
+        } else if started.elapsed() >= stall() {
             break Err(format!(
-                "PulseAudio side: no wake-up for {STALL:?} (lost wake-up?)"
+                "PulseAudio side: no wake-up for {:?} (lost wake-up?)",
+                stall()
             ));
         }
     };
@@ -1033,10 +1057,12 @@ fn send_three(stream: &ScmStream, bytes: &[u8], [memfd, a, b]: [BorrowedFd<'_>; 
 /// Receives what [`send_three`] sent: fills `bytes`, returns the memfd and
 /// the two eventfds.
 fn recv_three(stream: &mut ScmStream, bytes: &mut [u8]) -> [OwnedFd; 3] {
-    stream.recv_exact(bytes, Some(STALL)).expect("block");
+    stream.recv_exact(bytes, Some(stall())).expect("block");
     let mut memfd = stream.claim_exact(&[FdKind::Memfd]).expect("memfd");
     let mut one = [0u8; 1];
-    stream.recv_exact(&mut one, Some(STALL)).expect("eventfds");
+    stream
+        .recv_exact(&mut one, Some(stall()))
+        .expect("eventfds");
     let mut efds = stream
         .claim_exact(&[FdKind::Eventfd, FdKind::Eventfd])
         .expect("two eventfds");
@@ -1067,22 +1093,22 @@ fn stats_from(b: &[u8; 24]) -> Stats {
 fn recv_result(stream: &mut ScmStream) -> Result<Stats, String> {
     let mut tag = [0u8; 1];
     stream
-        .recv_exact(&mut tag, Some(STALL))
+        .recv_exact(&mut tag, Some(stall()))
         .map_err(|e| e.to_string())?;
     if tag[0] == 0 {
         let mut b = [0u8; 24];
         stream
-            .recv_exact(&mut b, Some(STALL))
+            .recv_exact(&mut b, Some(stall()))
             .map_err(|e| e.to_string())?;
         Ok(stats_from(&b))
     } else {
         let mut len = [0u8; 4];
         stream
-            .recv_exact(&mut len, Some(STALL))
+            .recv_exact(&mut len, Some(stall()))
             .map_err(|e| e.to_string())?;
         let mut msg = vec![0u8; u32::from_le_bytes(len) as usize];
         stream
-            .recv_exact(&mut msg, Some(STALL))
+            .recv_exact(&mut msg, Some(stall()))
             .map_err(|e| e.to_string())?;
         Err(String::from_utf8_lossy(&msg).into_owned())
     }
@@ -1256,7 +1282,7 @@ fn child_process_entry() {
             let r = server.run((41, 42), count);
             let mut done = [0u8; 1];
             // The parent is done with the block (or gone).
-            let _ = stream.recv_exact(&mut done, Some(STALL));
+            let _ = stream.recv_exact(&mut done, Some(stall()));
             drop(server);
             send_result(&stream, &r);
             r.expect("PulseAudio server");
