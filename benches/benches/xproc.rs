@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench -p srb-benches --bench xproc -- [--iters N (10000)] [--rounds R (5)] [--spin-us U (50)]
 //!                                             [--svg FILE] [--csv FILE] [--quick] [--only CASE]
+//! cargo bench -p srb-benches --bench xproc -- --from-csv FILE --svg FILE   (redraw only)
 //! ```
 //!
 //! (`benches/xproc.sh` runs it and writes `benches/xproc.svg`.) Every
@@ -778,6 +779,8 @@ struct Args {
     tput_4k: u32,
     /// Only this round-trip case (by name), no throughput (for profiling).
     only: Option<String>,
+    /// Redraw `--svg` from a CSV an earlier run wrote, without measuring.
+    from_csv: Option<PathBuf>,
 }
 
 fn parse_args() -> Res<Args> {
@@ -790,6 +793,7 @@ fn parse_args() -> Res<Args> {
         tput_64: 1_000_000,
         tput_4k: 100_000,
         only: None,
+        from_csv: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -802,6 +806,7 @@ fn parse_args() -> Res<Args> {
             "--svg" => a.svg = Some(val()?.into()),
             "--csv" => a.csv = Some(val()?.into()),
             "--only" => a.only = Some(val()?),
+            "--from-csv" => a.from_csv = Some(val()?.into()),
             "--quick" => {
                 a.iters = 300;
                 a.rounds = 1;
@@ -832,6 +837,11 @@ fn main() {
 
 fn parent_main() -> Res<()> {
     let args = parse_args()?;
+    if let Some(csv) = &args.from_csv {
+        let svg_path = args.svg.as_ref().ok_or("--from-csv needs --svg")?;
+        std::fs::write(svg_path, svg(&read_csv(csv)?))?;
+        return Ok(());
+    }
     let cpus = allowed_cpus();
     if cpus.len() < 2 {
         return Err(format!("need two CPUs to pin to, have {cpus:?}").into());
@@ -976,6 +986,28 @@ fn only(
     Ok(())
 }
 
+/// The round-trip summaries of a CSV written by `--csv`.
+fn read_csv(path: &Path) -> Res<Vec<[Summary; 2]>> {
+    let text = std::fs::read_to_string(path)?;
+    let mut rtt = vec![[Summary::default(); 2]; RTT_CASES.len()];
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (Some(ci), Some(pi)) = (
+            RTT_CASES.iter().position(|c| c.name() == f[0]),
+            PINS.iter().position(|p| f.get(1) == Some(p)),
+        ) else {
+            continue;
+        };
+        rtt[ci][pi] = Summary {
+            median_us: f.get(2).ok_or("median")?.parse()?,
+            p99_us: f.get(3).ok_or("p99")?.parse()?,
+            n: f.get(4).ok_or("n")?.parse()?,
+            waits: 0.0,
+        };
+    }
+    Ok(rtt)
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -1085,6 +1117,12 @@ fn table(args: &Args, rtt: &[[Summary; 2]], tput: &[(u32, f64, f64)]) -> String 
     s
 }
 
+/// 0.05 → "0.05", 0.2 → "0.2", 50 → "50".
+fn tick_label(v: f64) -> String {
+    let t = format!("{v:.2}");
+    t.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 /// Horizontal bars of the medians (log scale) with p99 whiskers, one pair
 /// of bars (same CPU, cross CPU) per case.
 fn svg(rtt: &[[Summary; 2]]) -> String {
@@ -1106,8 +1144,8 @@ fn svg(rtt: &[[Summary; 2]]) -> String {
          processes: median (bar) and p99 (whisker), µs, log scale</text>\n",
         w / 2.0
     );
-    // Grid: decades and their halves.
-    let mut g = lo;
+    // Grid: 1-2-5 in every decade.
+    let mut g = 10f64.powf(lo.log10().floor());
     while g <= hi {
         for m in [1.0, 2.0, 5.0] {
             let v = g * m;
@@ -1120,11 +1158,7 @@ fn svg(rtt: &[[Summary; 2]]) -> String {
                  <text x=\"{gx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
                 h - 50.0,
                 h - 35.0,
-                if v < 1.0 {
-                    format!("{v:.1}")
-                } else {
-                    format!("{v:.0}")
-                }
+                tick_label(v)
             );
         }
         g *= 10.0;
