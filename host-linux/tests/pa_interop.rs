@@ -100,8 +100,8 @@
 //! handshake needs, and what a plain Acquire load (loom's model) would not
 //! promise in general. On AArch64 the SeqCst load is `ldar`, which is not
 //! reordered before an earlier `stlr`/`stlxr` (the RCsc property), giving
-//! the same guarantee. Our own poster uses RMWs for both reads, which is
-//! stronger still and is what loom checks.
+//! the same guarantee. (In case 1, a `waiting == 0` that P2 reads from our
+//! *later* decrement belongs to a sleep that has already ended.)
 
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, OwnedFd};
