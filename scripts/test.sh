@@ -19,11 +19,12 @@ done
 cargo --version
 
 # Debian clients for the srbd end-to-end tests, which `cargo test --workspace`
-# runs (host-linux/srbd/tests/srbd_e2e.rs). The board suite installs its own.
+# runs (host-linux/srbd/tests/srbd_e2e.rs), and libpulse's libpulsecommon, whose
+# srbchannel host-linux/tests/pa_interop.rs drives. The board suite installs its own.
 step "packages the tests need"
-if ! command -v pactl >/dev/null 2>&1; then
+if ! command -v pactl >/dev/null 2>&1 || ! ls /usr/lib/*/pulseaudio/libpulsecommon-*.so >/dev/null 2>&1; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pulseaudio-utils
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pulseaudio-utils libpulse0 libpulse-dev
 fi
 pactl --version | head -1
 
