@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`tagstruct`] | the tagged value encoding of packets (§4): [`tagstruct::TagReader`], [`tagstruct::TagWriter`], sample specs, channel maps, volumes, proplists, format infos |
 //! | [`pstream`] | the frame layer (§3): descriptors, packets, memblocks, SHM references, RELEASE/REVOKE, [`pstream::FrameDecoder`] |
+//! | [`sample`] | [`sample::SampleFormat`]: the 13 PCM formats as an enum (unknown bytes kept), sizes, names, silence |
 //! | [`commands`] | [`commands::Command`] numbers (§6.1) and [`commands::PaError`] codes (§1.7) |
 //! | [`attr`] | buffer attributes as PulseAudio fixes them (§7.4, §7.5) |
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod attr;
 pub mod commands;
 
 pub mod pstream;
+pub mod sample;
 pub mod tagstruct;
 
 /// Parses the test-vector notation of the protocol doc: hex digits in any

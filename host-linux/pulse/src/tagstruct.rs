@@ -21,6 +21,8 @@
 
 use std::fmt;
 
+pub use crate::sample::SampleFormat;
+
 /// The one-byte tags of §2.
 pub mod tag {
     /// `t`: a NUL-terminated UTF-8 string.
@@ -185,8 +187,8 @@ pub enum TagError {
 /// [`SampleSpec::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SampleSpec {
-    /// The sample format (U8=0 … S24_32BE=12).
-    pub format: u8,
+    /// The sample format (any byte decodes; see [`SampleFormat`]).
+    pub format: SampleFormat,
     /// The channel count.
     pub channels: u8,
     /// The sample rate in Hz.
@@ -197,7 +199,7 @@ impl SampleSpec {
     /// Checks it as libpulse does: format below [`SAMPLE_FORMAT_MAX`],
     /// 1 ≤ channels ≤ [`CHANNELS_MAX`], 0 < rate ≤ [`RATE_MAX`].
     pub fn check(&self) -> Result<(), TagError> {
-        let reason = if self.format >= SAMPLE_FORMAT_MAX {
+        let reason = if !self.format.is_known() {
             "unknown sample format"
         } else if self.channels == 0 || self.channels > CHANNELS_MAX {
             "channel count not in 1..=32"
@@ -207,7 +209,7 @@ impl SampleSpec {
             return Ok(());
         };
         Err(TagError::BadSampleSpec {
-            format: self.format,
+            format: self.format.to_wire(),
             channels: self.channels,
             rate: self.rate,
             reason,
@@ -216,8 +218,7 @@ impl SampleSpec {
 
     /// Bytes per sample of the format, or `None` for an unknown format.
     pub fn sample_size(&self) -> Option<usize> {
-        const SIZES: [usize; SAMPLE_FORMAT_MAX as usize] = [1, 1, 1, 2, 2, 4, 4, 4, 4, 3, 3, 4, 4];
-        SIZES.get(usize::from(self.format)).copied()
+        self.format.sample_size()
     }
 
     /// Bytes per frame (sample size × channels), or `None` for an unknown
@@ -593,7 +594,7 @@ impl TagWriter {
     /// Appends a sample spec tagged `a`.
     pub fn put_sample_spec(&mut self, ss: &SampleSpec) -> &mut Self {
         self.buf
-            .extend_from_slice(&[tag::SAMPLE_SPEC, ss.format, ss.channels]);
+            .extend_from_slice(&[tag::SAMPLE_SPEC, ss.format.to_wire(), ss.channels]);
         self.buf.extend_from_slice(&ss.rate.to_be_bytes());
         self
     }
@@ -869,7 +870,7 @@ impl<'a> TagReader<'a> {
         let [format, channels] = self.take_array("sample spec")?;
         let rate = self.raw_u32("sample spec")?;
         Ok(SampleSpec {
-            format,
+            format: SampleFormat::from_wire(format),
             channels,
             rate,
         })
@@ -1129,7 +1130,7 @@ mod tests {
     fn s16_stereo() -> (SampleSpec, ChannelMap) {
         (
             SampleSpec {
-                format: 3,
+                format: SampleFormat::S16Le,
                 channels: 2,
                 rate: 44100,
             },
@@ -1543,7 +1544,7 @@ mod tests {
     #[test]
     fn bad_sample_spec() {
         let ss = |format, channels, rate| SampleSpec {
-            format,
+            format: SampleFormat::from_wire(format),
             channels,
             rate,
         };
@@ -1557,7 +1558,7 @@ mod tests {
             assert_eq!(
                 s.check(),
                 Err(TagError::BadSampleSpec {
-                    format: s.format,
+                    format: s.format.to_wire(),
                     channels: s.channels,
                     rate: s.rate,
                     reason
@@ -1763,7 +1764,7 @@ mod tests {
             any::<i64>().prop_map(Value::S64),
             (any::<u8>(), any::<u8>(), any::<u32>()).prop_map(|(format, channels, rate)| {
                 Value::SampleSpec(SampleSpec {
-                    format,
+                    format: SampleFormat::from_wire(format),
                     channels,
                     rate,
                 })

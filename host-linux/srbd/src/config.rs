@@ -30,40 +30,18 @@ use serde::Deserialize;
 
 use crate::engine::mixer::{MAX_PERIOD, MIN_PERIOD};
 use crate::engine::output::OutputSpec;
+use srb_pulse::sample::SampleFormat;
 use srb_pulse::tagstruct::{ChannelMap, SampleSpec};
 
-/// PulseAudio's sample format names, by format number.
-pub const FORMAT_NAMES: [&str; 13] = [
-    "u8",
-    "alaw",
-    "ulaw",
-    "s16le",
-    "s16be",
-    "float32le",
-    "float32be",
-    "s32le",
-    "s32be",
-    "s24le",
-    "s24be",
-    "s24-32le",
-    "s24-32be",
-];
-
-/// The format number for a name of [`FORMAT_NAMES`] (case-insensitive).
-pub fn parse_format(name: &str) -> Option<u8> {
-    let lower = name.to_ascii_lowercase();
-    FORMAT_NAMES
-        .iter()
-        .position(|n| *n == lower)
-        .and_then(|i| u8::try_from(i).ok())
+/// The format a PulseAudio name stands for (case-insensitive, with
+/// PulseAudio's aliases: see [`SampleFormat::from_name`]).
+pub fn parse_format(name: &str) -> Option<SampleFormat> {
+    SampleFormat::from_name(name)
 }
 
-/// The name of a format number.
-pub fn format_name(format: u8) -> &'static str {
-    FORMAT_NAMES
-        .get(usize::from(format))
-        .copied()
-        .unwrap_or("invalid")
+/// PulseAudio's name of a format.
+pub fn format_name(format: SampleFormat) -> &'static str {
+    format.name()
 }
 
 /// The usual channel map for `channels` channels: mono, stereo, quad, 5.1,
@@ -237,11 +215,12 @@ impl FileConfig {
     /// Fills in the defaults and checks every value.
     pub fn resolve(self) -> Result<Config, ConfigError> {
         let format = match &self.format {
-            None => 5,
+            None => SampleFormat::Float32Le,
             Some(f) => parse_format(f).ok_or_else(|| {
+                let names: Vec<_> = SampleFormat::ALL.iter().map(|f| f.name()).collect();
                 ConfigError::Invalid(format!(
                     "unknown sample format {f:?}; one of {}",
-                    FORMAT_NAMES.join(", ")
+                    names.join(", ")
                 ))
             })?,
         };
@@ -322,7 +301,7 @@ mod tests {
         assert_eq!(
             c.spec,
             SampleSpec {
-                format: 5,
+                format: SampleFormat::Float32Le,
                 channels: 2,
                 rate: 48_000
             }
@@ -375,7 +354,7 @@ mod tests {
         let c = f.overlay(over).resolve().unwrap();
         assert_eq!(
             (c.spec.format, c.spec.rate, c.spec.channels),
-            (3, 22_050, 1)
+            (SampleFormat::S16Le, 22_050, 1)
         );
         assert_eq!(c.period_frames, 256);
         assert_eq!(c.output, OutputSpec::Wav("/tmp/o.wav".into()));
@@ -409,9 +388,9 @@ mod tests {
 
     #[test]
     fn format_names_round_trip() {
-        for i in 0..13u8 {
-            assert_eq!(parse_format(format_name(i)), Some(i));
+        for f in SampleFormat::ALL {
+            assert_eq!(parse_format(format_name(f)), Some(f));
         }
-        assert_eq!(parse_format("FLOAT32LE"), Some(5));
+        assert_eq!(parse_format("FLOAT32LE"), Some(SampleFormat::Float32Le));
     }
 }

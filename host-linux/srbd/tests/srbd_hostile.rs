@@ -64,6 +64,7 @@ use common::srbd::{
 use srb_pulse::pstream::{
     flags, Descriptor, CONTROL_CHANNEL, DESCRIPTOR_LEN, FRAME_SIZE_MAX_ALLOW,
 };
+use srb_pulse::sample::SampleFormat;
 use srb_pulse::tagstruct::{Proplist, SampleSpec, TagReader, TagWriter};
 
 // Command numbers and error codes of the native protocol (§6.1, §1.7).
@@ -88,7 +89,7 @@ const ERR_NOENTITY: u32 = 5;
 const ERR_PROTOCOL: u32 = 7;
 
 const INVALID_INDEX: u32 = 0xFFFF_FFFF;
-const FLOAT32LE: u8 = 5;
+const FLOAT32LE: SampleFormat = SampleFormat::Float32Le;
 
 /// The bystander's level; hostile memblocks carry [`HOSTILE`], so either
 /// value (or their sum) in the output tells who was played.
@@ -1210,15 +1211,25 @@ fn unknown_commands_get_error_2_and_the_connection_stays_usable() {
 #[test]
 fn bad_sample_specs_are_refused() {
     let scene = Scene::start("h-spec");
-    let spec = |format, channels, rate| SampleSpec {
+    let spec = |format: SampleFormat, channels, rate| SampleSpec {
         format,
         channels,
         rate,
     };
     let aux33: Vec<u8> = (12..45).collect();
     let cases: Vec<(&str, SampleSpec, Vec<u8>, usize)> = vec![
-        ("format 99", spec(99, 2, 48_000), vec![1, 2], 2),
-        ("format 13", spec(13, 2, 48_000), vec![1, 2], 2),
+        (
+            "format 99",
+            spec(SampleFormat::Unknown(99), 2, 48_000),
+            vec![1, 2],
+            2,
+        ),
+        (
+            "format 13",
+            spec(SampleFormat::Unknown(13), 2, 48_000),
+            vec![1, 2],
+            2,
+        ),
         ("channels 0", spec(FLOAT32LE, 0, 48_000), vec![], 0),
         ("rate 0", spec(FLOAT32LE, 2, 0), vec![1, 2], 2),
         ("rate 384001", spec(FLOAT32LE, 2, 384_001), vec![1, 2], 2),

@@ -455,7 +455,7 @@ mod tests {
         ));
         let (p, c) = rtrb::RingBuffer::new(attr.maxlength as usize);
         let spec = SampleSpec {
-            format: 3,
+            format: srb_pulse::sample::SampleFormat::S16Le,
             channels: 2,
             rate: 48_000,
         };
@@ -499,7 +499,7 @@ mod tests {
         };
         let (prod, mut cons) = rtrb::RingBuffer::new(1024);
         let spec = SampleSpec {
-            format: 3,
+            format: srb_pulse::sample::SampleFormat::S16Le,
             channels: 2,
             rate: 48_000,
         };
@@ -632,7 +632,7 @@ mod tests {
     fn request_bytes(version: u32, f: impl FnOnce(&mut TagWriter)) -> Vec<u8> {
         let mut w = TagWriter::new();
         w.put_sample_spec(&SampleSpec {
-            format: 3,
+            format: srb_pulse::sample::SampleFormat::S16Le,
             channels: 2,
             rate: 44_100,
         })

@@ -3,6 +3,7 @@
 //! §6.3, §6.4).
 
 use crate::DeviceState;
+use srb_pulse::sample::SampleFormat;
 use srb_pulse::tagstruct::{
     CVolume, ChannelMap, FormatInfo, Proplist, SampleSpec, TagWriter, VOLUME_NORM,
 };
@@ -11,7 +12,7 @@ use srb_pulse::tagstruct::{
 pub const PROTOCOL_VERSION: u32 = 35;
 
 /// `PA_SAMPLE_FLOAT32LE`.
-pub const SAMPLE_FLOAT32LE: u8 = 5;
+pub const SAMPLE_FLOAT32LE: SampleFormat = SampleFormat::Float32Le;
 
 /// The default sink name.
 pub const DEFAULT_SINK_NAME: &str = "srb_output";
@@ -316,7 +317,10 @@ mod tests {
         assert_eq!(r.get_string().unwrap(), Some("root"));
         assert_eq!(r.get_string().unwrap(), Some("vm"));
         let ss = r.get_sample_spec().unwrap();
-        assert_eq!((ss.format, ss.channels, ss.rate), (5, 2, 48_000));
+        assert_eq!(
+            (ss.format, ss.channels, ss.rate),
+            (SampleFormat::Float32Le, 2, 48_000)
+        );
         assert_eq!(r.get_string().unwrap(), Some("srb_output"));
         assert_eq!(r.get_string().unwrap(), Some("srb_output.monitor"));
         assert_eq!(r.get_u32().unwrap(), 0x4a8b_186c);

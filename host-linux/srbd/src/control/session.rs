@@ -595,7 +595,7 @@ pub(crate) mod tests {
         use srb_pulse::tagstruct::{CVolume, ChannelMap, SampleSpec};
         packet(Command::CreatePlaybackStream as u32, tag, |w| {
             w.put_sample_spec(&SampleSpec {
-                format,
+                format: srb_pulse::sample::SampleFormat::from_wire(format),
                 channels,
                 rate,
             })
@@ -639,7 +639,10 @@ pub(crate) mod tests {
             [4_194_304, 352_800, 349_276, 3528]
         );
         let ss = r.get_sample_spec().unwrap();
-        assert_eq!((ss.format, ss.channels, ss.rate), (3, 2, 44_100));
+        assert_eq!(
+            (ss.format, ss.channels, ss.rate),
+            (srb_pulse::sample::SampleFormat::S16Le, 2, 44_100)
+        );
         assert_eq!(r.get_channel_map().unwrap().positions(), &[1, 2]);
         assert_eq!(r.get_u32().unwrap(), 0);
         assert_eq!(r.get_string().unwrap(), Some("srb_output"));

@@ -83,8 +83,8 @@
 //!
 //! ```no_run
 //! use std::sync::mpsc;
-//! use crate::dsp::link::{DspEvent, DspLink};
-//! use crate::dsp::supervisor::{default_program, DspConfig, Supervisor};
+//! use srbd::dsp::link::{DspEvent, DspLink};
+//! use srbd::dsp::supervisor::{default_program, DspConfig, Supervisor};
 //!
 //! let (tx, rx) = mpsc::channel::<DspLink>();
 //! let cfg = DspConfig {

@@ -31,6 +31,7 @@ use crate::engine::dsp_clock::{DspClock, DspCounters, Step};
 use crate::engine::notice::Bell;
 use crate::engine::output::{Output, OutputError, OutputSpec};
 use crate::engine::stream::{Gains, PlaybackShared, RecordShared};
+use srb_pulse::sample::SampleFormat;
 use srb_pulse::tagstruct::{ChannelMap, SampleSpec};
 
 /// Smallest sink period in frames.
@@ -729,8 +730,8 @@ impl Mixer {
     }
 }
 
-fn is_float(format: u8) -> bool {
-    matches!(format, 5 | 6)
+fn is_float(format: SampleFormat) -> bool {
+    format.is_float()
 }
 
 fn apply_gains(samples: &mut [f32], channels: usize, gains: &Gains) {
@@ -752,7 +753,7 @@ mod tests {
 
     const PERIOD: usize = 480;
 
-    fn sink(format: u8) -> SinkConfig {
+    fn sink(format: SampleFormat) -> SinkConfig {
         SinkConfig {
             spec: SampleSpec {
                 format,
@@ -823,7 +824,7 @@ mod tests {
 
     #[test]
     fn one_float_stream_passes_through_bit_exactly() {
-        let config = sink(5);
+        let config = sink(SampleFormat::from_wire(5));
         let (mut m, tx, mut rec) = mixer(&config);
         let spec = config.spec;
         let (shared, mut ring, msg) = playback(&config, spec, &[1, 2], 0);
@@ -861,10 +862,10 @@ mod tests {
     #[test]
     fn drain_takes_as_long_as_the_audio_at_any_rate() {
         for rate in [22_050u32, 44_100, 48_000, 96_000] {
-            let config = sink(5);
+            let config = sink(SampleFormat::from_wire(5));
             let (mut m, tx, mut rec) = mixer(&config);
             let spec = SampleSpec {
-                format: 3,
+                format: SampleFormat::from_wire(3),
                 channels: 1,
                 rate,
             };
@@ -912,7 +913,7 @@ mod tests {
 
     #[test]
     fn starving_stream_underflows_once_then_restarts() {
-        let config = sink(5);
+        let config = sink(SampleFormat::from_wire(5));
         let (mut m, tx, _rec) = mixer(&config);
         let (shared, mut ring, msg) = playback(&config, config.spec, &[1, 2], 0);
         tx.send(msg).unwrap();
@@ -934,7 +935,7 @@ mod tests {
 
     #[test]
     fn flush_cork_and_volume() {
-        let config = sink(5);
+        let config = sink(SampleFormat::from_wire(5));
         let (mut m, tx, mut rec) = mixer(&config);
         let (shared, mut ring, msg) = playback(&config, config.spec, &[1, 2], 0);
         tx.send(msg).unwrap();
@@ -965,10 +966,10 @@ mod tests {
 
     #[test]
     fn integer_sink_quantizes_the_mix() {
-        let config = sink(3);
+        let config = sink(SampleFormat::from_wire(3));
         let (mut m, tx, mut rec) = mixer(&config);
         let spec = SampleSpec {
-            format: 5,
+            format: SampleFormat::from_wire(5),
             channels: 2,
             rate: 48_000,
         };

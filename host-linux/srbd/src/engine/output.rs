@@ -94,9 +94,10 @@ impl fmt::Debug for Output {
 /// formats that fit 16 bits (u8, A-law, µ-law, s16) become 16-bit PCM;
 /// 24- and 32-bit formats become 32-bit PCM.
 fn wav_spec(ss: &SampleSpec) -> hound::WavSpec {
+    use srb_pulse::sample::SampleFormat as F;
     let (bits, format) = match ss.format {
-        5 | 6 => (32, hound::SampleFormat::Float),
-        0..=4 => (16, hound::SampleFormat::Int),
+        F::Float32Le | F::Float32Be => (32, hound::SampleFormat::Float),
+        F::U8 | F::Alaw | F::Ulaw | F::S16Le | F::S16Be => (16, hound::SampleFormat::Int),
         _ => (32, hound::SampleFormat::Int),
     };
     hound::WavSpec {
@@ -244,7 +245,7 @@ mod tests {
         for (format, name) in [(5u8, "f.wav"), (3u8, "s.wav")] {
             let path = dir.join(name);
             let ss = SampleSpec {
-                format,
+                format: srb_pulse::sample::SampleFormat::from_wire(format),
                 channels: 2,
                 rate: 8000,
             };
@@ -271,7 +272,7 @@ mod tests {
     #[test]
     fn unwritable_path_is_an_error() {
         let ss = SampleSpec {
-            format: 5,
+            format: srb_pulse::sample::SampleFormat::Float32Le,
             channels: 2,
             rate: 48_000,
         };

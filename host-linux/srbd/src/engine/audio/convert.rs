@@ -68,7 +68,7 @@ use rubato::{
     SincInterpolationParameters, WindowFunction,
 };
 
-use super::format;
+use super::format::{self, SampleFormat};
 use super::remap::Remap;
 use srb_pulse::tagstruct::{ChannelMap, SampleSpec, TagError, CHANNELS_MAX, RATE_MAX};
 
@@ -301,7 +301,7 @@ fn check_sink(sink_rate: u32, sink_map: &ChannelMap) -> Result<usize, ConvertErr
 /// frames, pull model. See the module documentation.
 #[derive(Debug)]
 pub struct PlaybackConverter {
-    format: u8,
+    format: SampleFormat,
     client_channels: usize,
     sink_channels: usize,
     frame_size: usize,
@@ -492,7 +492,7 @@ fn zero_after(out: &mut [f32], frames: usize, channels: usize) {
 /// a connection thread; may allocate). See the module documentation.
 #[derive(Debug)]
 pub struct RecordConverter {
-    format: u8,
+    format: SampleFormat,
     sink_channels: usize,
     client_channels: usize,
     frame_size: usize,
@@ -652,7 +652,7 @@ impl RecordConverter {
 }
 
 /// Encodes `samples` in `format` and appends the bytes to `out`.
-fn append_encoded(format: u8, samples: &[f32], out: &mut Vec<u8>) {
+fn append_encoded(format: SampleFormat, samples: &[f32], out: &mut Vec<u8>) {
     let size = format::sample_size(format).unwrap_or(0);
     let start = out.len();
     out.resize(start + samples.len() * size, 0);
@@ -672,7 +672,7 @@ mod tests {
         ChannelMap::new(positions).unwrap()
     }
 
-    fn spec(format: u8, channels: u8, rate: u32) -> SampleSpec {
+    fn spec(format: SampleFormat, channels: u8, rate: u32) -> SampleSpec {
         SampleSpec {
             format,
             channels,
@@ -691,7 +691,7 @@ mod tests {
             .collect()
     }
 
-    fn to_bytes(format: u8, samples: &[f32]) -> Vec<u8> {
+    fn to_bytes(format: SampleFormat, samples: &[f32]) -> Vec<u8> {
         let mut out = Vec::new();
         append_encoded(format, samples, &mut out);
         out
@@ -728,7 +728,7 @@ mod tests {
     /// and the number of process calls.
     fn play(
         conv: &mut PlaybackConverter,
-        format: u8,
+        format: SampleFormat,
         samples: &[f32],
         client_channels: usize,
     ) -> Vec<f32> {
@@ -767,7 +767,7 @@ mod tests {
     /// A 1 kHz sine through a playback converter: right frequency, level
     /// and length after the drain.
     fn check_playback_sine(
-        format: u8,
+        format: SampleFormat,
         client_rate: u32,
         client_map: &[u8],
         sink_rate: u32,
@@ -1066,8 +1066,14 @@ mod tests {
     fn constructor_errors() {
         let ok = spec(S16LE, 2, 44100);
         let stereo = map(&STEREO);
-        let e =
-            PlaybackConverter::new(spec(13, 2, 44100), &stereo, 48000, &stereo, 480).unwrap_err();
+        let e = PlaybackConverter::new(
+            spec(SampleFormat::Unknown(13), 2, 44100),
+            &stereo,
+            48000,
+            &stereo,
+            480,
+        )
+        .unwrap_err();
         assert!(matches!(e, ConvertError::BadSampleSpec(_)), "{e}");
         let e = PlaybackConverter::new(spec(S16LE, 0, 44100), &map(&[]), 48000, &stereo, 480)
             .unwrap_err();
@@ -1154,7 +1160,7 @@ mod tests {
         out
     }
 
-    fn check_record_sine(client_rate: u32, format: u8, sinc: bool) {
+    fn check_record_sine(client_rate: u32, format: SampleFormat, sinc: bool) {
         let frames = 48000;
         let input = sine(48000, 1000.0, 0.5, frames, 2);
         let mut conv = RecordConverter::new(
@@ -1289,7 +1295,7 @@ mod tests {
 
         #[test]
         fn partial_never_panics(
-            format in 0u8..13,
+            format in (0u8..13).prop_map(SampleFormat::from_wire),
             channels in 1u8..4,
             rate in prop_oneof![Just(48000u32), Just(44100), Just(8000), 1u32..200_000],
             period in 1usize..600,
@@ -1313,7 +1319,7 @@ mod tests {
 
         #[test]
         fn record_push_never_panics(
-            format in 0u8..13,
+            format in (0u8..13).prop_map(SampleFormat::from_wire),
             rate in prop_oneof![Just(48000u32), Just(22050), 1u32..200_000],
             lens in proptest::collection::vec(0usize..3000, 1..6),
         ) {

@@ -47,57 +47,52 @@
 //! means positive; the magnitude is `16m + 8` in segment 0 and
 //! `(16m + 264) << (e − 1)` above it. Compression truncates within a segment.
 
+pub use srb_pulse::sample::SampleFormat;
+
 /// `PA_SAMPLE_U8`: unsigned 8 bit, silence at 0x80.
-pub const U8: u8 = 0;
+pub const U8: SampleFormat = SampleFormat::U8;
 /// `PA_SAMPLE_ALAW`: 8 bit G.711 A-law.
-pub const ALAW: u8 = 1;
+pub const ALAW: SampleFormat = SampleFormat::Alaw;
 /// `PA_SAMPLE_ULAW`: 8 bit G.711 μ-law.
-pub const ULAW: u8 = 2;
+pub const ULAW: SampleFormat = SampleFormat::Ulaw;
 /// `PA_SAMPLE_S16LE`.
-pub const S16LE: u8 = 3;
+pub const S16LE: SampleFormat = SampleFormat::S16Le;
 /// `PA_SAMPLE_S16BE`.
-pub const S16BE: u8 = 4;
+pub const S16BE: SampleFormat = SampleFormat::S16Be;
 /// `PA_SAMPLE_FLOAT32LE`.
-pub const FLOAT32LE: u8 = 5;
+pub const FLOAT32LE: SampleFormat = SampleFormat::Float32Le;
 /// `PA_SAMPLE_FLOAT32BE`.
-pub const FLOAT32BE: u8 = 6;
+pub const FLOAT32BE: SampleFormat = SampleFormat::Float32Be;
 /// `PA_SAMPLE_S32LE`.
-pub const S32LE: u8 = 7;
+pub const S32LE: SampleFormat = SampleFormat::S32Le;
 /// `PA_SAMPLE_S32BE`.
-pub const S32BE: u8 = 8;
+pub const S32BE: SampleFormat = SampleFormat::S32Be;
 /// `PA_SAMPLE_S24LE`: 24 bit packed in 3 bytes.
-pub const S24LE: u8 = 9;
+pub const S24LE: SampleFormat = SampleFormat::S24Le;
 /// `PA_SAMPLE_S24BE`: 24 bit packed in 3 bytes.
-pub const S24BE: u8 = 10;
+pub const S24BE: SampleFormat = SampleFormat::S24Be;
 /// `PA_SAMPLE_S24_32LE`: 24 bit in the low 3 bytes of a 32 bit word.
-pub const S24_32LE: u8 = 11;
+pub const S24_32LE: SampleFormat = SampleFormat::S24_32Le;
 /// `PA_SAMPLE_S24_32BE`: 24 bit in the low 3 bytes of a 32 bit word.
-pub const S24_32BE: u8 = 12;
+pub const S24_32BE: SampleFormat = SampleFormat::S24_32Be;
 /// Number of known formats: every format below it is valid.
 pub const FORMAT_COUNT: u8 = 13;
 
-const SIZES: [usize; FORMAT_COUNT as usize] = [1, 1, 1, 2, 2, 4, 4, 4, 4, 3, 3, 4, 4];
-
 /// Bytes per sample of `format`, or `None` for an unknown format.
-pub fn sample_size(format: u8) -> Option<usize> {
-    SIZES.get(usize::from(format)).copied()
+pub fn sample_size(format: SampleFormat) -> Option<usize> {
+    format.sample_size()
 }
 
 /// The byte that encodes silence in `format`: 0x80 for U8, 0xD5 (+8, the
 /// smallest positive value) for ALAW, 0xFF for ULAW, 0 for every other
 /// format and for unknown formats. Every byte of a silent buffer is this
 /// byte.
-pub fn silence_byte(format: u8) -> u8 {
-    match format {
-        U8 => 0x80,
-        ALAW => 0xD5,
-        ULAW => 0xFF,
-        _ => 0,
-    }
+pub fn silence_byte(format: SampleFormat) -> u8 {
+    format.silence_byte()
 }
 
 /// Fills `out` with silence in `format` (see [`silence_byte`]).
-pub fn fill_silence(format: u8, out: &mut [u8]) {
+pub fn fill_silence(format: SampleFormat, out: &mut [u8]) {
     out.fill(silence_byte(format));
 }
 
@@ -106,7 +101,7 @@ pub fn fill_silence(format: u8, out: &mut [u8]) {
 /// `input.len()` must be `out.len() * sample_size(format)` (checked by a
 /// `debug_assert!`; release builds convert what both hold and zero the rest
 /// of `out`). An unknown format writes zeros. Never allocates.
-pub fn decode(format: u8, input: &[u8], out: &mut [f32]) {
+pub fn decode(format: SampleFormat, input: &[u8], out: &mut [f32]) {
     if let Some(size) = sample_size(format) {
         debug_assert_eq!(
             input.len(),
@@ -124,7 +119,7 @@ pub fn decode(format: u8, input: &[u8], out: &mut [f32]) {
 /// `out.len()` must be `input.len() * sample_size(format)` (checked by a
 /// `debug_assert!`; release builds convert what both hold and fill the rest
 /// of `out` with silence). An unknown format writes zeros. Never allocates.
-pub fn encode(format: u8, input: &[f32], out: &mut [u8]) {
+pub fn encode(format: SampleFormat, input: &[f32], out: &mut [u8]) {
     if let Some(size) = sample_size(format) {
         debug_assert_eq!(
             out.len(),
@@ -143,7 +138,7 @@ const S32_SCALE: f64 = 2_147_483_648.0;
 
 /// [`decode`] without the length assertion: converts
 /// `min(out.len(), input.len() / size)` samples and zeros the rest of `out`.
-pub(crate) fn decode_lenient(format: u8, input: &[u8], out: &mut [f32]) {
+pub(crate) fn decode_lenient(format: SampleFormat, input: &[u8], out: &mut [f32]) {
     let Some(size) = sample_size(format) else {
         out.fill(0.0);
         return;
@@ -232,7 +227,7 @@ pub(crate) fn decode_lenient(format: u8, input: &[u8], out: &mut [f32]) {
 /// [`encode`] without the length assertion: converts
 /// `min(input.len(), out.len() / size)` samples and fills the rest of `out`
 /// with silence.
-pub(crate) fn encode_lenient(format: u8, input: &[f32], out: &mut [u8]) {
+pub(crate) fn encode_lenient(format: SampleFormat, input: &[f32], out: &mut [u8]) {
     let Some(size) = sample_size(format) else {
         out.fill(0);
         return;
@@ -426,21 +421,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn dec(format: u8, bytes: &[u8]) -> Vec<f32> {
+    fn dec(format: SampleFormat, bytes: &[u8]) -> Vec<f32> {
         let n = bytes.len() / sample_size(format).unwrap();
         let mut out = vec![f32::NAN; n];
         decode(format, bytes, &mut out);
         out
     }
 
-    fn enc(format: u8, samples: &[f32]) -> Vec<u8> {
+    fn enc(format: SampleFormat, samples: &[f32]) -> Vec<u8> {
         let mut out = vec![0xAA; samples.len() * sample_size(format).unwrap()];
         encode(format, samples, &mut out);
         out
     }
 
     /// Asserts that decoding then encoding `bytes` gives them back.
-    fn assert_round_trip(format: u8, bytes: &[u8]) {
+    fn assert_round_trip(format: SampleFormat, bytes: &[u8]) {
         let samples = dec(format, bytes);
         let back = enc(format, &samples);
         assert!(
@@ -454,7 +449,7 @@ mod tests {
     #[test]
     fn sample_sizes_match_tagstruct() {
         use srb_pulse::tagstruct::SampleSpec;
-        for format in 0..=255u8 {
+        for format in (0..=255u8).map(SampleFormat::from_wire) {
             let spec = SampleSpec {
                 format,
                 channels: 1,
@@ -462,7 +457,7 @@ mod tests {
             };
             assert_eq!(sample_size(format), spec.sample_size(), "format {format}");
         }
-        assert_eq!(sample_size(13), None);
+        assert_eq!(sample_size(SampleFormat::Unknown(13)), None);
     }
 
     #[test]
@@ -738,7 +733,7 @@ mod tests {
 
     #[test]
     fn unknown_formats_give_silence() {
-        for format in [13u8, 14, 100, 255] {
+        for format in [13u8, 14, 100, 255].map(SampleFormat::from_wire) {
             assert_eq!(sample_size(format), None);
             let mut out = [1.0f32; 4];
             decode(format, &[1, 2, 3], &mut out);
@@ -751,7 +746,7 @@ mod tests {
 
     #[test]
     fn empty_buffers() {
-        for format in 0..=255u8 {
+        for format in (0..=255u8).map(SampleFormat::from_wire) {
             decode(format, &[], &mut []);
             encode(format, &[], &mut []);
         }
@@ -759,7 +754,7 @@ mod tests {
 
     #[test]
     fn silence_encodes_zero() {
-        for format in 0..FORMAT_COUNT {
+        for format in SampleFormat::ALL {
             let bytes = enc(format, &[0.0, 0.0]);
             assert!(
                 bytes.iter().all(|&b| b == silence_byte(format)),
@@ -863,7 +858,7 @@ mod tests {
         }
 
         #[test]
-        fn lenient_never_panics(format in any::<u8>(), bytes in proptest::collection::vec(any::<u8>(), 0..40), n in 0usize..20) {
+        fn lenient_never_panics(format in any::<u8>().prop_map(SampleFormat::from_wire), bytes in proptest::collection::vec(any::<u8>(), 0..40), n in 0usize..20) {
             let mut out = vec![7.0f32; n];
             decode_lenient(format, &bytes, &mut out);
             prop_assert!(out.iter().all(|v| !v.is_nan() || matches!(format, FLOAT32LE | FLOAT32BE)));
