@@ -1,5 +1,6 @@
 //! The command decoders: CREATE_PLAYBACK_STREAM and CREATE_RECORD_STREAM
-//! bodies at every protocol version srbd serves (13..=35), and whole
+//! bodies at every protocol version srbd serves (13..=35), every other
+//! command's body through `Request::decode` (srb-pulse), and whole
 //! packet sequences through `Session::handle_packet` on an authorised,
 //! named session of a real server (null output; its mixer thread runs in
 //! this process), so every command's request parsing and state changes
@@ -19,8 +20,7 @@ use srb_pulse::commands::Command;
 use srbd::control::session::Session;
 use srbd::engine::mixer::{Engine, SinkConfig};
 use srbd::engine::output::OutputSpec;
-use srbd::control::playback::CreatePlayback;
-use srbd::control::record::CreateRecord;
+use srb_pulse::request::{CreatePlayback, CreateRecord, Request};
 use srbd::control::server_info::ServerInfo;
 use srbd::engine::notice::Notice;
 use srbd::Server;
@@ -55,6 +55,12 @@ fuzz_target!(|data: &[u8]| {
         0 => {
             if let Ok(c) = CreatePlayback::parse(&mut TagReader::new(rest), version) {
                 let _ = c.validate();
+            }
+            // Any command number, any body.
+            if let Some((&cmd, body)) = rest.split_first() {
+                if let Some(cmd) = Command::from_u32(u32::from(cmd)) {
+                    let _ = Request::decode(cmd, &mut TagReader::new(body), version);
+                }
             }
         }
         1 => {

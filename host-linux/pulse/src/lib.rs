@@ -11,6 +11,7 @@
 //! | [`pstream`] | the frame layer (§3): descriptors, packets, memblocks, SHM references, RELEASE/REVOKE, [`pstream::FrameDecoder`] |
 //! | [`sample`] | [`sample::SampleFormat`]: the 13 PCM formats as an enum (unknown bytes kept), sizes, names, silence |
 //! | [`commands`] | [`commands::Command`] numbers (§6.1) and [`commands::PaError`] codes (§1.7) |
+//! | [`request`] | [`request::Request`]: one typed decoder per command (§6), with [`request::CreatePlayback`] and [`request::CreateRecord`] and their checks |
 //! | [`attr`] | buffer attributes as PulseAudio fixes them (§7.4, §7.5) |
 #![warn(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod attr;
 pub mod commands;
 
 pub mod pstream;
+pub mod request;
 pub mod sample;
 pub mod tagstruct;
 

@@ -7,24 +7,32 @@
 use crate::control::dispatch::Call;
 use crate::control::session::{
     error, negotiate, offer_shm, push_playback, reply, HandleError, Peer, Session, SrbEvent,
-    AUTH_MEMFD, AUTH_SHM, COOKIE_LEN, MAX_CLIENT_PROPS, MIN_VERSION,
+    AUTH_MEMFD, AUTH_SHM, MAX_CLIENT_PROPS, MIN_VERSION,
 };
 use crate::control::shm::{ShmError, ShmImports};
 use srb_pulse::commands::PaError;
 use srb_pulse::pstream::ShmRefFrame;
-use srb_pulse::tagstruct::{TagReader, TagWriter};
+use srb_pulse::request::Request;
+use srb_pulse::tagstruct::TagWriter;
 
 impl Session {
     /// AUTH (§1.4): once only.
     pub(super) fn on_auth(
         &mut self,
         c: Call<'_>,
-        r: &mut TagReader<'_>,
+        req: Request,
     ) -> Result<Option<TagWriter>, HandleError> {
+        let Request::Auth {
+            version_and_flags,
+            cookie,
+        } = req
+        else {
+            return Ok(self.unsupported(c.cmd, c.tag));
+        };
         if self.version.is_some() {
             return Ok(Some(error(c.tag, PaError::BadState)));
         }
-        self.auth(c.tag, r).map(Some)
+        Ok(Some(self.auth(c.tag, version_and_flags, &cookie)))
     }
 
     /// SET_CLIENT_NAME: the client's proplist (at most
@@ -32,10 +40,11 @@ impl Session {
     pub(super) fn on_set_client_name(
         &mut self,
         c: Call<'_>,
-        r: &mut TagReader<'_>,
+        req: Request,
     ) -> Result<Option<TagWriter>, HandleError> {
-        let props = r.get_proplist()?;
-        r.finish()?;
+        let Request::SetClientName(props) = req else {
+            return Ok(self.unsupported(c.cmd, c.tag));
+        };
         if c.packet.len() > MAX_CLIENT_PROPS {
             tracing::warn!(
                 client = self.client_index,
@@ -68,10 +77,13 @@ impl Session {
     /// frame); no reply.
     pub(super) fn on_register_memfd_shmid(
         &mut self,
-        _c: Call<'_>,
-        r: &mut TagReader<'_>,
+        c: Call<'_>,
+        req: Request,
     ) -> Result<Option<TagWriter>, HandleError> {
-        self.register_memfd(r)?;
+        let Request::RegisterMemfdShmid(shm_id) = req else {
+            return Ok(self.unsupported(c.cmd, c.tag));
+        };
+        self.register_memfd(shm_id)?;
         Ok(None)
     }
 
@@ -80,35 +92,33 @@ impl Session {
     pub(super) fn on_enable_srbchannel(
         &mut self,
         c: Call<'_>,
-        r: &mut TagReader<'_>,
+        _req: Request,
     ) -> Result<Option<TagWriter>, HandleError> {
-        r.finish()?;
         self.srb_event = Some(SrbEvent::Ack(c.tag));
         Ok(None)
     }
 
-    fn auth(&mut self, tag: u32, r: &mut TagReader<'_>) -> Result<TagWriter, HandleError> {
-        let raw = r.get_u32()?;
-        let cookie = r.get_arbitrary(COOKIE_LEN)?;
-        r.finish()?;
+    /// AUTH's decision: who may connect, the negotiated version, and
+    /// whether SHM (and then the srbchannel) is offered.
+    fn auth(&mut self, tag: u32, raw: u32, cookie: &[u8]) -> TagWriter {
         match &self.peer {
             Peer::Unix { uid } if *uid != self.server.uid && *uid != 0 => {
                 tracing::warn!(peer_uid = uid, "AUTH refused: another user");
-                return Ok(error(tag, PaError::Access));
+                return error(tag, PaError::Access);
             }
             Peer::Tcp {
                 addr,
                 cookie: Some(want),
             } if cookie != want.as_slice() => {
                 tracing::warn!(%addr, "AUTH refused: wrong cookie");
-                return Ok(error(tag, PaError::Access));
+                return error(tag, PaError::Access);
             }
             _ => {}
         }
         let version = negotiate(raw);
         if version < MIN_VERSION {
             tracing::warn!(client_version = raw, "AUTH refused: version too old");
-            return Ok(error(tag, PaError::Version));
+            return error(tag, PaError::Version);
         }
         self.version = Some(version);
         let shm = offer_shm(raw, version, &self.peer, self.server.uid, self.server.shm);
@@ -133,14 +143,12 @@ impl Session {
         } else {
             w.put_u32(version);
         }
-        Ok(w)
+        w
     }
 
     /// REGISTER_MEMFD_SHMID (command 103): `u32 shm_id`, no reply, exactly
     /// the one fd that came with the frame.
-    pub(super) fn register_memfd(&mut self, r: &mut TagReader<'_>) -> Result<(), HandleError> {
-        let shm_id = r.get_u32()?;
-        r.finish()?;
+    pub(super) fn register_memfd(&mut self, shm_id: u32) -> Result<(), HandleError> {
         let fds = self.take_frame_fds();
         let client = self.client_index;
         let Some(imports) = self.shm.as_mut() else {

@@ -15,6 +15,7 @@ use std::os::fd::OwnedFd;
 
 use srb_pulse::commands::{Command, PaError, NO_TAG};
 use srb_pulse::pstream::Frame;
+use srb_pulse::request::Request;
 use srb_pulse::tagstruct::{TagReader, TagWriter};
 
 use crate::control::session::{error, push_playback, HandleError, Session};
@@ -41,9 +42,8 @@ pub struct Call<'a> {
     pub packet: &'a [u8],
 }
 
-/// A command handler.
-pub type Handler =
-    fn(&mut Session, Call<'_>, &mut TagReader<'_>) -> Result<Option<TagWriter>, HandleError>;
+/// A command handler: the request decoded by [`Request::decode`].
+pub type Handler = fn(&mut Session, Call<'_>, Request) -> Result<Option<TagWriter>, HandleError>;
 
 /// One row of the table.
 #[derive(Debug, Clone, Copy)]
@@ -177,14 +177,19 @@ impl Session {
             version: self.version.unwrap_or(0),
             packet,
         };
-        (entry.handler)(self, call, &mut r)
+        // One decoder per command (srb-pulse); a body that does not decode
+        // closes the connection, whatever the handler would have said.
+        let Some(req) = Request::decode(cmd, &mut r, call.version)? else {
+            return Ok(self.unsupported(cmd, tag));
+        };
+        (entry.handler)(self, call, req)
     }
 
     /// A REPLY or ERROR from the client: srbd asks clients nothing.
     pub(super) fn on_reply(
         &mut self,
         c: Call<'_>,
-        _r: &mut TagReader<'_>,
+        _req: Request,
     ) -> Result<Option<TagWriter>, HandleError> {
         tracing::debug!(cmd = ?c.cmd, tag = c.tag, "client reply to nothing, ignored");
         Ok(None)
@@ -195,18 +200,18 @@ impl Session {
     pub(super) fn on_introspect(
         &mut self,
         c: Call<'_>,
-        r: &mut TagReader<'_>,
+        req: Request,
     ) -> Result<Option<TagWriter>, HandleError> {
-        self.introspect(c.cmd, c.tag, r, c.version, c.packet.len())
+        self.introspect(c.cmd, c.tag, req, c.version, c.packet.len())
     }
 
     /// Stream commands ([`crate::control::streams`]).
     pub(super) fn on_stream(
         &mut self,
         c: Call<'_>,
-        r: &mut TagReader<'_>,
+        req: Request,
     ) -> Result<Option<TagWriter>, HandleError> {
-        self.stream_command(c.cmd, c.tag, r, c.version, c.packet.len())
+        self.stream_command(c.cmd, c.tag, req, c.version, c.packet.len())
     }
 
     /// The fallback for commands no handler took.

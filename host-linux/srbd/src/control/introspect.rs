@@ -10,7 +10,8 @@ use crate::control::server_info::{DRIVER, INVALID_INDEX};
 use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PROPS};
 use crate::linear_gains;
 use srb_pulse::commands::{Command, PaError};
-use srb_pulse::tagstruct::{CVolume, FormatInfo, Proplist, TagReader, TagWriter};
+use srb_pulse::request::{DeviceRef, Request};
+use srb_pulse::tagstruct::{CVolume, FormatInfo, Proplist, TagWriter};
 
 /// `PA_UPDATE_SET`, `PA_UPDATE_MERGE`, `PA_UPDATE_REPLACE`.
 const UPDATE_SET: u32 = 0;
@@ -43,17 +44,6 @@ pub fn update_proplist(target: &mut Proplist, mode: u32, new: &Proplist) -> Resu
         _ => return Err(PaError::Invalid),
     }
     Ok(())
-}
-
-/// Reads the key list of a REMOVE_*_PROPLIST request (strings ending
-/// with a NULL string).
-pub fn read_keys<'a>(r: &mut TagReader<'a>) -> Result<Vec<&'a str>, HandleError> {
-    let mut keys = Vec::new();
-    while let Some(k) = r.get_string()? {
-        keys.push(k);
-    }
-    r.finish()?;
-    Ok(keys)
 }
 
 fn write_client(w: &mut TagWriter, version: u32, index: u32, props: &Proplist) {
@@ -177,28 +167,27 @@ impl Session {
         &mut self,
         cmd: Command,
         tag: u32,
-        r: &mut TagReader<'_>,
+        req: Request,
         version: u32,
         packet_len: usize,
     ) -> Result<Option<TagWriter>, HandleError> {
         let info = &self.server.info;
-        let w = match cmd {
-            Command::GetServerInfo => {
-                r.finish()?;
+        let w = match (cmd, req) {
+            (Command::GetServerInfo, _) => {
                 let mut w = reply(tag);
                 info.write_server_info(&mut w, version);
                 w
             }
-            Command::GetSinkInfoList | Command::GetSourceInfoList => {
-                r.finish()?;
+            (Command::GetSinkInfoList | Command::GetSourceInfoList, _) => {
                 let mut w = reply(tag);
                 self.write_device(&mut w, version, cmd == Command::GetSourceInfoList);
                 w
             }
-            Command::GetSinkInfo | Command::GetSourceInfo => {
-                let index = r.get_u32()?;
-                let name = r.get_string()?;
-                r.finish()?;
+            (
+                Command::GetSinkInfo | Command::GetSourceInfo,
+                Request::DeviceInfo(DeviceRef { index, name }),
+            ) => {
+                let name = name.as_deref();
                 let monitor = cmd == Command::GetSourceInfo;
                 match self.device(monitor, index, name) {
                     Ok(()) => {
@@ -209,9 +198,8 @@ impl Session {
                     Err(e) => error(tag, e),
                 }
             }
-            Command::LookupSink | Command::LookupSource => {
-                let name = r.get_nonnull_string("device name")?;
-                r.finish()?;
+            (Command::LookupSink | Command::LookupSource, Request::Lookup(name)) => {
+                let name = name.as_str();
                 let found = if cmd == Command::LookupSink {
                     info.sink_by_name(name)
                 } else {
@@ -226,17 +214,14 @@ impl Session {
                     None => error(tag, PaError::NoEntity),
                 }
             }
-            Command::GetClientInfoList => {
-                r.finish()?;
+            (Command::GetClientInfoList, _) => {
                 let mut w = reply(tag);
                 for (index, props) in self.server.clients() {
                     write_client(&mut w, version, index, &props);
                 }
                 w
             }
-            Command::GetClientInfo => {
-                let index = r.get_u32()?;
-                r.finish()?;
+            (Command::GetClientInfo, Request::ByIndex(index)) => {
                 match self.server.clients().into_iter().find(|(i, _)| *i == index) {
                     Some((i, props)) => {
                         let mut w = reply(tag);
@@ -246,17 +231,14 @@ impl Session {
                     None => error(tag, PaError::NoEntity),
                 }
             }
-            Command::GetSinkInputInfoList => {
-                r.finish()?;
+            (Command::GetSinkInputInfoList, _) => {
                 let mut w = reply(tag);
                 for (i, s) in self.server.registry.sink_inputs() {
                     self.write_sink_input(&mut w, version, i, &s);
                 }
                 w
             }
-            Command::GetSinkInputInfo => {
-                let index = r.get_u32()?;
-                r.finish()?;
+            (Command::GetSinkInputInfo, Request::ByIndex(index)) => {
                 let all = self.server.registry.sink_inputs();
                 match all.iter().find(|(i, _)| *i == index) {
                     Some((i, s)) => {
@@ -267,17 +249,14 @@ impl Session {
                     None => error(tag, PaError::NoEntity),
                 }
             }
-            Command::GetSourceOutputInfoList => {
-                r.finish()?;
+            (Command::GetSourceOutputInfoList, _) => {
                 let mut w = reply(tag);
                 for (i, s) in self.server.registry.source_outputs() {
                     self.write_source_output(&mut w, version, i, &s);
                 }
                 w
             }
-            Command::GetSourceOutputInfo => {
-                let index = r.get_u32()?;
-                r.finish()?;
+            (Command::GetSourceOutputInfo, Request::ByIndex(index)) => {
                 let all = self.server.registry.source_outputs();
                 match all.iter().find(|(i, _)| *i == index) {
                     Some((i, s)) => {
@@ -288,31 +267,31 @@ impl Session {
                     None => error(tag, PaError::NoEntity),
                 }
             }
-            Command::GetModuleInfoList | Command::GetCardInfoList | Command::GetSampleInfoList => {
-                r.finish()?;
-                reply(tag)
-            }
-            Command::Stat => {
-                r.finish()?;
+            (
+                Command::GetModuleInfoList | Command::GetCardInfoList | Command::GetSampleInfoList,
+                _,
+            ) => reply(tag),
+            (Command::Stat, _) => {
                 let mut w = reply(tag);
                 for _ in 0..5 {
                     w.put_u32(0);
                 }
                 w
             }
-            Command::Subscribe => {
-                let mask = r.get_u32()?;
-                r.finish()?;
+            (Command::Subscribe, Request::Subscribe(mask)) => {
                 self.server
                     .registry
                     .subscribe(self.client_index, mask, self.notice.clone());
                 reply(tag)
             }
-            Command::SetSinkVolume | Command::SetSourceVolume => {
-                let index = r.get_u32()?;
-                let name = r.get_string()?;
-                let volume = r.get_cvolume()?;
-                r.finish()?;
+            (
+                Command::SetSinkVolume | Command::SetSourceVolume,
+                Request::SetDeviceVolume {
+                    device: DeviceRef { index, name },
+                    volume,
+                },
+            ) => {
+                let name = name.as_deref();
                 let monitor = cmd == Command::SetSourceVolume;
                 let channels = info.sink.sample_spec.channels;
                 match self.device(monitor, index, name) {
@@ -326,11 +305,14 @@ impl Session {
                     }
                 }
             }
-            Command::SetSinkMute | Command::SetSourceMute => {
-                let index = r.get_u32()?;
-                let name = r.get_string()?;
-                let muted = r.get_bool()?;
-                r.finish()?;
+            (
+                Command::SetSinkMute | Command::SetSourceMute,
+                Request::SetDeviceMute {
+                    device: DeviceRef { index, name },
+                    muted,
+                },
+            ) => {
+                let name = name.as_deref();
                 let monitor = cmd == Command::SetSourceMute;
                 match self.device(monitor, index, name) {
                     Err(e) => error(tag, e),
@@ -340,10 +322,10 @@ impl Session {
                     }
                 }
             }
-            Command::SetSinkInputVolume | Command::SetSourceOutputVolume => {
-                let index = r.get_u32()?;
-                let volume = r.get_cvolume()?;
-                r.finish()?;
+            (
+                Command::SetSinkInputVolume | Command::SetSourceOutputVolume,
+                Request::SetStreamVolume { index, volume },
+            ) => {
                 if volume.check().is_err() {
                     return Ok(Some(error(tag, PaError::Invalid)));
                 }
@@ -373,10 +355,10 @@ impl Session {
                     Some(Ok(())) => reply(tag),
                 }
             }
-            Command::SetSinkInputMute | Command::SetSourceOutputMute => {
-                let index = r.get_u32()?;
-                let muted = r.get_bool()?;
-                r.finish()?;
+            (
+                Command::SetSinkInputMute | Command::SetSourceOutputMute,
+                Request::SetStreamMute { index, muted },
+            ) => {
                 let done = if cmd == Command::SetSinkInputMute {
                     self.server.registry.update_sink_input(index, |s| {
                         s.shared.gains.set_muted(muted);
@@ -395,9 +377,8 @@ impl Session {
                     Some(_) => reply(tag),
                 }
             }
-            Command::SetDefaultSink | Command::SetDefaultSource => {
-                let name = r.get_string()?;
-                r.finish()?;
+            (Command::SetDefaultSink | Command::SetDefaultSource, Request::SetDefault(name)) => {
+                let name = name.as_deref();
                 let found = match name {
                     None => None,
                     Some(n) if cmd == Command::SetDefaultSink => info.sink_by_name(n),
@@ -408,9 +389,7 @@ impl Session {
                     None => error(tag, PaError::NoEntity),
                 }
             }
-            Command::KillSinkInput | Command::KillSourceOutput => {
-                let index = r.get_u32()?;
-                r.finish()?;
+            (Command::KillSinkInput | Command::KillSourceOutput, Request::ByIndex(index)) => {
                 let killed = if cmd == Command::KillSinkInput {
                     self.server.registry.update_sink_input(index, |s| {
                         // Relaxed: the owner's wake-up below carries it.
@@ -432,10 +411,7 @@ impl Session {
                     None => error(tag, PaError::NoEntity),
                 }
             }
-            Command::UpdateClientProplist => {
-                let mode = r.get_u32()?;
-                let props = r.get_proplist()?;
-                r.finish()?;
+            (Command::UpdateClientProplist, Request::UpdateClientProplist { mode, props }) => {
                 if packet_len > MAX_CLIENT_PROPS {
                     return Ok(Some(error(tag, PaError::TooLarge)));
                 }
@@ -454,8 +430,7 @@ impl Session {
                     Err(e) => error(tag, e),
                 }
             }
-            Command::RemoveClientProplist => {
-                let keys = read_keys(r)?;
+            (Command::RemoveClientProplist, Request::RemoveClientProplist(keys)) => {
                 let mut current = self
                     .server
                     .clients()
@@ -463,13 +438,15 @@ impl Session {
                     .find(|(i, _)| *i == self.client_index)
                     .map(|(_, p)| p)
                     .unwrap_or_default();
-                for k in keys {
+                for k in &keys {
                     current.remove(k);
                 }
                 self.server.set_client(self.client_index, current);
                 reply(tag)
             }
-            _ => return Ok(self.unsupported(cmd, tag)),
+            // The table pairs each command with its decoder, so this is
+            // never reached; a mismatch would be answered, not trusted.
+            (cmd, _) => return Ok(self.unsupported(cmd, tag)),
         };
         Ok(Some(w))
     }

@@ -17,166 +17,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::engine::stream::PlaybackShared;
-use srb_pulse::attr::{self, PlaybackAttr};
-use srb_pulse::commands::{Command, PaError, NO_TAG};
-use srb_pulse::tagstruct::{
-    CVolume, ChannelMap, FormatInfo, Proplist, SampleSpec, TagError, TagReader, TagWriter,
-};
+use srb_pulse::attr::PlaybackAttr;
+use srb_pulse::commands::{Command, NO_TAG};
+use srb_pulse::tagstruct::{SampleSpec, TagWriter};
 
-/// `PA_ENCODING_PCM`.
-pub const ENCODING_PCM: u8 = 1;
 /// Most DRAIN requests one stream may have pending.
 pub const MAX_PENDING_DRAINS: usize = 16;
-/// Most formats a client may offer in one request.
-pub const MAX_FORMATS: u8 = 16;
 
-/// A decoded CREATE_PLAYBACK_STREAM request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreatePlayback {
-    /// Sample spec.
-    pub spec: SampleSpec,
-    /// Channel map.
-    pub map: ChannelMap,
-    /// Sink by index (`0xFFFFFFFF`: by name or default).
-    pub sink_index: u32,
-    /// Sink by name.
-    pub sink_name: Option<String>,
-    /// Requested maximum length.
-    pub maxlength: u32,
-    /// Start corked.
-    pub corked: bool,
-    /// Requested target length.
-    pub tlength: u32,
-    /// Requested prebuffer.
-    pub prebuf: u32,
-    /// Requested minimum request.
-    pub minreq: u32,
-    /// Initial volume.
-    pub volume: CVolume,
-    /// `variable_rate` (v12): UPDATE_PLAYBACK_STREAM_SAMPLE_RATE allowed.
-    pub variable_rate: bool,
-    /// `start_muted` (v13).
-    pub start_muted: bool,
-    /// `adjust_latency` (v13).
-    pub adjust_latency: bool,
-    /// Stream properties (v13).
-    pub props: Proplist,
-    /// `volume_set` (v14).
-    pub volume_set: bool,
-    /// `early_requests` (v14).
-    pub early_requests: bool,
-    /// `muted_set` (v15).
-    pub muted_set: bool,
-    /// `passthrough` (v18).
-    pub passthrough: bool,
-    /// Offered formats (v21).
-    pub formats: Vec<FormatInfo>,
-}
-
-impl CreatePlayback {
-    /// Decodes the request body (after command and tag) as `version`
-    /// encodes it; trailing bytes are an error.
-    pub fn parse(r: &mut TagReader<'_>, version: u32) -> Result<Self, TagError> {
-        let spec = r.get_sample_spec()?;
-        let map = r.get_channel_map()?;
-        let sink_index = r.get_u32()?;
-        let sink_name = r.get_string()?.map(str::to_owned);
-        let maxlength = r.get_u32()?;
-        let corked = r.get_bool()?;
-        let tlength = r.get_u32()?;
-        let prebuf = r.get_u32()?;
-        let minreq = r.get_u32()?;
-        let _syncid = r.get_u32()?;
-        let volume = r.get_cvolume()?;
-        let mut c = Self {
-            spec,
-            map,
-            sink_index,
-            sink_name,
-            maxlength,
-            corked,
-            tlength,
-            prebuf,
-            minreq,
-            volume,
-            variable_rate: false,
-            start_muted: false,
-            adjust_latency: false,
-            props: Proplist::new(),
-            volume_set: true,
-            early_requests: false,
-            muted_set: false,
-            passthrough: false,
-            formats: Vec::new(),
-        };
-        if version >= 12 {
-            // no_remap, no_remix, fix_format, fix_rate, fix_channels, no_move
-            for _ in 0..6 {
-                r.get_bool()?;
-            }
-            c.variable_rate = r.get_bool()?;
-        }
-        if version >= 13 {
-            c.start_muted = r.get_bool()?;
-            c.adjust_latency = r.get_bool()?;
-            c.props = r.get_proplist()?;
-        }
-        if version >= 14 {
-            c.volume_set = r.get_bool()?;
-            c.early_requests = r.get_bool()?;
-        }
-        if version >= 15 {
-            c.muted_set = r.get_bool()?;
-            let _dont_inhibit_auto_suspend = r.get_bool()?;
-            let _fail_on_suspend = r.get_bool()?;
-        }
-        if version >= 17 {
-            let _relative_volume = r.get_bool()?;
-        }
-        if version >= 18 {
-            c.passthrough = r.get_bool()?;
-        }
-        if version >= 21 {
-            let n = r.get_u8()?;
-            if n > MAX_FORMATS {
-                return Err(TagError::TooLong {
-                    what: "format list",
-                    len: usize::from(n),
-                    max: usize::from(MAX_FORMATS),
-                });
-            }
-            for _ in 0..n {
-                c.formats.push(r.get_format_info()?);
-            }
-        }
-        r.finish()?;
-        Ok(c)
-    }
-
-    /// Checks what libpulse and PulseAudio check (§6.5); the error code
-    /// for the ERROR reply on failure.
-    pub fn validate(&self) -> Result<(), PaError> {
-        if self.sink_index != attr::DEFAULT && self.sink_name.is_some() {
-            return Err(PaError::Invalid);
-        }
-        if self.passthrough {
-            return Err(PaError::NotSupported);
-        }
-        if !self.formats.is_empty() && !self.formats.iter().any(|f| f.encoding == ENCODING_PCM) {
-            return Err(PaError::NotSupported);
-        }
-        self.spec.check().map_err(|_| PaError::Invalid)?;
-        self.map.check().map_err(|_| PaError::Invalid)?;
-        if self.map.channels() != self.spec.channels {
-            return Err(PaError::Invalid);
-        }
-        if self.volume.channels() != self.spec.channels {
-            return Err(PaError::Invalid);
-        }
-        self.volume.check().map_err(|_| PaError::Invalid)?;
-        Ok(())
-    }
-}
+pub use srb_pulse::request::stream::{CreatePlayback, ENCODING_PCM, MAX_FORMATS};
 
 /// What the connection keeps per playback stream.
 pub struct Playback {
@@ -439,6 +287,7 @@ impl Drop for Playback {
 mod tests {
     use super::*;
     use crate::engine::notice::{Bell, Notice};
+    use srb_pulse::tagstruct::TagReader;
 
     fn stream(tlength: u32, minreq: u32, prebuf: u32) -> (Playback, rtrb::Consumer<u8>) {
         let attr = PlaybackAttr {
@@ -627,87 +476,5 @@ mod tests {
             let c = commands(std::slice::from_ref(w))[0].0;
             c != Command::Started as u32 && c != Command::Underflow as u32
         }));
-    }
-
-    fn request_bytes(version: u32, f: impl FnOnce(&mut TagWriter)) -> Vec<u8> {
-        let mut w = TagWriter::new();
-        w.put_sample_spec(&SampleSpec {
-            format: srb_pulse::sample::SampleFormat::S16Le,
-            channels: 2,
-            rate: 44_100,
-        })
-        .put_channel_map(&ChannelMap::new(&[1, 2]).unwrap())
-        .put_u32(attr::DEFAULT)
-        .put_string(None)
-        .put_u32(attr::DEFAULT)
-        .put_bool(false)
-        .put_u32(attr::DEFAULT)
-        .put_u32(attr::DEFAULT)
-        .put_u32(attr::DEFAULT)
-        .put_u32(0)
-        .put_cvolume(&CVolume::new(&[0x10000, 0x10000]).unwrap());
-        if version >= 12 {
-            for _ in 0..7 {
-                w.put_bool(false);
-            }
-        }
-        if version >= 13 {
-            w.put_bool(false)
-                .put_bool(false)
-                .put_proplist(&Proplist::new());
-        }
-        if version >= 14 {
-            w.put_bool(false).put_bool(false);
-        }
-        if version >= 15 {
-            w.put_bool(false).put_bool(false).put_bool(false);
-        }
-        if version >= 17 {
-            w.put_bool(false);
-        }
-        if version >= 18 {
-            w.put_bool(false);
-        }
-        if version >= 21 {
-            w.put_u8(0);
-        }
-        f(&mut w);
-        w.into_bytes()
-    }
-
-    #[test]
-    fn parses_pacat_request_for_each_version() {
-        for v in [13, 14, 15, 17, 18, 21, 32, 35] {
-            let b = request_bytes(v, |_| {});
-            let c = CreatePlayback::parse(&mut TagReader::new(&b), v).unwrap();
-            assert_eq!(c.spec.rate, 44_100);
-            assert_eq!(c.validate(), Ok(()));
-        }
-        let b = request_bytes(35, |w| {
-            w.put_u32(1);
-        });
-        assert!(CreatePlayback::parse(&mut TagReader::new(&b), 35).is_err());
-    }
-
-    #[test]
-    fn validation_catches_what_pulseaudio_refuses() {
-        let b = request_bytes(35, |_| {});
-        let base = CreatePlayback::parse(&mut TagReader::new(&b), 35).unwrap();
-        let mut c = base.clone();
-        c.sink_index = 0;
-        c.sink_name = Some("srb_output".into());
-        assert_eq!(c.validate(), Err(PaError::Invalid));
-        let mut c = base.clone();
-        c.map = ChannelMap::new(&[0]).unwrap();
-        assert_eq!(c.validate(), Err(PaError::Invalid));
-        let mut c = base.clone();
-        c.volume = CVolume::new(&[0x10000]).unwrap();
-        assert_eq!(c.validate(), Err(PaError::Invalid));
-        let mut c = base.clone();
-        c.spec.rate = 0;
-        assert_eq!(c.validate(), Err(PaError::Invalid));
-        let mut c = base;
-        c.passthrough = true;
-        assert_eq!(c.validate(), Err(PaError::NotSupported));
     }
 }

@@ -12,144 +12,16 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::control::playback::{ENCODING_PCM, MAX_FORMATS};
 use crate::engine::audio::convert::RecordConverter;
 use crate::engine::stream::RecordShared;
-use srb_pulse::attr::{self, RecordAttr};
-use srb_pulse::commands::PaError;
+use srb_pulse::attr::RecordAttr;
 use srb_pulse::pstream::{Frame, FrameError, Memblock, SeekMode};
-use srb_pulse::tagstruct::{
-    CVolume, ChannelMap, FormatInfo, Proplist, SampleSpec, TagError, TagReader,
-};
+use srb_pulse::tagstruct::SampleSpec;
 
 /// The largest memblock frame sent (PulseAudio's pool block size).
 pub const MAX_CHUNK: usize = 65_472;
 
-/// A decoded CREATE_RECORD_STREAM request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreateRecord {
-    /// Sample spec.
-    pub spec: SampleSpec,
-    /// Channel map.
-    pub map: ChannelMap,
-    /// Source by index (`0xFFFFFFFF`: by name or default).
-    pub source_index: u32,
-    /// Source by name.
-    pub source_name: Option<String>,
-    /// Requested maximum length.
-    pub maxlength: u32,
-    /// Start corked.
-    pub corked: bool,
-    /// Requested fragment size.
-    pub fragsize: u32,
-    /// Stream properties (v13).
-    pub props: Proplist,
-    /// Record only one sink input (v13); unsupported unless `0xFFFFFFFF`.
-    pub direct_on_input: u32,
-    /// Offered formats (v22).
-    pub formats: Vec<FormatInfo>,
-    /// Initial volume (v22), if set.
-    pub volume: Option<CVolume>,
-    /// Initial mute (v22), if set.
-    pub muted: Option<bool>,
-    /// `passthrough` (v22).
-    pub passthrough: bool,
-}
-
-impl CreateRecord {
-    /// Decodes the request body (after command and tag) as `version`
-    /// encodes it; trailing bytes are an error.
-    pub fn parse(r: &mut TagReader<'_>, version: u32) -> Result<Self, TagError> {
-        let spec = r.get_sample_spec()?;
-        let map = r.get_channel_map()?;
-        let source_index = r.get_u32()?;
-        let source_name = r.get_string()?.map(str::to_owned);
-        let maxlength = r.get_u32()?;
-        let corked = r.get_bool()?;
-        let fragsize = r.get_u32()?;
-        let mut c = Self {
-            spec,
-            map,
-            source_index,
-            source_name,
-            maxlength,
-            corked,
-            fragsize,
-            props: Proplist::new(),
-            direct_on_input: attr::DEFAULT,
-            formats: Vec::new(),
-            volume: None,
-            muted: None,
-            passthrough: false,
-        };
-        if version >= 12 {
-            for _ in 0..7 {
-                r.get_bool()?;
-            }
-        }
-        if version >= 13 {
-            let _peak_detect = r.get_bool()?;
-            let _adjust_latency = r.get_bool()?;
-            c.props = r.get_proplist()?;
-            c.direct_on_input = r.get_u32()?;
-        }
-        if version >= 14 {
-            let _early_requests = r.get_bool()?;
-        }
-        if version >= 15 {
-            let _dont_inhibit_auto_suspend = r.get_bool()?;
-            let _fail_on_suspend = r.get_bool()?;
-        }
-        if version >= 22 {
-            let n = r.get_u8()?;
-            if n > MAX_FORMATS {
-                return Err(TagError::TooLong {
-                    what: "format list",
-                    len: usize::from(n),
-                    max: usize::from(MAX_FORMATS),
-                });
-            }
-            for _ in 0..n {
-                c.formats.push(r.get_format_info()?);
-            }
-            let volume = r.get_cvolume()?;
-            let muted = r.get_bool()?;
-            let volume_set = r.get_bool()?;
-            let muted_set = r.get_bool()?;
-            let _relative_volume = r.get_bool()?;
-            c.passthrough = r.get_bool()?;
-            c.volume = volume_set.then_some(volume);
-            c.muted = muted_set.then_some(muted);
-        }
-        r.finish()?;
-        Ok(c)
-    }
-
-    /// Checks the request; the error code for the ERROR reply on failure.
-    pub fn validate(&self) -> Result<(), PaError> {
-        if self.source_index != attr::DEFAULT && self.source_name.is_some() {
-            return Err(PaError::Invalid);
-        }
-        if self.passthrough || self.direct_on_input != attr::DEFAULT {
-            return Err(PaError::NotSupported);
-        }
-        if !self.formats.is_empty() && !self.formats.iter().any(|f| f.encoding == ENCODING_PCM) {
-            return Err(PaError::NotSupported);
-        }
-        self.spec.check().map_err(|_| PaError::Invalid)?;
-        self.map.check().map_err(|_| PaError::Invalid)?;
-        if self.map.channels() != self.spec.channels {
-            return Err(PaError::Invalid);
-        }
-        if let Some(v) = &self.volume {
-            if v.channels() != self.spec.channels {
-                return Err(PaError::Invalid);
-            }
-            v.check().map_err(|_| PaError::Invalid)?;
-        }
-        Ok(())
-    }
-}
+pub use srb_pulse::request::stream::CreateRecord;
 
 /// What the connection keeps per record stream.
 pub struct Record {

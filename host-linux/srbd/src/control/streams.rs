@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::control::introspect::{read_keys, stream_gains, update_proplist};
+use crate::control::introspect::{stream_gains, update_proplist};
 use crate::control::playback::{CreatePlayback, Playback, ENCODING_PCM};
 use crate::control::record::{CreateRecord, Record};
 use crate::control::registry::{SinkInput, SourceOutput};
@@ -18,9 +18,8 @@ use crate::engine::stream::{PlaybackShared, RecordShared};
 use srb_pulse::attr;
 use srb_pulse::commands::{Command, PaError, NO_TAG};
 use srb_pulse::pstream::Frame;
-use srb_pulse::tagstruct::{
-    CVolume, FormatInfo, Proplist, TagReader, TagWriter, Timeval, VOLUME_NORM,
-};
+use srb_pulse::request::Request as Req;
+use srb_pulse::tagstruct::{CVolume, FormatInfo, Proplist, TagWriter, Timeval, VOLUME_NORM};
 
 /// Most streams (playback and record together) one client may have.
 pub const MAX_STREAMS: usize = 32;
@@ -80,11 +79,10 @@ impl Session {
     fn create_playback(
         &mut self,
         tag: u32,
-        r: &mut TagReader<'_>,
+        c: CreatePlayback,
         version: u32,
         packet_len: usize,
     ) -> Result<TagWriter, HandleError> {
-        let c = CreatePlayback::parse(r, version)?;
         let checked = c.validate();
         if let Err(e) = self.admit(
             checked,
@@ -194,11 +192,10 @@ impl Session {
     fn create_record(
         &mut self,
         tag: u32,
-        r: &mut TagReader<'_>,
+        c: CreateRecord,
         version: u32,
         packet_len: usize,
     ) -> Result<TagWriter, HandleError> {
-        let c = CreateRecord::parse(r, version)?;
         let checked = c.validate();
         if let Err(e) = self.admit(
             checked,
@@ -308,18 +305,25 @@ impl Session {
         &mut self,
         cmd: Command,
         tag: u32,
-        r: &mut TagReader<'_>,
+        req: Req,
         version: u32,
         packet_len: usize,
     ) -> Result<Option<TagWriter>, HandleError> {
         use Command::*;
-        if cmd == CreatePlaybackStream {
-            return self.create_playback(tag, r, version, packet_len).map(Some);
-        }
-        if cmd == CreateRecordStream {
-            return self.create_record(tag, r, version, packet_len).map(Some);
-        }
-        let channel = r.get_u32()?;
+        let req = match req {
+            Req::CreatePlayback(c) => {
+                return self.create_playback(tag, *c, version, packet_len).map(Some)
+            }
+            Req::CreateRecord(c) => {
+                return self.create_record(tag, *c, version, packet_len).map(Some)
+            }
+            req => req,
+        };
+        // The table pairs each command with its decoder: a request without
+        // a channel here is never reached, and answered if it were.
+        let Some(channel) = req.channel() else {
+            return Ok(self.unsupported(cmd, tag));
+        };
         let playback_cmd = matches!(
             cmd,
             DeletePlaybackStream
@@ -340,11 +344,10 @@ impl Session {
         } else {
             self.records.contains_key(&channel)
         };
-        // Parse the whole request before answering, so a malformed one
-        // closes the connection whether or not the stream exists.
+        // The whole request was decoded before this point, so a malformed
+        // one closed the connection whether or not the stream exists.
         let w = match cmd {
             DeletePlaybackStream | DeleteRecordStream => {
-                r.finish()?;
                 let gone = if cmd == DeletePlaybackStream {
                     self.delete_playback(channel)
                 } else {
@@ -356,26 +359,24 @@ impl Session {
                     error(tag, PaError::NoEntity)
                 }
             }
-            DrainPlaybackStream => {
-                r.finish()?;
-                match self.playbacks.get_mut(&channel) {
-                    Some(p) => {
-                        if p.drain(tag) {
-                            return Ok(None);
-                        }
-                        tracing::warn!(
-                            client = self.client_index,
-                            channel,
-                            "too many pending drains"
-                        );
-                        error(tag, PaError::TooLarge)
+            DrainPlaybackStream => match self.playbacks.get_mut(&channel) {
+                Some(p) => {
+                    if p.drain(tag) {
+                        return Ok(None);
                     }
-                    None => error(tag, PaError::NoEntity),
+                    tracing::warn!(
+                        client = self.client_index,
+                        channel,
+                        "too many pending drains"
+                    );
+                    error(tag, PaError::TooLarge)
                 }
-            }
+                None => error(tag, PaError::NoEntity),
+            },
             GetPlaybackLatency | GetRecordLatency => {
-                let client_now = r.get_timeval()?;
-                r.finish()?;
+                let Req::GetLatency { client_now, .. } = req else {
+                    return Ok(self.unsupported(cmd, tag));
+                };
                 let period = self.server.engine.period_usec();
                 if cmd == GetPlaybackLatency {
                     let Some(p) = self.playbacks.get(&channel) else {
@@ -414,8 +415,9 @@ impl Session {
                 }
             }
             CorkPlaybackStream | CorkRecordStream => {
-                let cork = r.get_bool()?;
-                r.finish()?;
+                let Req::Cork { cork, .. } = req else {
+                    return Ok(self.unsupported(cmd, tag));
+                };
                 if cmd == CorkPlaybackStream {
                     match self.playbacks.get(&channel) {
                         Some(p) => {
@@ -444,7 +446,6 @@ impl Session {
             | FlushRecordStream
             | TriggerPlaybackStream
             | PrebufPlaybackStream => {
-                r.finish()?;
                 if !known {
                     error(tag, PaError::NoEntity)
                 } else {
@@ -474,17 +475,16 @@ impl Session {
                 }
             }
             SetPlaybackStreamBufferAttr => {
-                let maxlength = r.get_u32()?;
-                let tlength = r.get_u32()?;
-                let prebuf = r.get_u32()?;
-                let minreq = r.get_u32()?;
-                if version >= 13 {
-                    r.get_bool()?;
-                }
-                if version >= 14 {
-                    r.get_bool()?;
-                }
-                r.finish()?;
+                let Req::SetPlaybackBufferAttr {
+                    maxlength,
+                    tlength,
+                    prebuf,
+                    minreq,
+                    ..
+                } = req
+                else {
+                    return Ok(self.unsupported(cmd, tag));
+                };
                 let period = self.server.engine.period_usec();
                 match self.playbacks.get_mut(&channel) {
                     None => error(tag, PaError::NoEntity),
@@ -513,15 +513,14 @@ impl Session {
                 }
             }
             SetRecordStreamBufferAttr => {
-                let maxlength = r.get_u32()?;
-                let fragsize = r.get_u32()?;
-                if version >= 13 {
-                    r.get_bool()?;
-                }
-                if version >= 14 {
-                    r.get_bool()?;
-                }
-                r.finish()?;
+                let Req::SetRecordBufferAttr {
+                    maxlength,
+                    fragsize,
+                    ..
+                } = req
+                else {
+                    return Ok(self.unsupported(cmd, tag));
+                };
                 let period = self.server.engine.period_usec();
                 match self.records.get_mut(&channel) {
                     None => error(tag, PaError::NoEntity),
@@ -538,13 +537,15 @@ impl Session {
                 }
             }
             UpdatePlaybackStreamSampleRate | UpdateRecordStreamSampleRate => {
-                let rate = r.get_u32()?;
-                r.finish()?;
+                let Req::UpdateSampleRate { rate, .. } = req else {
+                    return Ok(self.unsupported(cmd, tag));
+                };
                 self.update_rate(cmd, tag, channel, rate)
             }
             SetPlaybackStreamName | SetRecordStreamName => {
-                let name = r.get_nonnull_string("stream name")?.to_owned();
-                r.finish()?;
+                let Req::SetStreamName { name, .. } = req else {
+                    return Ok(self.unsupported(cmd, tag));
+                };
                 if !known {
                     error(tag, PaError::NoEntity)
                 } else {
@@ -557,9 +558,9 @@ impl Session {
                 }
             }
             UpdatePlaybackStreamProplist | UpdateRecordStreamProplist => {
-                let mode = r.get_u32()?;
-                let props = r.get_proplist()?;
-                r.finish()?;
+                let Req::UpdateStreamProplist { mode, props, .. } = req else {
+                    return Ok(self.unsupported(cmd, tag));
+                };
                 if packet_len > MAX_CLIENT_PROPS {
                     error(tag, PaError::TooLarge)
                 } else if !known {
@@ -574,7 +575,9 @@ impl Session {
                 }
             }
             RemovePlaybackStreamProplist | RemoveRecordStreamProplist => {
-                let keys = read_keys(r)?;
+                let Req::RemoveStreamProplist { keys, .. } = req else {
+                    return Ok(self.unsupported(cmd, tag));
+                };
                 if !known {
                     error(tag, PaError::NoEntity)
                 } else {
