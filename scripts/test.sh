@@ -32,6 +32,9 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path nostd-check/Cargo.toml -- --check
 
+step "no import cycles between modules (scripts/module-cycles.py)"
+python3 scripts/module-cycles.py
+
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -21,9 +21,37 @@
 //! | [`logging`] | the binaries' `tracing` setup |
 //! | this file | [`Server`]: the state all connections share (objects, indexes, device volumes) |
 //!
-//! Imports point one way: `control` → `engine` → (`srb-pulse`, `srb-linux`,
-//! `srb-core`); `dsp` is used by `engine` (the DSP clock) and by the
-//! binaries; nothing in `engine` or `dsp` imports `control`.
+//! Imports point one way: `control` → `engine` → `dsp`, all on top of
+//! `srb-pulse`, `srb-linux` and `srb-core`; nothing in `engine` or `dsp`
+//! imports `control`, and no module imports from a module that imports it
+//! (`python3 scripts/module-cycles.py` checks every crate).
+//!
+//! ## Threads
+//!
+//! One control thread ([`control::server_loop::ServerLoop`], the main
+//! thread of the binary) owns every client; the mixer thread
+//! ([`engine::mixer::Engine`]) renders periods and never waits for a
+//! client; the DSP supervisor thread ([`dsp::supervisor::Supervisor`])
+//! spawns and restarts `dsp-sim`; the wav writer thread exists only with
+//! `--output wav:`. The two sides meet in lock-free `rtrb` rings, atomics
+//! and one eventfd ([`engine::notice::Bell`]) the mixer rings at most once
+//! per period.
+//!
+//! ## Where this departs from `shared/docs/design.md`
+//!
+//! - **A library and binaries, not a binary crate.** The fuzz targets
+//!   (`host-linux/fuzz`) and the benches drive `Session`, the SHM
+//!   validator and the DSP link directly, which a binary-only crate could
+//!   not offer them; the binaries (`srbd`, `dsp-sim`) are thin.
+//! - **The DSP link and its child are not on the control loop.** The link
+//!   is the sink's clock and lives on the mixer thread (the real-time
+//!   path); the child is spawned, reaped and restarted by the supervisor
+//!   thread, whose handshakes and back-off waits the control loop must not
+//!   make. Neither ever waits for a client.
+//! - **The registry keeps its mutex.** Only the control thread touches it
+//!   now, so the lock is never contended; handlers reach it through the
+//!   shared [`Server`], and taking it out is a change of every handler's
+//!   signature for no measured gain.
 
 pub mod config;
 pub mod control;
