@@ -12,6 +12,7 @@
 //! | [`sample`] | [`sample::SampleFormat`]: the 13 PCM formats as an enum (unknown bytes kept), sizes, names, silence |
 //! | [`commands`] | [`commands::Command`] numbers (§6.1) and [`commands::PaError`] codes (§1.7) |
 //! | [`request`] | [`request::Request`]: one typed decoder per command (§6), with [`request::CreatePlayback`] and [`request::CreateRecord`] and their checks |
+//! | [`reply`] | typed replies: one encoder per introspection record ([`reply::ServerInfo`], [`reply::DeviceInfo`], [`reply::ClientInfo`], [`reply::StreamInfo`]), fields gated by version |
 //! | [`attr`] | buffer attributes as PulseAudio fixes them (§7.4, §7.5) |
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod attr;
 pub mod commands;
 
 pub mod pstream;
+pub mod reply;
 pub mod request;
 pub mod sample;
 pub mod tagstruct;

@@ -10,6 +10,7 @@ use crate::control::server_info::{DRIVER, INVALID_INDEX};
 use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PROPS};
 use crate::linear_gains;
 use srb_pulse::commands::{Command, PaError};
+use srb_pulse::reply;
 use srb_pulse::request::{DeviceRef, Request};
 use srb_pulse::tagstruct::{CVolume, FormatInfo, Proplist, TagWriter};
 
@@ -47,15 +48,23 @@ pub fn update_proplist(target: &mut Proplist, mode: u32, new: &Proplist) -> Resu
 }
 
 fn write_client(w: &mut TagWriter, version: u32, index: u32, props: &Proplist) {
-    w.put_u32(index)
-        .put_string(Some(
-            props.get_str("application.name").unwrap_or("(unnamed)"),
-        ))
-        .put_u32(INVALID_INDEX)
-        .put_string(Some(DRIVER));
-    if version >= 13 {
-        w.put_proplist(props);
+    reply::ClientInfo {
+        index,
+        name: props.get_str("application.name").unwrap_or("(unnamed)"),
+        owner_module: INVALID_INDEX,
+        driver: DRIVER,
+        props,
     }
+    .encode(w, version);
+}
+
+/// PCM, the format every stream has.
+fn pcm() -> &'static FormatInfo {
+    static PCM: std::sync::OnceLock<FormatInfo> = std::sync::OnceLock::new();
+    PCM.get_or_init(|| FormatInfo {
+        encoding: crate::control::playback::ENCODING_PCM,
+        props: Proplist::new(),
+    })
 }
 
 fn resample_method(spec_rate: u32, sink_rate: u32) -> &'static str {
@@ -69,65 +78,50 @@ fn resample_method(spec_rate: u32, sink_rate: u32) -> &'static str {
 impl Session {
     fn write_sink_input(&self, w: &mut TagWriter, version: u32, index: u32, s: &SinkInput) {
         let sink = &self.server.info.sink;
-        w.put_u32(index)
-            .put_string(Some(s.props.get_str("media.name").unwrap_or("(unnamed)")))
-            .put_u32(INVALID_INDEX)
-            .put_u32(s.client)
-            .put_u32(sink.index)
-            .put_sample_spec(&s.spec)
-            .put_channel_map(&s.map)
-            .put_cvolume(&s.volume)
-            .put_usec(0)
-            .put_usec(self.server.engine.period_usec())
-            .put_string(Some(resample_method(s.spec.rate, sink.sample_spec.rate)))
-            .put_string(Some(DRIVER));
-        w.put_bool(s.muted);
-        if version >= 13 {
-            w.put_proplist(&s.props);
+        reply::StreamInfo {
+            index,
+            name: s.props.get_str("media.name").unwrap_or("(unnamed)"),
+            owner_module: INVALID_INDEX,
+            client: s.client,
+            device: sink.index,
+            sample_spec: s.spec,
+            channel_map: &s.map,
+            volume: &s.volume,
+            muted: s.muted,
+            buffer_usec: 0,
+            device_usec: self.server.engine.period_usec(),
+            resample_method: resample_method(s.spec.rate, sink.sample_spec.rate),
+            driver: DRIVER,
+            props: &s.props,
+            // Relaxed: a status flag.
+            corked: s.shared.corked.load(Ordering::Relaxed),
+            format: pcm(),
         }
-        if version >= 19 {
-            w.put_bool(s.shared.corked.load(Ordering::Relaxed));
-        }
-        if version >= 20 {
-            w.put_bool(true).put_bool(true);
-        }
-        if version >= 21 {
-            w.put_format_info(&FormatInfo {
-                encoding: crate::control::playback::ENCODING_PCM,
-                props: Proplist::new(),
-            });
-        }
+        .encode_sink_input(w, version);
     }
 
     fn write_source_output(&self, w: &mut TagWriter, version: u32, index: u32, s: &SourceOutput) {
         let mon = &self.server.info.monitor;
-        w.put_u32(index)
-            .put_string(Some(s.props.get_str("media.name").unwrap_or("(unnamed)")))
-            .put_u32(INVALID_INDEX)
-            .put_u32(s.client)
-            .put_u32(mon.index)
-            .put_sample_spec(&s.spec)
-            .put_channel_map(&s.map)
-            .put_usec(0)
-            .put_usec(self.server.engine.period_usec())
-            .put_string(Some(resample_method(s.spec.rate, mon.sample_spec.rate)))
-            .put_string(Some(DRIVER));
-        if version >= 13 {
-            w.put_proplist(&s.props);
+        reply::StreamInfo {
+            index,
+            name: s.props.get_str("media.name").unwrap_or("(unnamed)"),
+            owner_module: INVALID_INDEX,
+            client: s.client,
+            device: mon.index,
+            sample_spec: s.spec,
+            channel_map: &s.map,
+            volume: &s.volume,
+            muted: s.muted,
+            buffer_usec: 0,
+            device_usec: self.server.engine.period_usec(),
+            resample_method: resample_method(s.spec.rate, mon.sample_spec.rate),
+            driver: DRIVER,
+            props: &s.props,
+            // Relaxed: a status flag.
+            corked: s.shared.corked.load(Ordering::Relaxed),
+            format: pcm(),
         }
-        if version >= 19 {
-            w.put_bool(s.shared.corked.load(Ordering::Relaxed));
-        }
-        if version >= 22 {
-            w.put_cvolume(&s.volume)
-                .put_bool(s.muted)
-                .put_bool(true)
-                .put_bool(true)
-                .put_format_info(&FormatInfo {
-                    encoding: crate::control::playback::ENCODING_PCM,
-                    props: Proplist::new(),
-                });
-        }
+        .encode_source_output(w, version);
     }
 
     /// The sink (`false`) or monitor (`true`) named by index or name, as

@@ -3,6 +3,7 @@
 //! §6.3, §6.4).
 
 use crate::DeviceState;
+use srb_pulse::reply::{self, DeviceKind};
 use srb_pulse::sample::SampleFormat;
 use srb_pulse::tagstruct::{
     CVolume, ChannelMap, FormatInfo, Proplist, SampleSpec, TagWriter, VOLUME_NORM,
@@ -193,57 +194,72 @@ impl ServerInfo {
 
     /// The GET_SERVER_INFO reply fields (§6.3).
     pub fn write_server_info(&self, w: &mut TagWriter, version: u32) {
-        w.put_string(Some(&self.server_name))
-            .put_string(Some(&self.server_version))
-            .put_string(Some(&self.user_name))
-            .put_string(Some(&self.host_name))
-            .put_sample_spec(&self.sink.sample_spec)
-            .put_string(Some(&self.sink.name))
-            .put_string(Some(&self.monitor.name))
-            .put_u32(self.cookie);
-        if version >= 15 {
-            w.put_channel_map(&self.sink.channel_map);
+        reply::ServerInfo {
+            server_name: &self.server_name,
+            server_version: &self.server_version,
+            user_name: &self.user_name,
+            host_name: &self.host_name,
+            sample_spec: self.sink.sample_spec,
+            default_sink: &self.sink.name,
+            default_source: &self.monitor.name,
+            cookie: self.cookie,
+            channel_map: &self.sink.channel_map,
         }
+        .encode(w, version);
     }
 
     /// One sink record (§6.4), fields by version, with the sink's current
     /// volume, mute and state.
     pub fn write_sink(&self, w: &mut TagWriter, version: u32, st: &DeviceState, running: bool) {
-        let s = &self.sink;
-        w.put_u32(s.index)
-            .put_string(Some(&s.name))
-            .put_string(Some(&s.description))
-            .put_sample_spec(&s.sample_spec)
-            .put_channel_map(&s.channel_map)
-            .put_u32(INVALID_INDEX)
-            .put_cvolume(&st.volume)
-            .put_bool(st.muted)
-            .put_u32(self.monitor.index)
-            .put_string(Some(&self.monitor.name))
-            .put_usec(0)
-            .put_string(Some(DRIVER))
-            .put_u32(SINK_FLAGS);
-        write_common_tail(w, s, version, 21, running);
+        self.device_info(DeviceKind::Sink, st, running)
+            .encode(w, version);
     }
 
     /// One source record (the monitor), fields by version, with its
     /// current volume, mute and state.
     pub fn write_source(&self, w: &mut TagWriter, version: u32, st: &DeviceState, running: bool) {
-        let m = &self.monitor;
-        w.put_u32(m.index)
-            .put_string(Some(&m.name))
-            .put_string(Some(&m.description))
-            .put_sample_spec(&m.sample_spec)
-            .put_channel_map(&m.channel_map)
-            .put_u32(INVALID_INDEX)
-            .put_cvolume(&st.volume)
-            .put_bool(st.muted)
-            .put_u32(self.sink.index)
-            .put_string(Some(&self.sink.name))
-            .put_usec(0)
-            .put_string(Some(DRIVER))
-            .put_u32(SOURCE_FLAGS);
-        write_common_tail(w, m, version, 22, running);
+        self.device_info(DeviceKind::Source, st, running)
+            .encode(w, version);
+    }
+
+    fn device_info<'a>(
+        &'a self,
+        kind: DeviceKind,
+        st: &'a DeviceState,
+        running: bool,
+    ) -> reply::DeviceInfo<'a> {
+        let (d, other, flags) = match kind {
+            DeviceKind::Sink => (&self.sink, &self.monitor, SINK_FLAGS),
+            DeviceKind::Source => (&self.monitor, &self.sink, SOURCE_FLAGS),
+        };
+        reply::DeviceInfo {
+            kind,
+            index: d.index,
+            name: &d.name,
+            description: &d.description,
+            sample_spec: d.sample_spec,
+            channel_map: &d.channel_map,
+            owner_module: INVALID_INDEX,
+            volume: &st.volume,
+            muted: st.muted,
+            monitor_index: other.index,
+            monitor_name: Some(&other.name),
+            latency_usec: 0,
+            driver: DRIVER,
+            flags,
+            props: &d.props,
+            configured_latency_usec: 0,
+            base_volume: VOLUME_NORM,
+            state: if running { STATE_RUNNING } else { STATE_IDLE },
+            volume_steps: VOLUME_STEPS,
+            card: INVALID_INDEX,
+            formats: PCM_ONLY.get_or_init(|| {
+                vec![FormatInfo {
+                    encoding: ENCODING_PCM,
+                    props: Proplist::new(),
+                }]
+            }),
+        }
     }
 
     /// The sink index for a LOOKUP_SINK / GET_SINK_INFO name.
@@ -268,35 +284,8 @@ fn user_from_passwd(passwd: &str, uid: u32) -> Option<String> {
     })
 }
 
-/// The fields after `flags` shared by sink and source records; the format
-/// list appears from `formats_from` (21 for sinks, 22 for sources).
-fn write_common_tail(
-    w: &mut TagWriter,
-    d: &Device,
-    version: u32,
-    formats_from: u32,
-    running: bool,
-) {
-    if version >= 13 {
-        w.put_proplist(&d.props).put_usec(0);
-    }
-    if version >= 15 {
-        w.put_volume(VOLUME_NORM)
-            .put_u32(if running { STATE_RUNNING } else { STATE_IDLE })
-            .put_u32(VOLUME_STEPS)
-            .put_u32(INVALID_INDEX);
-    }
-    if version >= 16 {
-        // No ports, so the per-port fields of v24/v34 never appear.
-        w.put_u32(0).put_string(None);
-    }
-    if version >= formats_from {
-        w.put_u8(1).put_format_info(&FormatInfo {
-            encoding: ENCODING_PCM,
-            props: Proplist::new(),
-        });
-    }
-}
+/// The one format a device takes: PCM (any spec).
+static PCM_ONLY: std::sync::OnceLock<Vec<FormatInfo>> = std::sync::OnceLock::new();
 
 #[cfg(test)]
 mod tests {
