@@ -276,6 +276,98 @@ impl StreamInfo<'_> {
     }
 }
 
+/// The CREATE_PLAYBACK_STREAM (§6.5) or CREATE_RECORD_STREAM (§6.6) reply.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamCreated<'a> {
+    /// The stream's channel on this connection.
+    pub channel: u32,
+    /// Its sink input or source output index.
+    pub index: u32,
+    /// Playback only: the bytes the client may send at once (`missing`).
+    pub missing: Option<u32>,
+    /// The buffer attributes in force: playback maxlength, tlength,
+    /// prebuf, minreq; record maxlength, fragsize.
+    pub attr: &'a [u32],
+    /// The sample spec the stream has.
+    pub sample_spec: SampleSpec,
+    /// Its channel map.
+    pub channel_map: &'a ChannelMap,
+    /// The device it is connected to.
+    pub device_index: u32,
+    /// That device's name.
+    pub device_name: &'a str,
+    /// Whether that device is suspended.
+    pub suspended: bool,
+    /// The device's latency in µs (v13).
+    pub device_latency_usec: u64,
+    /// The stream's format (v21 playback, v22 record).
+    pub format: &'a FormatInfo,
+}
+
+impl StreamCreated<'_> {
+    /// Appends the reply's fields (after command and tag); `record`
+    /// chooses the record layout (no `missing`, format from v22).
+    pub fn encode(&self, w: &mut TagWriter, version: u32, record: bool) {
+        w.put_u32(self.channel).put_u32(self.index);
+        if let Some(m) = self.missing {
+            w.put_u32(m);
+        }
+        for &a in self.attr {
+            w.put_u32(a);
+        }
+        w.put_sample_spec(&self.sample_spec)
+            .put_channel_map(self.channel_map)
+            .put_u32(self.device_index)
+            .put_string(Some(self.device_name))
+            .put_bool(self.suspended);
+        if version >= 13 {
+            w.put_usec(self.device_latency_usec);
+        }
+        if version >= if record { 22 } else { 21 } {
+            w.put_format_info(self.format);
+        }
+    }
+}
+
+/// The GET_PLAYBACK_LATENCY / GET_RECORD_LATENCY reply (§6.7).
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    /// Playback: the sink's latency; record: the source's (µs).
+    pub device_usec: u64,
+    /// Record only: the monitored sink's latency; playback: 0 (µs).
+    pub other_usec: u64,
+    /// Whether the stream is playing (or, recording: running).
+    pub playing: bool,
+    /// The time the client put in its request.
+    pub client_now: crate::tagstruct::Timeval,
+    /// The server's time when answering.
+    pub server_now: crate::tagstruct::Timeval,
+    /// The write index.
+    pub write_index: i64,
+    /// The read index.
+    pub read_index: i64,
+    /// Playback from v13: bytes the stream was starved / played.
+    pub underrun_for: Option<(u64, u64)>,
+}
+
+impl Latency {
+    /// Appends the reply's fields.
+    pub fn encode(&self, w: &mut TagWriter, version: u32) {
+        w.put_usec(self.device_usec)
+            .put_usec(self.other_usec)
+            .put_bool(self.playing)
+            .put_timeval(self.client_now)
+            .put_timeval(self.server_now)
+            .put_s64(self.write_index)
+            .put_s64(self.read_index);
+        if version >= 13 {
+            if let Some((underrun_for, playing_for)) = self.underrun_for {
+                w.put_u64(underrun_for).put_u64(playing_for);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

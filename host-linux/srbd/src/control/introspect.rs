@@ -59,7 +59,7 @@ fn write_client(w: &mut TagWriter, version: u32, index: u32, props: &Proplist) {
 }
 
 /// PCM, the format every stream has.
-fn pcm() -> &'static FormatInfo {
+pub(super) fn pcm() -> &'static FormatInfo {
     static PCM: std::sync::OnceLock<FormatInfo> = std::sync::OnceLock::new();
     PCM.get_or_init(|| FormatInfo {
         encoding: crate::control::playback::ENCODING_PCM,

@@ -7,8 +7,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::control::introspect::{stream_gains, update_proplist};
-use crate::control::playback::{CreatePlayback, Playback, ENCODING_PCM};
+use crate::control::introspect::{pcm, stream_gains, update_proplist};
+use crate::control::playback::{CreatePlayback, Playback};
 use crate::control::record::{CreateRecord, Record};
 use crate::control::registry::{SinkInput, SourceOutput};
 use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PROPS};
@@ -18,8 +18,9 @@ use crate::engine::stream::{PlaybackShared, RecordShared};
 use srb_pulse::attr;
 use srb_pulse::commands::{Command, PaError, NO_TAG};
 use srb_pulse::pstream::Frame;
+use srb_pulse::reply;
 use srb_pulse::request::Request as Req;
-use srb_pulse::tagstruct::{CVolume, FormatInfo, Proplist, TagWriter, Timeval, VOLUME_NORM};
+use srb_pulse::tagstruct::{CVolume, Proplist, TagWriter, Timeval, VOLUME_NORM};
 
 /// Most streams (playback and record together) one client may have.
 pub const MAX_STREAMS: usize = 32;
@@ -169,23 +170,20 @@ impl Session {
             Playback::new(channel, c.spec, a, c.variable_rate, shared, producer),
         );
         let mut w = reply(tag);
-        w.put_u32(channel).put_u32(index).put_u32(a.tlength);
-        w.put_u32(a.maxlength)
-            .put_u32(a.tlength)
-            .put_u32(a.prebuf)
-            .put_u32(a.minreq);
-        w.put_sample_spec(&c.spec)
-            .put_channel_map(&c.map)
-            .put_u32(info.sink.index)
-            .put_string(Some(&info.sink.name))
-            .put_bool(false);
-        w.put_usec(self.server.engine.period_usec());
-        if version >= 21 {
-            w.put_format_info(&FormatInfo {
-                encoding: ENCODING_PCM,
-                props: Proplist::new(),
-            });
+        reply::StreamCreated {
+            channel,
+            index,
+            missing: Some(a.tlength),
+            attr: &[a.maxlength, a.tlength, a.prebuf, a.minreq],
+            sample_spec: c.spec,
+            channel_map: &c.map,
+            device_index: info.sink.index,
+            device_name: &info.sink.name,
+            suspended: false,
+            device_latency_usec: self.server.engine.period_usec(),
+            format: pcm(),
         }
+        .encode(&mut w, version, false);
         Ok(w)
     }
 
@@ -255,20 +253,20 @@ impl Session {
             Record::new(channel, c.spec, a, shared, ring, converter, sink_channels),
         );
         let mut w = reply(tag);
-        w.put_u32(channel).put_u32(index);
-        w.put_u32(a.maxlength).put_u32(a.fragsize);
-        w.put_sample_spec(&c.spec)
-            .put_channel_map(&c.map)
-            .put_u32(info.monitor.index)
-            .put_string(Some(&info.monitor.name))
-            .put_bool(false);
-        w.put_usec(self.server.engine.period_usec());
-        if version >= 22 {
-            w.put_format_info(&FormatInfo {
-                encoding: ENCODING_PCM,
-                props: Proplist::new(),
-            });
+        reply::StreamCreated {
+            channel,
+            index,
+            missing: None,
+            attr: &[a.maxlength, a.fragsize],
+            sample_spec: c.spec,
+            channel_map: &c.map,
+            device_index: info.monitor.index,
+            device_name: &info.monitor.name,
+            suspended: false,
+            device_latency_usec: self.server.engine.period_usec(),
+            format: pcm(),
         }
+        .encode(&mut w, version, true);
         Ok(w)
     }
 
@@ -385,32 +383,36 @@ impl Session {
                     let read = p.read_index();
                     let playing = p.shared.playing.load(Ordering::Relaxed);
                     let mut w = reply(tag);
-                    w.put_usec(period)
-                        .put_usec(0)
-                        .put_bool(playing)
-                        .put_timeval(client_now)
-                        .put_timeval(now())
-                        .put_s64(as_s64(p.written()))
-                        .put_s64(as_s64(read));
-                    if version >= 13 {
-                        let (underrun_for, playing_for) =
-                            if playing { (0, read) } else { (read, 0) };
-                        w.put_u64(underrun_for).put_u64(playing_for);
+                    reply::Latency {
+                        device_usec: period,
+                        other_usec: 0,
+                        playing,
+                        client_now,
+                        server_now: now(),
+                        write_index: as_s64(p.written()),
+                        read_index: as_s64(read),
+                        underrun_for: Some(if playing { (0, read) } else { (read, 0) }),
                     }
+                    .encode(&mut w, version);
                     w
                 } else {
                     let Some(rec) = self.records.get(&channel) else {
                         return Ok(Some(error(tag, PaError::NoEntity)));
                     };
+                    // Relaxed: a status flag.
                     let corked = rec.shared.corked.load(Ordering::Relaxed);
                     let mut w = reply(tag);
-                    w.put_usec(period)
-                        .put_usec(0)
-                        .put_bool(!corked)
-                        .put_timeval(client_now)
-                        .put_timeval(now())
-                        .put_s64(as_s64(rec.sent() + rec.queued()))
-                        .put_s64(as_s64(rec.sent()));
+                    reply::Latency {
+                        device_usec: period,
+                        other_usec: 0,
+                        playing: !corked,
+                        client_now,
+                        server_now: now(),
+                        write_index: as_s64(rec.sent() + rec.queued()),
+                        read_index: as_s64(rec.sent()),
+                        underrun_for: None,
+                    }
+                    .encode(&mut w, version);
                     w
                 }
             }
