@@ -11,4 +11,4 @@ if ! command -v pactl >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pulseaudio-utils
 fi
 
-cargo test -p srbd --test srbd_e2e --test srbd_streams --test srbd_hostile --test srbd_dsp --test srbd_scale --test dsp_sim "$@"
+cargo test -p srbd --test srbd_e2e --test srbd_streams --test srbd_hostile --test srbd_dsp --test srbd_scale --test srbd_find --test dsp_sim "$@"

@@ -6,9 +6,13 @@
 //! [`Listener::bind`] takes `<dir>/<name>.lock` with a non-blocking
 //! exclusive `flock` first; a second instance gets
 //! [`ListenError::AlreadyRunning`] and touches nothing. Only while holding
-//! the lock does it remove a stale socket left by a crashed instance (and
-//! only if that path really is a socket), bind and listen. On drop it
-//! removes its socket, then releases the lock (closing the lock fd).
+//! the lock does it look at a socket already at the path: one that accepts
+//! a connection belongs to a live server that does not use our lock (e.g.
+//! PulseAudio on `pulse/native`) and is left alone
+//! ([`ListenError::LiveServer`]); one that refuses is stale (left by a
+//! crashed server) and is removed, if that path really is a socket. Then it
+//! binds and listens. On drop it removes its socket and its lock file,
+//! then releases the lock (closing the lock fd).
 //!
 //! # Socket activation
 //!
@@ -59,6 +63,13 @@ pub enum ListenError {
     #[error("{path} exists and is not a socket; not removing it", path = path.display())]
     NotASocket {
         /// The path.
+        path: PathBuf,
+    },
+    /// A server answers on the path already (one that does not take our
+    /// lock file).
+    #[error("a server is already listening on {path}", path = path.display())]
+    LiveServer {
+        /// The socket path.
         path: PathBuf,
     },
     /// The socket name is not a plain file name.
@@ -148,9 +159,9 @@ pub struct Listener {
     fd: OwnedFd,
     /// The socket path we bound and must remove (None when activated).
     path: Option<PathBuf>,
-    /// The lock fd; closing it releases the lock. Declared after `path` is
-    /// used in `Drop`, so the socket goes before the lock.
-    _lock: Option<OwnedFd>,
+    /// The lock file and its fd; closing the fd releases the lock. `Drop`
+    /// removes the socket and the file while still holding it.
+    lock: Option<(PathBuf, OwnedFd)>,
 }
 
 impl Listener {
@@ -180,7 +191,7 @@ impl Listener {
         let listener = Self {
             fd,
             path: Some(path.clone()),
-            _lock: Some(lock),
+            lock: Some((lock_path, lock)),
         };
         rustix::net::listen(&listener.fd, 128).map_err(bind_err)?;
         tracing::info!(path = %path.display(), "listening");
@@ -223,7 +234,7 @@ impl Listener {
         Ok(Some(Self {
             fd,
             path: None,
-            _lock: None,
+            lock: None,
         }))
     }
 
@@ -259,6 +270,13 @@ impl Drop for Listener {
                 tracing::warn!(path = %path.display(), %e, "cannot remove socket");
             }
         }
+        // The lock file goes too, before the lock is released: an instance
+        // that opens it now gets a fresh file and its own lock.
+        if let Some((path, _fd)) = &self.lock {
+            if let Err(e) = rustix::fs::unlink(path) {
+                tracing::warn!(path = %path.display(), %e, "cannot remove lock file");
+            }
+        }
     }
 }
 
@@ -290,6 +308,11 @@ fn remove_stale_socket(path: &Path) -> Result<(), ListenError> {
             errno,
         }),
         Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Socket => {
+            if connect(path).is_ok() {
+                return Err(ListenError::LiveServer {
+                    path: path.to_owned(),
+                });
+            }
             tracing::info!(path = %path.display(), "removing stale socket");
             rustix::fs::unlink(path).map_err(|errno| ListenError::Bind {
                 path: path.to_owned(),
@@ -384,7 +407,26 @@ mod tests {
         assert!(t.0.join("srbd").exists());
         drop(first);
         assert!(!t.0.join("srbd").exists(), "socket removed on drop");
+        assert!(!t.0.join("srbd.lock").exists(), "lock file removed on drop");
         Listener::bind(&dir, "srbd").unwrap();
+    }
+
+    #[test]
+    fn a_live_server_that_ignores_our_lock_is_left_alone() {
+        let t = TempPath::new("live");
+        let dir = RuntimeDir::open(&t.0).unwrap();
+        // Another server (PulseAudio, say) listening where we would.
+        let other = std::os::unix::net::UnixListener::bind(t.0.join("native")).unwrap();
+        assert_eq!(
+            Listener::bind(&dir, "native").unwrap_err(),
+            ListenError::LiveServer {
+                path: t.0.join("native")
+            }
+        );
+        assert!(t.0.join("native").exists(), "its socket is untouched");
+        // Once it is gone, its socket file is stale and replaced.
+        drop(other);
+        Listener::bind(&dir, "native").unwrap();
     }
 
     #[test]

@@ -13,10 +13,17 @@
 //! clocks the sink and processes every period; if the peer dies or stalls
 //! srbd falls back to its own clock within two periods and restarts it.
 //!
-//! Without `--socket` it listens on `native` in the srb runtime directory.
-//! On start it prints `PULSE_SERVER=unix:<path>` on stdout. SIGINT or
-//! SIGTERM ends it: clients see a disconnect, the wav output is finalized
-//! and the socket removed.
+//! Where it listens: the socket systemd passed (socket activation,
+//! `LISTEN_FDS`/`LISTEN_PID`; see `dist/srbd.socket`); else `--socket
+//! PATH`; else where libpulse clients look without any configuration,
+//! `$PULSE_RUNTIME_PATH/native` or `$XDG_RUNTIME_DIR/pulse/native` (with
+//! neither set, `/tmp/srb-<uid>/native`). A socket already there that
+//! answers belongs to a running server (PulseAudio, say): srbd then exits
+//! with a message naming it; one that does not answer is stale and is
+//! replaced. On start it prints `PULSE_SERVER=unix:<path>` on stdout (not
+//! when socket-activated). SIGINT or SIGTERM ends it: clients see a
+//! disconnect, the wav output is finalized, the socket and its lock file
+//! are removed.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,7 +31,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use srb_linux::listener::Listener;
+use srb_linux::listener::{ListenError, Listener};
 use srb_linux::runtime_dir::RuntimeDir;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -136,7 +143,35 @@ fn config(args: Args) -> Result<Config, String> {
     file.overlay(cli).resolve().map_err(|e| e.to_string())
 }
 
+/// The directory libpulse clients look in when nothing is configured:
+/// `$PULSE_RUNTIME_PATH`, else `$XDG_RUNTIME_DIR/pulse`; `None` with
+/// neither set.
+fn pulse_runtime_dir() -> Option<PathBuf> {
+    let var = |k| std::env::var_os(k).filter(|v: &std::ffi::OsString| !v.is_empty());
+    var("PULSE_RUNTIME_PATH")
+        .map(PathBuf::from)
+        .or_else(|| var("XDG_RUNTIME_DIR").map(|x| PathBuf::from(x).join("pulse")))
+}
+
+fn bind_in(dir: &std::path::Path, name: &str) -> Result<Listener, String> {
+    let dir = RuntimeDir::open(dir).map_err(|e| e.to_string())?;
+    Listener::bind(&dir, name).map_err(|e| match e {
+        ListenError::LiveServer { path } => format!(
+            "a server is already listening on {} (PulseAudio?): stop it, or start srbd \
+             elsewhere with --socket PATH",
+            path.display()
+        ),
+        e => e.to_string(),
+    })
+}
+
+/// The listener: the socket-activated one, `--socket`, or the default.
 fn bind(socket: &Option<PathBuf>) -> Result<Listener, String> {
+    match Listener::from_systemd() {
+        Ok(Some(l)) => return Ok(l),
+        Ok(None) => {}
+        Err(e) => return Err(format!("socket activation: {e}")),
+    }
     match socket {
         Some(path) => {
             let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
@@ -147,15 +182,14 @@ fn bind(socket: &Option<PathBuf>) -> Result<Listener, String> {
             } else {
                 dir
             };
-            RuntimeDir::open(dir)
-                .map_err(|e| e.to_string())
-                .and_then(|d| {
-                    Listener::bind(&d, &name.to_string_lossy()).map_err(|e| e.to_string())
-                })
+            bind_in(dir, &name.to_string_lossy())
         }
-        None => RuntimeDir::open_default()
-            .map_err(|e| e.to_string())
-            .and_then(|d| Listener::bind(&d, "native").map_err(|e| e.to_string())),
+        None => match pulse_runtime_dir() {
+            Some(dir) => bind_in(&dir, "native"),
+            None => RuntimeDir::open_default()
+                .map_err(|e| e.to_string())
+                .and_then(|d| bind_in(d.path(), "native")),
+        },
     }
 }
 
@@ -176,10 +210,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let Some(path) = listener.path().map(|p| p.to_path_buf()) else {
-        eprintln!("srbd: listener has no path");
-        return ExitCode::from(1);
-    };
+    let path = listener.path().map(|p| p.to_path_buf());
     let (dsp, links) = start_dsp(&cfg);
     let engine = match Engine::start_with_dsp(
         SinkConfig {
@@ -256,7 +287,9 @@ fn main() -> ExitCode {
             }
         }
     };
-    println!("PULSE_SERVER=unix:{}", path.display());
+    if let Some(path) = &path {
+        println!("PULSE_SERVER=unix:{}", path.display());
+    }
     if let Some(a) = tcp {
         println!("PULSE_SERVER=tcp:{a}");
     }

@@ -216,7 +216,7 @@ impl Daemon {
     }
 
     /// Starts srbd; without `explicit` it picks its default socket, which
-    /// must be `$XDG_RUNTIME_DIR/srb/native`.
+    /// must be `$XDG_RUNTIME_DIR/pulse/native` (where libpulse looks).
     pub fn start_with(tag: &str, explicit: bool) -> Self {
         Self::launch(tag, explicit, &[])
     }
@@ -245,12 +245,15 @@ impl Daemon {
             cmd.arg("--socket").arg(&socket);
             socket
         } else {
-            dir.0.join("xdg").join("srb").join("native")
+            dir.0.join("xdg").join("pulse").join("native")
         };
         let dir_str = dir.0.to_str().expect("temp dir is UTF-8").to_owned();
         cmd.args(args.iter().map(|a| a.replace("{dir}", &dir_str)));
         let mut child = cmd
             .env("XDG_RUNTIME_DIR", dir.0.join("xdg"))
+            .env_remove("PULSE_RUNTIME_PATH")
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
             .env("RUST_LOG", "debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
