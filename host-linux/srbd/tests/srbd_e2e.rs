@@ -183,3 +183,35 @@ fn tcp_clients_need_the_cookie() {
         d.log()
     );
 }
+
+/// What `pactl` sends for index-or-name arguments: a number means an index
+/// (pactl passes it as the name), `@DEFAULT_SINK@` the default, as on
+/// PulseAudio; an unknown index is "No such entity".
+#[test]
+fn devices_by_index_name_and_default() {
+    let d = Daemon::start("by-index");
+    d.pactl_ok(&["set-sink-volume", "0", "50%"]);
+    let v = d.pactl_ok(&["get-sink-volume", "0"]);
+    assert!(v.contains("50%"), "{v}");
+    let v = d.pactl_ok(&["get-sink-volume", "@DEFAULT_SINK@"]);
+    assert!(v.contains("50%"), "{v}");
+    d.pactl_ok(&["set-sink-mute", "0", "toggle"]);
+    assert!(d.pactl_ok(&["get-sink-mute", "0"]).contains("Mute: yes"));
+    d.pactl_ok(&["set-sink-mute", "srb_output", "toggle"]);
+    assert!(d
+        .pactl_ok(&["get-sink-mute", "srb_output"])
+        .contains("Mute: no"));
+    d.pactl_ok(&["set-default-sink", "0"]);
+    d.pactl_ok(&["set-default-source", "0"]);
+    assert!(d.pactl_ok(&["get-source-mute", "0"]).contains("Mute: no"));
+    d.pactl_ok(&["set-source-volume", "0", "80%"]);
+    assert!(d
+        .pactl_ok(&["get-source-volume", "@DEFAULT_SOURCE@"])
+        .contains("80%"));
+    let out = d.pactl(&["set-sink-volume", "7", "50%"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No such entity"),
+        "{out:?}"
+    );
+}

@@ -129,9 +129,13 @@ impl Session {
     fn device(&self, monitor: bool, index: u32, name: Option<&str>) -> Result<(), PaError> {
         let info = &self.server.info;
         let found = match (index, name) {
+            // Neither: the default device, as PulseAudio's name registry
+            // answers a NULL name (the OSS emulation asks this way).
+            (INVALID_INDEX, None) if !monitor => Some(info.sink.index),
+            (INVALID_INDEX, None) => Some(info.monitor.index),
             (INVALID_INDEX, Some(n)) if !monitor => info.sink_by_name(n),
             (INVALID_INDEX, Some(n)) => info.source_by_name(n),
-            (i, None) if i != INVALID_INDEX => {
+            (i, None) => {
                 let ours = if monitor {
                     info.monitor.index
                 } else {
@@ -373,10 +377,12 @@ impl Session {
             }
             (Command::SetDefaultSink | Command::SetDefaultSource, Request::SetDefault(name)) => {
                 let name = name.as_deref();
-                let found = match name {
-                    None => None,
-                    Some(n) if cmd == Command::SetDefaultSink => info.sink_by_name(n),
-                    Some(n) => info.source_by_name(n),
+                // No name: the default stays the default.
+                let n = name.unwrap_or("");
+                let found = if cmd == Command::SetDefaultSink {
+                    info.sink_by_name(n)
+                } else {
+                    info.source_by_name(n)
                 };
                 match found {
                     Some(_) => reply(tag),

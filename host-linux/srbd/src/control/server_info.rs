@@ -262,15 +262,28 @@ impl ServerInfo {
         }
     }
 
-    /// The sink index for a LOOKUP_SINK / GET_SINK_INFO name.
+    /// The sink a name names, as PulseAudio's name registry reads it:
+    /// empty or `@DEFAULT_SINK@` is the default sink, a number is an
+    /// index, anything else a name.
     pub fn sink_by_name(&self, name: &str) -> Option<u32> {
-        (name == self.sink.name || name == "@DEFAULT_SINK@").then_some(self.sink.index)
+        let s = &self.sink;
+        match name {
+            "" | "@DEFAULT_SINK@" => Some(s.index),
+            n if n == s.name => Some(s.index),
+            n => n.parse::<u32>().ok().filter(|&i| i == s.index),
+        }
     }
 
-    /// The source index for a LOOKUP_SOURCE / GET_SOURCE_INFO name.
+    /// The source a name names: empty, `@DEFAULT_SOURCE@` or
+    /// `@DEFAULT_MONITOR@` (the default sink's monitor) is the default
+    /// source, a number an index, anything else a name.
     pub fn source_by_name(&self, name: &str) -> Option<u32> {
-        (name == self.monitor.name || name == "@DEFAULT_SOURCE@" || name == "@DEFAULT_MONITOR@")
-            .then_some(self.monitor.index)
+        let m = &self.monitor;
+        match name {
+            "" | "@DEFAULT_SOURCE@" | "@DEFAULT_MONITOR@" => Some(m.index),
+            n if n == m.name => Some(m.index),
+            n => n.parse::<u32>().ok().filter(|&i| i == m.index),
+        }
     }
 }
 
@@ -407,5 +420,13 @@ mod tests {
         assert_eq!(i.sink_by_name("nope"), None);
         assert_eq!(i.source_by_name("srb_output.monitor"), Some(0));
         assert_eq!(i.source_by_name("srb_output"), None);
+        // PulseAudio's name registry: numbers are indexes, empty is the
+        // default.
+        assert_eq!(i.sink_by_name("0"), Some(0));
+        assert_eq!(i.sink_by_name("1"), None);
+        assert_eq!(i.sink_by_name(""), Some(0));
+        assert_eq!(i.source_by_name("0"), Some(0));
+        assert_eq!(i.source_by_name(""), Some(0));
+        assert_eq!(i.source_by_name("@DEFAULT_MONITOR@"), Some(0));
     }
 }

@@ -582,6 +582,46 @@ pub(crate) mod tests {
             }),
         );
         expect_error(&b, 7, PaError::NoEntity);
+        // Index-or-name as PulseAudio reads it: a number in the name is an
+        // index, an empty or absent name the default device.
+        for (tag, index, name) in [
+            (8, INVALID_INDEX, Some("0")),
+            (9, INVALID_INDEX, Some("")),
+            (10, INVALID_INDEX, None),
+        ] {
+            for cmd in [Command::GetSinkInfo, Command::GetSourceInfo] {
+                let b = call(&mut s, &q(cmd, tag, index, name));
+                assert_eq!(
+                    expect_reply(&b, tag).get_u32().unwrap(),
+                    0,
+                    "{cmd:?} {name:?}"
+                );
+            }
+        }
+        let b = call(
+            &mut s,
+            &q(Command::GetSinkInfo, 11, INVALID_INDEX, Some("1")),
+        );
+        expect_error(&b, 11, PaError::NoEntity);
+        let vol = srb_pulse::tagstruct::CVolume::new(&[0x8000, 0x8000]).unwrap();
+        for (tag, name) in [(12, Some("0")), (13, None), (14, Some(""))] {
+            let b = call(
+                &mut s,
+                &packet(Command::SetSinkVolume as u32, tag, |w| {
+                    w.put_u32(INVALID_INDEX).put_string(name).put_cvolume(&vol);
+                }),
+            );
+            expect_reply(&b, tag);
+        }
+        for (tag, name) in [(15, Some("0")), (16, None)] {
+            let b = call(
+                &mut s,
+                &packet(Command::SetDefaultSource as u32, tag, |w| {
+                    w.put_string(name);
+                }),
+            );
+            expect_reply(&b, tag);
+        }
     }
 
     /// A v35 CREATE_PLAYBACK_STREAM body as pacat sends it, with `spec`.
