@@ -117,6 +117,50 @@ pub fn fix_playback(
     }
 }
 
+/// `attr` raised so that a server that mixes in periods of `period`
+/// bytes (in the client's frames) can serve it: `tlength` at least one
+/// period plus one `minreq` in flight, `maxlength` at least that, and
+/// `prebuf` (when it was the default, the largest allowed) at least a
+/// period, so playback starts. Below that a stream would wait forever for
+/// a period's worth of audio the client is never asked for. The raised
+/// values go back to the client in the reply, as PulseAudio adjusts them.
+pub fn playback_for_period(attr: PlaybackAttr, period: u32, frame: u32) -> PlaybackAttr {
+    let frame = frame.max(1);
+    let period = round_up(period, frame).max(frame);
+    let want = period.saturating_add(attr.minreq);
+    if attr.tlength >= want {
+        return attr;
+    }
+    let old_prebuf_max = (attr.tlength + frame).saturating_sub(attr.minreq);
+    let tlength = want;
+    let maxlength = attr.maxlength.max(tlength);
+    let prebuf_max = (tlength + frame).saturating_sub(attr.minreq);
+    let prebuf = if attr.prebuf >= old_prebuf_max {
+        prebuf_max
+    } else {
+        attr.prebuf.min(prebuf_max)
+    };
+    PlaybackAttr {
+        maxlength,
+        tlength,
+        prebuf,
+        minreq: attr.minreq,
+    }
+}
+
+/// `attr` with `fragsize` raised to one period of `period` bytes (in the
+/// client's frames): the server delivers whole periods, so that is what
+/// the client gets and what the reply says.
+pub fn record_for_period(attr: RecordAttr, period: u32, frame: u32) -> RecordAttr {
+    let frame = frame.max(1);
+    let period = round_up(period, frame).max(frame);
+    let fragsize = attr.fragsize.max(period);
+    RecordAttr {
+        maxlength: attr.maxlength.max(fragsize),
+        fragsize,
+    }
+}
+
 /// The attributes a record stream runs with.
 pub fn fix_record(maxlength: u32, fragsize: u32, rate: u32, frame: u32) -> RecordAttr {
     let frame = frame.max(1);
@@ -211,5 +255,30 @@ mod tests {
             prop_assert!(r.fragsize >= frame && r.fragsize <= r.maxlength);
             prop_assert_eq!(r.fragsize % frame, 0);
         }
+    }
+
+    #[test]
+    fn latencies_below_a_period_are_raised_to_the_smallest_that_plays() {
+        // pacat --latency-msec=5, s16 stereo 48 kHz, 10 ms periods.
+        let a = fix_playback(DEFAULT, 960, DEFAULT, DEFAULT, 48_000, 4);
+        assert_eq!((a.tlength, a.minreq), (960, 240));
+        let b = playback_for_period(a, 1920, 4);
+        assert_eq!(b.tlength, 1920 + 240);
+        assert_eq!(b.prebuf, b.tlength + 4 - b.minreq, "default prebuf follows");
+        assert!(b.prebuf >= 1920, "a full period before playback starts");
+        assert!(b.maxlength >= b.tlength);
+        // Enough already: unchanged.
+        let big = fix_playback(DEFAULT, 19_200, DEFAULT, DEFAULT, 48_000, 4);
+        assert_eq!(playback_for_period(big, 1920, 4), big);
+        // A tiny maxlength is raised too, an explicit small prebuf kept.
+        let tiny = fix_playback(400, 400, 8, 100, 48_000, 4);
+        let c = playback_for_period(tiny, 1920, 4);
+        assert!(c.maxlength >= c.tlength && c.tlength >= 1920 + c.minreq);
+        assert_eq!(c.prebuf, 8);
+        // Record: whole periods.
+        let r = fix_record(DEFAULT, 960, 48_000, 4);
+        assert_eq!(record_for_period(r, 1920, 4).fragsize, 1920);
+        let r = fix_record(DEFAULT, 38_400, 48_000, 4);
+        assert_eq!(record_for_period(r, 1920, 4), r);
     }
 }

@@ -42,7 +42,7 @@ use std::time::Instant;
 
 use common::srbd::{
     eventfd_ids, f32le_bytes, poll_until, runs, s16le_bytes, signal, wait_bounded, write_wav_f32,
-    write_wav_i16, write_wav_u8, Daemon, Feeder, Rng, Shm, Signal, Wav, MONITOR, SINK,
+    write_wav_i16, write_wav_u8, Daemon, Feeder, Rng, Shm, Signal, Wav, DEADLINE, MONITOR, SINK,
 };
 
 /// Runs each listed test body (a `fn(Shm)`) once per transport mode, as
@@ -77,6 +77,7 @@ in_all_modes!(
     eight_paplay_mix_is_the_sum,
     libpulse_sees_the_negotiated_shm_type,
     client_holds_the_srbchannel_eventfds,
+    every_latency_plays_and_records,
 );
 
 /// What libpulse 16.1 logs at debug level (`PULSE_LOG=4`) once AUTH is
@@ -831,4 +832,107 @@ fn drain_waits_for_playout() {
     );
     wait_no_sink_inputs(&d);
     d.assert_log_clean();
+}
+
+/// `key=value` from libpulse's "Buffer metrics:" line (pacat/parec -v).
+fn metric(stderr: &str, key: &str) -> Option<u32> {
+    let line = stderr.lines().find(|l| l.contains("Buffer metrics:"))?;
+    let at = line.find(&format!("{key}="))? + key.len() + 1;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Every latency a client may ask for, from 1 ms to 2 s: playback starts
+/// and drains (below one 10 ms period the attributes are raised to the
+/// smallest that play, and the reply says so), and a record stream
+/// delivers, its fragment at least one period.
+fn every_latency_plays_and_records(shm: Shm) {
+    let mut d = Daemon::start_mode("latency", shm, &["--dsp", "off"]);
+    // s16 stereo 48 kHz: 4-byte frames, a 10 ms period is 1920 bytes.
+    let period = 1920;
+    let mut rng = Rng::new(0x1a7e);
+    let noise = s16le_bytes(
+        &(0..48_000 / 5 * 2)
+            .map(|_| (rng.next_u64() % 16_384) as i16 - 8_192)
+            .collect::<Vec<_>>(),
+    );
+    for ms in [1u32, 2, 5, 8, 10, 20, 50, 100, 500, 1000, 2000] {
+        let lat = format!("--latency-msec={ms}");
+        let fmt = [
+            "--raw",
+            "--format=s16le",
+            "--rate=48000",
+            "--channels=2",
+            "-v",
+        ];
+        let mut args = fmt.to_vec();
+        args.push(&lat);
+        let mut pacat = d.spawn_pacat(&args);
+        let mut stdin = pacat.stdin.take().unwrap();
+        let bytes = noise.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(&bytes));
+        let out = wait_bounded(pacat, &format!("pacat {lat}"));
+        d.assert_exit_ok(&out, &format!("pacat {lat}"));
+        writer.join().unwrap().expect("writing pacat's stdin");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let (tlength, minreq) = (metric(&err, "tlength"), metric(&err, "minreq"));
+        let (Some(tlength), Some(minreq)) = (tlength, minreq) else {
+            panic!("{lat}: no buffer metrics in pacat's output:\n{err}");
+        };
+        assert!(
+            tlength >= period + minreq,
+            "{lat}: tlength {tlength} cannot hold a {period}-byte period and a {minreq}-byte request"
+        );
+
+        let rec = d.path(&format!("rec-{ms}.raw"));
+        let mut args = fmt.to_vec();
+        args.push(&lat);
+        let mut parec = d
+            .client("parec")
+            .args(&args)
+            .stdout(std::fs::File::create(&rec).unwrap())
+            .spawn()
+            .expect("spawn parec");
+        let start = std::time::Instant::now();
+        while std::fs::metadata(&rec).map_or(0, |m| m.len()) < u64::from(period) {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{lat}: parec got no audio\n{}",
+                d.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        signal(&parec, Signal::INT);
+        let out = wait_bounded_child(&mut parec, &format!("parec {lat}"));
+        let err = String::from_utf8_lossy(&out);
+        let Some(fragsize) = metric(&err, "fragsize") else {
+            panic!("{lat}: no buffer metrics in parec's output:\n{err}");
+        };
+        assert!(
+            fragsize >= period,
+            "{lat}: fragsize {fragsize} below one period"
+        );
+    }
+    wait_no_sink_inputs(&d);
+    d.assert_log_clean();
+    d.stop_ok();
+}
+
+/// Waits (bounded) for a child whose stdout went to a file; its stderr.
+fn wait_bounded_child(child: &mut std::process::Child, what: &str) -> Vec<u8> {
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            let mut err = Vec::new();
+            if let Some(mut s) = child.stderr.take() {
+                std::io::Read::read_to_end(&mut s, &mut err).unwrap();
+            }
+            return err;
+        }
+        assert!(start.elapsed() < DEADLINE, "{what} did not exit");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

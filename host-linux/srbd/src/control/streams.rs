@@ -45,7 +45,20 @@ fn notify(cmd: Command, channel: u32) -> TagWriter {
     w
 }
 
+/// One sink period in a client's frames (`rate`, `frame` bytes each),
+/// rounded up: what the mixer takes from a stream per period.
+fn period_bytes(sink: &crate::engine::mixer::SinkConfig, rate: u32, frame: u32) -> u32 {
+    let frames =
+        (sink.period_frames as u64 * u64::from(rate)).div_ceil(u64::from(sink.spec.rate.max(1)));
+    u32::try_from(frames.saturating_mul(u64::from(frame))).unwrap_or(u32::MAX)
+}
+
 impl Session {
+    /// [`period_bytes`] for this server's sink.
+    fn period_bytes(&self, rate: u32, frame: u32) -> u32 {
+        period_bytes(self.server.engine.config(), rate, frame)
+    }
+
     fn stream_count(&self) -> usize {
         self.playbacks.len() + self.records.len()
     }
@@ -97,12 +110,16 @@ impl Session {
         }
         let info = &self.server.info;
         let frame = c.spec.frame_size().unwrap_or(1) as u32;
-        let a = attr::fix_playback(
-            c.maxlength,
-            c.tlength,
-            c.prebuf,
-            c.minreq,
-            c.spec.rate,
+        let a = attr::playback_for_period(
+            attr::fix_playback(
+                c.maxlength,
+                c.tlength,
+                c.prebuf,
+                c.minreq,
+                c.spec.rate,
+                frame,
+            ),
+            self.period_bytes(c.spec.rate, frame),
             frame,
         );
         let sink = self.server.engine.config();
@@ -207,7 +224,11 @@ impl Session {
         }
         let info = &self.server.info;
         let frame = c.spec.frame_size().unwrap_or(1) as u32;
-        let a = attr::fix_record(c.maxlength, c.fragsize, c.spec.rate, frame);
+        let a = attr::record_for_period(
+            attr::fix_record(c.maxlength, c.fragsize, c.spec.rate, frame),
+            self.period_bytes(c.spec.rate, frame),
+            frame,
+        );
         let sink = self.server.engine.config();
         let converter = match RecordConverter::new(sink.spec.rate, &sink.map, c.spec, &c.map) {
             Ok(conv) => conv,
@@ -488,16 +509,21 @@ impl Session {
                     return Ok(self.unsupported(cmd, tag));
                 };
                 let period = self.server.engine.period_usec();
+                let sink = self.server.engine.config();
                 match self.playbacks.get_mut(&channel) {
                     None => error(tag, PaError::NoEntity),
                     Some(p) => {
                         let frame = p.spec.frame_size().unwrap_or(1) as u32;
-                        let a = attr::fix_playback(
-                            maxlength,
-                            tlength,
-                            prebuf,
-                            minreq,
-                            p.spec.rate,
+                        let a = attr::playback_for_period(
+                            attr::fix_playback(
+                                maxlength,
+                                tlength,
+                                prebuf,
+                                minreq,
+                                p.spec.rate,
+                                frame,
+                            ),
+                            period_bytes(sink, p.spec.rate, frame),
                             frame,
                         );
                         p.set_attr(a);
@@ -524,11 +550,16 @@ impl Session {
                     return Ok(self.unsupported(cmd, tag));
                 };
                 let period = self.server.engine.period_usec();
+                let sink = self.server.engine.config();
                 match self.records.get_mut(&channel) {
                     None => error(tag, PaError::NoEntity),
                     Some(rec) => {
                         let frame = rec.spec.frame_size().unwrap_or(1) as u32;
-                        rec.attr = attr::fix_record(maxlength, fragsize, rec.spec.rate, frame);
+                        rec.attr = attr::record_for_period(
+                            attr::fix_record(maxlength, fragsize, rec.spec.rate, frame),
+                            period_bytes(sink, rec.spec.rate, frame),
+                            frame,
+                        );
                         let mut w = reply(tag);
                         w.put_u32(rec.attr.maxlength).put_u32(rec.attr.fragsize);
                         if version >= 13 {
