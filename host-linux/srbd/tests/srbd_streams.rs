@@ -78,6 +78,7 @@ in_all_modes!(
     libpulse_sees_the_negotiated_shm_type,
     client_holds_the_srbchannel_eventfds,
     every_latency_plays_and_records,
+    a_record_client_that_stops_reading_is_kept,
 );
 
 /// What libpulse 16.1 logs at debug level (`PULSE_LOG=4`) once AUTH is
@@ -935,4 +936,57 @@ fn wait_bounded_child(child: &mut std::process::Child, what: &str) -> Vec<u8> {
         assert!(start.elapsed() < DEADLINE, "{what} did not exit");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// A `parec` stopped (Ctrl-Z) far longer than its queue would hold is kept:
+/// srbd stops sending it audio, drops the oldest of what it records
+/// meanwhile, and resumes when it reads again (PulseAudio keeps it too).
+/// 48 kHz, 8 channels, float: 1.5 MB/s, past srbd's 4 MiB output cap
+/// after 2.8 s of the 5 s stop.
+fn a_record_client_that_stops_reading_is_kept(shm: Shm) {
+    let mut d = Daemon::start_mode("rec-stop", shm, &["--dsp", "off"]);
+    let rec = d.path("rec.raw");
+    let mut parec = d
+        .client("parec")
+        .args([
+            "--raw",
+            "--format=float32le",
+            "--rate=192000",
+            "--channels=8",
+        ])
+        .stdout(std::fs::File::create(&rec).unwrap())
+        .spawn()
+        .expect("spawn parec");
+    let grew = |min: u64| {
+        let start = Instant::now();
+        while std::fs::metadata(&rec).map_or(0, |m| m.len()) < min {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "parec got no audio\n{}",
+                d.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    grew(1);
+    signal(&parec, Signal::STOP);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let before = std::fs::metadata(&rec).unwrap().len();
+    signal(&parec, Signal::CONT);
+    // It reads again and keeps getting audio.
+    grew(before + 3_000_000);
+    assert!(
+        parec.try_wait().unwrap().is_none(),
+        "parec was disconnected"
+    );
+    signal(&parec, Signal::INT);
+    wait_bounded_child(&mut parec, "parec after SIGINT");
+    let log = d.log();
+    assert!(
+        log.contains("record client is not reading; dropping its oldest audio"),
+        "{log}"
+    );
+    assert!(log.contains("record client reads again"), "{log}");
+    assert!(!log.contains("connection closed"), "{log}");
+    d.stop_ok();
 }

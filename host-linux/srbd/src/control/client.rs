@@ -43,6 +43,11 @@ use srb_pulse::pstream::{FrameDecoder, FrameError};
 /// Encoded replies are handed to the outbound queue once this many bytes
 /// are pending, so one read full of requests builds no larger buffer.
 const OUT_FLUSH_AT: usize = 64 * 1024;
+/// With more than this waiting to be sent, a client gets no more record
+/// audio: it stays in its streams, which drop their oldest audio when
+/// full, so a client that stops reading (Ctrl-Z on `parec`) is kept and
+/// resumes, and only control output can fill the queue to its cap.
+pub const RECORD_BACKLOG: usize = 256 * 1024;
 
 /// How a connection's bytes arrive.
 #[derive(Debug)]
@@ -343,7 +348,10 @@ impl Client {
         if ring_frames > 0 {
             self.spin = self.last_answer.is_some_and(|t| t.elapsed() < spin_window);
         }
-        self.session.poll_streams(&mut self.out)?;
+        // Record audio waits in its stream (and the oldest is dropped)
+        // while the client has not read what it was sent.
+        let audio_room = RECORD_BACKLOG.saturating_sub(self.ob.queued() + self.out.len());
+        self.session.poll_streams(&mut self.out, audio_room)?;
         if !self.session.releases.is_empty()
             && (!self.out.is_empty() || self.session.releases.due_in() == Some(Duration::ZERO))
         {

@@ -27,6 +27,8 @@ pub use srb_pulse::request::stream::CreateRecord;
 pub struct Record {
     /// The channel id of this stream on its connection.
     pub channel: u32,
+    /// The sink's rate (the monitor audio in the ring).
+    sink_rate: u32,
     /// Sample spec.
     pub spec: SampleSpec,
     /// The final buffer attributes.
@@ -40,6 +42,10 @@ pub struct Record {
     pending: Vec<u8>,
     sent: u64,
     dropped_seen: u64,
+    /// Samples of the oldest audio dropped because the client did not
+    /// read, and whether that is happening now (for the log).
+    dropped_oldest: u64,
+    stalled: bool,
 }
 
 impl std::fmt::Debug for Record {
@@ -63,9 +69,11 @@ impl Record {
         ring: rtrb::Consumer<f32>,
         converter: RecordConverter,
         sink_channels: usize,
+        sink_rate: u32,
     ) -> Self {
         Self {
             channel,
+            sink_rate: sink_rate.max(1),
             spec,
             attr,
             shared,
@@ -76,6 +84,8 @@ impl Record {
             pending: Vec::new(),
             sent: 0,
             dropped_seen: 0,
+            dropped_oldest: 0,
+            stalled: false,
         }
     }
 
@@ -107,8 +117,37 @@ impl Record {
     }
 
     /// Converts all monitor audio that arrived and appends its memblock
-    /// frames to `out`.
-    pub fn poll(&mut self, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    /// frames to `out`; with no `room` (the client has not read what it
+    /// was sent) the audio stays in the ring instead, and once the ring is
+    /// half full its oldest part is dropped, so the newest audio is what
+    /// the client gets when it reads again.
+    pub fn poll(&mut self, out: &mut Vec<u8>, room: usize) -> Result<(), FrameError> {
+        if room == 0 {
+            let cap = self.ring.buffer().capacity();
+            let slots = self.ring.slots();
+            if slots > cap / 2 {
+                let n = (slots - cap / 4) / self.sink_channels * self.sink_channels;
+                if let Ok(c) = self.ring.read_chunk(n) {
+                    c.commit_all();
+                    self.dropped_oldest += n as u64;
+                }
+                if !self.stalled {
+                    self.stalled = true;
+                    tracing::info!(
+                        channel = self.channel,
+                        "record client is not reading; dropping its oldest audio"
+                    );
+                }
+            }
+            return Ok(());
+        }
+        if std::mem::take(&mut self.stalled) {
+            tracing::info!(
+                channel = self.channel,
+                dropped_frames = self.dropped_oldest / self.sink_channels as u64,
+                "record client reads again"
+            );
+        }
         let dropped = self.shared.dropped_frames.load(Ordering::Relaxed);
         if dropped != self.dropped_seen {
             tracing::warn!(
@@ -118,7 +157,13 @@ impl Record {
             );
             self.dropped_seen = dropped;
         }
-        let n = self.ring.slots() / self.sink_channels * self.sink_channels;
+        // At most what `room` takes once converted: the client's queue
+        // never grows by more than it has room for.
+        let client_frame = self.converter.client_frame_size().max(1) as u64;
+        let fit = (room as u64 / client_frame).saturating_mul(u64::from(self.sink_rate))
+            / u64::from(self.spec.rate.max(1));
+        let fit = usize::try_from(fit).unwrap_or(usize::MAX).max(1);
+        let n = (self.ring.slots() / self.sink_channels).min(fit) * self.sink_channels;
         if n > 0 {
             self.samples.resize(n, 0.0);
             if self.ring.pop_entire_slice(&mut self.samples[..n]).is_ok() {

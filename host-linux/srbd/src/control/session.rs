@@ -771,7 +771,7 @@ pub(crate) mod tests {
         let g = si.shared.gains.get(0);
         assert!((g - 0.5).abs() < 1e-4, "{g}");
         let mut out = Vec::new();
-        s.poll_streams(&mut out).unwrap();
+        s.poll_streams(&mut out, usize::MAX).unwrap();
         let mut d = FrameDecoder::new(MAX_FRAME_PAYLOAD);
         d.push(&out);
         let mut events = Vec::new();

@@ -271,7 +271,16 @@ impl Session {
         );
         self.records.insert(
             channel,
-            Record::new(channel, c.spec, a, shared, ring, converter, sink_channels),
+            Record::new(
+                channel,
+                c.spec,
+                a,
+                shared,
+                ring,
+                converter,
+                sink_channels,
+                sink.spec.rate,
+            ),
         );
         let mut w = reply(tag);
         reply::StreamCreated {
@@ -717,7 +726,11 @@ impl Session {
 
     /// Sends what the streams have to say: kills, STARTED, UNDERFLOW,
     /// drain replies, REQUESTs, record audio and subscription events.
-    pub fn poll_streams(&mut self, out: &mut Vec<u8>) -> Result<(), HandleError> {
+    pub fn poll_streams(
+        &mut self,
+        out: &mut Vec<u8>,
+        audio_room: usize,
+    ) -> Result<(), HandleError> {
         let Some(version) = self.version() else {
             return Ok(());
         };
@@ -751,7 +764,7 @@ impl Session {
             Frame::Packet(w.into_bytes()).encode_into(out)?;
         }
         for rec in self.records.values_mut() {
-            rec.poll(out)?;
+            rec.poll(out, audio_room)?;
         }
         for (event, index) in self.server.registry.take_events(self.client_index) {
             let mut w = TagWriter::command(Command::SubscribeEvent as u32, NO_TAG);
