@@ -60,7 +60,8 @@ impl std::fmt::Debug for Record {
 }
 
 impl Record {
-    /// A stream fed by `ring` (the engine's monitor copy).
+    /// A stream fed by `ring` (the engine's monitor copy of the sink,
+    /// whose spec is `sink`).
     pub fn new(
         channel: u32,
         spec: SampleSpec,
@@ -68,12 +69,12 @@ impl Record {
         shared: Arc<RecordShared>,
         ring: rtrb::Consumer<f32>,
         converter: RecordConverter,
-        sink_channels: usize,
-        sink_rate: u32,
+        sink: &SampleSpec,
     ) -> Self {
+        let sink_channels = usize::from(sink.channels);
         Self {
             channel,
-            sink_rate: sink_rate.max(1),
+            sink_rate: sink.rate.max(1),
             spec,
             attr,
             shared,

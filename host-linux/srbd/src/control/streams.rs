@@ -245,7 +245,6 @@ impl Session {
         let muted = c.muted.unwrap_or(false);
         shared.gains.set(&stream_gains(&volume, sink.spec.channels));
         shared.gains.set_muted(muted);
-        let sink_channels = usize::from(sink.spec.channels);
         self.server.registry.add_source_output(
             index,
             SourceOutput {
@@ -271,16 +270,7 @@ impl Session {
         );
         self.records.insert(
             channel,
-            Record::new(
-                channel,
-                c.spec,
-                a,
-                shared,
-                ring,
-                converter,
-                sink_channels,
-                sink.spec.rate,
-            ),
+            Record::new(channel, c.spec, a, shared, ring, converter, &sink.spec),
         );
         let mut w = reply(tag);
         reply::StreamCreated {
