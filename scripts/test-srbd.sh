@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # End-to-end tests of srbd against Debian's real pactl, pacat, paplay and
-# parec (pulseaudio-utils): queries, streams, and hostile raw clients.
+# parec (pulseaudio-utils) and GStreamer's pulsesink: queries, streams, and
+# hostile raw clients.
 # Installs pulseaudio-utils when pactl is missing (needs root, as in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v pactl >/dev/null 2>&1; then
-    echo "test-srbd: pactl missing; installing pulseaudio-utils" >&2
+if ! command -v pactl >/dev/null 2>&1 || ! command -v gst-launch-1.0 >/dev/null 2>&1; then
+    echo "test-srbd: installing pulseaudio-utils and GStreamer (gst-launch-1.0, pulsesink)" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pulseaudio-utils
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pulseaudio-utils \
+        gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-pulseaudio
 fi
 
-cargo test -p srbd --test srbd_e2e --test srbd_streams --test srbd_hostile --test srbd_dsp --test srbd_scale --test srbd_find --test dsp_sim "$@"
+cargo test -p srbd --test srbd_e2e --test srbd_streams --test srbd_hostile --test srbd_dsp --test srbd_scale --test srbd_find --test srbd_gst --test dsp_sim "$@"

@@ -22,9 +22,11 @@ cargo --version
 # runs (host-linux/srbd/tests/srbd_e2e.rs), and libpulse's libpulsecommon, whose
 # srbchannel host-linux/tests/pa_interop.rs drives. The board suite installs its own.
 step "packages the tests need"
-if ! command -v pactl >/dev/null 2>&1 || ! ls /usr/lib/*/pulseaudio/libpulsecommon-*.so >/dev/null 2>&1; then
+if ! command -v pactl >/dev/null 2>&1 || ! command -v gst-launch-1.0 >/dev/null 2>&1 \
+  || ! ls /usr/lib/*/pulseaudio/libpulsecommon-*.so >/dev/null 2>&1; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pulseaudio-utils libpulse0 libpulse-dev
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pulseaudio-utils libpulse0 libpulse-dev \
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-pulseaudio
 fi
 pactl --version | head -1
 

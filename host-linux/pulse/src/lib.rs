@@ -10,6 +10,7 @@
 //! | [`tagstruct`] | the tagged value encoding of packets (§4): [`tagstruct::TagReader`], [`tagstruct::TagWriter`], sample specs, channel maps, volumes, proplists, format infos |
 //! | [`pstream`] | the frame layer (§3): descriptors, packets, memblocks, SHM references, RELEASE/REVOKE, [`pstream::FrameDecoder`] |
 //! | [`sample`] | [`sample::SampleFormat`]: the 13 PCM formats as an enum (unknown bytes kept), sizes, names, silence |
+//! | [`format`] | format negotiation: [`format::negotiate`] picks a PCM entry of a client's format list (fixed values, lists, ranges, absent properties), channel position names |
 //! | [`commands`] | [`commands::Command`] numbers (§6.1) and [`commands::PaError`] codes (§1.7) |
 //! | [`request`] | [`request::Request`]: one typed decoder per command (§6), with [`request::CreatePlayback`] and [`request::CreateRecord`] and their checks |
 //! | [`reply`] | typed replies: one encoder per introspection record ([`reply::ServerInfo`], [`reply::DeviceInfo`], [`reply::ClientInfo`], [`reply::StreamInfo`]), fields gated by version |
@@ -18,6 +19,7 @@
 
 pub mod attr;
 pub mod commands;
+pub mod format;
 
 pub mod pstream;
 pub mod reply;

@@ -164,6 +164,7 @@ impl Session {
             tracing::debug!(command, tag, "unknown command");
             return Ok((tag != NO_TAG).then(|| error(tag, PaError::Command)));
         };
+        tracing::trace!(client = self.client_index, ?cmd, tag, "request");
         let Some(entry) = lookup(cmd) else {
             return Ok(self.unsupported(cmd, tag));
         };
@@ -182,6 +183,7 @@ impl Session {
         let Some(req) = Request::decode(cmd, &mut r, call.version)? else {
             return Ok(self.unsupported(cmd, tag));
         };
+        tracing::trace!(client = self.client_index, ?req, "decoded");
         (entry.handler)(self, call, req)
     }
 

@@ -158,7 +158,29 @@ impl Playback {
     /// Queues client audio. Whatever does not fit in `maxlength` is
     /// dropped; returns an OVERFLOW notification then.
     pub fn push(&mut self, data: &[u8]) -> Option<TagWriter> {
-        self.outstanding -= data.len() as i64;
+        self.push_counted(data, data.len())
+    }
+
+    /// Queues `gap` bytes of silence (a seek past the write index); an
+    /// OVERFLOW notification if they did not fit. They count as sent.
+    pub fn push_silence(&mut self, gap: u64) -> Option<TagWriter> {
+        let byte = self.spec.format.silence_byte();
+        let mut left = gap;
+        let chunk = [byte; 4096];
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if let Some(w) = self.push(&chunk[..n]) {
+                return Some(w);
+            }
+            left -= n as u64;
+        }
+        None
+    }
+
+    /// [`Playback::push`] of `data`, counted as `sent` bytes against what
+    /// was requested (a rewrite sends more than it adds).
+    pub fn push_counted(&mut self, data: &[u8], sent: usize) -> Option<TagWriter> {
+        self.outstanding -= sent as i64;
         let rest = if self.backlog.is_empty() {
             let (done, rest) = self.ring.push_partial_slice(data);
             self.written += done.len() as u64;

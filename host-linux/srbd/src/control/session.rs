@@ -252,9 +252,15 @@ impl Drop for Session {
     }
 }
 
-/// Queues client audio of an inline or SHM memblock into its stream (seek
-/// offsets are not supported: the data is appended); an OVERFLOW
+/// Queues client audio of an inline or SHM memblock into its stream at
+/// the write position its seek names (§3.4: relative to the write index,
+/// absolute, relative to the read index, or to the end); an OVERFLOW
 /// notification goes to `out` if it did not fit.
+///
+/// A position past the write index leaves a gap of silence; a position
+/// before it (GStreamer's `pulsesink` rewrites what it sent) keeps what is
+/// already queued and appends only the part of `data` beyond the write
+/// index: audio handed to the mixer's ring is not taken back.
 pub(super) fn push_playback(
     p: &mut Playback,
     offset: i64,
@@ -262,15 +268,24 @@ pub(super) fn push_playback(
     data: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), HandleError> {
-    if offset != 0 || seek != SeekMode::Relative {
-        tracing::debug!(
-            channel = p.channel,
-            offset,
-            ?seek,
-            "seeking writes are not supported; appended"
-        );
-    }
-    if let Some(w) = p.push(data) {
+    let written = i128::from(p.written());
+    let target = i128::from(offset)
+        + match seek {
+            SeekMode::Relative | SeekMode::RelativeEnd => written,
+            SeekMode::Absolute => 0,
+            SeekMode::RelativeOnRead => i128::from(p.read_index()),
+        };
+    let notice = if target > written {
+        let gap = u64::try_from(target - written).unwrap_or(u64::MAX);
+        p.push_silence(gap).or_else(|| p.push(data))
+    } else {
+        let skip = usize::try_from(written - target).unwrap_or(usize::MAX);
+        if skip > 0 {
+            tracing::trace!(channel = p.channel, skip, "rewrite of queued audio: kept");
+        }
+        p.push_counted(data.get(skip..).unwrap_or(&[]), data.len())
+    };
+    if let Some(w) = notice {
         Frame::Packet(w.into_bytes()).encode_into(out)?;
     }
     Ok(())
@@ -632,6 +647,18 @@ pub(crate) mod tests {
         rate: u32,
         map: &[u8],
     ) -> Vec<u8> {
+        create_playback_with_formats(tag, format, channels, rate, map, &[])
+    }
+
+    /// [`create_playback`] offering `formats` (v21 format negotiation).
+    pub(crate) fn create_playback_with_formats(
+        tag: u32,
+        format: u8,
+        channels: u8,
+        rate: u32,
+        map: &[u8],
+        formats: &[srb_pulse::tagstruct::FormatInfo],
+    ) -> Vec<u8> {
         use srb_pulse::tagstruct::{CVolume, ChannelMap, SampleSpec};
         packet(Command::CreatePlaybackStream as u32, tag, |w| {
             w.put_sample_spec(&SampleSpec {
@@ -657,8 +684,87 @@ pub(crate) mod tests {
                 .put_proplist(&Proplist::new());
             w.put_bool(false).put_bool(false);
             w.put_bool(false).put_bool(false).put_bool(false);
-            w.put_bool(false).put_bool(false).put_u8(0);
+            w.put_bool(false)
+                .put_bool(false)
+                .put_u8(formats.len() as u8);
+            for f in formats {
+                w.put_format_info(f);
+            }
         })
+    }
+
+    #[test]
+    fn format_negotiation_picks_pcm_and_refuses_by_name() {
+        use srb_pulse::tagstruct::FormatInfo;
+        let f = |enc: u8, pairs: &[(&str, &str)]| {
+            let mut props = Proplist::new();
+            for (k, v) in pairs {
+                props.set_str(k, v).unwrap();
+            }
+            FormatInfo {
+                encoding: enc,
+                props,
+            }
+        };
+        let mut s = ready(35);
+        // Lists and a range: the sink's own spec is chosen and returned.
+        let req = create_playback_with_formats(
+            2,
+            0xFF,
+            0,
+            0,
+            &[],
+            &[
+                f(2, &[]),
+                f(
+                    1,
+                    &[
+                        ("format.sample_format", "[ \"s16le\", \"float32le\" ]"),
+                        ("format.rate", "{ \"min\": 8000, \"max\": 96000 }"),
+                        ("format.channels", "[ 1, 2 ]"),
+                    ],
+                ),
+            ],
+        );
+        let b = call(&mut s, &req);
+        let mut r = expect_reply(&b, 2);
+        for _ in 0..7 {
+            r.get_u32().unwrap();
+        }
+        let ss = r.get_sample_spec().unwrap();
+        assert_eq!(
+            (ss.format, ss.channels, ss.rate),
+            (srb_pulse::sample::SampleFormat::Float32Le, 2, 48_000)
+        );
+        assert_eq!(r.get_channel_map().unwrap().positions(), &[1, 2]);
+        r.get_u32().unwrap();
+        r.get_string().unwrap();
+        r.get_bool().unwrap();
+        r.get_usec().unwrap();
+        let chosen = r.get_format_info().unwrap();
+        assert_eq!(chosen.props.get_str("format.rate"), Some("48000"));
+        r.finish().unwrap();
+        // Only non-PCM: NOTSUPPORTED; a malformed PCM entry: INVALID; the
+        // connection stays (the next request is answered).
+        let b = call(
+            &mut s,
+            &create_playback_with_formats(3, 0xFF, 0, 0, &[], &[f(2, &[]), f(6, &[])]),
+        );
+        expect_error(&b, 3, PaError::NotSupported);
+        let b = call(
+            &mut s,
+            &create_playback_with_formats(
+                4,
+                0xFF,
+                0,
+                0,
+                &[],
+                &[f(1, &[("format.rate", "{ \"min\": 9 }")])],
+            ),
+        );
+        expect_error(&b, 4, PaError::Invalid);
+        let b = call(&mut s, &packet(Command::GetServerInfo as u32, 5, |_| {}));
+        expect_reply(&b, 5);
     }
 
     #[test]

@@ -45,6 +45,22 @@ fn notify(cmd: Command, channel: u32) -> TagWriter {
     w
 }
 
+/// A client's volume for a stream whose channel count came from format
+/// negotiation: kept when it fits, otherwise its average on every channel
+/// (an empty one is full volume).
+fn fit_volume(v: &CVolume, channels: u8) -> CVolume {
+    if v.channels() == channels {
+        return v.clone();
+    }
+    let vals = v.values();
+    let avg = if vals.is_empty() {
+        VOLUME_NORM
+    } else {
+        (vals.iter().map(|&x| u64::from(x)).sum::<u64>() / vals.len() as u64) as u32
+    };
+    CVolume::new(&vec![avg; usize::from(channels)]).unwrap_or_default()
+}
+
 /// One sink period in a client's frames (`rate`, `frame` bytes each),
 /// rounded up: what the mixer takes from a stream per period.
 fn period_bytes(sink: &crate::engine::mixer::SinkConfig, rate: u32, frame: u32) -> u32 {
@@ -93,10 +109,34 @@ impl Session {
     fn create_playback(
         &mut self,
         tag: u32,
-        c: CreatePlayback,
+        mut c: CreatePlayback,
         version: u32,
         packet_len: usize,
     ) -> Result<TagWriter, HandleError> {
+        // Format negotiation (v21): no valid spec, a list of formats
+        // instead; the chosen PCM format becomes the stream's spec.
+        let mut chosen = None;
+        if version >= 21 && !c.formats.is_empty() && c.spec.check().is_err() {
+            let sink = self.server.engine.config();
+            match srb_pulse::format::negotiate(&c.formats, &sink.spec, &sink.map) {
+                Ok((spec, map, f)) => {
+                    tracing::debug!(client = self.client_index, ?spec, "format negotiated");
+                    c.spec = spec;
+                    c.map = map;
+                    c.volume = fit_volume(&c.volume, spec.channels);
+                    chosen = Some(f);
+                }
+                Err(e) => {
+                    tracing::info!(
+                        client = self.client_index,
+                        formats = c.formats.len(),
+                        ?e,
+                        "playback stream refused: no usable format"
+                    );
+                    return Ok(error(tag, e));
+                }
+            }
+        }
         let checked = c.validate();
         if let Err(e) = self.admit(
             checked,
@@ -198,7 +238,7 @@ impl Session {
             device_name: &info.sink.name,
             suspended: false,
             device_latency_usec: self.server.engine.period_usec(),
-            format: pcm(),
+            format: chosen.as_ref().unwrap_or(pcm()),
         }
         .encode(&mut w, version, false);
         Ok(w)
@@ -400,8 +440,15 @@ impl Session {
                     let Some(p) = self.playbacks.get(&channel) else {
                         return Ok(Some(error(tag, PaError::NoEntity)));
                     };
-                    let read = p.read_index();
-                    let playing = p.shared.playing.load(Ordering::Relaxed);
+                    // The read index a client sees runs through gaps a
+                    // stream without prebuffering plays as silence.
+                    // Relaxed: status counters and flags.
+                    let read = p.read_index() + p.shared.silence.load(Ordering::Relaxed);
+                    // Running, as PulseAudio's sink input state: uncorked
+                    // and not waiting for its prebuffer (an underrun does
+                    // not stop the clock).
+                    let playing = !p.shared.corked.load(Ordering::Relaxed)
+                        && !p.shared.prebuffering.load(Ordering::Relaxed);
                     let mut w = reply(tag);
                     reply::Latency {
                         device_usec: period,

@@ -467,6 +467,13 @@ impl Input {
                         wake = true;
                     }
                     self.prebuffering = s.prebuf.load(Ordering::Relaxed) > 0;
+                    if !self.prebuffering {
+                        // Without prebuffering the stream keeps running
+                        // through the gap, as PulseAudio's read index
+                        // does: its clock advances by the silence played.
+                        // Relaxed: a counter for latency replies.
+                        s.silence.fetch_add(need as u64, Ordering::Relaxed);
+                    }
                     false
                 }
             }

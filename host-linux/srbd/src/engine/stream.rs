@@ -104,6 +104,9 @@ pub struct PlaybackShared {
     pub underflows: AtomicU32,
     /// The read index at the last underflow.
     pub underflow_at: AtomicU64,
+    /// Bytes (client format) of silence played while starved without
+    /// prebuffering: added to the read index clients see.
+    pub silence: AtomicU64,
 }
 
 impl PlaybackShared {
@@ -128,6 +131,7 @@ impl PlaybackShared {
             started: AtomicU32::new(0),
             underflows: AtomicU32::new(0),
             underflow_at: AtomicU64::new(0),
+            silence: AtomicU64::new(0),
         }
     }
 }
