@@ -479,7 +479,7 @@ mod tests {
             props: Proplist::new(),
         };
         assert_eq!(
-            negotiate(&[ac3.clone()], &ss, &map),
+            negotiate(std::slice::from_ref(&ac3), &ss, &map),
             Err(PaError::NotSupported)
         );
         assert_eq!(negotiate(&[], &ss, &map), Err(PaError::NotSupported));
