@@ -154,6 +154,8 @@ pub enum PaError {
     NoEntity = 5,
     /// Protocol error.
     Protocol = 7,
+    /// PA_ERR_MODINITFAILED: a module failed to load (or does not exist).
+    ModInitFailed = 14,
     /// Bad state.
     BadState = 15,
     /// Incompatible protocol version.

@@ -76,6 +76,8 @@ pub struct DeviceState {
     pub volume: CVolume,
     /// Whether muted.
     pub muted: bool,
+    /// Whether suspended (SUSPEND_SINK / SUSPEND_SOURCE).
+    pub suspended: bool,
 }
 
 /// State shared by all connections.
@@ -126,10 +128,12 @@ impl Server {
         let sink_state = DeviceState {
             volume: info.sink.volume.clone(),
             muted: false,
+            suspended: false,
         };
         let monitor_state = DeviceState {
             volume: info.monitor.volume.clone(),
             muted: false,
+            suspended: false,
         };
         Self {
             info,
@@ -249,6 +253,38 @@ impl Server {
             }
         }
         self.registry.post(facility, registry::event::CHANGE, index);
+    }
+
+    /// Suspends or resumes the sink (`monitor == false`) or its monitor:
+    /// the mixer stops feeding it; a change posts a CHANGE event.
+    pub fn set_suspended(&self, monitor: bool, suspended: bool) {
+        let (m, flag, facility, index) = if monitor {
+            (
+                &self.monitor_state,
+                &self.engine.shared().monitor_suspended,
+                registry::facility::SOURCE,
+                self.info.monitor.index,
+            )
+        } else {
+            (
+                &self.sink_state,
+                &self.engine.shared().suspended,
+                registry::facility::SINK,
+                self.info.sink.index,
+            )
+        };
+        let changed = {
+            let mut st = m.lock().unwrap_or_else(PoisonError::into_inner);
+            let changed = st.suspended != suspended;
+            st.suspended = suspended;
+            changed
+        };
+        // Relaxed: a flag the mixer reads once per period.
+        flag.store(suspended, Ordering::Relaxed);
+        if changed {
+            tracing::info!(monitor, suspended, "device suspend state changed");
+            self.registry.post(facility, registry::event::CHANGE, index);
+        }
     }
 
     /// Asks the control loop to end (it closes every client).

@@ -215,3 +215,65 @@ fn devices_by_index_name_and_default() {
         "{out:?}"
     );
 }
+
+/// Commands desktop tools send about the server's objects, as `pactl`
+/// and `pasuspender` send them: suspend and resume (state SUSPENDED in the
+/// lists), `pasuspender -- CMD` runs its command, moving a stream to the
+/// sink it is on, the message handlers, and a module name srbd does not
+/// have (refused with a log line naming it).
+#[test]
+fn suspend_move_modules_and_messages() {
+    let d = Daemon::start_args("server-cmds", &["--dsp", "off"]);
+    d.pactl_ok(&["suspend-sink", "0", "1"]);
+    let sinks = d.pactl_ok(&["list", "short", "sinks"]);
+    assert!(sinks.contains("SUSPENDED"), "{sinks}");
+    d.pactl_ok(&["suspend-sink", "srb_output", "0"]);
+    let sinks = d.pactl_ok(&["list", "short", "sinks"]);
+    assert!(!sinks.contains("SUSPENDED"), "{sinks}");
+    d.pactl_ok(&["suspend-source", "0", "1"]);
+    assert!(d
+        .pactl_ok(&["list", "short", "sources"])
+        .contains("SUSPENDED"));
+    d.pactl_ok(&["suspend-source", "0", "0"]);
+
+    // pasuspender suspends everything, runs its command, resumes.
+    let mut cmd = d.client("pasuspender");
+    cmd.args(["--", "sh", "-c", "echo ran"]);
+    let out = wait_bounded(cmd.spawn().expect("spawn pasuspender"), "pasuspender");
+    d.assert_exit_ok(&out, "pasuspender");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ran"));
+    assert!(!d
+        .pactl_ok(&["list", "short", "sinks"])
+        .contains("SUSPENDED"));
+
+    // Moving a playing stream to the sink it is on.
+    let mut pacat = d.spawn_pacat(&["--raw", "--format=s16le", "--rate=48000", "--channels=2"]);
+    let mut stdin = pacat.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let chunk = vec![1u8; 19_200];
+        while stdin.write_all(&chunk).is_ok() {}
+    });
+    let index = d.wait_for("a sink input", || {
+        d.list_short("sink-inputs")
+            .first()
+            .map(|row| row[0].clone())
+    });
+    d.pactl_ok(&["move-sink-input", &index, "0"]);
+    d.pactl_ok(&["move-sink-input", &index, "@DEFAULT_SINK@"]);
+    let out = d.pactl(&["move-sink-input", "999", "0"]);
+    assert!(!out.status.success());
+    let _ = pacat.kill();
+    let _ = pacat.wait();
+    let _ = feeder.join();
+
+    let handlers = d.pactl_ok(&["list", "message-handlers"]);
+    assert!(handlers.contains("/core"), "{handlers}");
+    let out = d.pactl(&["load-module", "module-no-such-thing"]);
+    assert!(!out.status.success());
+    assert!(
+        strip_ansi(&d.log()).contains("LOAD_MODULE refused: srbd has no module of that name")
+            && d.log().contains("module-no-such-thing"),
+        "{}",
+        d.log()
+    );
+}

@@ -951,7 +951,7 @@ fn a_record_client_that_stops_reading_is_kept(shm: Shm) {
         .args([
             "--raw",
             "--format=float32le",
-            "--rate=192000",
+            "--rate=48000",
             "--channels=8",
         ])
         .stdout(std::fs::File::create(&rec).unwrap())
@@ -979,9 +979,10 @@ fn a_record_client_that_stops_reading_is_kept(shm: Shm) {
         parec.try_wait().unwrap().is_none(),
         "parec was disconnected"
     );
+    // Read before parec leaves: once it is gone a send may see EPIPE.
+    let log = d.log();
     signal(&parec, Signal::INT);
     wait_bounded_child(&mut parec, "parec after SIGINT");
-    let log = d.log();
     assert!(
         log.contains("record client is not reading; dropping its oldest audio"),
         "{log}"

@@ -166,6 +166,40 @@ pub enum Request {
         /// The properties.
         props: Proplist,
     },
+    /// LOAD_MODULE: a module name and its argument string.
+    LoadModule {
+        /// The module's name.
+        name: String,
+        /// Its arguments.
+        argument: Option<String>,
+    },
+    /// UNLOAD_MODULE: the module index.
+    UnloadModule(u32),
+    /// MOVE_SINK_INPUT / MOVE_SOURCE_OUTPUT: a stream and where to.
+    MoveStream {
+        /// The sink input or source output.
+        index: u32,
+        /// The sink or source to move it to.
+        device: DeviceRef,
+    },
+    /// SUSPEND_SINK / SUSPEND_SOURCE (index `0xFFFFFFFF` and no name:
+    /// every sink or source).
+    Suspend {
+        /// Which device.
+        device: DeviceRef,
+        /// Suspend (true) or resume.
+        suspend: bool,
+    },
+    /// SEND_OBJECT_MESSAGE (v35): to an object path, a message and its
+    /// parameters.
+    ObjectMessage {
+        /// The object (`/core`, …).
+        path: String,
+        /// The message (`list-handlers`, …).
+        message: String,
+        /// Its parameters.
+        params: Option<String>,
+    },
     /// REMOVE_*_STREAM_PROPLIST.
     RemoveStreamProplist {
         /// The stream's channel.
@@ -334,6 +368,24 @@ impl Request {
                     keys: keys(r)?,
                 }
             }
+            C::LoadModule => Request::LoadModule {
+                name: r.get_nonnull_string("module name")?.to_owned(),
+                argument: r.get_string()?.map(str::to_owned),
+            },
+            C::UnloadModule => Request::UnloadModule(r.get_u32()?),
+            C::MoveSinkInput | C::MoveSourceOutput => Request::MoveStream {
+                index: r.get_u32()?,
+                device: device(r)?,
+            },
+            C::SuspendSink | C::SuspendSource => Request::Suspend {
+                device: device(r)?,
+                suspend: r.get_bool()?,
+            },
+            C::SendObjectMessage => Request::ObjectMessage {
+                path: r.get_nonnull_string("object path")?.to_owned(),
+                message: r.get_nonnull_string("message")?.to_owned(),
+                params: r.get_string()?.map(str::to_owned),
+            },
             _ => return Ok(None),
         };
         if !matches!(req, Request::ClientReply) {
@@ -452,7 +504,23 @@ mod tests {
             ),
             Ok(want)
         );
-        assert_eq!(decode(Command::LoadModule, |_| {}, 35), Ok(None));
+        assert_eq!(decode(Command::AddAutoload, |_| {}, 35), Ok(None));
+        assert_eq!(
+            decode(
+                Command::SuspendSink,
+                |w| {
+                    w.put_u32(u32::MAX).put_string(None).put_bool(true);
+                },
+                35
+            ),
+            Ok(Some(Request::Suspend {
+                device: DeviceRef {
+                    index: u32::MAX,
+                    name: None
+                },
+                suspend: true
+            }))
+        );
     }
 
     #[test]

@@ -81,6 +81,10 @@ table! {
         SetDefaultSource, KillSinkInput, KillSourceOutput, UpdateClientProplist,
         RemoveClientProplist,
     ];
+    Authorised Session::on_server => [
+        LoadModule, UnloadModule, SuspendSink, SuspendSource, MoveSinkInput, MoveSourceOutput,
+        SendObjectMessage,
+    ];
     Authorised Session::on_stream => [
         CreatePlaybackStream, DeletePlaybackStream, CreateRecordStream, DeleteRecordStream,
         DrainPlaybackStream, GetPlaybackLatency, GetRecordLatency, CorkPlaybackStream,
@@ -220,11 +224,15 @@ impl Session {
     pub(super) fn unsupported(&self, cmd: Command, tag: u32) -> Option<TagWriter> {
         match cmd {
             _ if tag == NO_TAG => {
-                tracing::debug!(?cmd, "unsupported command without a tag, ignored");
+                tracing::info!(
+                    client = self.client_index,
+                    ?cmd,
+                    "unsupported command without a tag, ignored"
+                );
                 None
             }
             _ => {
-                tracing::debug!(?cmd, tag, "unsupported command");
+                tracing::info!(client = self.client_index, ?cmd, tag, "unsupported command");
                 Some(error(tag, PaError::NotSupported))
             }
         }
@@ -250,6 +258,6 @@ mod tests {
         }
         assert!(lookup(Command::GetServerInfo).is_some());
         // Served by nobody (yet): NOTSUPPORTED, not a crash.
-        assert!(lookup(Command::LoadModule).is_none());
+        assert!(lookup(Command::AddAutoload).is_none());
     }
 }

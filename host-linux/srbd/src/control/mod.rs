@@ -6,6 +6,7 @@
 //! | [`server_loop`] | [`server_loop::ServerLoop`]: the one control thread's epoll loop over listeners, clients, srbchannel fd0s, the mixer's bell, signals and one timerfd; admission (`max_clients`, fd shortage) |
 //! | [`client`] | [`client::Client`]: one connection on the loop (socket and ring input, deadlines, one round of serving it, how it ended) |
 //! | [`dispatch`] | [`dispatch::COMMANDS`]: the command table (command → handler, allowed before AUTH or not) |
+//! | [`server_cmds`] | LOAD/UNLOAD_MODULE (refused by name), SUSPEND_SINK/SOURCE, MOVE_SINK_INPUT/SOURCE_OUTPUT, SEND_OBJECT_MESSAGE |
 //! | [`session`] | [`session::Session`]: one client's protocol state machine (AUTH, names, dispatch), without I/O |
 //! | [`outbound`] | [`outbound::Outbound`]: where a connection's frames go (socket, or the srbchannel ring once acknowledged), and the ring's poll hooks |
 //! | [`srbchannel`] | [`srbchannel::SrbLink`]: srbd's end of a client's srbchannel (sealed PA-layout memfd block, fd0/fd1, the offer, fdsem waking, hostile-block checks) |
@@ -27,6 +28,7 @@ pub mod outbound;
 pub mod playback;
 pub mod record;
 pub mod registry;
+pub mod server_cmds;
 pub mod server_info;
 pub mod server_loop;
 pub mod session;

@@ -36,6 +36,8 @@ const ENCODING_PCM: u8 = 1;
 /// Sink/source state IDLE (RUNNING=0, IDLE=1, SUSPENDED=2; never anything
 /// else, pactl indexes a table with it).
 const STATE_IDLE: u32 = 1;
+/// Sink/source state SUSPENDED.
+const STATE_SUSPENDED: u32 = 2;
 /// Sink/source state RUNNING.
 const STATE_RUNNING: u32 = 0;
 
@@ -250,7 +252,11 @@ impl ServerInfo {
             props: &d.props,
             configured_latency_usec: 0,
             base_volume: VOLUME_NORM,
-            state: if running { STATE_RUNNING } else { STATE_IDLE },
+            state: match (st.suspended, running) {
+                (true, _) => STATE_SUSPENDED,
+                (false, true) => STATE_RUNNING,
+                (false, false) => STATE_IDLE,
+            },
             volume_steps: VOLUME_STEPS,
             card: INVALID_INDEX,
             formats: PCM_ONLY.get_or_init(|| {
@@ -391,6 +397,7 @@ mod tests {
             let st = DeviceState {
                 volume: i.sink.volume.clone(),
                 muted: false,
+                suspended: false,
             };
             i.write_sink(&mut w, version, &st, false);
             i.write_source(&mut w, version, &st, true);

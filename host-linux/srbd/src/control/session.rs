@@ -546,10 +546,14 @@ pub(crate) mod tests {
     fn unknown_and_unsupported_commands_get_errors() {
         let mut s = ready(35);
         expect_error(&call(&mut s, &packet(200, 5, |_| {})), 5, PaError::Command);
-        let p = packet(Command::LoadModule as u32, 6, |w| {
-            w.put_string(Some("module-null-sink")).put_string(None);
+        let p = packet(Command::AddAutoload as u32, 6, |w| {
+            w.put_string(Some("x")).put_u32(0);
         });
         expect_error(&call(&mut s, &p), 6, PaError::NotSupported);
+        let p = packet(Command::LoadModule as u32, 8, |w| {
+            w.put_string(Some("module-null-sink")).put_string(None);
+        });
+        expect_error(&call(&mut s, &p), 8, PaError::ModInitFailed);
         let p = packet(Command::EnableSrbchannel as u32, NO_TAG, |_| {});
         assert!(s.handle_packet(&p).unwrap().is_none());
         let p = packet(Command::Auth as u32, 7, |w| {

@@ -91,6 +91,12 @@ pub struct SinkShared {
     pub periods: AtomicU64,
     /// Periods skipped because the mixer was too late to catch up.
     pub skipped: AtomicU64,
+    /// The sink is suspended (SUSPEND_SINK): no stream advances, nothing
+    /// reaches the output or the monitor.
+    pub suspended: AtomicBool,
+    /// The monitor source is suspended (SUSPEND_SOURCE): record streams
+    /// get nothing.
+    pub monitor_suspended: AtomicBool,
     stop: AtomicBool,
 }
 
@@ -196,6 +202,8 @@ impl Engine {
             running: AtomicBool::new(false),
             periods: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            suspended: AtomicBool::new(false),
+            monitor_suspended: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
@@ -653,6 +661,12 @@ impl Mixer {
     /// applied); the streams' read indexes advance.
     fn render_mix(&mut self) {
         self.adopt();
+        // Relaxed: a flag read once per period.
+        if self.shared.suspended.load(Ordering::Relaxed) {
+            self.mix.fill(0.0);
+            self.shared.running.store(false, Ordering::Relaxed);
+            return;
+        }
         self.mix.fill(-0.0);
         let mut audible = 0usize;
         let mut playing = false;
@@ -698,6 +712,12 @@ impl Mixer {
     /// the output backend, and (after the monitor volume) to every record
     /// stream.
     fn deliver(&mut self, period: &[f32]) {
+        // Relaxed: a flag read once per period. Suspended: the output and
+        // the monitor get nothing (the period still counts).
+        if self.shared.suspended.load(Ordering::Relaxed) {
+            self.shared.periods.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.monitor.copy_from_slice(period);
         if !is_float(self.spec.format) {
             format::encode(self.spec.format, &self.monitor, &mut self.quantize);
@@ -711,8 +731,9 @@ impl Mixer {
         } else {
             apply_gains(&mut self.monitor, self.channels, &self.shared.monitor_gains);
         }
+        let monitor_suspended = self.shared.monitor_suspended.load(Ordering::Relaxed);
         for r in &mut self.records {
-            if r.shared.corked.load(Ordering::Relaxed) {
+            if monitor_suspended || r.shared.corked.load(Ordering::Relaxed) {
                 continue;
             }
             let (_, rest) = r.ring.push_partial_slice(&self.monitor);
@@ -782,6 +803,8 @@ mod tests {
             running: AtomicBool::new(false),
             periods: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            suspended: AtomicBool::new(false),
+            monitor_suspended: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
