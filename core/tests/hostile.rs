@@ -296,7 +296,7 @@ fn attach(mem: &Mem) -> Result<srb::Geometry, AttachError> {
 fn srb_attach_refuses_every_bad_header_word() {
     let cap = 256;
     assert!(attach(&srb_block(cap)).is_ok());
-    let cases: [(usize, u32, AttachError); 10] = [
+    let cases: [(usize, u32, AttachError); 12] = [
         (0, 0, AttachError::BadMagic { found: 0 }),
         (
             0,
@@ -305,7 +305,11 @@ fn srb_attach_refuses_every_bad_header_word() {
                 found: u32::from_le_bytes(*b"srb2"),
             },
         ),
-        (4, 2, AttachError::BadVersion { found: 2 }),
+        // Version 1 had no `wants_space` words: mixing it with version 2
+        // would leave a writer waiting for space asleep.
+        (4, 1, AttachError::BadVersion { found: 1 }),
+        (4, 3, AttachError::BadVersion { found: 3 }),
+        (4, 0, AttachError::BadVersion { found: 0 }),
         (8, 895, AttachError::BadHeaderSize { found: 895 }),
         (12, 0, AttachError::BadCapacity { found: 0 }),
         (12, 96, AttachError::BadCapacity { found: 96 }),
