@@ -538,6 +538,12 @@ where
     /// rings already allow progress, or the timeout passes. Re-check both
     /// rings afterwards: wake-ups are hints.
     ///
+    /// It waits for space too only if the last write was cut short: on the
+    /// `srb` layout the peer's reads wake this side only then (or in
+    /// [`wait_writable`](Self::wait_writable)). A caller that checked
+    /// [`free`](Self::free) and wrote nothing is not woken by the peer's
+    /// reads; write what fits, or use `wait_writable`.
+    ///
     /// # Examples
     ///
     /// ```
