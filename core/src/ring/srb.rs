@@ -295,7 +295,9 @@ impl RingProducer for Producer {
         // Relaxed: when announcing, the caller's SeqCst fence before it
         // re-checks the space orders this store (the Dekker half that pairs
         // with the consumer's fence and load in `peer_needs_wake`); when
-        // withdrawing, a late or early 0 costs at most one spurious wake-up.
+        // withdrawing, we no longer wait, so a reader that still sees the
+        // old 1 costs at most one spurious wake-up, and the next
+        // announcement's 1 is coherence-ordered after this 0.
         unsafe { &*self.wants_space_word }.store(i32::from(on), Ordering::Relaxed);
     }
 }
