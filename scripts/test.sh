@@ -77,6 +77,13 @@ if [ "${SRB_SKIP_LOOM:-0}" != 1 ]; then
   step "loom mutation check (Relaxed rings must fail)"
   RUSTFLAGS="--cfg loom -D warnings" LOOM_MAX_PREEMPTIONS=2 \
     cargo test -p srb-loom-tests --release --target-dir target/loom --features mutant -- mutant_
+  # The wake mutation check: with the srb reader never waking its writer
+  # (srb-core's loom-mutant-wake feature), every model of a writer waiting
+  # for space must deadlock; mutant_wake_space_waits_deadlock runs each in a
+  # child process and fails if one does not.
+  step "loom wake mutation check (a reader that skips the space wake-up must deadlock)"
+  RUSTFLAGS="--cfg loom -D warnings" LOOM_MAX_PREEMPTIONS=2 \
+    cargo test -p srb-loom-tests --release --target-dir target/loom --features mutant-wake -- mutant_wake_
 fi
 
 step "all tests passed"

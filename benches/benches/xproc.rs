@@ -28,6 +28,7 @@
 //! | `srb-futex spin` / `sleep` | srb layout, futex signals |
 //! | `pa spin` / `sleep` | PulseAudio's layout (post after every write), eventfd signals |
 //! | `eventfd` | raw: two eventfds, blocking `write`/`read` of the 8-byte counter, no payload |
+//! | `eventfd + watch` | srb-linux's eventfd signals alone, no ring, no fdsem: `Eventfd::notify` (`poll(POLLOUT)` + `write`) and `EventfdWait::wait` with a `PeerWatch` (`poll` on the eventfd and the connection socket + `preadv2`), what every srb eventfd sleep pays for its no-hang guarantees |
 //! | `unix socket` | raw: a `socketpair(AF_UNIX, SOCK_STREAM)`, blocking `write`/`read` of 32 bytes |
 //! | `pipe` | raw: two pipes, blocking `write`/`read` of 32 bytes |
 //! | `cache line` | the physical floor: both processes spin on a sequence word in one cache line of a shared memfd, the 32 bytes beside it |
@@ -54,8 +55,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::thread::{sched_getaffinity, sched_setaffinity, sched_yield, CpuSet};
+use srb_core::{Notify, Wait};
 use srb_linux::channel::Channel;
-use srb_linux::eventfd::Eventfd;
+use srb_linux::eventfd::{Eventfd, EventfdWait};
 use srb_linux::fdkind::FdKind;
 use srb_linux::handshake::{self, ChannelConfig, LayoutKind, SignalKind};
 use srb_linux::listener::{self, Listener};
@@ -89,6 +91,8 @@ enum Case {
     PaSpin,
     PaSleep,
     Eventfd,
+    /// srb-linux's eventfd `Notify`/`Wait` (with a peer watch), no ring.
+    EventfdWatch,
     Socket,
     Pipe,
     CacheLine,
@@ -98,7 +102,7 @@ enum Case {
     TputSocket,
 }
 
-const RTT_CASES: [Case; 10] = [
+const RTT_CASES: [Case; 11] = [
     Case::SrbSpin,
     Case::SrbSleep,
     Case::FutexSpin,
@@ -106,6 +110,7 @@ const RTT_CASES: [Case; 10] = [
     Case::PaSpin,
     Case::PaSleep,
     Case::Eventfd,
+    Case::EventfdWatch,
     Case::Socket,
     Case::Pipe,
     Case::CacheLine,
@@ -121,6 +126,7 @@ impl Case {
             Case::PaSpin => "pa spin",
             Case::PaSleep => "pa sleep",
             Case::Eventfd => "eventfd",
+            Case::EventfdWatch => "eventfd + watch",
             Case::Socket => "unix socket",
             Case::Pipe => "pipe",
             Case::CacheLine => "cache line",
@@ -358,6 +364,12 @@ fn efd_take(fd: impl AsFd) -> Res<()> {
     read_exact(fd, &mut b)
 }
 
+/// Sleeps in srb-linux's eventfd wait until a notification arrives.
+fn signal_take(w: &mut EventfdWait) -> Res<()> {
+    while w.wait(None)? == 0 {}
+    Ok(())
+}
+
 /// The cache line: a sequence word at 0 and the payload at 8.
 struct Line {
     map: Arc<SharedMapping>,
@@ -409,6 +421,8 @@ enum End {
     Channel(Box<Channel>),
     /// (fd we write, fd we read); eventfd or pipe or one socket for both.
     Fds(OwnedFd, OwnedFd),
+    /// srb-linux's signals: the eventfd we notify, the one we wait on.
+    Signals(Eventfd, EventfdWait),
     Socket(OwnedFd),
     Line(Line),
 }
@@ -429,6 +443,12 @@ fn parent_setup(stream: ScmStream, h: &Header) -> Res<End> {
             let (to_child, to_parent) = (Eventfd::new()?, Eventfd::new()?);
             stream.send(&[0], &[to_child.as_fd(), to_parent.as_fd()], false)?;
             Ok(End::Fds(to_child.into_fd(), to_parent.into_fd()))
+        }
+        Case::EventfdWatch => {
+            let (to_child, to_parent) = (Eventfd::new()?, Eventfd::new()?);
+            stream.send(&[0], &[to_child.as_fd(), to_parent.as_fd()], false)?;
+            let wait = EventfdWait::new(to_parent, Some(stream.watch()));
+            Ok(End::Signals(to_child, wait))
         }
         Case::Socket | Case::TputSocket => {
             let (ours, theirs) = rustix::net::socketpair(
@@ -474,6 +494,12 @@ fn child_setup(mut stream: ScmStream) -> Res<(Header, End)> {
             let to_child = fds.pop().ok_or("fd")?;
             End::Fds(to_parent, to_child)
         }
+        Case::EventfdWatch => {
+            let mut fds = stream.claim_exact(&[FdKind::Eventfd, FdKind::Eventfd])?;
+            let to_parent = Eventfd::import(fds.pop().ok_or("fd")?)?;
+            let to_child = Eventfd::import(fds.pop().ok_or("fd")?)?;
+            End::Signals(to_parent, EventfdWait::new(to_child, Some(stream.watch())))
+        }
         Case::Socket | Case::TputSocket => {
             let mut fds = stream.claim_exact(&[FdKind::Socket])?;
             End::Socket(fds.pop().ok_or("fd")?)
@@ -515,6 +541,10 @@ fn parent_rtt(end: &mut End, h: &Header) -> Res<Vec<u64>> {
                 efd_post(&*w)?;
                 efd_take(&*r)?;
             }
+            End::Signals(n, w) => {
+                n.notify()?;
+                signal_take(w)?;
+            }
             End::Fds(w, r) => {
                 write_all(&*w, &buf)?;
                 read_exact(&*r, &mut buf)?;
@@ -529,7 +559,8 @@ fn parent_rtt(end: &mut End, h: &Header) -> Res<Vec<u64>> {
             }
         }
         let dt = t0.elapsed();
-        if h.case != Case::Eventfd && buf[0] != (i as u8).wrapping_add(1) {
+        let no_payload = matches!(h.case, Case::Eventfd | Case::EventfdWatch);
+        if !no_payload && buf[0] != (i as u8).wrapping_add(1) {
             return Err(format!("{}: round trip {i}: wrong reply", h.case.name()).into());
         }
         if i >= WARMUP {
@@ -555,6 +586,10 @@ fn child_rtt(end: &mut End, h: &Header) -> Res<()> {
             End::Fds(w, r) if h.case == Case::Eventfd => {
                 efd_take(&*r)?;
                 efd_post(&*w)?;
+            }
+            End::Signals(n, w) => {
+                signal_take(w)?;
+                n.notify()?;
             }
             End::Fds(w, r) => {
                 read_exact(&*r, &mut buf)?;

@@ -11,8 +11,13 @@
 //!   `pa` layout, as libpulse expects; when the ring end reports the peer
 //!   waiting for `srb` (see [`crate::ring::srb`]);
 //! - after a read that the ring end says may unblock the peer (a completely
-//!   full `pa` ring; a waiting `srb` peer), post it too: the same semaphore
-//!   signals "data" and "space".
+//!   full `pa` ring; an `srb` peer that announced a wait for *space*), post
+//!   it too: the same semaphore signals "data" and "space". An `srb` writer
+//!   announces a wait for space ([`RingProducer::want_space`]) only when it
+//!   needs space: in [`SrbChannel::wait_writable`], and in
+//!   [`SrbChannel::wait`]/[`SrbChannel::before_wait`] after a write that was
+//!   cut short. A writer waiting for the reply to a request that fitted is
+//!   not woken by the read of its request, only by the reply.
 //!
 //! Waiting: call [`SrbChannel::wait`] when neither a read nor a write made
 //! progress. It announces the sleep on this side's semaphore, then re-checks
@@ -335,7 +340,7 @@ where
 
     /// Reads up to `dst.len()` bytes; returns how many. Wakes the peer when
     /// it may be waiting for the space (`pa`: the ring was full; `srb`: the
-    /// writer announced a sleep).
+    /// writer announced a sleep for space).
     ///
     /// # Errors
     ///
@@ -533,6 +538,12 @@ where
     /// rings already allow progress, or the timeout passes. Re-check both
     /// rings afterwards: wake-ups are hints.
     ///
+    /// It waits for space too only if the last write was cut short: on the
+    /// `srb` layout the peer's reads wake this side only then (or in
+    /// [`wait_writable`](Self::wait_writable)). A caller that checked
+    /// [`free`](Self::free) and wrote nothing is not woken by the peer's
+    /// reads; write what fits, or use `wait_writable`.
+    ///
     /// # Examples
     ///
     /// ```
@@ -561,7 +572,9 @@ where
         if self.before_wait()? == WaitDecision::DontSleep {
             return Ok(Woken::Pending);
         }
-        Ok(self.ends.waiter.block(&mut self.wait, timeout)?)
+        let woken = self.ends.waiter.block(&mut self.wait, timeout);
+        self.ends.producer.want_space(false);
+        Ok(woken?)
     }
 
     /// Sleeps until the peer posts, unless a post is already pending, there
@@ -601,14 +614,27 @@ where
         &mut self,
         timeout: Option<Duration>,
     ) -> Result<Woken, ChannelError<W::Error>> {
-        if self.wake_owed
-            || self.ends.waiter.before_wait(&mut self.wait)? == WaitDecision::DontSleep
-        {
+        if self.wake_owed {
             return Ok(Woken::Pending);
         }
-        // Counted as waiting now. SeqCst fence, then re-check the space: the
-        // same Dekker pairing as in `before_wait`, with the reader's post
-        // after it frees space.
+        // Waiting for space: the reader must wake us after it frees some.
+        self.ends.producer.want_space(true);
+        let woken = self.sleep_for_space(timeout);
+        self.ends.producer.want_space(false);
+        woken
+    }
+
+    /// `wait_writable` after announcing the wait for space.
+    fn sleep_for_space(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<Woken, ChannelError<W::Error>> {
+        if self.ends.waiter.before_wait(&mut self.wait)? == WaitDecision::DontSleep {
+            return Ok(Woken::Pending);
+        }
+        // Counted as waiting (and wanting space) now. SeqCst fence, then
+        // re-check the space: the same Dekker pairing as in `before_wait`,
+        // with the reader's publish, fence and check of `wants_space`.
         fence(Ordering::SeqCst);
         if self.ends.producer.free()? > 0 {
             self.ends.waiter.after_wait(&mut self.wait)?;
@@ -652,11 +678,25 @@ where
         if self.wake_owed {
             return Ok(WaitDecision::DontSleep);
         }
+        // A write was cut short: we wait for space as well as for data, so
+        // the reader must wake us after it frees some. (Otherwise we wait
+        // for data only, and the peer's reads need not wake us: `srb`.)
+        self.ends.producer.want_space(self.tx_blocked);
+        let decision = self.announce_sleep();
+        if !matches!(decision, Ok(WaitDecision::OkToSleep)) {
+            self.ends.producer.want_space(false);
+        }
+        decision
+    }
+
+    /// `before_wait` after the wait for space was announced or withdrawn.
+    fn announce_sleep(&mut self) -> Result<WaitDecision, ChannelError<W::Error>> {
         if self.ends.waiter.before_wait(&mut self.wait)? == WaitDecision::DontSleep {
             return Ok(WaitDecision::DontSleep);
         }
         // We are now counted as waiting. SeqCst fence, then re-check: pairs
-        // with the peer's publish, fence and load of our `waiting` word.
+        // with the peer's publish, fence and load of our `waiting` word
+        // (after its writes) or `wants_space` word (after its reads).
         fence(Ordering::SeqCst);
         let can_read = self.ends.consumer.available()? > 0;
         if can_read || (self.tx_blocked && self.ends.producer.free()? > 0) {
@@ -699,7 +739,9 @@ where
     /// assert_eq!(b.after_poll(true).unwrap(), Woken::Notified);
     /// ```
     pub fn after_poll(&mut self, ready: bool) -> Result<Woken, ChannelError<W::Error>> {
-        Ok(self.ends.waiter.after_poll(&mut self.wait, ready)?)
+        let woken = self.ends.waiter.after_poll(&mut self.wait, ready);
+        self.ends.producer.want_space(false);
+        Ok(woken?)
     }
 
     /// For poll loops: end a sleep that [`before_wait`](Self::before_wait)
@@ -727,6 +769,8 @@ where
     /// b.after_wait().unwrap();
     /// ```
     pub fn after_wait(&mut self) -> Result<(), ChannelError<W::Error>> {
-        Ok(self.ends.waiter.after_wait(&mut self.wait)?)
+        let ended = self.ends.waiter.after_wait(&mut self.wait);
+        self.ends.producer.want_space(false);
+        Ok(ended?)
     }
 }

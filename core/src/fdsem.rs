@@ -42,6 +42,56 @@
 //!   notification the kernel object does not hold, and leaves `signalled`
 //!   set; [`FdsemPoster::repost`] sends the missing notification later
 //!   (the channel does this for its caller, see [`crate::channel`]).
+//!
+//! # Why a SeqCst-load poster cannot make our waiter lose a wake-up
+//!
+//! PulseAudio's poster, after adding to the ring's count (a SeqCst RMW, A),
+//! does P1 = `cmpxchg(signalled, 0 → 1)` and, if that succeeded,
+//! P2 = `load(waiting)`, writing the eventfd only if P2 read non-zero. Our
+//! waiter ([`FdsemWaiter::before_wait`] under
+//! [`crate::SrbChannel::before_wait`]) does W1 = `fetch_add(waiting, 1)`, then
+//! W2 = `cmpxchg(signalled, 1 → 0)`; if W2 fails it issues a SeqCst fence F,
+//! re-reads the ring, and sleeps only if that finds nothing. Every one of
+//! these is SeqCst, so they lie in one total order S that contains program
+//! order, and (C++20 \[atomics.order\]) if X is coherence-ordered before Y and
+//! both are SeqCst, X precedes Y in S; if a SeqCst fence precedes a load X
+//! in program order, the same holds with the fence in X's place.
+//!
+//! 1. *P1 succeeds and P2 reads `waiting == 0` while W2 fails.* P2 read a
+//!    value older than W1's, so P2 is coherence-ordered before W1: P2 <S W1.
+//!    Then P1 <S P2 <S W1 <S W2. If W2 read a value older than P1's 1, W2
+//!    would be coherence-ordered before P1 and W2 <S P1: contradiction. So
+//!    W2 reads P1's 1 or a later value; later writes are further posts (1)
+//!    or our own resets, and ours before W1 are sequenced before it. So W2
+//!    reads 1 and succeeds: this case cannot happen.
+//! 2. *P1 succeeds and P2 reads `waiting > 0`.* The eventfd is written (after
+//!    `in_pipe` is raised); our blocking wait returns and the ring is re-read.
+//! 3. *P1 succeeds and W2 takes its 1.* W2 (an acquire RMW) reads from P1
+//!    (a release RMW), so A happens before our re-read: the data is seen.
+//! 4. *P1 fails: an earlier post's 1 is still pending.* Whichever of our
+//!    RMWs resets that 1 (in `before_wait` or `after_wait`) reads a value
+//!    P1 did not, so P1 is coherence-ordered before it and A <S P1 <S reset.
+//!    Our waiter never sleeps without first passing F, which comes after
+//!    that reset in program order, hence A <S F; a load after F that read a
+//!    count older than A would be coherence-ordered before A and force
+//!    F <S A. So the re-read after F sees A's bytes and we do not sleep.
+//!
+//! In every case either the eventfd is written or our waiter does not sleep
+//! while bytes are readable. What this needs of P2 is only that a SeqCst
+//! load take part in S — exactly what loom does not model (it treats it as
+//! Acquire), hence the libpulsecommon interop test
+//! (`host-linux/tests/pa_interop.rs`), which drives PulseAudio's own poster
+//! against this waiter. Our own poster reads both words with RMWs
+//! (`swap`, `fetch_add(0)`), which loom does check.
+//!
+//! On the hardware: on x86-64 `lock cmpxchg` is a full barrier, so the
+//! later plain `mov` of `waiting` cannot be satisfied before the store to
+//! `signalled` is globally visible — exactly the store→load order Dekker's
+//! handshake needs, and what a plain Acquire load (loom's model) would not
+//! promise in general. On AArch64 the SeqCst load is `ldar`, which is not
+//! reordered before an earlier `stlr`/`stlxr` (the RCsc property), giving
+//! the same guarantee. (In case 1, a `waiting == 0` that P2 reads from our
+//! *later* decrement belongs to a sleep that has already ended.)
 
 use core::time::Duration;
 

@@ -63,9 +63,10 @@
 //! - **Model-checked.** Under `cfg(loom)` the atomics are loom's, every
 //!   payload copy is reported to loom as a cell access per byte, and the
 //!   `srb-loom-tests` crate checks the rings, the fdsem and the channel in
-//!   every interleaving of small models (up to a preemption bound). A
-//!   mutation check (the `loom-mutant` feature weakens the rings' orderings
-//!   to Relaxed) must make the models fail.
+//!   every interleaving of small models (up to a preemption bound). Two
+//!   mutation checks must make the models fail: the `loom-mutant` feature
+//!   weakens the rings' orderings to Relaxed, and `loom-mutant-wake` makes
+//!   the `srb` reader skip the wake-up of a writer waiting for space.
 //! - **No lost or duplicated bytes on errors.** See [`channel`]: an `Err`
 //!   from a transfer means no byte moved; a failed wake-up after a
 //!   transfer is owed and retried.

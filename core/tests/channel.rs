@@ -169,6 +169,50 @@ fn srb_writer_notifies_only_a_reader_that_sleeps() {
     assert_eq!(&buf, b"twothree");
 }
 
+/// A request/reply round trip on the `srb` layout with the requester
+/// asleep: reading its request must not wake it (it waits for the reply,
+/// not for space, and would only find the reply ring empty and sleep
+/// again); the reply wakes it exactly once. Layout version 1 woke it after
+/// the read too: two notifications per round trip.
+#[test]
+fn srb_reader_does_not_wake_a_writer_that_waits_for_the_reply() {
+    let mem = Mem::new(srb::block_len(64));
+    // SAFETY: fresh memory; one creator, one attacher.
+    let (_, creator) = unsafe { srb::create(mem.block(), 64) }.unwrap();
+    // SAFETY: as above.
+    let (_, attacher) = unsafe { srb::attach(mem.block()) }.unwrap();
+    let (wake_c, wake_a) = (SpinSignal::with_budget(10), SpinSignal::with_budget(10));
+    let mut c = SrbChannel::new(creator, &wake_a, &wake_c);
+    let mut a = SrbChannel::new(attacher, &wake_c, &wake_a);
+    let take = |s: &SpinSignal| srb_core::Wait::try_take(&mut &*s).unwrap();
+    let c_sem = 5 * srb::LINE; // the creator's semaphore
+    let c_wants_space = c_sem + 12;
+    let mut buf = [0u8; 8];
+
+    assert_eq!(c.write(b"request").unwrap(), 7, "the request fits");
+    // The requester sleeps waiting for the reply, not for space.
+    assert_eq!(c.before_wait().unwrap(), WaitDecision::OkToSleep);
+    assert_eq!(mem.load_i32(c_sem), 1, "counted as waiting");
+    assert_eq!(mem.load_i32(c_wants_space), 0, "but not for space");
+    assert_eq!(a.read(&mut buf).unwrap(), 7);
+    assert_eq!(take(&wake_c), 0, "reading the request does not wake it");
+    assert_eq!(mem.load_i32(c_sem + 4), 0, "nor posts it");
+    assert_eq!(a.write(b"reply").unwrap(), 5);
+    assert_eq!(mem.load_i32(c_sem + 8), 1, "the reply notifies it, once");
+    assert_eq!(c.after_poll(true).unwrap(), Woken::Notified);
+    assert_eq!(c.read(&mut buf).unwrap(), 5);
+
+    // A writer cut short announces the wait for space, and the read that
+    // frees space wakes it; its end of the sleep withdraws the announcement.
+    assert_eq!(c.write(&[1; 100]).unwrap(), 64, "the ring is full");
+    assert_eq!(c.before_wait().unwrap(), WaitDecision::OkToSleep);
+    assert_eq!(mem.load_i32(c_wants_space), 1, "waits for space");
+    assert_eq!(a.read(&mut buf).unwrap(), 8);
+    assert_eq!(mem.load_i32(c_sem + 8), 1, "the read notifies it");
+    assert_eq!(c.after_poll(true).unwrap(), Woken::Notified);
+    assert_eq!(mem.load_i32(c_wants_space), 0, "announcement withdrawn");
+}
+
 /// A writer whose last write was cut short by a full ring may sleep until
 /// the reader frees space, and must not sleep once it has.
 fn blocked_writer_wakes_for_space<P: RingProducer, C: RingConsumer>(

@@ -139,6 +139,29 @@ fn srb_read_position_out_of_range_is_corrupt() {
     }
 }
 
+/// A peer's `wants_space` word is only a hint: any value, even one the
+/// protocol never writes, makes the reader report a (spurious) wake-up and
+/// nothing else; the ring and the post stay consistent.
+#[test]
+fn srb_hostile_wants_space_is_only_a_spurious_wake() {
+    use common::SRB_CREATOR_WANTS_SPACE;
+    for bad in [i32::MIN, -1, 2, i32::MAX] {
+        // The creator writes, the attacher reads and checks the creator's
+        // `wants_space`.
+        let (mem, mut p, mut c) = srb_pair(64, 0);
+        p.write(&[5; 10]).unwrap();
+        mem.store_i32(SRB_CREATOR_WANTS_SPACE, bad);
+        let mut buf = [0u8; 16];
+        let out = c.read(&mut buf).unwrap();
+        assert_eq!((out.read, out.wake_peer), (10, true), "wants_space = {bad}");
+        assert_eq!(&buf[..10], &[5; 10]);
+        mem.store_i32(SRB_CREATOR_WANTS_SPACE, 0);
+        p.write(&[6; 3]).unwrap();
+        let out = c.read(&mut buf).unwrap();
+        assert_eq!((out.read, out.wake_peer), (3, false));
+    }
+}
+
 // --- fdsem -----------------------------------------------------------------
 
 /// Offsets of the fdsem words a `pa`-layout server waits on / posts.
@@ -296,7 +319,7 @@ fn attach(mem: &Mem) -> Result<srb::Geometry, AttachError> {
 fn srb_attach_refuses_every_bad_header_word() {
     let cap = 256;
     assert!(attach(&srb_block(cap)).is_ok());
-    let cases: [(usize, u32, AttachError); 10] = [
+    let cases: [(usize, u32, AttachError); 12] = [
         (0, 0, AttachError::BadMagic { found: 0 }),
         (
             0,
@@ -305,7 +328,11 @@ fn srb_attach_refuses_every_bad_header_word() {
                 found: u32::from_le_bytes(*b"srb2"),
             },
         ),
-        (4, 2, AttachError::BadVersion { found: 2 }),
+        // Version 1 had no `wants_space` words: mixing it with version 2
+        // would leave a writer waiting for space asleep.
+        (4, 1, AttachError::BadVersion { found: 1 }),
+        (4, 3, AttachError::BadVersion { found: 3 }),
+        (4, 0, AttachError::BadVersion { found: 0 }),
         (8, 895, AttachError::BadHeaderSize { found: 895 }),
         (12, 0, AttachError::BadCapacity { found: 0 }),
         (12, 96, AttachError::BadCapacity { found: 96 }),

@@ -13,7 +13,9 @@ use std::collections::VecDeque;
 use proptest::prelude::*;
 use srb_core::{RingConsumer, RingProducer};
 
-use common::{pa_pair, pattern, srb_pair, SRB_ATTACHER_WAITING, SRB_CREATOR_WAITING};
+use common::{
+    pa_pair, pattern, srb_pair, SRB_ATTACHER_WAITING, SRB_CREATOR_WAITING, SRB_CREATOR_WANTS_SPACE,
+};
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
@@ -35,8 +37,10 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
 enum Wake {
     /// The `pa` ring: the transitions empty→non-empty and full→not-full.
     OnTransition,
-    /// The `srb` ring: whether the peer announced a sleep (fixed here).
-    PeerWaiting(bool),
+    /// The `srb` ring (fixed here): the writer wakes a reader that
+    /// announced a sleep (`waiting`); the reader wakes a writer that
+    /// announced a sleep for space (`wants_space`).
+    PeerWaiting { waiting: bool, wants_space: bool },
 }
 
 /// Runs `ops` against the ring and the model; panics on any divergence.
@@ -66,7 +70,7 @@ fn check_against_model<P: RingProducer, C: RingConsumer>(
                 );
                 let want = match wake {
                     Wake::OnTransition => was_empty && expect > 0,
-                    Wake::PeerWaiting(w) => w && expect > 0,
+                    Wake::PeerWaiting { waiting, .. } => waiting && expect > 0,
                 };
                 assert_eq!(out.wake_peer, want, "writer wake flag");
                 model.extend(&src[..expect]);
@@ -79,7 +83,7 @@ fn check_against_model<P: RingProducer, C: RingConsumer>(
                 assert_eq!(out.read, expect);
                 let want = match wake {
                     Wake::OnTransition => was_full && expect > 0,
-                    Wake::PeerWaiting(w) => w && expect > 0,
+                    Wake::PeerWaiting { wants_space, .. } => wants_space && expect > 0,
                 };
                 assert_eq!(out.wake_peer, want, "reader wake flag");
                 let want: Vec<u8> = model.drain(..expect).collect();
@@ -110,15 +114,19 @@ proptest! {
     fn srb_ring_matches_model(
         shift in 0u32..=6,
         waiting in any::<bool>(),
+        wants_space in any::<bool>(),
         ops in prop::collection::vec(op(150), 1..200),
     ) {
         let (mem, mut p, mut c) = srb_pair(1 << shift, 0);
-        // The peers' `waiting` words, as set by a side about to sleep: the
-        // creator's producer reads the attacher's, the attacher's consumer
-        // the creator's.
+        // The peers' words, as set by a side about to sleep: the creator's
+        // producer reads the attacher's `waiting`, the attacher's consumer
+        // the creator's `wants_space` (not its `waiting`: a writer asleep
+        // for the reply needs no wake-up after a read).
         mem.store_i32(SRB_ATTACHER_WAITING, i32::from(waiting));
         mem.store_i32(SRB_CREATOR_WAITING, i32::from(waiting));
-        check_against_model(&mut p, &mut c, &ops, Wake::PeerWaiting(waiting));
+        mem.store_i32(SRB_CREATOR_WANTS_SPACE, i32::from(wants_space));
+        let wake = Wake::PeerWaiting { waiting, wants_space };
+        check_against_model(&mut p, &mut c, &ops, wake);
     }
 
     #[test]
@@ -128,7 +136,7 @@ proptest! {
         ops in prop::collection::vec(op(150), 1..200),
     ) {
         let (_mem, mut p, mut c) = srb_pair(1 << shift, 0u32.wrapping_sub(back));
-        check_against_model(&mut p, &mut c, &ops, Wake::PeerWaiting(false));
+        check_against_model(&mut p, &mut c, &ops, Wake::PeerWaiting { waiting: false, wants_space: false });
     }
 }
 
@@ -153,7 +161,15 @@ fn every_capacity_wraps_many_times() {
         check_against_model(&mut p, &mut c, &ops, Wake::OnTransition);
         if cap.is_power_of_two() {
             let (_m, mut p, mut c) = srb_pair(cap, u32::MAX - 7);
-            check_against_model(&mut p, &mut c, &ops, Wake::PeerWaiting(false));
+            check_against_model(
+                &mut p,
+                &mut c,
+                &ops,
+                Wake::PeerWaiting {
+                    waiting: false,
+                    wants_space: false,
+                },
+            );
         }
     }
 }

@@ -280,6 +280,25 @@ fn fds_on_a_frame_that_takes_none_are_refused() {
     );
 }
 
+/// A peer still on `srb` layout version 1 (whose reader woke its writer
+/// after every read, and whose writer never announces a wait for space)
+/// must not be mixed with version 2: the attacher refuses its block by name.
+#[test]
+fn an_srb_block_of_layout_version_1_is_refused() {
+    let e = attacher_refuses(|s| {
+        let m = SealedMemfd::create("block", 16384).unwrap();
+        // The start of a version-1 header: magic "srb1", version 1.
+        let mut head = *b"srb1\0\0\0\0";
+        head[4..].copy_from_slice(&1u32.to_le_bytes());
+        m.map().unwrap().write_volatile(0, &head).unwrap();
+        send_offer(s, &offer(SignalKind::Futex), &[m.as_fd()]);
+    });
+    assert_eq!(
+        e,
+        HandshakeError::Attach(srb_core::AttachError::BadVersion { found: 1 })
+    );
+}
+
 #[test]
 fn a_well_formed_offer_is_accepted_and_released_without_leaks() {
     let _guard = FD_LOCK.lock().unwrap_or_else(|p| p.into_inner());

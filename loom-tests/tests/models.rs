@@ -26,6 +26,11 @@
 //! `mutant_*` models below must report a causality violation;
 //! `scripts/test.sh` runs them (`-- mutant_`). Without the payload
 //! tracking, every model passed with that mutation.
+//!
+//! The wake mutation check: with `--features mutant-wake` the `srb` reader
+//! never wakes a writer that waits for space, and
+//! `mutant_wake_space_waits_deadlock` checks that every model of such a
+//! writer then deadlocks (`scripts/test.sh` runs `-- mutant_wake_`).
 #![cfg(loom)]
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
@@ -37,6 +42,7 @@ use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
 use srb_core::layout::{pa, srb};
+use srb_core::ring;
 use srb_core::{
     Block, Corrupt, Field, Notify, RingConsumer, RingProducer, SrbChannel, Wait, WaitDecision,
 };
@@ -737,6 +743,92 @@ fn wait_writable_is_woken_by_the_drain_srb() {
         }
         t.join().unwrap();
     });
+}
+
+/// The rule "the reader wakes the writer only when it waits for space"
+/// (`srb`, layout version 2), in srbd's poll-loop style: the creator's
+/// first write fits and it then waits for the *reply* (the reader's read
+/// need not wake it, only the reply does); its second write is cut short
+/// by the full ring, so its next sleep announces a wait for space, and the
+/// reader's drain must wake it. Then the rest of the second message goes
+/// out and the reader, asleep for it, must be woken. A reader that skips a
+/// needed wake-up leaves a poll blocked (loom: deadlock); the
+/// `mutant_wake_*` run checks exactly that.
+fn space_wake_only_for_space_model() {
+    model_capped(3, || {
+        let mem = Mem::new(srb::block_len(4));
+        let (c, a) = srb_pair(&mem);
+        let (mut c, mut a, ev_c, _) = channels(c, a);
+        let t = thread::spawn(move || {
+            // Answer the request, then drain the 6-byte message.
+            assert_eq!(recv_byte(&mut a), 1);
+            assert_eq!(a.write(&[2]).unwrap(), 1);
+            for want in [7, 7, 7, 7, 9, 9] {
+                assert_eq!(recv_byte(&mut a), want);
+            }
+        });
+        let poller = EventRef(ev_c);
+        // Sleeps the way srbd does: announce, poll only if allowed, end.
+        let sleep = |c: &mut Chan<ring::srb::Producer, ring::srb::Consumer>| {
+            if c.before_wait().unwrap() == WaitDecision::OkToSleep {
+                poller.poll();
+                c.after_poll(true).unwrap();
+            }
+        };
+        assert_eq!(c.write(&[1]).unwrap(), 1, "the request fits");
+        let mut buf = [0u8; 1];
+        while c.read(&mut buf).unwrap() == 0 {
+            sleep(&mut c);
+        }
+        assert_eq!(buf, [2]);
+        let msg = [7, 7, 7, 7, 9, 9];
+        let mut sent = 0;
+        while sent < msg.len() {
+            let n = c.write(&msg[sent..]).unwrap();
+            sent += n;
+            if n == 0 {
+                sleep(&mut c);
+            }
+        }
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn space_wake_only_for_space_srb() {
+    space_wake_only_for_space_model();
+}
+
+/// The wake mutation check (`--features mutant-wake`: the `srb` reader
+/// never wakes the writer, srb-core's `loom-mutant-wake`): every model of
+/// an `srb` writer waiting for space must deadlock. loom reports a deadlock
+/// by panicking while threads are blocked, and the unwinding then aborts
+/// the process (a loom object dropped with no active thread), so each
+/// model runs in a child process of this test binary, which must fail with
+/// loom's "deadlock" message.
+#[cfg(feature = "mutant-wake")]
+#[test]
+fn mutant_wake_space_waits_deadlock() {
+    for model in [
+        "space_wake_only_for_space_srb",
+        "full_ring_wakes_the_writer_srb",
+        "wait_writable_is_woken_by_the_drain_srb",
+    ] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", model, "--nocapture", "--test-threads=1"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{model} passed although the reader skips the wake-up"
+        );
+        assert!(
+            err.contains("deadlock"),
+            "{model} failed, but not with a deadlock:\n{err}"
+        );
+        eprintln!("{model}: deadlocks under the wake mutation, as it must");
+    }
 }
 
 /// Field order of an fdsem, to find its words under loom.

@@ -6,8 +6,9 @@
 //!   into the to-DSP ring as raw little-endian f32, and drains the return
 //!   ring, comparing every sample with the output the same chain produced on
 //!   the host at build time (`build.rs`). Between ticks it is "asleep": it
-//!   announces that with [`SrbChannel::before_wait`], so the DSP's writes and
-//!   reads notify it by pending SysTick.
+//!   announces that with [`SrbChannel::before_wait`], so the DSP's writes
+//!   (and its reads, when the host's last write was cut short) notify it by
+//!   pending SysTick.
 //! - Thread mode (DSP, attacher side) waits with WFI ([`IrqSignal`]) when its
 //!   ring is empty or the return ring full, runs `Gain` + low-pass `Biquad`
 //!   on each period and writes the result back. The host wakes it by pending
@@ -116,7 +117,9 @@ impl Host {
             return;
         }
         // Between ticks the host "sleeps": announce it, so that the DSP's
-        // next write (data) or read (space) pends SysTick. The wait object is
+        // next write (data) pends SysTick, and so does its next read if the
+        // host's last write was cut short (space; `srb` layout version 2
+        // wakes a writer after a read only when it waits for space). The wait object is
         // the SysTick exception itself, so this is the poll-loop API.
         // `DontSleep` mostly means a stale post was consumed: drain and try
         // once more. If it still says no (a short write now has space), stay

@@ -9,7 +9,9 @@
 //!   3  @384     to_attacher.write_pos                         creator  (producer)
 //!   4  @512     to_attacher.read_pos                          attacher (consumer)
 //!   5  @640     creator_sem  {waiting, signalled, in_pipe}    both (the creator waits on it)
+//!      @652     creator_wants_space                           creator
 //!   6  @768     attacher_sem {waiting, signalled, in_pipe}    both (the attacher waits on it)
+//!      @780     attacher_wants_space                          attacher
 //!      @896     ring data: to_creator, then to_attacher (each 128-byte aligned)
 //! ```
 //!
@@ -18,12 +20,29 @@
 //! of a ring never write the same line. Positions are free-running over a
 //! power-of-two capacity (see [`crate::ring::srb`]).
 //!
+//! `*_wants_space` is non-zero while that side waits (or is about to wait)
+//! for space in the ring it writes; the reader of that ring wakes it after a
+//! read only then (see [`crate::ring::srb`] for the handshake). It sits on
+//! the line of the semaphore the same side sleeps on: both are written only
+//! when that side goes to sleep, so the reader's check after every read is a
+//! cache hit while nobody sleeps.
+//!
+//! # Versions
+//!
+//! - **1**: no `*_wants_space` words; a reader woke its writer after every
+//!   read while the writer was waiting for anything (space or the reply).
+//! - **2** (this crate): the reader wakes the writer only when it waits for
+//!   space. The header has the same size, but a version-1 writer never sets
+//!   `*_wants_space`, so a version-2 reader would never wake it for space:
+//!   the versions must not be mixed, and [`attach`] refuses any other
+//!   version ([`AttachError::BadVersion`]).
+//!
 //! The creator ([`create`]) writes the whole header with `magic` zero and
 //! stores the magic last, with Release; the attacher ([`attach`]) loads the
 //! magic with Acquire and then validates version, header size, capacity and
 //! offsets, reading each exactly once.
 
-use crate::atomic::{AtomicU32, Ordering};
+use crate::atomic::{AtomicI32, AtomicU32, Ordering};
 #[cfg(loom)]
 use crate::block::PayloadTrack;
 use crate::block::{Block, RingData};
@@ -33,8 +52,9 @@ use crate::ring::srb::{Consumer, Producer, RawRing};
 
 /// The first word of an `srb` block: `"srb1"` read as a little-endian `u32`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"srb1");
-/// The layout version this crate writes and accepts.
-pub const VERSION: u32 = 1;
+/// The layout version this crate writes and accepts (see the module docs
+/// for what changed between versions).
+pub const VERSION: u32 = 2;
 /// The cache-line unit of the layout: two 64-byte lines.
 pub const LINE: usize = 128;
 /// Size of the header; ring data starts here.
@@ -58,6 +78,16 @@ struct Config {
     to_attacher_offset: AtomicU32,
 }
 
+/// A side's sleep line: the semaphore it waits on, and whether it waits
+/// for space in the ring it writes.
+#[repr(C)]
+#[derive(Debug)]
+struct SleepWords {
+    sem: FdsemWords,
+    /// Non-zero while the owner waits (or is about to wait) for space.
+    wants_space: AtomicI32,
+}
+
 #[repr(C)]
 #[derive(Debug)]
 struct Header {
@@ -66,8 +96,8 @@ struct Header {
     to_creator_read: Line<AtomicU32>,
     to_attacher_write: Line<AtomicU32>,
     to_attacher_read: Line<AtomicU32>,
-    creator_sem: Line<FdsemWords>,
-    attacher_sem: Line<FdsemWords>,
+    creator_sem: Line<SleepWords>,
+    attacher_sem: Line<SleepWords>,
     /// Under loom only: the cells that stand for the payload bytes of the
     /// to-creator and the to-attacher ring (see `RingData`).
     #[cfg(loom)]
@@ -85,6 +115,8 @@ const _: () = {
     assert!(offset_of!(Header, to_attacher_read) == 4 * LINE);
     assert!(offset_of!(Header, creator_sem) == 5 * LINE);
     assert!(offset_of!(Header, attacher_sem) == 6 * LINE);
+    assert!(offset_of!(SleepWords, sem) == 0);
+    assert!(offset_of!(SleepWords, wants_space) == 12);
 };
 
 /// The header's size in this build (896, or more with loom's atomics).
@@ -111,6 +143,15 @@ pub fn capacity_for(len: usize) -> Option<u32> {
         cap >>= 1;
     }
     None
+}
+
+impl SleepWords {
+    fn zeroed() -> Self {
+        SleepWords {
+            sem: FdsemWords::zeroed(),
+            wants_space: AtomicI32::new(0),
+        }
+    }
 }
 
 /// Capacity and ring offsets, validated; the private copy each side keeps.
@@ -169,7 +210,7 @@ unsafe fn ends(
     use core::ptr::addr_of;
     // SAFETY: field projections through a raw pointer to a live, aligned
     // header; nothing is read and no reference is formed.
-    let (tc_w, tc_r, ta_w, ta_r, c_sem, a_sem) = unsafe {
+    let (tc_w, tc_r, ta_w, ta_r, c_sleep, a_sleep) = unsafe {
         (
             addr_of!((*h).to_creator_write.0),
             addr_of!((*h).to_creator_read.0),
@@ -179,7 +220,7 @@ unsafe fn ends(
             addr_of!((*h).attacher_sem.0),
         )
     };
-    let (tx_w, tx_r, tx_off, rx_w, rx_r, rx_off, wait_on, post_to) = match role {
+    let (tx_w, tx_r, tx_off, rx_w, rx_r, rx_off, ours, peers) = match role {
         Role::Creator => (
             ta_w,
             ta_r,
@@ -187,8 +228,8 @@ unsafe fn ends(
             tc_w,
             tc_r,
             g.to_creator_offset,
-            c_sem,
-            a_sem,
+            c_sleep,
+            a_sleep,
         ),
         Role::Attacher => (
             tc_w,
@@ -197,13 +238,24 @@ unsafe fn ends(
             ta_w,
             ta_r,
             g.to_attacher_offset,
-            a_sem,
-            c_sem,
+            a_sleep,
+            c_sleep,
         ),
     };
-    // Both of this side's ring ends wake the peer, which sleeps on `post_to`.
-    // SAFETY: field projection through a raw pointer to the live header.
-    let peer_waiting = unsafe { addr_of!((*post_to).waiting) };
+    // SAFETY: field projections through raw pointers to the live header.
+    let (wait_on, post_to, peer_waiting, peer_wants_space, our_wants_space) = unsafe {
+        (
+            addr_of!((*ours).sem),
+            addr_of!((*peers).sem),
+            // Our producer wakes the peer when it sleeps for anything
+            // (it may wait for these bytes)...
+            addr_of!((*peers).sem.waiting),
+            // ...our consumer only when it sleeps for space.
+            addr_of!((*peers).wants_space),
+            // Our producer announces its own waits for space here.
+            addr_of!((*ours).wants_space),
+        )
+    };
     // Under loom: which of the header's payload cells stand for each ring.
     #[cfg(loom)]
     let (tx_track, rx_track) = match role {
@@ -226,13 +278,13 @@ unsafe fn ends(
             ),
         )
     };
-    // SAFETY: positions and `waiting` are aligned atomics in the live
+    // SAFETY: positions and the wake words are aligned atomics in the live
     // header; data areas validated above; capacity checked by the caller
     // (a power of two up to MAX_CAPACITY).
     let (tx, rx) = unsafe {
         (
             RawRing::new(tx_w, tx_r, tx_data, g.capacity, peer_waiting),
-            RawRing::new(rx_w, rx_r, rx_data, g.capacity, peer_waiting),
+            RawRing::new(rx_w, rx_r, rx_data, g.capacity, peer_wants_space),
         )
     };
     // Each side reads the current positions once to start its private
@@ -250,7 +302,7 @@ unsafe fn ends(
     // caller is their only user in this role; positions checked above.
     unsafe {
         Ok(Ends {
-            producer: Producer::new(tx, tx_w, tx_r),
+            producer: Producer::new(tx, tx_w, tx_r, our_wants_space),
             consumer: Consumer::new(rx, rx_r, rx_w),
             waiter: FdsemWaiter::new(wait_on),
             poster: FdsemPoster::new(post_to),
@@ -312,8 +364,8 @@ pub unsafe fn create_at(
             to_creator_read: pos(),
             to_attacher_write: pos(),
             to_attacher_read: pos(),
-            creator_sem: Line(FdsemWords::zeroed()),
-            attacher_sem: Line(FdsemWords::zeroed()),
+            creator_sem: Line(SleepWords::zeroed()),
+            attacher_sem: Line(SleepWords::zeroed()),
             #[cfg(loom)]
             track: Line([PayloadTrack::new(), PayloadTrack::new()]),
         })

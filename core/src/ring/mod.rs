@@ -25,10 +25,12 @@
 //! - Each outcome says whether the peer must be woken. The `pa` ring reports
 //!   PulseAudio's transitions: a write that made the ring non-empty from
 //!   empty, a read that found it completely full. The `srb` ring reports
-//!   whether the peer announced that it is going to sleep (its fdsem
-//!   `waiting` word, read after a fence): exact for waking, and free of the
-//!   per-message cache miss that exact transitions would cost (see
-//!   [`srb`] for the measurement).
+//!   whether the peer announced that it is going to sleep for what the
+//!   operation provides (after a write: its fdsem `waiting` word; after a
+//!   read: its `wants_space` word, set by [`RingProducer::want_space`]),
+//!   read after a fence: exact for waking, and free of the per-message
+//!   cache miss that exact transitions would cost (see [`srb`] for the
+//!   measurement).
 //! - Every value read from shared memory is validated before use. A count
 //!   outside `0..=capacity`, or a position that moved backwards or by more
 //!   than the capacity, yields [`Corrupt`] and poisons the ring end; there is
@@ -57,7 +59,8 @@ pub struct ReadOutcome {
     /// Bytes copied out of the ring (possibly fewer than asked, possibly 0).
     pub read: usize,
     /// A writer may be asleep waiting for this space: `pa`, the ring was
-    /// completely full before the read; `srb`, the writer announced a sleep.
+    /// completely full before the read; `srb`, the writer announced a sleep
+    /// for space ([`RingProducer::want_space`]).
     pub wake_peer: bool,
 }
 
@@ -77,6 +80,24 @@ pub trait RingProducer {
 
     /// Copies as much of `src` as fits into the ring.
     fn write(&mut self, src: &[u8]) -> Result<WriteOutcome, Corrupt>;
+
+    /// Announces (`true`) that this writer is about to sleep waiting for
+    /// space, or withdraws the announcement (`false`) once it stopped
+    /// waiting. A reader wakes the writer after a read only while it is
+    /// announced (`srb`).
+    ///
+    /// After announcing, the caller must issue a `SeqCst` fence and then
+    /// re-check the free space before it sleeps: the sleeper's half of the
+    /// Dekker handshake with the reader's publish, fence and check.
+    /// [`crate::SrbChannel`] does this in `wait`, `before_wait` and
+    /// `wait_writable`.
+    ///
+    /// The default does nothing: the `pa` reader wakes a writer whenever it
+    /// freed space in a completely full ring, PulseAudio's rule, whatever
+    /// the writer announced.
+    fn want_space(&mut self, on: bool) {
+        let _ = on;
+    }
 }
 
 /// The reading end of a byte ring.

@@ -12,14 +12,29 @@
 //! - Payload is copied before the Release store of `write_pos`, and read after
 //!   the Acquire load of it; symmetrically for `read_pos`.
 //!
-//! Wake-ups: the peer is woken only if it said it is going to sleep. Each
-//! ring end knows the `waiting` word of the semaphore its peer sleeps on (in
-//! the same block, see [`crate::layout::srb`]); after publishing, it issues a
-//! `SeqCst` fence and loads that word, and reports `wake_peer` if it is
-//! non-zero. A side about to sleep increments its `waiting`, fences, and
-//! re-checks the rings ([`crate::SrbChannel::wait`] does this). Store→fence→
-//! load on both sides is the Dekker pattern: either the sleeper sees the new
-//! data (or space), or the other side sees it waiting and wakes it.
+//! Wake-ups: the peer is woken only if it said it is going to sleep for
+//! what this operation provides. Each ring end knows one word in the peer's
+//! sleep line (in the same block, see [`crate::layout::srb`]):
+//!
+//! - the **producer** knows the `waiting` word of the semaphore its peer
+//!   sleeps on: a reader may sleep for these bytes whatever else it waits
+//!   for;
+//! - the **consumer** knows the peer's `wants_space` word, which the peer's
+//!   producer sets only while it waits for space in this ring
+//!   ([`RingProducer::want_space`], called by [`crate::SrbChannel`] when a
+//!   write was cut short or in [`crate::SrbChannel::wait_writable`]). A
+//!   writer that sleeps waiting for the *reply* (the request fitted) is not
+//!   woken by the read of its request: that wake-up would only make it find
+//!   the reply ring still empty and sleep again, two extra context switches
+//!   per round trip.
+//!
+//! After publishing, a ring end issues a `SeqCst` fence and loads its word,
+//! and reports `wake_peer` if it is non-zero. A side about to sleep sets its
+//! words (increments `waiting`, and sets `wants_space` if it waits for
+//! space), fences, and re-checks the rings ([`crate::SrbChannel::wait`] does
+//! this). Store→fence→load on both sides is the Dekker pattern: either the
+//! sleeper sees the new data (or space), or the other side sees it waiting
+//! and wakes it.
 //!
 //! This is where the `srb` ring departs from PulseAudio's, whose outcome
 //! reports the transitions empty→non-empty and full→not-full. Knowing those
@@ -31,7 +46,9 @@
 //!
 //! Validation: a peer position must lie within `capacity` of ours, on the
 //! right side of it, and must never move backwards. Anything else is
-//! [`Corrupt`], which poisons the end.
+//! [`Corrupt`], which poisons the end. The wake words are hints: any
+//! non-zero value means "wake" (a spurious wake-up at worst), and this side
+//! only ever stores its own `wants_space`, never reads it back.
 
 use super::{check, ReadOutcome, RingConsumer, RingProducer, WriteOutcome};
 use crate::atomic::{fence, AtomicI32, AtomicU32, Ordering, SchedPoint};
@@ -56,6 +73,12 @@ const ACQUIRE: Ordering = if cfg!(all(loom, feature = "loom-mutant")) {
     Ordering::Acquire
 };
 
+/// The wake mutation (`loom-mutant-wake`, under `cfg(loom)` only): the
+/// consumer never reports that the writer needs a wake-up, although it
+/// announced a wait for space. `srb-loom-tests` checks that its models of a
+/// writer waiting for space then deadlock.
+const MUTANT_SKIP_SPACE_WAKE: bool = cfg!(all(loom, feature = "loom-mutant-wake"));
+
 /// The raw parts of one direction of an `srb`-layout ring.
 ///
 /// The fields are private and set only by the unsafe [`RawRing::new`],
@@ -67,13 +90,15 @@ pub(crate) struct RawRing {
     data: RingData,
     /// A power of two, `1..=MAX_CAPACITY`, validated by the layout.
     capacity: u32,
-    /// The `waiting` word of the semaphore the peer sleeps on.
-    peer_waiting: *const AtomicI32,
+    /// The peer's word that says it needs a wake-up after our operation on
+    /// this ring: for a producer, the `waiting` word of the semaphore the
+    /// peer sleeps on; for a consumer, the peer's `wants_space`.
+    wake_word: *const AtomicI32,
 }
 
 impl RawRing {
     /// # Safety
-    /// `write_pos`, `read_pos` and `peer_waiting` are aligned atomics, and
+    /// `write_pos`, `read_pos` and `wake_word` are aligned atomics, and
     /// `data` a data area of `capacity` bytes, all inside one live
     /// [`crate::Block`] that outlives every copy of the returned value;
     /// `capacity` is a power of two in `1..=MAX_CAPACITY`.
@@ -82,14 +107,14 @@ impl RawRing {
         read_pos: *const AtomicU32,
         data: RingData,
         capacity: u32,
-        peer_waiting: *const AtomicI32,
+        wake_word: *const AtomicI32,
     ) -> Self {
         Self {
             write_pos,
             read_pos,
             data,
             capacity,
-            peer_waiting,
+            wake_word,
         }
     }
 
@@ -119,15 +144,16 @@ impl RawRing {
         )
     }
 
-    /// After a publication: is the peer (about to be) asleep?
+    /// After a publication: is the peer (about to be) asleep waiting for
+    /// what we just published?
     #[inline]
-    fn peer_waiting(&self) -> bool {
+    fn peer_needs_wake(&self) -> bool {
         // SeqCst fence between our publishing store and this load: the Dekker
-        // half that pairs with the sleeper's increment, fence and re-check.
+        // half that pairs with the sleeper's store, fence and re-check.
         fence(Ordering::SeqCst);
         // SAFETY: `new`'s contract: a validated, aligned atomic in the block.
         // Relaxed: the fence above orders it; the value is only a hint.
-        let w = unsafe { &*self.peer_waiting }.load(Ordering::Relaxed);
+        let w = unsafe { &*self.wake_word }.load(Ordering::Relaxed);
         // Any non-zero value, even an impossible one, means "wake": a hostile
         // value costs a spurious notification, which the fdsem then reports.
         w != 0
@@ -142,6 +168,10 @@ pub struct Producer {
     write: u32,
     /// The consumer's position as last seen.
     cached_read: u32,
+    /// Our `wants_space` word in the block: only ever stored to.
+    wants_space_word: *const AtomicI32,
+    /// What we last stored there.
+    wants_space: bool,
     poison: Option<Corrupt>,
     sched: SchedPoint,
 }
@@ -167,13 +197,22 @@ unsafe impl Send for Consumer {}
 impl Producer {
     /// # Safety
     /// `ring` was validated by a layout against a live [`crate::Block`], this
-    /// is the only producer of that ring, and `write`/`read` are the current
-    /// positions, already checked to be at most `capacity` apart.
-    pub(crate) unsafe fn new(ring: RawRing, write: u32, read: u32) -> Self {
+    /// is the only producer of that ring, `write`/`read` are the current
+    /// positions, already checked to be at most `capacity` apart, and
+    /// `wants_space_word` is this side's aligned `wants_space` atomic in the
+    /// same block.
+    pub(crate) unsafe fn new(
+        ring: RawRing,
+        write: u32,
+        read: u32,
+        wants_space_word: *const AtomicI32,
+    ) -> Self {
         Self {
             ring,
             write,
             cached_read: read,
+            wants_space_word,
+            wants_space: false,
             poison: None,
             sched: SchedPoint::new(),
         }
@@ -243,8 +282,23 @@ impl RingProducer for Producer {
         self.ring.write_pos().store(self.write, RELEASE);
         Ok(WriteOutcome {
             written: n as usize,
-            wake_peer: self.ring.peer_waiting(),
+            wake_peer: self.ring.peer_needs_wake(),
         })
+    }
+
+    fn want_space(&mut self, on: bool) {
+        if on == self.wants_space {
+            return;
+        }
+        self.wants_space = on;
+        // SAFETY: `new`'s contract: an aligned atomic in the live block.
+        // Relaxed: when announcing, the caller's SeqCst fence before it
+        // re-checks the space orders this store (the Dekker half that pairs
+        // with the consumer's fence and load in `peer_needs_wake`); when
+        // withdrawing, we no longer wait, so a reader that still sees the
+        // old 1 costs at most one spurious wake-up, and the next
+        // announcement's 1 is coherence-ordered after this 0.
+        unsafe { &*self.wants_space_word }.store(i32::from(on), Ordering::Relaxed);
     }
 }
 
@@ -331,7 +385,7 @@ impl RingConsumer for Consumer {
         self.ring.read_pos().store(self.read, RELEASE);
         Ok(ReadOutcome {
             read: n,
-            wake_peer: self.ring.peer_waiting(),
+            wake_peer: self.ring.peer_needs_wake() && !MUTANT_SKIP_SPACE_WAKE,
         })
     }
 

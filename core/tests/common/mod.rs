@@ -151,8 +151,11 @@ pub fn srb_pair(capacity: u32, start: u32) -> (Mem, srb_ring::Producer, srb_ring
 /// Offset of the `waiting` word of the semaphore the attacher sleeps on: the
 /// creator's ring ends wake the attacher when it is non-zero.
 pub const SRB_ATTACHER_WAITING: usize = 6 * srb::LINE;
-/// Likewise for the creator: the attacher's ring ends read it.
+/// Likewise for the creator: the attacher's producer reads it.
 pub const SRB_CREATOR_WAITING: usize = 5 * srb::LINE;
+/// Offset of the creator's `wants_space` word (after its semaphore), which
+/// the attacher's consumer reads.
+pub const SRB_CREATOR_WANTS_SPACE: usize = 5 * srb::LINE + 12;
 
 /// A deterministic byte pattern: byte `i` of the stream.
 pub fn pattern(i: u64) -> u8 {
