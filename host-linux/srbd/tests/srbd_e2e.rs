@@ -60,11 +60,17 @@ fn pactl_info_and_lists() {
 #[test]
 fn unsupported_command_is_an_error_reply() {
     let d = Daemon::start("unsupported");
-    // LOAD_MODULE: srbd has no modules.
-    let out = d.pactl(&["load-module", "module-null-sink"]);
+    // PLAY_SAMPLE: srbd has no sample cache yet.
+    let out = d.pactl(&["play-sample", "bell"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Not supported"), "{stderr}");
+    assert!(d.log().contains("unsupported command"), "logged at info");
+    // LOAD_MODULE: answered as PulseAudio answers an unknown module.
+    let out = d.pactl(&["load-module", "module-null-sink"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Module initialization failed"), "{stderr}");
     // The server is still serving.
     d.pactl_ok(&["info"]);
 }
