@@ -16,10 +16,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Instant;
 
 use common::srbd::{
-    find_tool, signal, strip_ansi, wait_bounded, write_wav_f32, Daemon, TempDir, DEADLINE,
+    find_tool, poll_until, signal, strip_ansi, wait_bounded, write_wav_f32, Daemon, TempDir,
 };
 use rustix::process::Signal;
 
@@ -115,16 +114,12 @@ fn a_live_server_on_the_standard_socket_is_left_alone_and_a_stale_one_replaced()
     // The other server goes away and leaves its socket file: stale.
     drop(other);
     let mut srbd = srbd_unconfigured(&dir, &[]);
-    let start = Instant::now();
-    loop {
-        let out = unconfigured(&dir, "pactl", &["info"], None);
-        if out.status.success() {
-            assert!(String::from_utf8_lossy(&out.stdout).contains("Server Name: srbd"));
-            break;
-        }
-        assert!(start.elapsed() < DEADLINE, "srbd never answered: {out:?}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let out = poll_until(
+        "srbd to answer on the standard socket",
+        || Some(unconfigured(&dir, "pactl", &["info"], None)).filter(|o| o.status.success()),
+        String::new,
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Server Name: srbd"));
     signal(&srbd, Signal::TERM);
     let status = srbd.wait().unwrap();
     assert!(status.success(), "{status:?}");
@@ -162,19 +157,16 @@ fn socket_activation_as_systemd_does_it() {
         .expect("spawn srbd");
     // Our copy of the socket is not needed any more: srbd has its own.
     drop(listener);
-    let start = Instant::now();
-    loop {
-        let out = unconfigured(&dir, "pactl", &["info"], Some(&path));
-        if out.status.success() {
-            break;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no answer on the activated socket: {out:?}\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    poll_until(
+        "an answer on the activated socket",
+        || {
+            unconfigured(&dir, "pactl", &["info"], Some(&path))
+                .status
+                .success()
+                .then_some(())
+        },
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
     let wav = tone(&dir);
     let out = unconfigured(&dir, "paplay", &[wav.to_str().unwrap()], Some(&path));
     let text = strip_ansi(&std::fs::read_to_string(&log).unwrap_or_default());

@@ -12,27 +12,6 @@ use std::process::{Command, Stdio};
 
 use common::srbd::{find_tool, wait_bounded, write_wav_f32, Daemon, Rng, Shm, Wav};
 
-macro_rules! in_all_modes {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn srbchannel() {
-                super::$name(super::Shm::Ring)
-            }
-
-            #[test]
-            fn shm() {
-                super::$name(super::Shm::On)
-            }
-
-            #[test]
-            fn no_shm() {
-                super::$name(super::Shm::Off)
-            }
-        }
-    )*};
-}
-
 in_all_modes!(pulsesink_plays_a_tone_a_wav_bit_exactly_and_with_volume);
 
 /// The sink: float32le stereo 48 kHz into a WAV file, no DSP.

@@ -42,32 +42,8 @@ use std::time::Instant;
 
 use common::srbd::{
     eventfd_ids, f32le_bytes, poll_until, runs, s16le_bytes, signal, wait_bounded, write_wav_f32,
-    write_wav_i16, write_wav_u8, Daemon, Feeder, Rng, Shm, Signal, Wav, DEADLINE, MONITOR, SINK,
+    write_wav_i16, write_wav_u8, Daemon, Feeder, Rng, Shm, Signal, Wav, MONITOR, SINK,
 };
-
-/// Runs each listed test body (a `fn(Shm)`) once per transport mode, as
-/// the tests `name::srbchannel` (the default), `name::shm`
-/// (`--srbchannel off`) and `name::no_shm` (`--shm off`).
-macro_rules! in_all_modes {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn srbchannel() {
-                super::$name(super::Shm::Ring)
-            }
-
-            #[test]
-            fn shm() {
-                super::$name(super::Shm::On)
-            }
-
-            #[test]
-            fn no_shm() {
-                super::$name(super::Shm::Off)
-            }
-        }
-    )*};
-}
 
 in_all_modes!(
     pacat_raw_playback,
@@ -891,24 +867,16 @@ fn every_latency_plays_and_records(shm: Shm) {
         let rec = d.path(&format!("rec-{ms}.raw"));
         let mut args = fmt.to_vec();
         args.push(&lat);
-        let mut parec = d
+        let parec = d
             .client("parec")
             .args(&args)
             .stdout(std::fs::File::create(&rec).unwrap())
             .spawn()
             .expect("spawn parec");
-        let start = std::time::Instant::now();
-        while std::fs::metadata(&rec).map_or(0, |m| m.len()) < u64::from(period) {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{lat}: parec got no audio\n{}",
-                d.log()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        grown(&d, &rec, u64::from(period));
         signal(&parec, Signal::INT);
-        let out = wait_bounded_child(&mut parec, &format!("parec {lat}"));
-        let err = String::from_utf8_lossy(&out);
+        let out = wait_bounded(parec, &format!("parec {lat}"));
+        let err = String::from_utf8_lossy(&out.stderr);
         let Some(fragsize) = metric(&err, "fragsize") else {
             panic!("{lat}: no buffer metrics in parec's output:\n{err}");
         };
@@ -922,20 +890,13 @@ fn every_latency_plays_and_records(shm: Shm) {
     d.stop_ok();
 }
 
-/// Waits (bounded) for a child whose stdout went to a file; its stderr.
-fn wait_bounded_child(child: &mut std::process::Child, what: &str) -> Vec<u8> {
-    let start = std::time::Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            let mut err = Vec::new();
-            if let Some(mut s) = child.stderr.take() {
-                std::io::Read::read_to_end(&mut s, &mut err).unwrap();
-            }
-            return err;
-        }
-        assert!(start.elapsed() < DEADLINE, "{what} did not exit");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+/// Waits (bounded) until the recording `rec` holds at least `min` bytes.
+fn grown(d: &Daemon, rec: &std::path::Path, min: u64) {
+    poll_until(
+        "the recording to grow",
+        || (std::fs::metadata(rec).map_or(0, |m| m.len()) >= min).then_some(()),
+        || d.log(),
+    );
 }
 
 /// A `parec` stopped (Ctrl-Z) far longer than its queue would hold is kept:
@@ -957,24 +918,14 @@ fn a_record_client_that_stops_reading_is_kept(shm: Shm) {
         .stdout(std::fs::File::create(&rec).unwrap())
         .spawn()
         .expect("spawn parec");
-    let grew = |min: u64| {
-        let start = Instant::now();
-        while std::fs::metadata(&rec).map_or(0, |m| m.len()) < min {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "parec got no audio\n{}",
-                d.log()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-    };
-    grew(1);
+    grown(&d, &rec, 1);
     signal(&parec, Signal::STOP);
+    // Stopped this long on purpose: past the 4 MiB cap at 1.5 MB/s.
     std::thread::sleep(std::time::Duration::from_secs(5));
     let before = std::fs::metadata(&rec).unwrap().len();
     signal(&parec, Signal::CONT);
     // It reads again and keeps getting audio.
-    grew(before + 3_000_000);
+    grown(&d, &rec, before + 3_000_000);
     assert!(
         parec.try_wait().unwrap().is_none(),
         "parec was disconnected"
@@ -982,7 +933,7 @@ fn a_record_client_that_stops_reading_is_kept(shm: Shm) {
     // Read before parec leaves: once it is gone a send may see EPIPE.
     let log = d.log();
     signal(&parec, Signal::INT);
-    wait_bounded_child(&mut parec, "parec after SIGINT");
+    wait_bounded(parec, "parec after SIGINT");
     assert!(
         log.contains("record client is not reading; dropping its oldest audio"),
         "{log}"

@@ -5,3 +5,28 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod srbd;
+
+/// Runs each listed test body (a `fn(Shm)`) once per transport mode, as
+/// the tests `name::srbchannel` (the default), `name::shm`
+/// (`--srbchannel off`) and `name::no_shm` (`--shm off`).
+#[macro_export]
+macro_rules! in_all_modes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn srbchannel() {
+                super::$name(super::Shm::Ring)
+            }
+
+            #[test]
+            fn shm() {
+                super::$name(super::Shm::On)
+            }
+
+            #[test]
+            fn no_shm() {
+                super::$name(super::Shm::Off)
+            }
+        }
+    )*};
+}
