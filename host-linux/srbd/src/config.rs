@@ -16,6 +16,11 @@
 //! dsp = true                             # spawn the dsp-sim peer (it clocks the sink)
 //! dsp_chain = "gain:-6dB,lowpass:8000Hz" # its processing chain; default: none (bit-exact)
 //! dsp_program = "/usr/libexec/dsp-sim"   # default: dsp-sim beside srbd, else on PATH
+//! dsp_fallback = "silence"               # what a period the DSP missed plays: "silence" or
+//!                                        # "bypass" (the unprocessed mix); default: bypass with
+//!                                        # an empty chain, silence with a chain
+//! dsp_stall_timeout_ms = 1000            # a DSP silent this long is dead and restarted
+//! rt_priority = 5                        # SCHED_FIFO for the mixer and the DSP (1..=99); 0: off
 //! stats_interval = 10                    # seconds between DSP statistics log lines; 0: never
 //! shm = true                             # offer memfd SHM to local clients of our uid (§1.5)
 //! srbchannel = true                      # offer the srbchannel to SHM clients (§5)
@@ -28,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::engine::dsp_clock::{Fallback, DEFAULT_STALL_TIMEOUT};
 use crate::engine::mixer::{MAX_PERIOD, MIN_PERIOD};
 use crate::engine::output::OutputSpec;
 use srb_pulse::sample::SampleFormat;
@@ -88,6 +94,12 @@ pub struct FileConfig {
     pub dsp_chain: Option<String>,
     /// The `dsp-sim` program.
     pub dsp_program: Option<PathBuf>,
+    /// What a missed DSP period plays: `silence` or `bypass`.
+    pub dsp_fallback: Option<String>,
+    /// Milliseconds without progress after which the DSP is dead.
+    pub dsp_stall_timeout_ms: Option<u64>,
+    /// `SCHED_FIFO` priority of the mixer thread and the DSP (0: off).
+    pub rt_priority: Option<u8>,
     /// Seconds between DSP statistics lines.
     pub stats_interval: Option<u64>,
     /// Offer the SHM fast path (memfd pools) to local clients of our uid.
@@ -99,6 +111,16 @@ pub struct FileConfig {
     /// Clients served at once.
     pub max_clients: Option<usize>,
 }
+
+/// The default `SCHED_FIFO` priority: PulseAudio's (`realtime-priority =
+/// 5`), low among real-time threads (below JACK's and the kernel's
+/// interrupt threads at 50), and asked for by default as PulseAudio does,
+/// since an ordinarily loaded machine is what delays a period thread
+/// (issue 14); without privilege it is refused with one log line.
+pub const DEFAULT_RT_PRIORITY: u8 = 5;
+
+/// The longest `dsp_stall_timeout_ms` allowed (a minute).
+pub const MAX_STALL_TIMEOUT_MS: u64 = 60_000;
 
 /// The longest ring polling allowed (`spin_us`): a millisecond per request
 /// would cost more than any wake-up it saves.
@@ -155,6 +177,17 @@ pub struct Config {
     pub dsp_chain: Option<String>,
     /// The `dsp-sim` program (`None`: look it up beside srbd, then PATH).
     pub dsp_program: Option<PathBuf>,
+    /// What a period the DSP missed plays ([`Fallback::resolve`]: the
+    /// configured value, else bypass with an empty chain and silence with
+    /// a chain).
+    pub dsp_fallback: Fallback,
+    /// A DSP that makes no progress this long is declared dead (default
+    /// 1 s).
+    pub dsp_stall_timeout: std::time::Duration,
+    /// `SCHED_FIFO` priority the mixer thread and the DSP ask for (default
+    /// [`DEFAULT_RT_PRIORITY`]; 0: normal scheduling). Refused without
+    /// privilege, with one log line.
+    pub rt_priority: u8,
     /// Seconds between DSP statistics log lines (0: never).
     pub stats_interval: u64,
     /// Offer SHM + memfd in AUTH when the client asks for both, speaks
@@ -204,6 +237,9 @@ impl FileConfig {
             dsp: over.dsp.or(self.dsp),
             dsp_chain: over.dsp_chain.or(self.dsp_chain),
             dsp_program: over.dsp_program.or(self.dsp_program),
+            dsp_fallback: over.dsp_fallback.or(self.dsp_fallback),
+            dsp_stall_timeout_ms: over.dsp_stall_timeout_ms.or(self.dsp_stall_timeout_ms),
+            rt_priority: over.rt_priority.or(self.rt_priority),
             stats_interval: over.stats_interval.or(self.stats_interval),
             shm: over.shm.or(self.shm),
             srbchannel: over.srbchannel.or(self.srbchannel),
@@ -261,6 +297,30 @@ impl FileConfig {
                 "max_clients must be at least 1".into(),
             ));
         }
+        let dsp_chain = self.dsp_chain.filter(|c| !c.is_empty());
+        let explicit_fallback = match &self.dsp_fallback {
+            None => None,
+            Some(f) => Some(
+                f.parse::<Fallback>()
+                    .map_err(|e| ConfigError::Invalid(format!("dsp_fallback {e}")))?,
+            ),
+        };
+        let dsp_fallback = Fallback::resolve(explicit_fallback, dsp_chain.is_none());
+        let stall_ms = self
+            .dsp_stall_timeout_ms
+            .unwrap_or(DEFAULT_STALL_TIMEOUT.as_millis() as u64);
+        if !(1..=MAX_STALL_TIMEOUT_MS).contains(&stall_ms) {
+            return Err(ConfigError::Invalid(format!(
+                "dsp_stall_timeout_ms {stall_ms} is not in 1..={MAX_STALL_TIMEOUT_MS}"
+            )));
+        }
+        let rt_priority = self.rt_priority.unwrap_or(DEFAULT_RT_PRIORITY);
+        if rt_priority > crate::rt::sched::MAX_PRIORITY {
+            return Err(ConfigError::Invalid(format!(
+                "rt_priority {rt_priority} is not in 0..={}",
+                crate::rt::sched::MAX_PRIORITY
+            )));
+        }
         let sink_name = self
             .sink_name
             .unwrap_or_else(|| crate::control::server_info::DEFAULT_SINK_NAME.to_owned());
@@ -280,8 +340,11 @@ impl FileConfig {
             period_frames,
             output,
             dsp: self.dsp.unwrap_or(true),
-            dsp_chain: self.dsp_chain.filter(|c| !c.is_empty()),
+            dsp_chain,
             dsp_program: self.dsp_program,
+            dsp_fallback,
+            dsp_stall_timeout: std::time::Duration::from_millis(stall_ms),
+            rt_priority,
             stats_interval: self.stats_interval.unwrap_or(10),
             shm: self.shm.unwrap_or(true),
             srbchannel: self.srbchannel.unwrap_or(true),
@@ -383,6 +446,37 @@ mod tests {
             },
         ] {
             assert!(matches!(f.resolve(), Err(ConfigError::Invalid(_))));
+        }
+    }
+
+    #[test]
+    fn dsp_policy_and_rt_priority() {
+        let c = FileConfig::default().resolve().unwrap();
+        assert_eq!(c.dsp_fallback, Fallback::Bypass, "empty chain: bypass");
+        assert_eq!(c.dsp_stall_timeout, DEFAULT_STALL_TIMEOUT);
+        assert_eq!(c.rt_priority, DEFAULT_RT_PRIORITY);
+        let f: FileConfig = toml::from_str("dsp_chain = \"gain:-20dB\"\n").unwrap();
+        let c = f.clone().resolve().unwrap();
+        assert_eq!(c.dsp_fallback, Fallback::Silence, "a chain: silence");
+        // Bypass with a chain only when asked for.
+        let over = FileConfig {
+            dsp_fallback: Some("bypass".into()),
+            dsp_stall_timeout_ms: Some(250),
+            rt_priority: Some(0),
+            ..Default::default()
+        };
+        let c = f.overlay(over).resolve().unwrap();
+        assert_eq!(c.dsp_fallback, Fallback::Bypass);
+        assert_eq!(c.dsp_stall_timeout.as_millis(), 250);
+        assert_eq!(c.rt_priority, 0);
+        for bad in [
+            "dsp_fallback = \"loud\"",
+            "dsp_stall_timeout_ms = 0",
+            "dsp_stall_timeout_ms = 60001",
+            "rt_priority = 100",
+        ] {
+            let f: FileConfig = toml::from_str(bad).unwrap();
+            assert!(matches!(f.resolve(), Err(ConfigError::Invalid(_))), "{bad}");
         }
     }
 

@@ -17,11 +17,12 @@
 //! | [`control`] | the control side: per-client connections (protocol state, SHM pools, srbchannel, outbound queue), command handlers, the registry of clients and streams, the TCP listener |
 //! | [`engine`] | the real-time side: the mixer and its sink clock, the streams' audio queues and shared atomics, output backends, the DSP clock, sample-format conversion |
 //! | [`dsp`] | the DSP peer: srbd's link to it, its supervisor, and the `dsp-sim` process's loop |
+//! | [`rt`] | real-time setup: `SCHED_FIFO`, `mlockall`, the counting allocator that proves the period path does not allocate |
 //! | [`config`] | settings: TOML file and command line |
 //! | [`logging`] | the binaries' `tracing` setup |
 //! | this file | [`Server`]: the state all connections share (objects, indexes, device volumes) |
 //!
-//! Imports point one way: `control` → `engine` → `dsp`, all on top of
+//! Imports point one way: `control` → `engine` → `dsp` → `rt`, all on top of
 //! `srb-pulse`, `srb-linux` and `srb-core`; nothing in `engine` or `dsp`
 //! imports `control`, and no module imports from a module that imports it
 //! (`python3 scripts/module-cycles.py` checks every crate).
@@ -58,6 +59,7 @@ pub mod control;
 pub mod dsp;
 pub mod engine;
 pub mod logging;
+pub mod rt;
 
 pub use control::{registry, server_info};
 

@@ -2,7 +2,15 @@
 //!
 //! ```text
 //! dsp-sim [--rate HZ] [--channels N] [--period-frames N] [--chain SPEC] [--bypass]
+//!         [--rt-priority N]
 //! ```
+//!
+//! With `--rt-priority N` (1..=99) it asks for `SCHED_FIFO` at `N` and
+//! locks its memory (`mlockall`), logging one line for each whether
+//! granted or refused, and runs either way. Its global allocator counts
+//! the period loop's allocations after warm-up
+//! ([`srbd::rt::alloc_count`]); the count (`period_allocs`) is in the
+//! "dsp-sim stopping" line, and should be 0.
 //!
 //! Its stdin (fd 0) must be a connected unix stream socket: `srbd`'s
 //! supervisor passes one end of a socket pair there and offers the shared
@@ -24,6 +32,12 @@ use clap::Parser;
 use srb_linux::handshake;
 use srb_linux::scm::ScmStream;
 use srbd::dsp::peer::{self, PeerConfig};
+use srbd::rt::alloc_count::CountingAlloc;
+use srbd::rt::sched;
+
+/// Counts the period loop's allocations (none expected).
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// How long the host may take to send its offer.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,11 +62,20 @@ struct Args {
     /// Start in bit-exact bypass.
     #[arg(long)]
     bypass: bool,
+    /// Ask for SCHED_FIFO at this priority (1..=99) and lock memory; 0:
+    /// normal scheduling.
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u8).range(0..=99))]
+    rt_priority: u8,
 }
 
 fn main() -> ExitCode {
     srbd::logging::init();
     let args = Args::parse();
+    if args.rt_priority > 0 {
+        sched::request_fifo("dsp-sim", args.rt_priority);
+        sched::lock_memory("dsp-sim");
+    }
     let cfg = PeerConfig {
         rate: args.rate,
         channels: args.channels,

@@ -5,13 +5,19 @@
 //! ```text
 //! srbd [--socket PATH] [--tcp ADDR:PORT] [--config FILE] [--output null|wav:PATH]
 //!      [--format NAME] [--rate HZ] [--channels N] [--period-frames N] [--sink-name NAME]
-//!      [--dsp on|off] [--dsp-chain SPEC] [--dsp-program PATH] [--shm on|off]
-//!      [--srbchannel on|off] [--spin-us N] [--max-clients N]
+//!      [--dsp on|off] [--dsp-chain SPEC] [--dsp-program PATH]
+//!      [--dsp-fallback silence|bypass] [--dsp-stall-timeout-ms N] [--rt-priority N]
+//!      [--shm on|off] [--srbchannel on|off] [--spin-us N] [--max-clients N]
 //! ```
 //!
 //! By default it spawns the `dsp-sim` peer (found beside `srbd`), which
-//! clocks the sink and processes every period; if the peer dies or stalls
-//! srbd falls back to its own clock within two periods and restarts it.
+//! clocks the sink and processes every period. A period the DSP misses
+//! plays silence (or, with an empty chain or `--dsp-fallback bypass`, the
+//! unprocessed mix) and is counted; the DSP is restarted only when it dies
+//! or makes no progress for `--dsp-stall-timeout-ms` (see
+//! `srbd::engine::dsp_clock`). The mixer thread and the DSP ask for
+//! `SCHED_FIFO` at `--rt-priority` (default 5, as PulseAudio; 0: off) and
+//! carry on at normal priority if refused.
 //!
 //! Where it listens: the socket systemd passed (socket activation,
 //! `LISTEN_FDS`/`LISTEN_PID`; see `dist/srbd.socket`); else `--socket
@@ -41,7 +47,8 @@ use srbd::control::server_loop::ServerLoop;
 use srbd::control::tcp::load_or_create_cookie;
 use srbd::dsp::link::DspLink;
 use srbd::dsp::supervisor::{default_program, DspConfig, Supervisor};
-use srbd::engine::mixer::{Engine, SinkConfig};
+use srbd::engine::dsp_clock::DspPolicy;
+use srbd::engine::mixer::{Engine, EngineOptions, SinkConfig};
 use srbd::{self, server_info::ServerInfo, Server};
 
 /// Serves PulseAudio clients (pactl, pacat, paplay, parec, ...).
@@ -88,6 +95,20 @@ struct Args {
     /// The `dsp-sim` program (default: beside srbd, else on PATH).
     #[arg(long, value_name = "PATH")]
     dsp_program: Option<PathBuf>,
+    /// What a period the DSP missed plays: `silence`, or `bypass` (the
+    /// unprocessed mix). Default: bypass with an empty chain, silence with
+    /// a chain.
+    #[arg(long, value_name = "silence|bypass")]
+    dsp_fallback: Option<String>,
+    /// A DSP that makes no progress this long (milliseconds) is declared
+    /// dead and restarted (default 1000).
+    #[arg(long, value_name = "N")]
+    dsp_stall_timeout_ms: Option<u64>,
+    /// SCHED_FIFO priority for the mixer thread and the DSP (1..=99;
+    /// default 5; 0: normal scheduling). Refused without privilege, with
+    /// one log line.
+    #[arg(long, value_name = "N")]
+    rt_priority: Option<u8>,
     /// Offer the SHM fast path (memfd pools) to local clients of our uid
     /// (default on; `off`: every client copies audio through the socket).
     #[arg(long, value_name = "on|off", value_parser = on_off)]
@@ -134,6 +155,9 @@ fn config(args: Args) -> Result<Config, String> {
         dsp: args.dsp,
         dsp_chain: args.dsp_chain,
         dsp_program: args.dsp_program,
+        dsp_fallback: args.dsp_fallback,
+        dsp_stall_timeout_ms: args.dsp_stall_timeout_ms,
+        rt_priority: args.rt_priority,
         stats_interval: None,
         shm: args.shm,
         srbchannel: args.srbchannel,
@@ -212,14 +236,21 @@ fn main() -> ExitCode {
     };
     let path = listener.path().map(|p| p.to_path_buf());
     let (dsp, links) = start_dsp(&cfg);
-    let engine = match Engine::start_with_dsp(
+    let engine = match Engine::start_with(
         SinkConfig {
             spec: cfg.spec,
             map: cfg.map.clone(),
             period_frames: cfg.period_frames,
             output: cfg.output.clone(),
         },
-        links,
+        EngineOptions {
+            dsp: links,
+            policy: DspPolicy {
+                fallback: cfg.dsp_fallback,
+                stall_timeout: cfg.dsp_stall_timeout,
+            },
+            rt_priority: cfg.rt_priority,
+        },
     ) {
         Ok(e) => e,
         Err(e) => {
@@ -344,10 +375,17 @@ fn start_dsp(cfg: &Config) -> (Option<Supervisor>, Option<mpsc::Receiver<DspLink
         channels: cfg.spec.channels,
         period_frames: cfg.period_frames,
         chain: cfg.dsp_chain.clone(),
+        rt_priority: cfg.rt_priority,
     };
     match Supervisor::start(dsp_cfg, tx) {
         Ok(s) => {
-            tracing::info!(chain = ?cfg.dsp_chain, pid = ?s.child_pid(), "DSP peer started");
+            tracing::info!(
+                chain = ?cfg.dsp_chain,
+                fallback = cfg.dsp_fallback.name(),
+                stall_timeout = ?cfg.dsp_stall_timeout,
+                pid = ?s.child_pid(),
+                "DSP peer started"
+            );
             (Some(s), Some(rx))
         }
         Err(e) => {

@@ -93,6 +93,7 @@
 //!     channels: 2,
 //!     period_frames: 480,
 //!     chain: Some("gain:-6dB".into()),
+//!     rt_priority: 0,
 //! };
 //! // Spawns the first DSP (an error here: run on srbd's own timerfd clock).
 //! let supervisor = Supervisor::start(cfg, tx).expect("dsp-sim starts");

@@ -32,7 +32,11 @@
 //! `Ok(())`: a DSP never outlives `srbd`.
 //!
 //! Nothing in the loop allocates after start-up except log lines for rare
-//! events (a chain change, an invalid spec).
+//! events (a chain change, an invalid spec). That is checked, not assumed:
+//! after [`WARMUP_PERIODS`] processed periods the loop arms
+//! [`crate::rt::alloc_count`] (the `dsp-sim` binary installs its counting
+//! allocator) and the "dsp-sim stopping" line reports `period_allocs`, the
+//! allocations made since, over `armed_periods` periods.
 
 use std::os::fd::OwnedFd;
 use std::time::Instant;
@@ -50,6 +54,10 @@ use srb_linux::signal::{PeerWatch, HANGUP};
 
 use super::link::{Rx, RxError};
 use super::{check_format, period_ns};
+
+/// Periods processed before the allocation count is armed (first-use
+/// set-up, such as a log callsite's registration, is not the period path).
+pub const WARMUP_PERIODS: u64 = 8;
 
 /// What the DSP runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +168,10 @@ pub fn run(channel: Channel, cfg: PeerConfig) -> Result<(), PeerError> {
         "dsp-sim running"
     );
     let result = dsp.run(&mut rx);
+    crate::rt::alloc_count::disarm();
+    let period_allocs = dsp
+        .allocs_at_arm
+        .map_or(0, |at| crate::rt::alloc_count::count() - at);
     let c = &dsp.counts;
     tracing::info!(
         periods = c.periods,
@@ -169,6 +181,8 @@ pub fn run(channel: Channel, cfg: PeerConfig) -> Result<(), PeerError> {
         slow = c.slow,
         stale = c.stale,
         dropped = c.dropped,
+        armed_periods = c.periods.saturating_sub(dsp.periods_at_arm.unwrap_or(c.periods)),
+        period_allocs,
         "dsp-sim stopping"
     );
     match result {
@@ -214,6 +228,10 @@ struct Dsp {
     ticks_per_report: u64,
     ticks_since_report: u64,
     counts: Counts,
+    /// The allocation count and periods processed when the count was
+    /// armed (after warm-up).
+    allocs_at_arm: Option<u64>,
+    periods_at_arm: Option<u64>,
 }
 
 impl Dsp {
@@ -262,12 +280,19 @@ impl Dsp {
             ticks_per_report: (cfg.rate as u64).div_ceil(frames as u64).max(1),
             ticks_since_report: 0,
             counts: Counts::default(),
+            allocs_at_arm: None,
+            periods_at_arm: None,
         };
         Ok((Rx::new(period_len.max(wire::MAX_CONTROL_LEN)), dsp))
     }
 
     fn run(&mut self, rx: &mut Rx) -> Result<(), PeerError> {
         loop {
+            if self.allocs_at_arm.is_none() && self.counts.periods >= WARMUP_PERIODS {
+                self.allocs_at_arm = Some(crate::rt::alloc_count::count());
+                self.periods_at_arm = Some(self.counts.periods);
+                crate::rt::alloc_count::arm();
+            }
             // Messages first: a period that arrived before (or with) the
             // tick is in time.
             while let Some(msg) = rx.next(&mut self.channel)? {

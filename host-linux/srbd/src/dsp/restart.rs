@@ -68,3 +68,77 @@ impl RestartHandle {
         self.shared.restarts.load(Ordering::Relaxed)
     }
 }
+
+/// The delay before each restart: `initial`, doubling up to `max` while
+/// DSPs keep failing, back to `initial` once a DSP ran for `healthy_after`
+/// (a DSP that was killed after a healthy stretch is a new incident, not
+/// the next failure of a crash loop). Pure arithmetic on the durations it
+/// is given, so it is tested without waiting.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: std::time::Duration,
+    max: std::time::Duration,
+    healthy_after: std::time::Duration,
+    next: std::time::Duration,
+}
+
+impl Backoff {
+    /// A back-off starting at `initial`.
+    pub fn new(
+        initial: std::time::Duration,
+        max: std::time::Duration,
+        healthy_after: std::time::Duration,
+    ) -> Self {
+        Self {
+            initial,
+            max,
+            healthy_after,
+            next: initial,
+        }
+    }
+
+    /// A DSP that ran for `ran` ended: the delay before starting the next.
+    pub fn after_run(&mut self, ran: std::time::Duration) -> std::time::Duration {
+        if ran >= self.healthy_after {
+            self.next = self.initial;
+        }
+        self.take()
+    }
+
+    /// A start failed: the delay before the next attempt.
+    pub fn after_failed_start(&mut self) -> std::time::Duration {
+        self.take()
+    }
+
+    fn take(&mut self) -> std::time::Duration {
+        let d = self.next;
+        self.next = (d * 2).min(self.max);
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_resets_after_a_healthy_run() {
+        let ms = Duration::from_millis;
+        let mut b = Backoff::new(ms(100), ms(5000), Duration::from_secs(60));
+        // A crash loop: every DSP dies at once.
+        let delays: Vec<_> = (0..8).map(|_| b.after_run(ms(10))).collect();
+        assert_eq!(
+            delays,
+            [100, 200, 400, 800, 1600, 3200, 5000, 5000].map(ms).to_vec()
+        );
+        // Failed starts continue the same sequence.
+        assert_eq!(b.after_failed_start(), ms(5000));
+        // 59 s is not healthy: still capped.
+        assert_eq!(b.after_run(Duration::from_secs(59)), ms(5000));
+        // A healthy minute resets it.
+        assert_eq!(b.after_run(Duration::from_secs(60)), ms(100));
+        assert_eq!(b.after_run(ms(10)), ms(200));
+        assert_eq!(b.after_run(Duration::from_secs(3600)), ms(100));
+    }
+}

@@ -14,8 +14,8 @@
 //! that exited, or that the mixer declared dead or stuck
 //! ([`RestartHandle::request_restart_of`]), is killed with `SIGKILL` (which
 //! also ends a `SIGSTOP`ped process), reaped, logged, and replaced after a
-//! back-off: [`INITIAL_BACKOFF`] doubling up to [`MAX_BACKOFF`], back to
-//! the start once a DSP ran for [`HEALTHY_AFTER`]. A failed start (the
+//! back-off ([`Backoff`]): [`INITIAL_BACKOFF`] doubling up to
+//! [`MAX_BACKOFF`], back to the start once a DSP ran for [`HEALTHY_AFTER`]. A failed start (the
 //! program cannot be executed, the handshake fails) backs off the same
 //! way. Every DSP is reaped, so no zombie is left; each link owns its
 //! mapping and fds, so nothing leaks once the mixer drops old links.
@@ -41,14 +41,14 @@ use srb_linux::scm::ScmStream;
 use super::check_format;
 use super::link::{DspError, DspLink};
 pub use super::restart::RestartHandle;
-use super::restart::{Shared, ANY};
+use super::restart::{Backoff, Shared, ANY};
 
 /// The first restart delay.
 pub const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest restart delay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// A DSP that ran this long resets the back-off.
-pub const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+/// A DSP that ran this long resets the back-off (a healthy minute).
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// How long the handshake with a new DSP may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the supervisor checks its child when nothing wakes it.
@@ -70,6 +70,9 @@ pub struct DspConfig {
     pub period_frames: usize,
     /// The chain spec every new DSP starts with (`None`: empty chain).
     pub chain: Option<String>,
+    /// `SCHED_FIFO` priority the DSP asks for (`--rt-priority`; 0: normal
+    /// scheduling, no `mlockall`).
+    pub rt_priority: u8,
 }
 
 impl DspConfig {
@@ -277,6 +280,9 @@ fn spawn(
         if let Some(spec) = &chain {
             cmd.arg(format!("--chain={spec}"));
         }
+        if cfg.rt_priority > 0 {
+            cmd.arg(format!("--rt-priority={}", cfg.rt_priority));
+        }
         cmd.stdin(Stdio::from(theirs))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -377,7 +383,8 @@ fn describe(status: ExitStatus) -> String {
 
 /// The supervisor thread: watch, restart with back-off, until stopped.
 fn supervise(cfg: &DspConfig, shared: &Arc<Shared>, links: &mpsc::Sender<DspLink>, first: Child) {
-    let mut backoff = INITIAL_BACKOFF;
+    let mut backoff = Backoff::new(INITIAL_BACKOFF, MAX_BACKOFF, HEALTHY_AFTER);
+    let mut delay = INITIAL_BACKOFF;
     let mut generation = 1;
     let mut current = Some((first, Instant::now()));
     loop {
@@ -386,9 +393,7 @@ fn supervise(cfg: &DspConfig, shared: &Arc<Shared>, links: &mpsc::Sender<DspLink
             let ended = watch(shared, &mut child, generation);
             let status = reap(&mut child);
             shared.pid.store(0, Ordering::Relaxed);
-            if started.elapsed() >= HEALTHY_AFTER {
-                backoff = INITIAL_BACKOFF;
-            }
+            delay = backoff.after_run(started.elapsed());
             match ended {
                 Ended::Stop => {
                     tracing::info!(pid, "dsp-sim stopped");
@@ -396,21 +401,20 @@ fn supervise(cfg: &DspConfig, shared: &Arc<Shared>, links: &mpsc::Sender<DspLink
                 }
                 Ended::Exited(st) => tracing::warn!(
                     pid,
-                    "dsp-sim exited ({}); restarting in {backoff:?}",
+                    "dsp-sim exited ({}); restarting in {delay:?}",
                     describe(st)
                 ),
                 Ended::Requested => tracing::warn!(
                     pid,
-                    "dsp-sim is dead or stuck; killed it ({}); restarting in {backoff:?}",
+                    "dsp-sim is dead or stuck; killed it ({}); restarting in {delay:?}",
                     status.map_or_else(|| "not reaped".into(), describe)
                 ),
             }
             shared.restarts.fetch_add(1, Ordering::Relaxed);
         }
-        if !pause(shared, backoff) {
+        if !pause(shared, delay) {
             return;
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
         generation += 1;
         match spawn(cfg, shared, generation) {
             Ok((mut child, link)) => {
@@ -427,7 +431,8 @@ fn supervise(cfg: &DspConfig, shared: &Arc<Shared>, links: &mpsc::Sender<DspLink
                 current = Some((child, Instant::now()));
             }
             Err(e) => {
-                tracing::warn!(error = %e, "dsp-sim failed to start; retrying in {backoff:?}");
+                delay = backoff.after_failed_start();
+                tracing::warn!(error = %e, "dsp-sim failed to start; retrying in {delay:?}");
                 shared.restarts.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -445,6 +450,7 @@ mod tests {
             channels: 2,
             period_frames: 480,
             chain: None,
+            rt_priority: 0,
         }
     }
 

@@ -27,10 +27,11 @@ use rustix::io::Errno;
 use crate::dsp::link::DspLink;
 use crate::engine::audio::convert::PlaybackConverter;
 use crate::engine::audio::format;
-use crate::engine::dsp_clock::{DspClock, DspCounters, Step};
+use crate::engine::dsp_clock::{DspClock, DspCounters, DspPolicy, Step};
 use crate::engine::notice::Bell;
 use crate::engine::output::{Output, OutputError, OutputSpec};
 use crate::engine::stream::{Gains, PlaybackShared, RecordShared};
+use crate::rt::sched::prefaulted;
 use srb_pulse::sample::SampleFormat;
 use srb_pulse::tagstruct::{ChannelMap, SampleSpec};
 
@@ -124,6 +125,18 @@ enum Msg {
     Converter(u32, Box<PlaybackConverter>),
 }
 
+/// How the engine runs besides its sink ([`Engine::start_with`]).
+#[derive(Debug, Default)]
+pub struct EngineOptions {
+    /// The supervisor's DSP links: each one received clocks and processes
+    /// the sink until it is declared dead (see [`crate::engine::dsp_clock`]).
+    pub dsp: Option<mpsc::Receiver<DspLink>>,
+    /// What a missed DSP period plays and when a DSP is dead.
+    pub policy: DspPolicy,
+    /// `SCHED_FIFO` priority for the mixer thread (0: normal scheduling).
+    pub rt_priority: u8,
+}
+
 /// The running engine.
 #[derive(Debug)]
 pub struct Engine {
@@ -169,13 +182,29 @@ impl Engine {
         Self::start_with_dsp(config, None)
     }
 
-    /// Like [`Engine::start`]; with `dsp`, each [`DspLink`] received there
-    /// (from the supervisor) clocks and processes the sink until it fails
-    /// (see [`crate::engine::dsp_clock`]).
+    /// Like [`Engine::start`], with a DSP peer (`dsp`, as received from
+    /// the supervisor) under the default [`DspPolicy`].
     pub fn start_with_dsp(
         config: SinkConfig,
         dsp: Option<mpsc::Receiver<DspLink>>,
     ) -> Result<Self, EngineError> {
+        Self::start_with(
+            config,
+            EngineOptions {
+                dsp,
+                ..EngineOptions::default()
+            },
+        )
+    }
+
+    /// Like [`Engine::start`], with the DSP peer, its policy and the mixer
+    /// thread's real-time priority from `opts`.
+    pub fn start_with(config: SinkConfig, opts: EngineOptions) -> Result<Self, EngineError> {
+        let EngineOptions {
+            dsp,
+            policy,
+            rt_priority,
+        } = opts;
         if !(MIN_PERIOD..=MAX_PERIOD).contains(&config.period_frames) {
             return Err(EngineError::Period(config.period_frames));
         }
@@ -215,11 +244,20 @@ impl Engine {
             let period = Duration::from_nanos(
                 config.period_frames as u64 * 1_000_000_000 / u64::from(config.spec.rate),
             );
-            mixer.dsp = Some(DspClock::new(links, samples, period, dsp_counters.clone()));
+            mixer.dsp = Some(DspClock::new(
+                links,
+                samples,
+                period,
+                policy,
+                dsp_counters.clone(),
+            ));
         }
         let thread = std::thread::Builder::new()
             .name("srbd-mixer".into())
-            .spawn(move || mixer.run(timer))
+            .spawn(move || {
+                crate::rt::sched::request_fifo("srbd-mixer", rt_priority);
+                mixer.run(timer)
+            })
             .map_err(|e| EngineError::Thread(e.to_string()))?;
         Ok(Self {
             config,
@@ -538,9 +576,9 @@ impl Mixer {
             rx,
             inputs: Vec::new(),
             records: Vec::new(),
-            mix: vec![0.0; samples],
-            monitor: vec![0.0; samples],
-            quantize: vec![0; samples * sample_size],
+            mix: prefaulted(samples, 0.0),
+            monitor: prefaulted(samples, 0.0),
+            quantize: prefaulted(samples * sample_size, 0),
             output: Some(output),
             dsp: None,
             bell,
@@ -585,6 +623,9 @@ impl Mixer {
                 self.period();
             }
         }
+        if let Some(dsp) = &self.dsp {
+            dsp.log_summary();
+        }
         self.inputs.clear();
         self.records.clear();
         match self.output.take() {
@@ -604,13 +645,17 @@ impl Mixer {
             match step {
                 Step::Render => {
                     self.render_mix();
-                    // Not sent (ring full or link broken): bypass.
-                    if !matches!(dsp.sent(&self.mix, self.channels as u8), Ok(true)) {
-                        self.deliver_mix();
+                    // Not sent (ring full or link broken): a missed period.
+                    if !dsp.sent(&self.mix, self.channels as u8) {
+                        self.deliver_fallback(&dsp);
                     }
                 }
                 Step::Deliver => self.deliver(&dsp.processed),
-                Step::DeliverPending => self.deliver(&dsp.pending_mix),
+                Step::Missed => self.deliver(dsp.fallback(&dsp.pending_mix)),
+                Step::Cover => {
+                    self.render_mix();
+                    self.deliver_fallback(&dsp);
+                }
             }
         }
         dsp.queue = steps;
@@ -650,11 +695,28 @@ impl Mixer {
             .retain(|r| !r.shared.closed.load(Ordering::Relaxed));
     }
 
-    /// Renders and delivers one period (the sink's own clock).
+    /// Renders and delivers one period (the sink's own clock). With a DSP
+    /// configured but none attached (it is being restarted), the period is
+    /// a missed one: its fallback plays.
     fn period(&mut self) {
         self.render_mix();
-        self.deliver_mix();
+        match self.dsp.take() {
+            None => self.deliver_mix(),
+            Some(mut dsp) => {
+                dsp.unattached_period();
+                self.deliver_fallback(&dsp);
+                self.dsp = Some(dsp);
+            }
+        }
         self.ring_bell();
+    }
+
+    /// Delivers the DSP's fallback for `self.mix` (silence, or the mix
+    /// itself under bypass).
+    fn deliver_fallback(&mut self, dsp: &DspClock) {
+        let mix = std::mem::take(&mut self.mix);
+        self.deliver(dsp.fallback(&mix));
+        self.mix = mix;
     }
 
     /// Mixes every stream's next period into `self.mix` (sink volume

@@ -4,7 +4,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`mixer`] | [`mixer::Engine`]: the sink, its timerfd clock, the mixer thread, monitor copies to record streams |
-//! | [`dsp_clock`] | the sink clocked and processed by the `dsp-sim` peer, with fallback |
+//! | [`dsp_clock`] | the sink clocked and processed by the `dsp-sim` peer; the deadline policy (a missed period is an xrun played as silence or bypass), [`dsp_clock::DspCounters`] |
 //! | [`notice`] | [`notice::Bell`] (the control loop's eventfd) and [`notice::Notice`] (one client's flag): how the mixer asks the control thread to serve a client, one bell ring per period |
 //! | [`stream`] | the atomics and queues a stream's control side and the mixer share |
 //! | [`audio`] | sample formats, channel remapping, volumes, resampling (`rubato`) |

@@ -248,6 +248,11 @@ impl Daemon {
             dir.0.join("xdg").join("pulse").join("native")
         };
         let dir_str = dir.0.to_str().expect("temp dir is UTF-8").to_owned();
+        // Real-time scheduling stays off unless a test asks for it (the
+        // binary's default is on, and tests run as root in CI).
+        if !args.iter().any(|a| a.starts_with("--rt-priority")) {
+            cmd.arg("--rt-priority=0");
+        }
         cmd.args(args.iter().map(|a| a.replace("{dir}", &dir_str)));
         let mut child = cmd
             .env("XDG_RUNTIME_DIR", dir.0.join("xdg"))
