@@ -124,6 +124,12 @@ fn bits(v: &[f32]) -> Vec<u32> {
 /// Spawns `dsp-sim` with `args` directly (no supervisor), as the
 /// supervisor does: socket pair end on stdin, then the handshake.
 fn spawn_direct(frames: usize, args: &[&str]) -> (Child, DspLink) {
+    spawn_direct_with(frames, args, Stdio::inherit())
+}
+
+/// [`spawn_direct`] with `dsp-sim`'s stderr (its log, `RUST_LOG=info`)
+/// going to `stderr`.
+fn spawn_direct_with(frames: usize, args: &[&str], stderr: Stdio) -> (Child, DspLink) {
     let (ours, theirs) = rustix::net::socketpair(
         rustix::net::AddressFamily::UNIX,
         rustix::net::SocketType::STREAM,
@@ -138,6 +144,9 @@ fn spawn_direct(frames: usize, args: &[&str]) -> (Child, DspLink) {
         .args(args)
         .stdin(Stdio::from(theirs))
         .stdout(Stdio::null())
+        .stderr(stderr)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
         .spawn()
         .expect("spawn dsp-sim");
     let cfg = ChannelConfig {
@@ -157,6 +166,7 @@ fn start(frames: usize, chain: Option<&str>) -> (Supervisor, mpsc::Receiver<DspL
         channels: 2,
         period_frames: frames,
         chain: chain.map(String::from),
+        rt_priority: 0,
     };
     let sup = Supervisor::start(cfg, tx).expect("dsp-sim starts");
     let link = rx
@@ -595,4 +605,42 @@ fn deadline_misses_under_load_are_counted_not_hidden() {
     );
     drop(link);
     assert!(child.wait().unwrap().success());
+}
+
+/// The value of `key=` in `line`.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|t| t.strip_prefix(key)?.strip_prefix('='))
+}
+
+#[test]
+fn the_period_loop_does_not_allocate() {
+    let _s = serial();
+    let log = std::env::temp_dir().join(format!("dsp-sim-allocs-{}.log", std::process::id()));
+    let file = std::fs::File::create(&log).unwrap();
+    // A chain that runs every kernel kind: a gain, a biquad, a peak.
+    let (mut child, mut link) = spawn_direct_with(
+        256,
+        &["--chain=gain:-6dB,lowpass:8kHz,peak:1kHz:q1.0:+3dB"],
+        Stdio::from(file),
+    );
+    // Warm-up (8 periods) plus at least 200 armed periods, with stats
+    // reports (one a second) and a QueryStats in between.
+    let out = exchange(&mut link, 120);
+    assert!(link.send_control(&Control::QueryStats).unwrap());
+    let out2 = exchange(&mut link, 200);
+    assert!(!out.is_empty() && !out2.is_empty());
+    drop(link);
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let line = text
+        .lines()
+        .find(|l| l.contains("dsp-sim stopping"))
+        .unwrap_or_else(|| panic!("no stopping line in\n{text}"));
+    let armed: u64 = field(line, "armed_periods").unwrap().parse().unwrap();
+    let allocs: u64 = field(line, "period_allocs").unwrap().parse().unwrap();
+    eprintln!("{armed} armed periods, {allocs} allocations");
+    assert!(armed >= 200, "{armed} periods counted: {line}");
+    assert_eq!(allocs, 0, "the period loop allocated: {line}");
 }

@@ -6,8 +6,11 @@
 //! srb-dsp-sim library's own offline processing, that SIGKILL and SIGSTOP
 //! of the DSP mid-stream reach no client (the audio stays bit-exact and
 //! contiguous, the daemon restarts the peer and leaks no fd or mapping),
-//! that `--dsp off` runs without a peer, and that the DSP's statistics
-//! (deadline misses included) are reported.
+//! the deadline policy (short stops of a DSP with a chain play silence,
+//! never the unprocessed mix, keep the DSP and are counted; bypass only
+//! when asked for), that `--dsp off` runs without a peer, that the mixer
+//! and the DSP run with the scheduling policy they report, and that the
+//! DSP's statistics (deadline misses included) are reported.
 
 mod common;
 
@@ -115,7 +118,7 @@ fn dsp_bypass_is_bit_exact_end_to_end() {
     d.stop_ok();
     let log = d.log();
     assert!(
-        !log.contains("DSP detached"),
+        !log.contains("DSP declared dead"),
         "the DSP stayed in the path\n{log}"
     );
     let out = Wav::read(&d.path("out.wav"));
@@ -138,7 +141,7 @@ fn dsp_chain_output_equals_offline_processing() {
     d.stop_ok();
     let log = d.log();
     assert!(
-        !log.contains("DSP detached"),
+        !log.contains("DSP declared dead"),
         "the DSP stayed in the path\n{log}"
     );
     let out = Wav::read(&d.path("out.wav")).samples;
@@ -209,8 +212,8 @@ fn dsp_killed_and_stopped_mid_stream_reach_no_client() {
     let log = strip_ansi(&d.log());
     assert!(log.contains("the DSP hung up"), "SIGKILL noticed\n{log}");
     assert!(
-        log.contains("no pull from the DSP within"),
-        "SIGSTOP noticed within two periods\n{log}"
+        log.contains("no progress from the DSP for"),
+        "a DSP stopped past the stall timeout (default 1 s) is declared dead\n{log}"
     );
     assert!(log.contains("restarting in"), "restarts logged\n{log}");
     // The stopped process was killed and reaped: not in /proc any more.
@@ -292,5 +295,204 @@ fn dsp_statistics_are_reported_under_load() {
     ] {
         assert!(line.contains(field), "{field} in {line}");
     }
+    d.stop_ok();
+}
+
+/// `seconds` of a stereo 1 kHz sine at `amplitude`: exactly 10 cycles per
+/// 10 ms window, so every full window of it has the same RMS.
+fn tone(seconds: f64, amplitude: f32) -> Vec<f32> {
+    let frames = (seconds * f64::from(RATE)) as usize;
+    (0..frames)
+        .flat_map(|i| {
+            let x = amplitude
+                * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / f64::from(RATE)).sin() as f32;
+            [x, x]
+        })
+        .collect()
+}
+
+/// RMS of each 10 ms window (480 stereo frames) of `out`.
+fn window_rms(out: &[f32]) -> Vec<f32> {
+    out.chunks_exact(480 * 2)
+        .map(|w| (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt())
+        .collect()
+}
+
+/// The value of `key=` in the log's "DSP clock summary" line (written
+/// when the mixer stops).
+fn summary_field(d: &Daemon, key: &str) -> u64 {
+    let log = strip_ansi(&d.log());
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("DSP clock summary"))
+        .unwrap_or_else(|| panic!("no summary line\n{log}"));
+    log_field(line, key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+/// Stops the DSP `pid` five times for 40 ms, 200 ms apart. The sleeps are
+/// the fault's shape (how long the DSP is frozen), not waits for a
+/// condition.
+fn five_short_stops(pid: u32) {
+    for _ in 0..5 {
+        signal_pid(pid, Signal::STOP);
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        signal_pid(pid, Signal::CONT);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Plays a 4 s tone at 0.5 through `gain:-20dB` with `extra` options,
+/// stopping the DSP five times for 40 ms once the stream runs, then (with
+/// `kill`) killing it; returns the daemon (stopped) and the output's
+/// window levels, with the processed level (the median window of the
+/// tone, where nearly every window is unfaulted).
+fn stops_during_a_tone(tag: &str, extra: &[&str], kill: bool) -> (Daemon, Vec<f32>, f32) {
+    let mut args = vec!["--output", "wav:{dir}/out.wav", "--dsp-chain", "gain:-20dB"];
+    args.extend_from_slice(extra);
+    let mut d = Daemon::start_args(tag, &args);
+    d.wait_for("the DSP to attach", || (attached(&d) > 0).then_some(()));
+    let wav = d.path("tone.wav");
+    write_wav_f32(&wav, RATE, 2, &tone(4.0, 0.5));
+    let player = d.spawn_paplay(&wav, &[]);
+    d.wait_for("the stream", || {
+        (!d.list_short("sink-inputs").is_empty()).then_some(())
+    });
+    let pid = *dsp_pids(&d).last().expect("a dsp-sim pid in the log");
+    five_short_stops(pid);
+    // Short stops do not cost the DSP its life.
+    assert_eq!(dsp_pids(&d), vec![pid], "the DSP's pid did not change");
+    assert_eq!(attached(&d), 1, "no re-attach\n{}", d.log());
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    if kill {
+        signal_pid(pid, Signal::KILL);
+        d.wait_for("a new DSP after SIGKILL", || {
+            (attached(&d) >= 2).then_some(())
+        });
+        assert_ne!(*dsp_pids(&d).last().unwrap(), pid);
+    }
+    let out = wait_bounded(player, "paplay");
+    d.assert_exit_ok(&out, "paplay through DSP stops");
+    d.stop_ok();
+    let levels = window_rms(&Wav::read(&d.path("out.wav")).samples);
+    let mut tone_levels: Vec<f32> = levels.iter().copied().filter(|l| *l > 0.0).collect();
+    assert!(tone_levels.len() > 300, "the tone is in the output");
+    tone_levels.sort_by(f32::total_cmp);
+    let processed = tone_levels[tone_levels.len() / 2];
+    // gain:-20dB of a 0.5 sine: 0.05 / sqrt(2).
+    let want = 0.05 / std::f32::consts::SQRT_2;
+    assert!(
+        (processed - want).abs() < want * 0.01,
+        "processed level {processed}, expected {want}"
+    );
+    (d, levels, processed)
+}
+
+/// The windows between the first and the last of the tone's (inclusive).
+fn tone_span(levels: &[f32], processed: f32) -> &[f32] {
+    let loud = |l: &f32| *l > processed * 0.9;
+    let first = levels.iter().position(loud).expect("the tone");
+    let last = levels.iter().rposition(loud).expect("the tone");
+    &levels[first..=last]
+}
+
+#[test]
+fn dsp_misses_play_silence_never_the_unprocessed_mix() {
+    let _serial = serial();
+    let (d, levels, processed) = stops_during_a_tone("dsp-deadline", &[], true);
+    // No 10 ms window anywhere is louder than the processed level (1 %
+    // for rounding): a period the DSP missed, and every period while the
+    // killed DSP was restarted, played silence, not the -20 dB it skipped.
+    let loudest = levels.iter().copied().fold(0.0f32, f32::max);
+    assert!(
+        loudest <= processed * 1.01,
+        "a window at RMS {loudest} is louder than the processed {processed}"
+    );
+    // The stops landed inside the tone (so the check above saw them):
+    // silent windows there.
+    let gaps = tone_span(&levels, processed)
+        .iter()
+        .filter(|l| **l < processed * 0.5)
+        .count();
+    assert!(gaps >= 5, "{gaps} quiet windows inside the tone");
+    // Every miss is counted.
+    let xruns = summary_field(&d, "xruns");
+    assert!(xruns >= 5, "{xruns} xruns counted\n{}", d.log());
+    let log = d.log();
+    assert!(log.contains("DSP missed periods"), "misses logged\n{log}");
+    assert!(log.contains("the DSP hung up"), "SIGKILL noticed\n{log}");
+    eprintln!(
+        "processed level {processed}, loudest window {loudest}, {gaps} quiet windows, \
+         {xruns} xruns, late={}",
+        summary_field(&d, "late")
+    );
+}
+
+#[test]
+fn dsp_fallback_bypass_plays_the_unprocessed_mix_when_asked() {
+    let _serial = serial();
+    let (d, levels, processed) =
+        stops_during_a_tone("dsp-bypass-opt-in", &["--dsp-fallback", "bypass"], false);
+    // Asked for: the missed periods played the mix without the chain
+    // (20 dB louder), and the tone has no silent gap.
+    let span = tone_span(&levels, processed);
+    let loud = span.iter().filter(|l| **l > processed * 2.0).count();
+    assert!(loud >= 1, "no unprocessed window inside the tone");
+    let quiet = span.iter().filter(|l| **l < processed * 0.5).count();
+    assert_eq!(quiet, 0, "silent windows inside the tone under bypass");
+    assert!(summary_field(&d, "xruns") >= 5);
+}
+
+#[test]
+fn mixer_and_dsp_run_with_the_policy_they_report() {
+    let _serial = serial();
+    let mut d = Daemon::start_args("dsp-rt", &["--rt-priority", "5"]);
+    d.wait_for("the DSP to attach", || (attached(&d) > 0).then_some(()));
+    let pid = *dsp_pids(&d).last().expect("a dsp-sim pid");
+    let outcome = |who: &str| {
+        d.wait_for(&format!("{who}'s real-time line"), || {
+            d.log()
+                .lines()
+                .find(|l| l.contains("real-time scheduling") && l.contains(who))
+                .map(|l| l.contains("granted"))
+        })
+    };
+    let mixer_granted = outcome("srbd-mixer");
+    let dsp_granted = outcome("\"dsp-sim\"");
+    let mixer_tid = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "srbd-mixer")
+        })
+        .and_then(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .expect("the mixer thread");
+    let fifo = |granted: bool| if granted { Some(1) } else { Some(0) };
+    assert_eq!(
+        srbd::rt::sched::thread_policy(d.pid(), mixer_tid),
+        fifo(mixer_granted),
+        "mixer (granted: {mixer_granted})"
+    );
+    assert_eq!(
+        srbd::rt::sched::thread_policy(pid, pid),
+        fifo(dsp_granted),
+        "dsp-sim (granted: {dsp_granted})"
+    );
+    // The DSP locked its memory, if the log says so.
+    let locked = d.log().contains("memory locked");
+    let vmlck = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert_eq!(
+        vmlck > 0,
+        locked,
+        "VmLck {vmlck} kB, logged locked: {locked}"
+    );
+    eprintln!("mixer SCHED_FIFO: {mixer_granted}, dsp-sim: {dsp_granted}, VmLck {vmlck} kB");
     d.stop_ok();
 }

@@ -181,7 +181,9 @@ pub fn run(channel: Channel, cfg: PeerConfig) -> Result<(), PeerError> {
         slow = c.slow,
         stale = c.stale,
         dropped = c.dropped,
-        armed_periods = c.periods.saturating_sub(dsp.periods_at_arm.unwrap_or(c.periods)),
+        armed_periods = c
+            .periods
+            .saturating_sub(dsp.periods_at_arm.unwrap_or(c.periods)),
         period_allocs,
         "dsp-sim stopping"
     );

@@ -130,7 +130,9 @@ mod tests {
         let delays: Vec<_> = (0..8).map(|_| b.after_run(ms(10))).collect();
         assert_eq!(
             delays,
-            [100, 200, 400, 800, 1600, 3200, 5000, 5000].map(ms).to_vec()
+            [100, 200, 400, 800, 1600, 3200, 5000, 5000]
+                .map(ms)
+                .to_vec()
         );
         // Failed starts continue the same sequence.
         assert_eq!(b.after_failed_start(), ms(5000));

@@ -447,9 +447,7 @@ impl DspClock {
                 Some(DspEvent::Pull { seq }) => {
                     let now = Instant::now();
                     self.last_progress = now;
-                    let ahead = self
-                        .next_seq
-                        .map_or(0, |n| seq.wrapping_sub(n) as i32);
+                    let ahead = self.next_seq.map_or(0, |n| seq.wrapping_sub(n) as i32);
                     if ahead < 0 {
                         // A slot the mixer covered while the DSP was
                         // silent: never rendered twice.
