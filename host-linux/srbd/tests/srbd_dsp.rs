@@ -21,8 +21,8 @@ use std::path::Path;
 const RATE: u32 = 48_000;
 
 /// These tests run one at a time: one of them loads a CPU on purpose, and
-/// the others assert that the DSP (a 20 ms supervision deadline at the
-/// default period) never had to be replaced.
+/// the others assert that the DSP never had to be replaced or that short
+/// stops of it leave no loud window.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {

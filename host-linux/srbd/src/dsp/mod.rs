@@ -14,9 +14,9 @@
 //! |---|---|---|
 //! | [`link`] | [`link::DspLink`]: `srbd`'s end of one connected DSP — sends periods and controls, decodes and checks everything the DSP sends; [`link::StatsCell`] to publish the DSP's statistics; [`link::DspError`] | `srbd`'s real-time mixer thread: nothing in it blocks or allocates per period |
 //! | [`peer`] | [`peer::run`]: the DSP process's loop (timerfd clock, pull, process with the `srb-dsp-sim` chain or bypass, meter, time, answer, report) | the `dsp-sim` process |
-//! | [`restart`] | [`restart::RestartHandle`]: the mixer's way to ask for a new DSP, and the state it shares with the supervisor | `srbd`'s mixer (non-blocking, allocation-free) |
+//! | [`restart`] | [`restart::RestartHandle`]: the mixer's way to ask for a new DSP, and the state it shares with the supervisor; [`restart::Backoff`], the restart delays | `srbd`'s mixer (non-blocking, allocation-free) |
 //! | [`supervisor`] | [`supervisor::Supervisor`]: spawns `dsp-sim`, does the creator's handshake, hands each new [`link::DspLink`] to the mixer, restarts a dead or stuck DSP with back-off | its own thread in `srbd` |
-//! | `src/bin/dsp-sim.rs` | the `dsp-sim` binary: CLI, logging, [`srb_linux::handshake::accept`] on fd 0, then [`peer::run`] | the `dsp-sim` process |
+//! | `src/bin/dsp-sim.rs` | the `dsp-sim` binary: CLI, logging, `SCHED_FIFO` and `mlockall` with `--rt-priority`, the counting global allocator, [`srb_linux::handshake::accept`] on fd 0, then [`peer::run`] | the `dsp-sim` process |
 //!
 //! The kernels, the chain spec and the message codec are `srb-dsp-sim`'s
 //! ([`srb_dsp_sim::link`] documents the bytes).
@@ -41,7 +41,8 @@
 //! ## Message flow
 //!
 //! Startup: the [`supervisor`] makes a socket pair, spawns
-//! `dsp-sim --rate R --channels C --period-frames N [--chain SPEC]` with
+//! `dsp-sim --rate R --channels C --period-frames N [--chain SPEC]
+//! [--rt-priority P]` with
 //! one end as its stdin (fd 0), and runs [`srb_linux::handshake::create`]
 //! (layout `srb`, eventfd signals, rings sized by
 //! [`supervisor::ring_capacity`]); `dsp-sim` runs
@@ -69,7 +70,16 @@
 //!   longer than a period is a miss too.
 //! - So the host sees, per `seq`, either `Processed { seq }` before
 //!   `Pull { seq + k }`, or no answer at all; a `Pull` while a period is
-//!   outstanding means the DSP gave up on it.
+//!   outstanding means the DSP gave up on it. The host never waits for an
+//!   answer either: a period without one in time is an xrun, played as
+//!   silence (or, by choice, unprocessed) and counted, and the DSP is kept
+//!   ([`crate::engine::dsp_clock`] has the whole deadline policy). A
+//!   stopped DSP that resumes answers a period already played and pulls a
+//!   `seq` that skips the ticks it slept through; the host discards what
+//!   came too late by `seq`.
+//! - The DSP is replaced only when it is dead: its socket hangs up, it
+//!   sends something invalid, or it makes no progress for the stall
+//!   timeout (1 s by default).
 //! - Controls go host → DSP at any time: `SetChain` (an invalid spec is
 //!   logged by the DSP and ignored), `Bypass`, `QueryStats`. The DSP sends
 //!   `Stats` in answer to `QueryStats` and unsolicited about once a second:
@@ -114,9 +124,11 @@
 //!             DspEvent::Stats(_s) => { /* StatsCell::publish */ }
 //!         }
 //!     }
-//!     // No Pull for two periods, an error, or a hang-up:
-//!     //     link.request_restart(); fall back to the own clock and bypass
-//!     //     until rx.try_recv() yields the next link.
+//!     // No Pull when one is due: cover the period on the own clock and
+//!     // play silence (an xrun; the DSP stays). No progress for the stall
+//!     // timeout, an error, or a hang-up: link.request_restart(), run on
+//!     // the own clock playing silence until rx.try_recv() yields the
+//!     // next link.
 //!     # break;
 //! }
 //! supervisor.stop();

@@ -1,5 +1,6 @@
 //! [`RestartHandle`]: how the mixer (through its [`super::link::DspLink`])
-//! asks the supervisor thread to replace a DSP, and the state the two share.
+//! asks the supervisor thread to replace a DSP, and the state the two share;
+//! [`Backoff`]: how long the supervisor waits before each restart.
 //! Apart from the supervisor so that the link, which holds a handle, and
 //! the supervisor, which makes links, do not import each other.
 

@@ -527,6 +527,151 @@ impl DspClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use srb_dsp_sim::link::{self as wire, Control};
+    use srb_linux::channel::Channel;
+    use srb_linux::handshake::{self, ChannelConfig, LayoutKind, SignalKind};
+    use srb_linux::scm::ScmStream;
+
+    const FRAMES: usize = 64;
+    const SAMPLES: usize = FRAMES * 2;
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// A clock attached to a fake DSP (the returned channel end), with
+    /// covers held off (`due` an hour away) until a test moves `due`.
+    fn clock(fallback: Fallback) -> (DspClock, Channel, Arc<DspCounters>) {
+        let (a, b) = ScmStream::pair().unwrap();
+        let dsp = std::thread::spawn(move || {
+            handshake::accept(b, Some(Duration::from_secs(10))).unwrap()
+        });
+        let cfg = ChannelConfig {
+            layout: LayoutKind::Srb,
+            signal: SignalKind::Eventfd,
+            capacity: 1 << 14,
+        };
+        let host = handshake::create(a, cfg, Some(Duration::from_secs(10))).unwrap();
+        let link = DspLink::new(host, 2, FRAMES).unwrap();
+        let (tx, rx) = mpsc::channel();
+        tx.send(link).unwrap();
+        let counters = Arc::new(DspCounters::default());
+        let policy = DspPolicy {
+            fallback,
+            stall_timeout: HOUR,
+        };
+        let mut c = DspClock::new(
+            rx,
+            SAMPLES,
+            Duration::from_millis(10),
+            policy,
+            counters.clone(),
+        );
+        assert!(c.active());
+        c.due = Instant::now() + HOUR;
+        (c, dsp.join().unwrap(), counters)
+    }
+
+    fn pull(dsp: &mut Channel, seq: u32) {
+        let mut b = [0u8; 64];
+        let n = Control::Pull { seq }.encode(&mut b).unwrap();
+        dsp.write_all(&b[..n], None).unwrap();
+    }
+
+    fn answer(dsp: &mut Channel, seq: u32, x: f32) {
+        let mut b = vec![0u8; wire::period_len(FRAMES, 2)];
+        let n = wire::encode_period(seq, 2, &[x; SAMPLES], &mut b).unwrap();
+        dsp.write_all(&b[..n], None).unwrap();
+    }
+
+    /// Steps until the clock has something to do (the fake DSP wrote
+    /// first, or `due` was moved into the past: no step blocks).
+    fn steps(c: &mut DspClock) -> Vec<Step> {
+        for _ in 0..100 {
+            c.step().unwrap();
+            if !c.queue.is_empty() {
+                return c.queue.clone();
+            }
+        }
+        panic!("nothing to do after 100 steps");
+    }
+
+    /// Makes the slot after the current one overdue: the next step covers
+    /// exactly one slot.
+    fn overdue(c: &mut DspClock) {
+        c.due = Instant::now() - c.period;
+    }
+
+    fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn every_slot_is_played_once_in_order_and_late_messages_are_discarded() {
+        use Step::*;
+        let (mut c, mut dsp, n) = clock(Fallback::Silence);
+        pull(&mut dsp, 0);
+        assert_eq!(steps(&mut c), [Render]);
+        assert!(c.sent(&[0.5; SAMPLES], 2));
+        answer(&mut dsp, 0, 0.25);
+        assert_eq!(steps(&mut c), [Deliver]);
+        assert_eq!(c.processed[0], 0.25);
+        pull(&mut dsp, 1);
+        assert_eq!(steps(&mut c), [Render]);
+        assert!(c.sent(&[0.5; SAMPLES], 2));
+        // The DSP stops: period 1 is missed, slots 2 and 3 are covered.
+        overdue(&mut c);
+        assert_eq!(steps(&mut c), [Missed, Cover]);
+        overdue(&mut c);
+        assert_eq!(steps(&mut c), [Cover]);
+        c.due = Instant::now() + HOUR;
+        assert_eq!((get(&n.xruns), get(&n.late)), (3, 0));
+        // It resumes with its late answer and the pulls it had queued:
+        // the answer and the pulls for covered slots are discarded; slot 4
+        // is rendered.
+        answer(&mut dsp, 1, 0.25);
+        pull(&mut dsp, 2);
+        pull(&mut dsp, 3);
+        pull(&mut dsp, 4);
+        assert_eq!(steps(&mut c), [Render]);
+        assert_eq!(get(&n.late), 3);
+        assert!(c.sent(&[0.5; SAMPLES], 2));
+        // A pull that skips slots the mixer did not cover (it was late
+        // itself): period 4 is missed, 5 and 6 covered, 7 rendered.
+        pull(&mut dsp, 7);
+        assert_eq!(steps(&mut c), [Missed, Cover, Cover, Render]);
+        assert_eq!(get(&n.xruns), 6);
+        assert_eq!(get(&n.processed), 1);
+        // The silence fallback is silence; nothing was detached.
+        assert!(c.fallback(&[0.5; SAMPLES]).iter().all(|x| *x == 0.0));
+        assert_eq!(get(&n.fallbacks), 0);
+        assert!(c.has_link());
+    }
+
+    #[test]
+    fn bypass_plays_the_mix_and_only_a_stall_or_a_hang_up_is_death() {
+        let (mut c, mut dsp, n) = clock(Fallback::Bypass);
+        assert!(c.fallback(&[0.5; SAMPLES]).iter().all(|x| *x == 0.5));
+        pull(&mut dsp, 0);
+        assert_eq!(steps(&mut c), [Step::Render]);
+        // Many covered periods are not death...
+        for _ in 0..50 {
+            overdue(&mut c);
+            steps(&mut c);
+        }
+        assert!(c.has_link());
+        // ...no progress for the stall timeout is.
+        c.last_progress = Instant::now() - HOUR;
+        assert!(c.step().unwrap_err().contains("no progress"));
+        assert!(!c.has_link());
+        assert_eq!(get(&n.fallbacks), 1);
+        // While none is attached every period is an xrun.
+        let before = get(&n.xruns);
+        c.unattached_period();
+        assert_eq!(get(&n.xruns), before + 1);
+
+        let (mut c, dsp, n) = clock(Fallback::Silence);
+        drop(dsp);
+        assert!(c.step().unwrap_err().contains("hung up"));
+        assert_eq!(get(&n.fallbacks), 1);
+    }
 
     #[test]
     fn the_fallback_rule() {
