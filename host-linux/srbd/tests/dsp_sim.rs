@@ -326,7 +326,9 @@ fn a_stopped_dsp_is_detected_killed_and_replaced() {
     works(&mut link);
     let pid = pid_of(&sup);
     kill_process(pid, Signal::STOP).unwrap();
-    // Like the mixer: a DSP that sends no pull for two periods is stuck.
+    // This host loop calls a DSP that sends no pull for two periods stuck
+    // (the mixer waits for its stall timeout); either way the supervisor
+    // kills and replaces it on request.
     // (A pull sent just before the stop may still arrive; answer it.)
     let mut buf = vec![0.0; frames * 2];
     let deadline = Instant::now() + BOUND;

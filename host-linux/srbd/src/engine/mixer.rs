@@ -43,6 +43,11 @@ pub const MAX_PERIOD: usize = 4096;
 /// (so streams keep real time on a loaded machine); beyond that the lost
 /// time is skipped (and counted in `SinkShared::skipped`).
 const MAX_CATCH_UP: u64 = 64;
+/// Periods after which the mixer thread arms [`crate::rt::alloc_count`]
+/// (stream set-up before it is not the period path). Only a binary that
+/// installs the counting allocator counts anything (`tests/mixer_alloc.rs`
+/// does, to prove the period path does not allocate).
+pub const ALLOC_WARMUP_PERIODS: u64 = 16;
 /// Seconds of monitor audio a record stream's ring holds.
 const RECORD_RING_SECONDS: usize = 2;
 
@@ -590,8 +595,13 @@ impl Mixer {
         tracing::debug!(period = self.period, "mixer running");
         let mut timer = timer;
         let mut buf = [0u8; 8];
+        let mut armed = false;
         // Relaxed: see `Engine::stop`.
         while !self.shared.stop.load(Ordering::Relaxed) {
+            if !armed && self.shared.periods.load(Ordering::Relaxed) >= ALLOC_WARMUP_PERIODS {
+                crate::rt::alloc_count::arm();
+                armed = true;
+            }
             if self.dsp.as_mut().is_some_and(DspClock::active) {
                 if !self.dsp_iteration() {
                     // Detached: our own clock again, starting one period
@@ -623,6 +633,7 @@ impl Mixer {
                 self.period();
             }
         }
+        crate::rt::alloc_count::disarm();
         if let Some(dsp) = &self.dsp {
             dsp.log_summary();
         }
