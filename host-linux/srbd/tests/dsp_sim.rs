@@ -124,12 +124,18 @@ fn bits(v: &[f32]) -> Vec<u32> {
 /// Spawns `dsp-sim` with `args` directly (no supervisor), as the
 /// supervisor does: socket pair end on stdin, then the handshake.
 fn spawn_direct(frames: usize, args: &[&str]) -> (Child, DspLink) {
-    spawn_direct_with(frames, args, Stdio::inherit())
+    spawn_direct_with(frames, args, Stdio::inherit(), &[])
 }
 
 /// [`spawn_direct`] with `dsp-sim`'s stderr (its log, `RUST_LOG=info`)
-/// going to `stderr`.
-fn spawn_direct_with(frames: usize, args: &[&str], stderr: Stdio) -> (Child, DspLink) {
+/// going to `stderr`, run through the command `wrap` (e.g. `prlimit …
+/// --`) if not empty.
+fn spawn_direct_with(
+    frames: usize,
+    args: &[&str],
+    stderr: Stdio,
+    wrap: &[&str],
+) -> (Child, DspLink) {
     let (ours, theirs) = rustix::net::socketpair(
         rustix::net::AddressFamily::UNIX,
         rustix::net::SocketType::STREAM,
@@ -137,7 +143,15 @@ fn spawn_direct_with(frames: usize, args: &[&str], stderr: Stdio) -> (Child, Dsp
         None,
     )
     .unwrap();
-    let child = Command::new(DSP_SIM)
+    let mut cmd = match wrap.split_first() {
+        None => Command::new(DSP_SIM),
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(DSP_SIM);
+            c
+        }
+    };
+    let child = cmd
         .arg(format!("--rate={RATE}"))
         .arg("--channels=2")
         .arg(format!("--period-frames={frames}"))
@@ -625,6 +639,7 @@ fn the_period_loop_does_not_allocate() {
         256,
         &["--chain=gain:-6dB,lowpass:8kHz,peak:1kHz:q1.0:+3dB"],
         Stdio::from(file),
+        &[],
     );
     // Warm-up (8 periods) plus at least 200 armed periods, with stats
     // reports (one a second) and a QueryStats in between.
@@ -645,4 +660,49 @@ fn the_period_loop_does_not_allocate() {
     eprintln!("{armed} armed periods, {allocs} allocations");
     assert!(armed >= 200, "{armed} periods counted: {line}");
     assert_eq!(allocs, 0, "the period loop allocated: {line}");
+}
+
+#[test]
+fn a_refused_real_time_request_is_logged_once_and_the_dsp_runs_on() {
+    let _s = serial();
+    // RLIMIT_RTPRIO 0 and no CAP_SYS_NICE (dropped from the bounding set,
+    // so even root lacks it after exec): the kernel refuses SCHED_FIFO.
+    let wrap = [
+        "prlimit",
+        "--rtprio=0:0",
+        "--",
+        "setpriv",
+        "--bounding-set",
+        "-sys_nice",
+        "--inh-caps",
+        "-sys_nice",
+        "--",
+    ];
+    let tools = ["/usr/bin/prlimit", "/usr/bin/setpriv"];
+    if !tools.iter().all(|t| std::path::Path::new(t).exists()) {
+        eprintln!("skipped: needs util-linux's prlimit and setpriv");
+        return;
+    }
+    let log = std::env::temp_dir().join(format!("dsp-sim-rt-{}.log", std::process::id()));
+    let file = std::fs::File::create(&log).unwrap();
+    let (mut child, mut link) =
+        spawn_direct_with(256, &["--rt-priority=5"], Stdio::from(file), &wrap);
+    // It runs, processes, and at normal priority.
+    works(&mut link);
+    let pid = child.id();
+    assert_eq!(srbd::rt::sched::thread_policy(pid, pid), Some(0));
+    drop(link);
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let refused: Vec<_> = text
+        .lines()
+        .filter(|l| l.contains("real-time scheduling"))
+        .collect();
+    assert_eq!(refused.len(), 1, "one line:\n{text}");
+    assert!(
+        refused[0].contains("WARN") && refused[0].contains("no privilege"),
+        "{}",
+        refused[0]
+    );
 }
