@@ -16,6 +16,7 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{MemfdFlags, SealFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
+use srb_linux::memfd::ImportError;
 use srb_linux::state_page::client::receive_page_fd;
 use srb_linux::state_page::layout::{
     self, checksum, header, PAGE_LEN, PAYLOAD_OFFSET, PAYLOAD_WORDS, SEQ_OFFSET,
@@ -406,7 +407,10 @@ fn hostile_pages_give_named_errors() {
         OpenError::NotSealed { .. }
     ));
     let (r, _w) = rustix::pipe::pipe().unwrap();
-    assert!(matches!(open_err(r), OpenError::NotMemfd { .. }));
+    assert!(matches!(
+        open_err(r),
+        OpenError::Kind(ImportError::NotMemfd { .. })
+    ));
 
     // Payload values, each with a valid checksum.
     let sinks_at = layout::SINKS_AT;

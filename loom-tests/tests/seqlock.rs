@@ -99,19 +99,24 @@ fn model(cap: usize, f: impl Fn() + Sync + Send + 'static) {
     b.check(f);
 }
 
+/// The writer thread: publishes versions 1 and 2, returns its sequence.
+fn spawn_writer(mem: &Arc<Mem>, mut w: SeqlockWriter) -> thread::JoinHandle<u32> {
+    let keep = mem.clone();
+    thread::spawn(move || {
+        let _keep = keep;
+        for v in 1..=2 {
+            w.write(&payload(v)).unwrap();
+        }
+        w.sequence()
+    })
+}
+
 /// One writer publishes versions 1 and 2; one reader reads twice (two
 /// attempts each). Versions read never go backwards.
 fn one_reader_model() {
     model(3, || {
-        let (mem, mut w, r) = setup(2);
-        let m2 = mem.clone();
-        let writer = thread::spawn(move || {
-            let _keep = m2;
-            for v in 1..=2 {
-                w.write(&payload(v)).unwrap();
-            }
-            w.sequence()
-        });
+        let (mem, w, r) = setup(2);
+        let writer = spawn_writer(&mem, w);
         let a = read_checked(&r);
         let b = read_checked(&r);
         if let (Some(a), Some(b)) = (a, b) {
@@ -132,14 +137,8 @@ fn a_reader_never_returns_a_torn_copy() {
 /// Two readers, one attempt each, against a writer of two versions.
 fn two_readers_model() {
     model(2, || {
-        let (mem, mut w, r) = setup(1);
-        let m2 = mem.clone();
-        let writer = thread::spawn(move || {
-            let _keep = m2;
-            for v in 1..=2 {
-                w.write(&payload(v)).unwrap();
-            }
-        });
+        let (mem, w, r) = setup(1);
+        let writer = spawn_writer(&mem, w);
         let m3 = mem.clone();
         let other = thread::spawn(move || {
             let _keep = m3;
@@ -161,14 +160,8 @@ fn two_readers_never_return_a_torn_copy() {
 #[test]
 fn a_ranged_read_is_whole() {
     model(3, || {
-        let (mem, mut w, r) = setup(2);
-        let m2 = mem.clone();
-        let writer = thread::spawn(move || {
-            let _keep = m2;
-            for v in 1..=2 {
-                w.write(&payload(v)).unwrap();
-            }
-        });
+        let (mem, w, r) = setup(2);
+        let writer = spawn_writer(&mem, w);
         let mut out = [0u32; 2];
         if let Ok(seq) = r.read_at(1, &mut out) {
             assert_eq!(out, payload(seq / 2)[1..], "torn ranged copy at {seq}");

@@ -22,7 +22,7 @@ use super::layout::{
     SINKS_AT, STREAM_WORDS,
 };
 use super::snapshot::{interpolate, Snapshot, StreamState, MAX_SINKS};
-use crate::fdkind::{classify, FdKind};
+use crate::memfd::{check_shmem, ImportError};
 
 /// Seals a page must carry before a client maps it: no shrinking (a
 /// truncated page would SIGBUS us) and no growing.
@@ -31,27 +31,15 @@ pub const REQUIRED_SEALS: SealFlags = SealFlags::SHRINK.union(SealFlags::GROW);
 /// Either write seal keeps other clients from scribbling on the page.
 const WRITE_SEALS: SealFlags = SealFlags::WRITE.union(SealFlags::FUTURE_WRITE);
 
-/// `TMPFS_MAGIC`: the filesystem of every ordinary memfd.
-const TMPFS_MAGIC: u32 = 0x0102_1994;
-
 /// Why a page fd was refused. The fd is closed in every case.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpenError {
     /// Inspecting the fd failed.
     #[error("inspecting the state page fd: {0}")]
     Inspect(Errno),
-    /// It is not a memfd.
-    #[error("the state page is a {kind}, not a memfd")]
-    NotMemfd {
-        /// What it is.
-        kind: FdKind,
-    },
-    /// It is not on tmpfs (a huge-page memfd).
-    #[error("the state page is not shmem-backed (filesystem magic {fs_magic:#x})")]
-    NotShmem {
-        /// The filesystem magic.
-        fs_magic: u32,
-    },
+    /// It is not a memfd on shmem (see [`check_shmem`]).
+    #[error("the state page: {0}")]
+    Kind(ImportError),
     /// It lacks the seals against resizing, or any write seal.
     #[error("the state page is not sealed: seals {seals:?}")]
     NotSealed {
@@ -166,16 +154,7 @@ impl StatePage {
     /// Checks `fd` (see the module docs), maps it read-only and checks the
     /// header. The fd is closed when this returns: the mapping is enough.
     pub fn open(fd: OwnedFd) -> Result<Self, OpenError> {
-        let kind = classify(fd.as_fd()).map_err(OpenError::Inspect)?;
-        if kind != FdKind::Memfd {
-            return Err(OpenError::NotMemfd { kind });
-        }
-        let fs = rustix::fs::fstatfs(&fd).map_err(OpenError::Inspect)?;
-        #[allow(clippy::unnecessary_cast)]
-        let fs_magic = fs.f_type as u64 as u32;
-        if fs_magic != TMPFS_MAGIC {
-            return Err(OpenError::NotShmem { fs_magic });
-        }
+        check_shmem(fd.as_fd()).map_err(OpenError::Kind)?;
         let seals = rustix::fs::fcntl_get_seals(&fd).map_err(OpenError::Inspect)?;
         if !seals.contains(REQUIRED_SEALS) || !seals.intersects(WRITE_SEALS) {
             return Err(OpenError::NotSealed { seals });
