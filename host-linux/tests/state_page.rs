@@ -554,3 +554,125 @@ fn another_uid_gets_no_page() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let _ = writer.fd().as_fd();
 }
+
+/// Runs a hostile control server on `<dir>/control` that accepts one
+/// connection and does `f` with it; returns what the client got.
+fn against_fake_server(
+    tag: &str,
+    f: impl FnOnce(&srb_linux::scm::ScmStream) + Send + 'static,
+) -> srb_linux::state_page::ConnectError {
+    use srb_linux::listener::Listener;
+    use srb_linux::runtime_dir::RuntimeDir;
+    let dir = TempDir::new(tag);
+    let listener = Listener::bind(&RuntimeDir::open(&dir.0).unwrap(), "control").unwrap();
+    let path = listener.path().unwrap().to_owned();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        f(&stream);
+        // Keep the connection open until the client is done with it.
+        let mut buf = [0u8; 1];
+        let _ = rustix::io::read(&stream, &mut buf);
+    });
+    let e = receive_page_fd(&path, PEER_WAIT).expect_err("a hostile hello was accepted");
+    server.join().unwrap();
+    e
+}
+
+#[test]
+fn hostile_hellos_give_named_errors() {
+    use srb_linux::frame::{send_frame, FrameError};
+    use srb_linux::scm::{ClaimError, RecvError};
+    use srb_linux::state_page::hello::{hello, FRAME_STATE_PAGE};
+    use srb_linux::state_page::ConnectError;
+    let memfd = || rustix::fs::memfd_create("x", MemfdFlags::CLOEXEC).unwrap();
+
+    let e = against_fake_server("nofd", |s| {
+        send_frame(s, FRAME_STATE_PAGE, &hello(), &[], false).unwrap();
+    });
+    assert_eq!(
+        e,
+        ConnectError::Fds(ClaimError::WrongFdCount {
+            expected: 1,
+            got: 0
+        })
+    );
+    let e = against_fake_server("twofds", move |s| {
+        let (a, b) = (memfd(), memfd());
+        send_frame(
+            s,
+            FRAME_STATE_PAGE,
+            &hello(),
+            &[a.as_fd(), b.as_fd()],
+            false,
+        )
+        .unwrap();
+    });
+    assert_eq!(
+        e,
+        ConnectError::Fds(ClaimError::WrongFdCount {
+            expected: 1,
+            got: 2
+        })
+    );
+    let e = against_fake_server("eventfd", |s| {
+        let efd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
+        send_frame(s, FRAME_STATE_PAGE, &hello(), &[efd.as_fd()], false).unwrap();
+    });
+    assert!(
+        matches!(e, ConnectError::Fds(ClaimError::BadFdType { slot: 0, .. })),
+        "{e:?}"
+    );
+    let e = against_fake_server("magic", move |s| {
+        let mut h = hello();
+        h[0] ^= 1;
+        let m = memfd();
+        send_frame(s, FRAME_STATE_PAGE, &h, &[m.as_fd()], false).unwrap();
+    });
+    assert!(
+        matches!(
+            e,
+            ConnectError::BadHello {
+                len: 12,
+                version: 1,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = against_fake_server("kind", move |s| {
+        let m = memfd();
+        send_frame(s, 7, &hello(), &[m.as_fd()], false).unwrap();
+    });
+    assert!(matches!(e, ConnectError::BadHello { kind: 7, .. }), "{e:?}");
+    let e = against_fake_server("threefds", move |s| {
+        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+        use std::mem::MaybeUninit;
+        let fds = [memfd(), memfd(), memfd()];
+        let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+        let mut bytes = Vec::new();
+        bytes.extend(FRAME_STATE_PAGE.to_le_bytes());
+        bytes.extend(12u32.to_le_bytes());
+        bytes.extend(hello());
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(SendAncillaryMessage::ScmRights(&borrowed)));
+        rustix::net::sendmsg(
+            s,
+            &[rustix::io::IoSlice::new(&bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )
+        .unwrap();
+    });
+    assert!(
+        matches!(
+            e,
+            ConnectError::Recv(FrameError::Recv(RecvError::Truncated { .. }))
+        ),
+        "{e:?}"
+    );
+    let e = against_fake_server("hangup", |s| {
+        rustix::net::shutdown(s, rustix::net::Shutdown::Both).unwrap();
+    });
+    assert_eq!(e, ConnectError::Recv(FrameError::Recv(RecvError::PeerGone)));
+}
