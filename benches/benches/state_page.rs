@@ -64,8 +64,7 @@ fn figures(i: u64) -> Snapshot {
 }
 
 fn open(w: &StatePageWriter) -> StatePage {
-    let fd = rustix::io::fcntl_dupfd_cloexec(w.fd(), 0).unwrap();
-    StatePage::open(fd).unwrap()
+    StatePage::open(w.dup_fd().unwrap()).unwrap()
 }
 
 fn state_page(c: &mut Criterion) {

@@ -242,6 +242,9 @@ fn a_client_receives_the_page_and_reads_what_was_published() {
     // Later publications show without reconnecting.
     writer.publish(&version(43));
     assert_eq!(page.snapshot().unwrap().published_ns, 43);
+    // A duplicate fd (for a serving thread) opens the same page.
+    let again = StatePage::open(writer.dup_fd().unwrap()).unwrap();
+    assert_eq!(again.snapshot().unwrap().published_ns, 43);
     // Nothing pending: a named error, not a block.
     assert_eq!(
         server.accept_and_send(writer.fd()),

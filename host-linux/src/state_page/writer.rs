@@ -98,6 +98,13 @@ impl StatePageWriter {
         self.fd.as_fd()
     }
 
+    /// A duplicate of the page's fd (close-on-exec), for a thread that
+    /// serves clients while the writer lives on another (srbd's control
+    /// loop and its mixer).
+    pub fn dup_fd(&self) -> Result<OwnedFd, Errno> {
+        rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)
+    }
+
     /// Publishes `s` (its `sequence` is ignored): encodes it with its
     /// checksum and stores it under the seqlock. Never blocks, never
     /// allocates; readers never make it wait.
