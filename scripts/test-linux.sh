@@ -16,5 +16,12 @@ echo "==> srb-linux transport tests (release)"
 cargo test -p srb-linux --release --test exchange --test hostile --test peer_gone \
   -- --nocapture --test-threads=1
 
+# The state page: a reader process takes 2 x 10^6 snapshots (one seqlock
+# attempt each) while this process publishes continuously; every one must
+# verify (checksum and every field); plus the seal, hostile-page, control
+# socket and srb-top tests.
+echo "==> srb-linux state page (release, 2 x 10^6 cross-process snapshots)"
+cargo test -p srb-linux --release --test state_page -- --nocapture
+
 echo "==> PulseAudio's srbchannel as the peer (release, 1.2 x 10^6 messages)"
 cargo test -p srb-linux --release --test pa_interop -- --nocapture

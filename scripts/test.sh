@@ -84,6 +84,16 @@ if [ "${SRB_SKIP_LOOM:-0}" != 1 ]; then
   step "loom wake mutation check (a reader that skips the space wake-up must deadlock)"
   RUSTFLAGS="--cfg loom -D warnings" LOOM_MAX_PREEMPTIONS=2 \
     cargo test -p srb-loom-tests --release --target-dir target/loom --features mutant-wake -- mutant_wake_
+  # The seqlock mutation checks: with the writer's closing store of the
+  # even sequence Relaxed, or the reader's fence before its second sequence
+  # load dropped, loom must find a torn copy returned as valid; the
+  # mutant_seqlock_* models are #[should_panic(expected = "torn copy")].
+  step "loom seqlock mutation checks (a Relaxed publish or a missing reader fence must tear)"
+  for m in publish fence; do
+    RUSTFLAGS="--cfg loom -D warnings" LOOM_MAX_PREEMPTIONS=2 \
+      cargo test -p srb-loom-tests --release --target-dir target/loom --test seqlock \
+      --features "mutant-seqlock-$m" -- "mutant_seqlock_$m"
+  done
 fi
 
 step "all tests passed"

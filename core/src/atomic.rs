@@ -107,7 +107,7 @@ pub(crate) mod test_hook {
         HOOK.with(|h| *h.borrow_mut() = None);
     }
 
-    pub(super) fn run() {
+    pub(crate) fn run() {
         HOOK.with(|h| {
             if let Some(f) = h.borrow_mut().as_mut() {
                 f();

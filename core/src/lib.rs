@@ -6,7 +6,13 @@
 //! and an interrupt handler) exchange bytes without a system call per
 //! message and wake each other only when one of them sleeps.
 //!
-//! It speaks two layouts through one API:
+//! Beside the channel it holds a [`seqlock`]: a single writer publishes a
+//! block of `u32` words (srb-linux's read-only state page) and readers in
+//! other processes copy one whole version, retrying a bounded number of
+//! times, without ever storing to the shared memory or making the writer
+//! wait.
+//!
+//! The channel speaks two layouts through one API:
 //!
 //! - **`pa`** — PulseAudio's `srbchannel` byte for byte, so a Rust server can
 //!   hand a block to unmodified libpulse clients (and a Rust client can adopt
@@ -24,6 +30,7 @@
 //! | [`ring`] | the byte rings: [`RingProducer`], [`RingConsumer`], [`ring::pa`], [`ring::srb`] |
 //! | [`fdsem`] | PulseAudio's fd-semaphore protocol (waiting / signalled / in_pipe) |
 //! | [`signal`] | [`Notify`] and [`Wait`], the only link to the OS, and [`SpinSignal`] |
+//! | [`seqlock`] | [`SeqlockWriter`] / [`SeqlockReader`]: one writer publishes words that readers (read-only mappings too) copy whole or not at all |
 //! | [`channel`] | [`SrbChannel`]: rings + semaphores + signals for one side |
 //! | [`error`] | [`Corrupt`]: an impossible value found in shared memory |
 //!
@@ -66,7 +73,10 @@
 //!   every interleaving of small models (up to a preemption bound). Two
 //!   mutation checks must make the models fail: the `loom-mutant` feature
 //!   weakens the rings' orderings to Relaxed, and `loom-mutant-wake` makes
-//!   the `srb` reader skip the wake-up of a writer waiting for space.
+//!   the `srb` reader skip the wake-up of a writer waiting for space. Two
+//!   more break the seqlock: `loom-mutant-seqlock-publish` (the writer's
+//!   closing store Relaxed) and `loom-mutant-seqlock-fence` (the reader
+//!   skips its fence before re-checking the sequence).
 //! - **No lost or duplicated bytes on errors.** See [`channel`]: an `Err`
 //!   from a transfer means no byte moved; a failed wake-up after a
 //!   transfer is owed and retried.
@@ -110,6 +120,7 @@ pub mod error;
 pub mod fdsem;
 pub mod layout;
 pub mod ring;
+pub mod seqlock;
 pub mod signal;
 
 pub use block::Block;
@@ -118,4 +129,5 @@ pub use error::{Corrupt, Field};
 pub use fdsem::{FdsemError, FdsemPoster, FdsemWaiter, WaitDecision, Woken};
 pub use layout::{AttachError, Ends};
 pub use ring::{ReadOutcome, RingConsumer, RingProducer, WriteOutcome};
+pub use seqlock::{SeqlockError, SeqlockReader, SeqlockWriter};
 pub use signal::{Notify, SpinSignal, Wait};

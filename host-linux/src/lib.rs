@@ -29,6 +29,7 @@
 //! | [`handshake`] | [`handshake::create`] / [`handshake::accept`]: the versioned offer (layout pa/srb, signal eventfd/futex, lengths, capacity) and its checks |
 //! | [`channel`] | [`channel::Channel`]: one side's channel owning mapping, signals and socket; blocking helpers that end in `PeerGone` |
 //! | [`reactor`] | [`reactor::Reactor`]: the epoll event loop (tokens, level-triggered readiness); [`reactor::Alarm`]: one timerfd for all of a loop's deadlines |
+//! | [`state_page`] | [`state_page::StatePageWriter`] / [`state_page::StatePage`]: srbd's read-only, seqlocked page of live figures, and its `control` socket ([`state_page::StatePageServer`]) |
 //! | [`echo`] | the checksummed echo exchange used by the `srb-echo` peer binary and the tests |
 //!
 //! ## Rules this crate keeps
@@ -81,4 +82,5 @@ pub mod reactor;
 pub mod runtime_dir;
 pub mod scm;
 pub mod signal;
+pub mod state_page;
 pub mod timer;

@@ -153,19 +153,7 @@ impl SealedMemfd {
         if claimed == 0 || claimed > MAX_MEMFD_LEN {
             return Err(ImportError::BadClaim { claimed });
         }
-        let kind = classify(fd.as_fd()).map_err(ImportError::Inspect)?;
-        if kind != FdKind::Memfd {
-            return Err(ImportError::NotMemfd { kind });
-        }
-        // Only shmem and hugetlbfs files answer F_GET_SEALS; refuse the
-        // latter (see `NotShmem`). Magic numbers are 32-bit; `f_type` is a
-        // wider, possibly signed word on some targets, hence the casts.
-        let fs = rustix::fs::fstatfs(&fd).map_err(ImportError::Inspect)?;
-        #[allow(clippy::unnecessary_cast)]
-        let fs_magic = fs.f_type as u64 as u32;
-        if fs_magic != TMPFS_MAGIC {
-            return Err(ImportError::NotShmem { fs_magic });
-        }
+        check_shmem(fd.as_fd())?;
         let seals = rustix::fs::fcntl_get_seals(&fd).map_err(ImportError::Inspect)?;
         let missing = REQUIRED_SEALS.difference(seals);
         if !missing.is_empty() {
@@ -214,6 +202,27 @@ impl AsFd for SealedMemfd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// Whether a received fd is a memfd on shmem (tmpfs): the checks before
+/// anything else about it, shared by [`SealedMemfd::import`] and the
+/// state page's reader. Fails with [`ImportError::NotMemfd`],
+/// [`ImportError::NotShmem`] or [`ImportError::Inspect`].
+pub fn check_shmem(fd: BorrowedFd<'_>) -> Result<(), ImportError> {
+    let kind = classify(fd).map_err(ImportError::Inspect)?;
+    if kind != FdKind::Memfd {
+        return Err(ImportError::NotMemfd { kind });
+    }
+    // Only shmem and hugetlbfs files answer F_GET_SEALS; refuse the
+    // latter (see `NotShmem`). Magic numbers are 32-bit; `f_type` is a
+    // wider, possibly signed word on some targets, hence the casts.
+    let fs = rustix::fs::fstatfs(fd).map_err(ImportError::Inspect)?;
+    #[allow(clippy::unnecessary_cast)]
+    let fs_magic = fs.f_type as u64 as u32;
+    if fs_magic != TMPFS_MAGIC {
+        return Err(ImportError::NotShmem { fs_magic });
+    }
+    Ok(())
 }
 
 /// `memfd_create` with `MFD_NOEXEC_SEAL` when the kernel knows it.
