@@ -3,7 +3,8 @@
 //! arguments just works.
 //!
 //! ```toml
-//! socket = "/run/user/1000/srb/native"   # default: <runtime dir>/srb/native
+//! socket = "/run/user/1000/pulse/native" # default: $PULSE_RUNTIME_PATH/native, else <runtime dir>/pulse/native
+//! control_socket = "/run/user/1000/srb/control" # hands out the state page (srb-top); default: <runtime dir>/srb/control
 //! tcp = "0.0.0.0:4713"                   # default: no TCP
 //! tcp_anonymous = false                  # TCP clients need the cookie
 //! cookie = "/home/me/.config/pulse/cookie" # default: $PULSE_COOKIE, else libpulse's path
@@ -70,6 +71,8 @@ pub fn default_map(channels: u8) -> Option<ChannelMap> {
 pub struct FileConfig {
     /// Unix socket path.
     pub socket: Option<PathBuf>,
+    /// The `control` socket that hands out the state page.
+    pub control_socket: Option<PathBuf>,
     /// TCP address to serve too.
     pub tcp: Option<SocketAddr>,
     /// Let TCP clients in without the cookie.
@@ -155,6 +158,9 @@ pub enum ConfigError {
 pub struct Config {
     /// Unix socket path (`None`: the runtime directory default).
     pub socket: Option<PathBuf>,
+    /// The `control` socket that hands out the state page (`None`:
+    /// [`srb_linux::state_page::default_control_path`]).
+    pub control_socket: Option<PathBuf>,
     /// TCP address to serve too.
     pub tcp: Option<SocketAddr>,
     /// Let TCP clients in without the cookie.
@@ -225,6 +231,7 @@ impl FileConfig {
     pub fn overlay(self, over: FileConfig) -> FileConfig {
         FileConfig {
             socket: over.socket.or(self.socket),
+            control_socket: over.control_socket.or(self.control_socket),
             tcp: over.tcp.or(self.tcp),
             tcp_anonymous: over.tcp_anonymous.or(self.tcp_anonymous),
             cookie: over.cookie.or(self.cookie),
@@ -331,6 +338,7 @@ impl FileConfig {
         }
         Ok(Config {
             socket: self.socket,
+            control_socket: self.control_socket,
             tcp: self.tcp,
             tcp_anonymous: self.tcp_anonymous.unwrap_or(false),
             cookie: self.cookie,

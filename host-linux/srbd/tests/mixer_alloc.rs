@@ -21,6 +21,7 @@ use srbd::engine::dsp_clock::{DspPolicy, Fallback};
 use srbd::engine::mixer::{Engine, EngineOptions, PlaybackInput, SinkConfig, ALLOC_WARMUP_PERIODS};
 use srbd::engine::notice::{Bell, Notice};
 use srbd::engine::output::OutputSpec;
+use srbd::engine::state_page::PageSetup;
 use srbd::engine::stream::{PlaybackShared, RecordShared};
 use srbd::rt::alloc_count::{self, CountingAlloc};
 
@@ -65,6 +66,13 @@ fn the_mixer_period_path_does_not_allocate() {
                 ..DspPolicy::default()
             },
             rt_priority: 0,
+            // The state page is published every period too.
+            page: Some(PageSetup {
+                writer: srb_linux::state_page::StatePageWriter::create("mixer-alloc").unwrap(),
+                sink: (0, "sink".into()),
+                monitor: (0, "sink.monitor".into()),
+                dsp: Some(sup.restart_handle()),
+            }),
         },
     )
     .unwrap();

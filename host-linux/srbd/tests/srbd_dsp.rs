@@ -366,6 +366,15 @@ fn stops_during_a_tone(tag: &str, extra: &[&str], kill: bool) -> (Daemon, Vec<f3
     assert_eq!(dsp_pids(&d), vec![pid], "the DSP's pid did not change");
     assert_eq!(attached(&d), 1, "no re-attach\n{}", d.log());
     assert!(Path::new(&format!("/proc/{pid}")).exists());
+    // Each miss is on the state page: the sink's xruns, the same DSP.
+    let page = d.state_page();
+    let snap = d.wait_for("five misses on the state page", || {
+        let s = page.snapshot().expect("a valid snapshot");
+        (s.sinks()[0].xruns >= 5).then_some(s)
+    });
+    let dsp = snap.dsps().first().expect("the DSP on the page");
+    assert_eq!(dsp.pid, pid, "the page names the running DSP");
+    assert_eq!(dsp.restarts, 0, "no restart on the page");
     if kill {
         signal_pid(pid, Signal::KILL);
         d.wait_for("a new DSP after SIGKILL", || {

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use serde_json::{json, Value};
-use srb_linux::state_page::{default_control_path, Snapshot, StatePage, StreamStats};
+use srb_linux::state_page::{default_control_path, monotonic_ns, Snapshot, StatePage, StreamStats};
 
 /// srbd's live figures from its read-only state page.
 #[derive(Debug, Parser)]
@@ -43,11 +43,6 @@ struct Args {
 
 /// Snapshots that fail in a row before srb-top gives up.
 const MAX_FAILURES: u32 = 20;
-
-fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
-}
 
 fn stream_json(s: &StreamStats, now: u64) -> Value {
     json!({
@@ -175,7 +170,7 @@ fn main() -> ExitCode {
         match page.snapshot() {
             Ok(s) => {
                 failures = 0;
-                let now = now_ns();
+                let now = monotonic_ns();
                 if args.json {
                     println!("{}", to_json(&s, now));
                 } else if args.once {

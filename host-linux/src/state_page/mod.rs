@@ -103,8 +103,8 @@ pub use layout::SnapshotError;
 pub use reader::{OpenError, SinkClock, StatePage};
 pub use serve::{BindError, ServeError, StatePageServer};
 pub use snapshot::{
-    CapacityError, DspStats, Name, Snapshot, StreamState, StreamStats, Table, MAX_CHANNELS,
-    MAX_DSPS, MAX_SINKS, MAX_SOURCES, NAME_LEN,
+    monotonic_ns, CapacityError, DspStats, Name, Snapshot, StreamState, StreamStats, Table,
+    MAX_CHANNELS, MAX_DSPS, MAX_SINKS, MAX_SOURCES, NAME_LEN,
 };
 pub use writer::{CreateError, StatePageWriter};
 

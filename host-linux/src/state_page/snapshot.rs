@@ -197,6 +197,16 @@ impl StreamStats {
     }
 }
 
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock of `clock_ns` and
+/// `published_ns` (writers stamp with it, readers interpolate to it).
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
+}
+
 /// `position + (now_ns - clock_ns) * rate / 1e9`, saturating.
 pub(crate) fn interpolate(position: u64, clock_ns: u64, rate: u32, now_ns: u64) -> u64 {
     let elapsed = u128::from(now_ns.saturating_sub(clock_ns));

@@ -32,6 +32,7 @@
 //! are removed.
 
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ use srb_linux::runtime_dir::RuntimeDir;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use srb_linux::state_page::{self, StatePageServer, StatePageWriter};
 use srbd::config::{format_name, Config, FileConfig};
 use srbd::control::server_loop::ServerLoop;
 use srbd::control::tcp::load_or_create_cookie;
@@ -49,6 +51,7 @@ use srbd::dsp::link::DspLink;
 use srbd::dsp::supervisor::{default_program, DspConfig, Supervisor};
 use srbd::engine::dsp_clock::DspPolicy;
 use srbd::engine::mixer::{Engine, EngineOptions, SinkConfig};
+use srbd::engine::state_page::PageSetup;
 use srbd::{self, server_info::ServerInfo, Server};
 
 /// Serves PulseAudio clients (pactl, pacat, paplay, parec, ...).
@@ -59,6 +62,11 @@ struct Args {
     /// Default: `native` in the srb runtime directory.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// The `control` socket that hands the read-only state page to local
+    /// clients of our uid (`srb-top`). Default: `control` in the srb
+    /// runtime directory.
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
     /// Also serve TCP clients here (inline audio only; they must present
     /// the cookie unless `tcp_anonymous = true` in the config).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -143,6 +151,7 @@ fn config(args: Args) -> Result<Config, String> {
     };
     let cli = FileConfig {
         socket: args.socket,
+        control_socket: args.control_socket,
         tcp: args.tcp,
         tcp_anonymous: None,
         cookie: None,
@@ -217,6 +226,36 @@ fn bind(socket: &Option<PathBuf>) -> Result<Listener, String> {
     }
 }
 
+/// The state page and the `control` socket that hands it out. Neither is
+/// needed to serve clients: when either cannot be had (another srbd holds
+/// the control socket, no memfd), srbd says so and runs without.
+fn state_page(cfg: &Config) -> (Option<StatePageWriter>, Option<(StatePageServer, OwnedFd)>) {
+    let path = cfg
+        .control_socket
+        .clone()
+        .unwrap_or_else(state_page::default_control_path);
+    let made = StatePageWriter::create("srbd-state")
+        .map_err(|e| e.to_string())
+        .and_then(|w| {
+            let fd = w.dup_fd().map_err(|e| e.to_string())?;
+            Ok((w, fd))
+        })
+        .and_then(|(w, fd)| {
+            let server = StatePageServer::bind(&path).map_err(|e| e.to_string())?;
+            Ok((w, server, fd))
+        });
+    match made {
+        Ok((w, server, fd)) => {
+            tracing::info!(control = %path.display(), "state page served (srb-top)");
+            (Some(w), Some((server, fd)))
+        }
+        Err(e) => {
+            tracing::warn!(control = %path.display(), %e, "no state page");
+            (None, None)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     srbd::logging::init();
     raise_fd_limit();
@@ -236,6 +275,8 @@ fn main() -> ExitCode {
     };
     let path = listener.path().map(|p| p.to_path_buf());
     let (dsp, links) = start_dsp(&cfg);
+    let (page, control_page) = state_page(&cfg);
+    let info = ServerInfo::from_env(&cfg.sink_name, cfg.spec, cfg.map.clone());
     let engine = match Engine::start_with(
         SinkConfig {
             spec: cfg.spec,
@@ -250,6 +291,12 @@ fn main() -> ExitCode {
                 stall_timeout: cfg.dsp_stall_timeout,
             },
             rt_priority: cfg.rt_priority,
+            page: page.map(|writer| PageSetup {
+                writer,
+                sink: (info.sink.index, info.sink.name.clone()),
+                monitor: (info.monitor.index, info.monitor.name.clone()),
+                dsp: dsp.as_ref().map(Supervisor::restart_handle),
+            }),
         },
     ) {
         Ok(e) => e,
@@ -267,7 +314,6 @@ fn main() -> ExitCode {
         output = %cfg.output,
         "sink ready"
     );
-    let info = ServerInfo::from_env(&cfg.sink_name, cfg.spec, cfg.map.clone());
     let server = Arc::new(
         Server::new(info, engine)
             .with_shm(cfg.shm)
@@ -288,6 +334,15 @@ fn main() -> ExitCode {
     {
         eprintln!("srbd: {e}");
         return ExitCode::from(1);
+    }
+    if let Some((server, fd)) = control_page {
+        if let Err(e) = control.serve_state_page(server, fd) {
+            eprintln!("srbd: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if dsp.is_some() {
+        control = control.watch_dsp_misses();
     }
     if cfg.stats_interval > 0 {
         control = control.with_stats(

@@ -45,10 +45,12 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 use srb_linux::listener::Listener;
 use srb_linux::reactor::{Alarm, Interest, Reactor, Ready};
+use srb_linux::state_page::{ServeError, StatePageServer};
 
 use crate::control::client::{Client, CloseReason, Events, Limits, Transport};
 use crate::control::session::{Peer, COOKIE_LEN};
 use crate::dsp::restart::RestartHandle;
+use crate::engine::dsp_clock::{DspCounters, MISS_LOG_INTERVAL};
 use crate::engine::notice::{Bell, Notice};
 use crate::Server;
 
@@ -64,6 +66,7 @@ const READ_BUDGET: usize = 64 * 1024;
 const TOKEN_BELL: u64 = 0;
 const TOKEN_ALARM: u64 = 1;
 const TOKEN_SIGNALS: u64 = 2;
+const TOKEN_CONTROL: u64 = 3;
 const TOKEN_LISTENER: u64 = 8;
 /// Client tokens: `generation << 32 | CLIENT_BASE + slot * 2 + (1 for
 /// fd0)`. The generation tells an event for a closed client from one for
@@ -82,6 +85,9 @@ pub enum LoopError {
     /// A TCP listener could not be set up.
     #[error("tcp: {0}")]
     Tcp(std::io::Error),
+    /// A second state page was offered.
+    #[error("the state page is already served")]
+    PageTwice,
 }
 
 /// A listening socket the loop accepts from.
@@ -151,6 +157,11 @@ pub struct ServerLoop {
     ready: Vec<(u64, Ready)>,
     stats: Option<(Duration, Instant)>,
     restarts: Option<RestartHandle>,
+    /// The `control` socket and the state page fd it hands out.
+    page: Option<(StatePageServer, OwnedFd)>,
+    /// When to look at the DSP's missed periods next, and the count last
+    /// logged (only while a DSP runs).
+    misses: Option<(Instant, u64)>,
     /// Keep the ends of closed clients (tests).
     record_ends: bool,
     ended: Vec<Ended>,
@@ -190,6 +201,8 @@ impl ServerLoop {
             ready: Vec::with_capacity(srb_linux::reactor::EVENTS_PER_WAIT),
             stats: None,
             restarts: None,
+            page: None,
+            misses: None,
             record_ends: false,
             ended: Vec::new(),
         })
@@ -213,6 +226,66 @@ impl ServerLoop {
         self.stats = Some((interval, Instant::now() + interval));
         self.restarts = restarts;
         self
+    }
+
+    /// Logs the DSP's missed periods (played as the fallback) at most once
+    /// per [`MISS_LOG_INTERVAL`], with the count since the last line (the
+    /// mixer only counts them).
+    pub fn watch_dsp_misses(mut self) -> Self {
+        self.misses = Some((Instant::now() + MISS_LOG_INTERVAL, 0));
+        self
+    }
+
+    /// Hands `page` (the state page's fd) to each local client of our uid
+    /// that connects to `server` (the `control` socket; `srb-top`).
+    pub fn serve_state_page(
+        &mut self,
+        server: StatePageServer,
+        page: OwnedFd,
+    ) -> Result<(), LoopError> {
+        if self.page.is_some() {
+            return Err(LoopError::PageTwice);
+        }
+        self.reactor
+            .add(&server, TOKEN_CONTROL, Interest::READ)
+            .map_err(LoopError::Reactor)?;
+        self.page = Some((server, page));
+        Ok(())
+    }
+
+    /// Answers every pending `control` connection with the page; a refused
+    /// or vanished client costs one log line, never a wait.
+    fn hand_out_page(&self) {
+        let Some((server, page)) = &self.page else {
+            return;
+        };
+        for _ in 0..ACCEPTS_PER_ROUND {
+            match server.accept_and_send(page.as_fd()) {
+                Ok(()) => tracing::debug!("state page handed out"),
+                Err(ServeError::NoPendingConnection) => return,
+                Err(e @ ServeError::WrongUid { .. }) => tracing::info!(%e, "control socket"),
+                Err(e) => tracing::debug!(%e, "control socket"),
+            }
+        }
+    }
+
+    /// Logs the DSP's missed periods when there are new ones.
+    fn log_misses(&mut self, now: Instant) {
+        let Some((at, logged)) = self.misses else {
+            return;
+        };
+        if at > now {
+            return;
+        }
+        let total = DspCounters::get(&self.server.engine.dsp().xruns);
+        if total > logged {
+            tracing::warn!(
+                missed = total - logged,
+                total,
+                "DSP missed periods; played the fallback"
+            );
+        }
+        self.misses = Some((now + MISS_LOG_INTERVAL, total));
     }
 
     /// Serves clients of the unix `listener`.
@@ -333,6 +406,7 @@ impl ServerLoop {
                 }
                 TOKEN_ALARM => self.alarm.clear(),
                 TOKEN_SIGNALS => self.on_signal(),
+                TOKEN_CONTROL => self.hand_out_page(),
                 t if t < CLIENT_BASE => self.accept((t - TOKEN_LISTENER) as usize),
                 t => {
                     let slot = ((t & 0xFFFF_FFFF) - CLIENT_BASE) as usize;
@@ -551,9 +625,13 @@ impl ServerLoop {
             self.deadlines.pop();
         }
         let mut d = self.deadlines.peek().map(|Reverse((t, _, _))| *t);
-        for x in [self.paused_until, self.stats.map(|(_, t)| t)]
-            .into_iter()
-            .flatten()
+        for x in [
+            self.paused_until,
+            self.stats.map(|(_, t)| t),
+            self.misses.map(|(t, _)| t),
+        ]
+        .into_iter()
+        .flatten()
         {
             d = Some(d.map_or(x, |d| d.min(x)));
         }
@@ -589,6 +667,7 @@ impl ServerLoop {
             }
             tracing::info!("accepting clients again");
         }
+        self.log_misses(now);
         if let Some((every, at)) = self.stats {
             if at <= now {
                 self.stats = Some((every, now + every));
@@ -609,6 +688,8 @@ impl ServerLoop {
             dsp_deadline_misses = s.map(|s| s.deadline_misses),
             processed = c.processed.load(Ordering::Relaxed),
             late = c.late.load(Ordering::Relaxed),
+            xruns = c.xruns.load(Ordering::Relaxed),
+            skipped = self.server.engine.shared().skipped.load(Ordering::Relaxed),
             fallbacks = c.fallbacks.load(Ordering::Relaxed),
             restarts = self.restarts.as_ref().map(RestartHandle::restarts),
             periods = self.server.engine.shared().periods.load(Ordering::Relaxed),

@@ -68,6 +68,12 @@ impl RestartHandle {
     pub fn restarts(&self) -> u64 {
         self.shared.restarts.load(Ordering::Relaxed)
     }
+
+    /// The running DSP's process id (0: none runs).
+    pub fn pid(&self) -> u32 {
+        // Relaxed: a report (logs, the state page), not a handle to act on.
+        self.shared.pid.load(Ordering::Relaxed)
+    }
 }
 
 /// The delay before each restart: `initial`, doubling up to `max` while

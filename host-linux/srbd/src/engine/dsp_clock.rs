@@ -15,9 +15,9 @@
 //! misses is an **xrun**: the sink plays its [`Fallback`] instead —
 //! silence by default, the unprocessed mix only under
 //! [`Fallback::Bypass`] — to the output *and* the monitor (the monitor
-//! records what was played), counts it in [`DspCounters::xruns`], logs it
-//! (at most one line per [`MISS_LOG_INTERVAL`], with the count since the
-//! last line), and keeps the DSP. A period is missed when
+//! records what was played), counts it in [`DspCounters::xruns`] (the
+//! control loop logs the count at most once per [`MISS_LOG_INTERVAL`]: no
+//! log line is formatted on the mixer thread), and keeps the DSP. A period is missed when
 //!
 //! - the DSP pulls the next one before returning it (it gave up on it);
 //! - it does not fit in the ring;
@@ -62,7 +62,8 @@ use crate::rt::sched::prefaulted;
 
 /// How long a DSP may make no progress before it is declared dead.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(1);
-/// At most one "missed periods" log line per this interval.
+/// At most one "missed periods" log line per this interval (logged by the
+/// control loop from [`DspCounters::xruns`]).
 pub const MISS_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// At most this many slots are covered at once (a mixer that was itself
 /// late longer than that skips the rest, counted in
@@ -168,7 +169,8 @@ impl DspCounters {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn get(c: &AtomicU64) -> u64 {
+    /// Reads one counter (Relaxed: an independent counter).
+    pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
     }
 }
@@ -186,13 +188,6 @@ pub(super) enum Step {
     /// The DSP is silent: render the next period on the mixer's own clock
     /// and play its fallback ([`DspClock::fallback`] of the mix).
     Cover,
-}
-
-/// Rate-limited logging of missed periods.
-#[derive(Debug)]
-struct MissLog {
-    last: Option<Instant>,
-    since: u64,
 }
 
 /// The mixer's side of the DSP clock.
@@ -219,7 +214,6 @@ pub(super) struct DspClock {
     /// One period of zeros (the silence fallback; never written).
     silence: Vec<f32>,
     counters: Arc<DspCounters>,
-    misses: MissLog,
     /// What the mixer must do after [`DspClock::step`], in order.
     pub(super) queue: Vec<Step>,
 }
@@ -247,10 +241,6 @@ impl DspClock {
             processed: prefaulted(samples, 0.0),
             silence: prefaulted(samples, 0.0),
             counters,
-            misses: MissLog {
-                last: None,
-                since: 0,
-            },
             // Covers and a render per step at most.
             queue: Vec::with_capacity(2 * MAX_COVER as usize + 4),
         }
@@ -372,26 +362,10 @@ impl DspClock {
         );
     }
 
-    /// Counts one period played as the fallback; logs at most once per
-    /// [`MISS_LOG_INTERVAL`].
+    /// Counts one period played as the fallback (the control loop logs
+    /// the count; see [`MISS_LOG_INTERVAL`]).
     fn xrun(&mut self) {
         DspCounters::bump(&self.counters.xruns);
-        self.misses.since += 1;
-        let now = Instant::now();
-        if self
-            .misses
-            .last
-            .is_none_or(|t| now.duration_since(t) >= MISS_LOG_INTERVAL)
-        {
-            tracing::warn!(
-                missed = self.misses.since,
-                total = DspCounters::get(&self.counters.xruns),
-                fallback = self.policy.fallback.name(),
-                "DSP missed periods; played the fallback"
-            );
-            self.misses.last = Some(now);
-            self.misses.since = 0;
-        }
     }
 
     /// Covers the next slot on the mixer's own clock.

@@ -30,6 +30,7 @@ use crate::engine::audio::format;
 use crate::engine::dsp_clock::{DspClock, DspCounters, DspPolicy, Step};
 use crate::engine::notice::Bell;
 use crate::engine::output::{Output, OutputError, OutputSpec};
+use crate::engine::state_page::{PagePublisher, PageSetup, SinkFigures};
 use crate::engine::stream::{Gains, PlaybackShared, RecordShared};
 use crate::rt::sched::prefaulted;
 use srb_pulse::sample::SampleFormat;
@@ -140,6 +141,8 @@ pub struct EngineOptions {
     pub policy: DspPolicy,
     /// `SCHED_FIFO` priority for the mixer thread (0: normal scheduling).
     pub rt_priority: u8,
+    /// The state page to publish the sink's clock and counters on.
+    pub page: Option<PageSetup>,
 }
 
 /// The running engine.
@@ -209,6 +212,7 @@ impl Engine {
             dsp,
             policy,
             rt_priority,
+            page,
         } = opts;
         if !(MIN_PERIOD..=MAX_PERIOD).contains(&config.period_frames) {
             return Err(EngineError::Period(config.period_frames));
@@ -254,6 +258,12 @@ impl Engine {
                 samples,
                 period,
                 policy,
+                dsp_counters.clone(),
+            ));
+        }
+        if let Some(setup) = page {
+            mixer.page = Some((
+                PagePublisher::new(setup, config.spec, config.period_frames),
                 dsp_counters.clone(),
             ));
         }
@@ -560,6 +570,10 @@ struct Mixer {
     /// The control loop's bell, and whether this period must ring it.
     bell: Arc<Bell>,
     bell_due: bool,
+    /// The state page, with the DSP counters it reports, and whether the
+    /// DSP clocks the sink now.
+    page: Option<(PagePublisher, Arc<DspCounters>)>,
+    dsp_active: bool,
 }
 
 impl Mixer {
@@ -588,6 +602,8 @@ impl Mixer {
             dsp: None,
             bell,
             bell_due: false,
+            page: None,
+            dsp_active: false,
         }
     }
 
@@ -602,7 +618,8 @@ impl Mixer {
                 crate::rt::alloc_count::arm();
                 armed = true;
             }
-            if self.dsp.as_mut().is_some_and(DspClock::active) {
+            self.dsp_active = self.dsp.as_mut().is_some_and(DspClock::active);
+            if self.dsp_active {
                 if !self.dsp_iteration() {
                     // Detached: our own clock again, starting one period
                     // from now (a fresh timer has no stale expirations).
@@ -789,6 +806,7 @@ impl Mixer {
         // the monitor get nothing (the period still counts).
         if self.shared.suspended.load(Ordering::Relaxed) {
             self.shared.periods.fetch_add(1, Ordering::Relaxed);
+            self.publish_page();
             return;
         }
         self.monitor.copy_from_slice(period);
@@ -820,6 +838,24 @@ impl Mixer {
             }
         }
         self.shared.periods.fetch_add(1, Ordering::Relaxed);
+        self.publish_page();
+    }
+
+    /// Publishes this period's figures on the state page, if there is one.
+    fn publish_page(&mut self) {
+        if let Some((page, dsp)) = &mut self.page {
+            let sh = &self.shared;
+            // Relaxed: flags and counters read once each for a report.
+            let figures = SinkFigures {
+                periods: sh.periods.load(Ordering::Relaxed),
+                skipped: sh.skipped.load(Ordering::Relaxed),
+                running: sh.running.load(Ordering::Relaxed),
+                suspended: sh.suspended.load(Ordering::Relaxed),
+                monitor_suspended: sh.monitor_suspended.load(Ordering::Relaxed),
+                dsp_attached: self.dsp_active,
+            };
+            page.publish(figures, dsp);
+        }
     }
 
     /// Rings the control loop's bell once if this period marked a client

@@ -9,10 +9,12 @@
 //! | [`stream`] | the atomics and queues a stream's control side and the mixer share |
 //! | [`audio`] | sample formats, channel remapping, volumes, resampling (`rubato`) |
 //! | [`output`] | the `null` and `wav:PATH` output backends |
+//! | [`state_page`] | what the mixer publishes each period on the read-only state page (sink/monitor clock and counters, DSP figures) |
 
 pub mod audio;
 pub mod dsp_clock;
 pub mod mixer;
 pub mod notice;
 pub mod output;
+pub mod state_page;
 pub mod stream;

@@ -327,6 +327,18 @@ impl Daemon {
         self.dir.0.join(name)
     }
 
+    /// Where srbd's `control` socket is (its default, in the private
+    /// `XDG_RUNTIME_DIR`).
+    pub fn control_path(&self) -> PathBuf {
+        self.dir.0.join("xdg").join("srb").join("control")
+    }
+
+    /// The state page srbd hands out on its `control` socket.
+    pub fn state_page(&self) -> srb_linux::state_page::StatePage {
+        srb_linux::state_page::StatePage::connect(&self.control_path())
+            .unwrap_or_else(|e| panic!("state page: {e}\n{}", self.log()))
+    }
+
     /// Everything srbd wrote to stderr so far (RUST_LOG=debug, no colours).
     pub fn log(&self) -> String {
         strip_ansi(&std::fs::read_to_string(&self.stderr).unwrap_or_default())

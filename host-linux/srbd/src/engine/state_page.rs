@@ -1,0 +1,209 @@
+//! What the mixer publishes on the state page ([`srb_linux::state_page`]):
+//! the sink's and its monitor's clock and counters, and the DSP's figures,
+//! once per period.
+//!
+//! The page is one sealed memfd that any local client of our uid can map
+//! read-only (the control loop hands it out over the `control` socket);
+//! a client reads the audio clock from it (`position` at `clock_ns`, and
+//! the rate to interpolate) without a round trip to srbd. The mixer fills
+//! a private [`Snapshot`] in place and publishes it under the page's
+//! seqlock: no allocation, no system call but `clock_gettime` (vDSO), no
+//! wait for any reader.
+//!
+//! What each figure means here:
+//!
+//! | figure | sink | monitor source |
+//! |---|---|---|
+//! | `position` | frames delivered to the output (and the monitor) | the same frames |
+//! | `clock_ns` | `CLOCK_MONOTONIC` right after that period was delivered | same |
+//! | `state` | SUSPENDED, RUNNING while a stream produced audio this period, else IDLE | SUSPENDED when the sink or the monitor is suspended, else as the sink |
+//! | `latency_us` | one period (the one being played), plus one more while a DSP processes the sink | same as the sink |
+//! | `periods` | periods delivered | same |
+//! | `xruns` | periods the DSP missed (played as the fallback) plus periods the sink's own clock skipped | record frames dropped for full record queues are per stream, not here: 0 |
+//! | `late` | late DSP results discarded | 0 |
+//!
+//! Per DSP (when srbd runs one): its pid, periods, mean and worst
+//! processing time and deadline misses as the DSP last reported them,
+//! restarts so far, and its last peak meters (linear; the DSP reports
+//! dBFS).
+
+use std::sync::atomic::Ordering;
+
+use srb_linux::state_page::{
+    monotonic_ns, DspStats, Name, Snapshot, StatePageWriter, StreamState, StreamStats,
+};
+use srb_pulse::tagstruct::SampleSpec;
+
+use crate::dsp::restart::RestartHandle;
+use crate::engine::dsp_clock::DspCounters;
+
+/// What the page says about whom: the server's names and indexes for the
+/// sink and its monitor, and the DSP's restart handle.
+#[derive(Debug)]
+pub struct PageSetup {
+    /// The page (created and sealed by the caller, who keeps a dup of its
+    /// fd to hand out).
+    pub writer: StatePageWriter,
+    /// The sink's index and name.
+    pub sink: (u32, String),
+    /// The monitor source's index and name.
+    pub monitor: (u32, String),
+    /// The DSP supervisor's handle (pid, restarts), when a DSP runs.
+    pub dsp: Option<RestartHandle>,
+}
+
+/// The sink's flags and counters for one publication, read by the mixer
+/// from its shared atomics.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SinkFigures {
+    /// Periods delivered.
+    pub periods: u64,
+    /// Periods the sink's own clock skipped.
+    pub skipped: u64,
+    /// A stream produced audio this period.
+    pub running: bool,
+    /// The sink is suspended.
+    pub suspended: bool,
+    /// The monitor source is suspended.
+    pub monitor_suspended: bool,
+    /// A DSP clocks the sink now.
+    pub dsp_attached: bool,
+}
+
+/// The mixer's publisher (lives on the mixer thread).
+#[derive(Debug)]
+pub(super) struct PagePublisher {
+    writer: StatePageWriter,
+    snap: Snapshot,
+    dsp: Option<RestartHandle>,
+    period_frames: u64,
+    period_us: u32,
+}
+
+impl PagePublisher {
+    /// Fills the fixed parts of the snapshot (names, indexes, format).
+    pub(super) fn new(setup: PageSetup, spec: SampleSpec, period_frames: usize) -> Self {
+        let mut snap = Snapshot::new();
+        let entry = |(index, name): &(u32, String)| StreamStats {
+            index: *index,
+            name: Name::new(name),
+            rate: spec.rate,
+            channels: u32::from(spec.channels),
+            ..StreamStats::default()
+        };
+        // One sink and one source fit any page (capacities are 8).
+        let _ = snap.push_sink(entry(&setup.sink));
+        let _ = snap.push_source(entry(&setup.monitor));
+        if setup.dsp.is_some() {
+            let _ = snap.push_dsp(DspStats::default());
+        }
+        let period_us =
+            u32::try_from(period_frames as u64 * 1_000_000 / u64::from(spec.rate.max(1)))
+                .unwrap_or(u32::MAX);
+        let mut publisher = Self {
+            writer: setup.writer,
+            snap,
+            dsp: setup.dsp,
+            period_frames: period_frames as u64,
+            period_us,
+        };
+        // The tables before the first period (position 0, idle), so that a
+        // client never sees an empty page from a running server.
+        let now = monotonic_ns();
+        publisher.snap.published_ns = now;
+        for s in publisher.snap.sinks_mut() {
+            s.clock_ns = now;
+        }
+        for s in publisher.snap.sources_mut() {
+            s.clock_ns = now;
+        }
+        publisher.writer.publish(&publisher.snap);
+        publisher
+    }
+
+    /// Publishes the figures after a delivered period (real-time path:
+    /// fixed-size copies only).
+    pub(super) fn publish(&mut self, sink: SinkFigures, dsp: &DspCounters) {
+        let now = monotonic_ns();
+        let SinkFigures {
+            periods,
+            skipped,
+            running,
+            suspended,
+            monitor_suspended,
+            dsp_attached,
+        } = sink;
+        // Relaxed: independent counters, read once each for a report; the
+        // page's seqlock orders the publication.
+        let xruns = dsp.xruns.load(Ordering::Relaxed) + skipped;
+        let late = dsp.late.load(Ordering::Relaxed);
+        let latency_us = self
+            .period_us
+            .saturating_mul(if dsp_attached { 2 } else { 1 });
+        let state = |suspended: bool| match (suspended, running) {
+            (true, _) => StreamState::Suspended,
+            (false, true) => StreamState::Running,
+            (false, false) => StreamState::Idle,
+        };
+        let position = periods.saturating_mul(self.period_frames);
+        if let Some(s) = self.snap.sinks_mut().first_mut() {
+            s.state = state(suspended);
+            s.position = position;
+            s.clock_ns = now;
+            s.periods = periods;
+            s.latency_us = latency_us;
+            s.xruns = xruns;
+            s.late = late;
+        }
+        if let Some(m) = self.snap.sources_mut().first_mut() {
+            m.state = state(suspended || monitor_suspended);
+            m.position = position;
+            m.clock_ns = now;
+            m.periods = periods;
+            m.latency_us = latency_us;
+        }
+        if let (Some(handle), Some(d)) = (&self.dsp, self.snap.dsps_mut().first_mut()) {
+            d.pid = handle.pid();
+            d.restarts = u32::try_from(handle.restarts()).unwrap_or(u32::MAX);
+            if let Some(st) = dsp.stats.load() {
+                d.periods = st.periods;
+                d.mean_ns = u32::try_from(st.mean_ns).unwrap_or(u32::MAX);
+                d.worst_ns = u32::try_from(st.worst_ns).unwrap_or(u32::MAX);
+                d.deadline_misses = st.deadline_misses;
+                let n = usize::from(st.channels)
+                    .min(d.peaks.len())
+                    .min(st.peak_db.len());
+                for (p, db) in d.peaks.iter_mut().zip(&st.peak_db[..n]) {
+                    *p = linear(*db);
+                }
+                d.channels = n as u8;
+            }
+        }
+        self.snap.published_ns = now;
+        self.writer.publish(&self.snap);
+    }
+}
+
+/// dBFS → linear amplitude; `-inf` (silence) and anything not finite → 0.
+fn linear(db: f32) -> f32 {
+    let v = 10f32.powf(db / 20.0);
+    if v.is_finite() && v >= 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decibels_become_linear_meters() {
+        assert_eq!(linear(0.0), 1.0);
+        assert!((linear(-20.0) - 0.1).abs() < 1e-6);
+        assert_eq!(linear(f32::NEG_INFINITY), 0.0);
+        assert_eq!(linear(f32::NAN), 0.0);
+        assert_eq!(linear(f32::INFINITY), 0.0);
+    }
+}
