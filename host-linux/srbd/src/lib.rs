@@ -36,7 +36,9 @@
 //! spawns and restarts `dsp-sim`; the wav writer thread exists only with
 //! `--output wav:`. The two sides meet in lock-free `rtrb` rings, atomics
 //! and one eventfd ([`engine::notice::Bell`]) the mixer rings at most once
-//! per period.
+//! per period. The mixer also publishes the read-only state page
+//! ([`engine::state_page`]) each period; the control thread hands its fd
+//! to local clients on the `control` socket.
 //!
 //! ## Where this departs from `shared/docs/design.md`
 //!

@@ -3,9 +3,10 @@
 //!
 //! It watches the listeners (unix, TCP), every client socket and
 //! srbchannel fd0, the mixer's [`Bell`], a signal pipe (SIGINT, SIGTERM),
-//! and one timerfd ([`Alarm`]) armed for the earliest deadline of all
-//! (AUTH and frame deadlines, RELEASE batching, accept back-off, the
-//! statistics log). It owns every [`Client`]; no other thread touches a
+//! the `control` socket that hands out the state page
+//! ([`ServerLoop::serve_state_page`]), and one timerfd ([`Alarm`]) armed
+//! for the earliest deadline of all (AUTH and frame deadlines, RELEASE
+//! batching, accept back-off, the statistics log, the DSP-miss log). It owns every [`Client`]; no other thread touches a
 //! client's state, so nothing here takes a lock a client could hold.
 //!
 //! One iteration:
