@@ -103,6 +103,8 @@ pub struct Server {
     pub engine: Engine,
     /// Clients, streams and subscriptions.
     pub registry: Registry,
+    /// The sample cache and the samples playing.
+    pub samples: Arc<control::sample_cache::SampleCache>,
     sink_state: Mutex<DeviceState>,
     monitor_state: Mutex<DeviceState>,
     next_client: AtomicU32,
@@ -135,6 +137,10 @@ impl Server {
             muted: false,
             suspended: false,
         };
+        let registry = Registry::with_devices(info.sink.index, info.monitor.index);
+        let samples = Arc::new(control::sample_cache::SampleCache::new(
+            engine.bell().clone(),
+        ));
         Self {
             info,
             uid: rustix::process::geteuid().as_raw(),
@@ -143,7 +149,8 @@ impl Server {
             spin: control::session::SPIN_WINDOW,
             max_clients: control::server_loop::DEFAULT_MAX_CLIENTS,
             engine,
-            registry: Registry::default(),
+            registry,
+            samples,
             sink_state: Mutex::new(sink_state),
             monitor_state: Mutex::new(monitor_state),
             next_client: AtomicU32::new(0),
@@ -256,22 +263,14 @@ impl Server {
     }
 
     /// Suspends or resumes the sink (`monitor == false`) or its monitor:
-    /// the mixer stops feeding it; a change posts a CHANGE event.
+    /// the mixer stops feeding it; the states follow (suspending the sink
+    /// suspends its monitor), each change posting a CHANGE event
+    /// ([`control::device_state`]).
     pub fn set_suspended(&self, monitor: bool, suspended: bool) {
-        let (m, flag, facility, index) = if monitor {
-            (
-                &self.monitor_state,
-                &self.engine.shared().monitor_suspended,
-                registry::facility::SOURCE,
-                self.info.monitor.index,
-            )
+        let (m, flag) = if monitor {
+            (&self.monitor_state, &self.engine.shared().monitor_suspended)
         } else {
-            (
-                &self.sink_state,
-                &self.engine.shared().suspended,
-                registry::facility::SINK,
-                self.info.sink.index,
-            )
+            (&self.sink_state, &self.engine.shared().suspended)
         };
         let changed = {
             let mut st = m.lock().unwrap_or_else(PoisonError::into_inner);
@@ -283,8 +282,8 @@ impl Server {
         flag.store(suspended, Ordering::Relaxed);
         if changed {
             tracing::info!(monitor, suspended, "device suspend state changed");
-            self.registry.post(facility, registry::event::CHANGE, index);
         }
+        self.registry.set_suspended(monitor, suspended);
     }
 
     /// Asks the control loop to end (it closes every client).

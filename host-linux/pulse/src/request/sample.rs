@@ -236,7 +236,11 @@ mod tests {
             u.validate()
         };
         assert_eq!(with(&|u| u.length = 0), Err(PaError::Invalid));
-        assert_eq!(with(&|u| u.length = 6), Err(PaError::Invalid), "half a frame");
+        assert_eq!(
+            with(&|u| u.length = 6),
+            Err(PaError::Invalid),
+            "half a frame"
+        );
         assert_eq!(
             with(&|u| u.length = MAX_ENTRY_BYTES + 4),
             Err(PaError::TooLarge)

@@ -497,6 +497,7 @@ impl Session {
                                 // Uncorking prebuffers again, as in PulseAudio.
                                 p.shared.prebuf_seq.fetch_add(1, Ordering::Release);
                             }
+                            self.server.registry.sync_states();
                             reply(tag)
                         }
                         None => error(tag, PaError::NoEntity),
@@ -505,6 +506,7 @@ impl Session {
                     match self.records.get(&channel) {
                         Some(rec) => {
                             rec.shared.corked.store(cork, Ordering::Relaxed);
+                            self.server.registry.sync_states();
                             reply(tag)
                         }
                         None => error(tag, PaError::NoEntity),
