@@ -313,6 +313,7 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::engine::notice::Bell;
+    const VOLUME: u32 = srb_pulse::tagstruct::VOLUME_NORM;
 
     #[test]
     fn subscribers_get_matching_events_only() {
@@ -353,5 +354,62 @@ mod tests {
         let ev = r.take_events(1);
         assert_eq!(ev.len(), MAX_QUEUED_EVENTS);
         assert_eq!(ev[0].1, 10);
+    }
+
+    #[test]
+    fn device_states_follow_streams_in_pulseaudios_order() {
+        use crate::control::device_state::State;
+        use srb_pulse::sample::SampleFormat;
+        let r = Registry::with_devices(0, 0);
+        let bell = Arc::new(Bell::new().unwrap());
+        let w = Arc::new(Notice::new(bell));
+        r.subscribe(1, 0b1111, w.clone());
+        let shared = Arc::new(PlaybackShared::new(4, w, 0, false));
+        let spec = SampleSpec {
+            format: SampleFormat::S16Le,
+            channels: 1,
+            rate: 48_000,
+        };
+        let si = SinkInput {
+            client: 1,
+            spec,
+            map: ChannelMap::new(&[0]).unwrap(),
+            volume: CVolume::new(&[VOLUME]).unwrap(),
+            muted: false,
+            props: Proplist::new(),
+            shared: shared.clone(),
+        };
+        let (sink, source, input) = (facility::SINK, facility::SOURCE, facility::SINK_INPUT);
+        r.add_sink_input(4, si);
+        assert_eq!(r.device_states().sink, State::Running);
+        // Corked: IDLE; uncorked: RUNNING again.
+        shared
+            .corked
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        r.sync_states();
+        shared
+            .corked
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        r.sync_states();
+        r.set_suspended(false, true);
+        assert_eq!(r.device_states().monitor, State::Suspended);
+        r.set_suspended(false, false);
+        r.remove_sink_input(4);
+        assert_eq!(
+            r.take_events(1),
+            vec![
+                (input | event::NEW, 4),
+                (sink | event::CHANGE, 0),
+                (sink | event::CHANGE, 0),
+                (sink | event::CHANGE, 0),
+                (sink | event::CHANGE, 0),
+                (source | event::CHANGE, 0),
+                (sink | event::CHANGE, 0),
+                (source | event::CHANGE, 0),
+                (sink | event::CHANGE, 0),
+                (input | event::REMOVE, 4),
+            ]
+        );
+        assert_eq!(r.device_states().sink, State::Idle);
     }
 }

@@ -247,3 +247,225 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::session::tests::{call, expect_error, expect_reply, packet, ready};
+    use srb_pulse::pstream::{Frame, Memblock, SeekMode};
+    use srb_pulse::sample::SampleFormat;
+    use srb_pulse::tagstruct::{ChannelMap, SampleSpec};
+
+    fn create_upload(tag: u32, name: &str, length: u32) -> Vec<u8> {
+        packet(Command::CreateUploadStream as u32, tag, |w| {
+            w.put_string(Some(name))
+                .put_sample_spec(&SampleSpec {
+                    format: SampleFormat::S16Le,
+                    channels: 2,
+                    rate: 48_000,
+                })
+                .put_channel_map(&ChannelMap::new(&[1, 2]).unwrap())
+                .put_u32(length)
+                .put_proplist(&Proplist::new());
+        })
+    }
+
+    fn channel_cmd(cmd: Command, tag: u32, channel: u32) -> Vec<u8> {
+        packet(cmd as u32, tag, |w| {
+            w.put_u32(channel);
+        })
+    }
+
+    fn block(s: &mut Session, channel: u32, data: &[u8]) {
+        let mut out = Vec::new();
+        s.handle_frame(
+            Frame::Memblock(Memblock {
+                channel,
+                offset: 0,
+                seek: SeekMode::Relative,
+                data: data.to_vec(),
+            }),
+            &mut out,
+        )
+        .unwrap();
+        assert!(out.is_empty(), "uploads are not flow-controlled");
+    }
+
+    /// Uploads `data` as `name`; the channel it used.
+    fn upload(s: &mut Session, tag: u32, name: &str, data: &[u8]) -> u32 {
+        let b = call(s, &create_upload(tag, name, data.len() as u32));
+        let mut r = expect_reply(&b, tag);
+        let channel = r.get_u32().unwrap();
+        assert_eq!(r.get_u32().unwrap(), data.len() as u32);
+        r.finish().unwrap();
+        block(s, channel, data);
+        let b = call(
+            s,
+            &channel_cmd(Command::FinishUploadStream, tag + 1, channel),
+        );
+        expect_reply(&b, tag + 1).finish().unwrap();
+        channel
+    }
+
+    #[test]
+    fn upload_finish_list_info_remove() {
+        let mut s = ready(35);
+        let subscribe = packet(Command::Subscribe as u32, 1, |w| {
+            w.put_u32(1 << facility::SAMPLE_CACHE);
+        });
+        expect_reply(&call(&mut s, &subscribe), 1);
+        let data: Vec<u8> = (0..19_200u32).map(|i| i as u8).collect();
+        let ch = upload(&mut s, 2, "bell", &data);
+        // Channels are numbered with playback streams.
+        assert_eq!(s.next_playback_channel, ch + 1);
+        let b = call(
+            &mut s,
+            &packet(Command::GetSampleInfo as u32, 4, |w| {
+                w.put_u32(INVALID_INDEX).put_string(Some("bell"));
+            }),
+        );
+        let mut r = expect_reply(&b, 4);
+        assert_eq!(r.get_u32().unwrap(), 0);
+        assert_eq!(r.get_string().unwrap(), Some("bell"));
+        assert_eq!(r.get_cvolume().unwrap().channels(), 0);
+        assert_eq!(r.get_usec().unwrap(), 100_000);
+        r.get_sample_spec().unwrap();
+        r.get_channel_map().unwrap();
+        assert_eq!(r.get_u32().unwrap(), 19_200);
+        assert!(!r.get_bool().unwrap());
+        assert_eq!(r.get_string().unwrap(), None);
+        let props = r.get_proplist().unwrap();
+        assert_eq!(props.entries()[0].0, "media.role");
+        assert_eq!(props.get_str("application.name"), Some("tester"));
+        r.finish().unwrap();
+        assert_eq!(&s.server.samples.entries()[0].1.data[..], &data[..]);
+        // Again under the same name: replaced, same index, CHANGE.
+        upload(&mut s, 5, "bell", &data[..4]);
+        let b = call(
+            &mut s,
+            &packet(Command::GetSampleInfoList as u32, 7, |_| {}),
+        );
+        let mut r = expect_reply(&b, 7);
+        assert_eq!(r.get_u32().unwrap(), 0);
+        // Neither or both of index and name: INVALID; unknown: NOENTITY.
+        for (tag, index, name, e) in [
+            (8, INVALID_INDEX, None, PaError::Invalid),
+            (9, 0, Some("bell"), PaError::Invalid),
+            (10, 7, None, PaError::NoEntity),
+        ] {
+            let p = packet(Command::GetSampleInfo as u32, tag, |w| {
+                w.put_u32(index).put_string(name);
+            });
+            expect_error(&call(&mut s, &p), tag, e);
+        }
+        let rm = |tag| {
+            packet(Command::RemoveSample as u32, tag, |w| {
+                w.put_string(Some("bell"));
+            })
+        };
+        expect_reply(&call(&mut s, &rm(11)), 11);
+        expect_error(&call(&mut s, &rm(12)), 12, PaError::NoEntity);
+        let events: Vec<(u32, u32)> = s.server.registry.take_events(s.client_index());
+        let sc = facility::SAMPLE_CACHE;
+        assert_eq!(
+            events,
+            [
+                (sc | event::NEW, 0),
+                (sc | event::CHANGE, 0),
+                (sc | event::REMOVE, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn overflow_delete_unknown_and_caps() {
+        let mut s = ready(35);
+        let b = call(&mut s, &create_upload(2, "x", 8));
+        let ch = expect_reply(&b, 2).get_u32().unwrap();
+        block(&mut s, ch, &[1; 12]);
+        expect_error(
+            &call(&mut s, &channel_cmd(Command::FinishUploadStream, 3, ch)),
+            3,
+            PaError::TooLarge,
+        );
+        assert!(s.server.samples.entries().is_empty());
+        // Finished or deleted channels are gone.
+        for (tag, cmd) in [
+            (4, Command::FinishUploadStream),
+            (5, Command::DeleteUploadStream),
+        ] {
+            expect_error(
+                &call(&mut s, &channel_cmd(cmd, tag, ch)),
+                tag,
+                PaError::NoEntity,
+            );
+        }
+        let b = call(&mut s, &create_upload(6, "y", 8));
+        let ch = expect_reply(&b, 6).get_u32().unwrap();
+        assert_eq!(s.server.samples.usage().reserved_bytes, 8);
+        expect_reply(
+            &call(&mut s, &channel_cmd(Command::DeleteUploadStream, 7, ch)),
+            7,
+        );
+        assert_eq!(s.server.samples.usage().reserved_bytes, 0);
+        // Past the per-client cap: TOOLARGE, and the session goes on.
+        let big = crate::control::sample_cache::CLIENT_BYTES as u32 + 4;
+        expect_error(
+            &call(&mut s, &create_upload(8, "z", big)),
+            8,
+            PaError::TooLarge,
+        );
+        expect_error(
+            &call(&mut s, &create_upload(9, "a b", 4)),
+            9,
+            PaError::Invalid,
+        );
+        let b = call(&mut s, &create_upload(10, "w", 8));
+        expect_reply(&b, 10);
+        // A dropped session gives its reservation back.
+        let srv = s.server.clone();
+        assert_eq!(srv.samples.usage().reserved_bytes, 8);
+        drop(s);
+        assert_eq!(srv.samples.usage().reserved_bytes, 0);
+    }
+
+    #[test]
+    fn play_sample_lists_a_server_owned_sink_input() {
+        let mut s = ready(35);
+        let data = vec![0u8; 1920];
+        upload(&mut s, 2, "bell", &data);
+        let play = |tag, name: &str, volume: u32| {
+            packet(Command::PlaySample as u32, tag, |w| {
+                w.put_u32(INVALID_INDEX)
+                    .put_string(None)
+                    .put_u32(volume)
+                    .put_string(Some(name))
+                    .put_proplist(&Proplist::new());
+            })
+        };
+        let b = call(&mut s, &play(4, "bell", 0x8000));
+        let mut r = expect_reply(&b, 4);
+        let index = r.get_u32().unwrap();
+        r.finish().unwrap();
+        let inputs = s.server.registry.sink_inputs();
+        let (i, si) = &inputs[0];
+        assert_eq!((*i, si.client), (index, INVALID_INDEX));
+        assert_eq!(si.volume.values(), &[0x8000, 0x8000]);
+        assert_eq!(si.props.get_str("media.name"), Some("bell"));
+        assert_eq!(si.props.get_str("event.id"), Some("bell"));
+        assert!((si.shared.gains.get(0) - 0.125).abs() < 1e-6);
+        expect_error(
+            &call(&mut s, &play(5, "nope", 0x8000)),
+            5,
+            PaError::NoEntity,
+        );
+        let bad_sink = packet(Command::PlaySample as u32, 6, |w| {
+            w.put_u32(9)
+                .put_string(None)
+                .put_u32(0x10000)
+                .put_string(Some("bell"))
+                .put_proplist(&Proplist::new());
+        });
+        expect_error(&call(&mut s, &bad_sink), 6, PaError::NoEntity);
+    }
+}
