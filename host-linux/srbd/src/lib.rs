@@ -103,8 +103,10 @@ pub struct Server {
     pub engine: Engine,
     /// Clients, streams and subscriptions.
     pub registry: Registry,
-    /// The sample cache and the samples playing.
+    /// The sample cache.
     pub samples: Arc<control::sample_cache::SampleCache>,
+    /// The samples playing (PLAY_SAMPLE).
+    pub players: control::sample_player::SamplePlayers,
     sink_state: Mutex<DeviceState>,
     monitor_state: Mutex<DeviceState>,
     next_client: AtomicU32,
@@ -138,9 +140,8 @@ impl Server {
             suspended: false,
         };
         let registry = Registry::with_devices(info.sink.index, info.monitor.index);
-        let samples = Arc::new(control::sample_cache::SampleCache::new(
-            engine.bell().clone(),
-        ));
+        let samples = Arc::new(control::sample_cache::SampleCache::new());
+        let players = control::sample_player::SamplePlayers::new(engine.bell().clone());
         Self {
             info,
             uid: rustix::process::geteuid().as_raw(),
@@ -151,6 +152,7 @@ impl Server {
             engine,
             registry,
             samples,
+            players,
             sink_state: Mutex::new(sink_state),
             monitor_state: Mutex::new(monitor_state),
             next_client: AtomicU32::new(0),

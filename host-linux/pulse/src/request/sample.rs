@@ -100,7 +100,7 @@ impl CreateUpload {
             return Err(PaError::Invalid);
         }
         let frame = self.spec.frame_size().ok_or(PaError::Invalid)?;
-        if self.length == 0 || self.length as usize % frame != 0 {
+        if self.length == 0 || !(self.length as usize).is_multiple_of(frame) {
             return Err(PaError::Invalid);
         }
         if self.length > MAX_ENTRY_BYTES {

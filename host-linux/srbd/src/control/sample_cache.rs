@@ -18,17 +18,14 @@
 //! `ERROR(TOOLARGE)` and an `info` log line; the connection stays usable.
 //! Memory follows what was sent: an upload's buffer grows as data arrives.
 //!
-//! Entries are played by [`crate::control::sample_player`]; the commands
-//! are in [`crate::control::sample_cmds`].
+//! Entries are played by the `sample_player` module; the commands are in
+//! `sample_cmds`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use srb_pulse::commands::PaError;
 use srb_pulse::tagstruct::{ChannelMap, Proplist, SampleSpec};
-
-use crate::control::sample_player::Player;
-use crate::engine::notice::{Bell, Notice};
 
 /// Bytes the whole cache may hold: entries plus uploads in flight.
 pub const TOTAL_BYTES: usize = 16 * 1024 * 1024;
@@ -85,7 +82,6 @@ struct Inner {
     next_index: u32,
     /// Bytes reserved by uploads in flight, per client.
     reserved: BTreeMap<u32, usize>,
-    players: Vec<Player>,
 }
 
 impl Inner {
@@ -117,14 +113,10 @@ impl Inner {
     }
 }
 
-/// The server's sample cache and the players of its entries.
+/// The server's sample cache.
 #[derive(Debug)]
 pub struct SampleCache {
     inner: Mutex<Inner>,
-    /// Raised by the mixer (a player's ring has room, a drain finished)
-    /// and by KILL_SINK_INPUT of a player: the control loop then calls
-    /// [`crate::control::sample_player::poll_players`].
-    notice: Arc<Notice>,
     total_cap: usize,
     client_cap: usize,
 }
@@ -160,30 +152,22 @@ pub struct Usage {
     pub entry_bytes: usize,
     /// Bytes reserved by uploads in flight.
     pub reserved_bytes: usize,
-    /// Players playing now.
-    pub players: usize,
 }
 
 impl SampleCache {
-    /// An empty cache with the default caps whose players wake the control
-    /// loop through `bell`.
-    pub fn new(bell: Arc<Bell>) -> Self {
-        Self::with_caps(bell, TOTAL_BYTES, CLIENT_BYTES)
+    /// An empty cache with the default caps ([`TOTAL_BYTES`],
+    /// [`CLIENT_BYTES`]).
+    pub fn new() -> Self {
+        Self::with_caps(TOTAL_BYTES, CLIENT_BYTES)
     }
 
     /// An empty cache with these caps (bytes).
-    pub fn with_caps(bell: Arc<Bell>, total: usize, per_client: usize) -> Self {
+    pub fn with_caps(total: usize, per_client: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
-            notice: Arc::new(Notice::new(bell)),
             total_cap: total,
             client_cap: per_client,
         }
-    }
-
-    /// The players' flag for the control loop.
-    pub fn notice(&self) -> &Arc<Notice> {
-        &self.notice
     }
 
     /// Reserves `bytes` for an upload of `client`; `TOOLARGE` past a cap.
@@ -281,13 +265,13 @@ impl SampleCache {
             entries: g.entries.len(),
             entry_bytes: g.entry_bytes(),
             reserved_bytes: g.reserved_bytes(),
-            players: g.players.len(),
         }
     }
+}
 
-    /// Runs `f` on the players under the cache's lock.
-    pub(super) fn with_players<R>(&self, f: impl FnOnce(&mut Vec<Player>) -> R) -> R {
-        f(&mut lock(&self.inner).players)
+impl Default for SampleCache {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -370,11 +354,7 @@ mod tests {
     use srb_pulse::sample::SampleFormat;
 
     fn cache(total: usize, per_client: usize) -> Arc<SampleCache> {
-        Arc::new(SampleCache::with_caps(
-            Arc::new(Bell::new().unwrap()),
-            total,
-            per_client,
-        ))
+        Arc::new(SampleCache::with_caps(total, per_client))
     }
 
     fn upload(c: &Arc<SampleCache>, client: u32, name: &str, length: usize) -> Upload {
@@ -414,7 +394,6 @@ mod tests {
                 entries: 1,
                 entry_bytes: 40,
                 reserved_bytes: 0,
-                players: 0
             }
         );
         // The entry stays charged to its uploader.

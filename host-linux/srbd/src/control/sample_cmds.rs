@@ -14,7 +14,6 @@ use srb_pulse::tagstruct::{CVolume, Proplist, TagWriter};
 use crate::control::dispatch::Call;
 use crate::control::registry::{event, facility};
 use crate::control::sample_cache::{Entry, Upload, MAX_UPLOADS};
-use crate::control::sample_player;
 use crate::control::server_info::INVALID_INDEX;
 use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PROPS};
 
@@ -235,7 +234,11 @@ impl Session {
             .map(|(_, props)| props)
             .unwrap_or_default();
         let props = merged(p.props, &own);
-        match sample_player::play(&self.server, &self.server.samples, &entry, p.volume, &props) {
+        match self
+            .server
+            .players
+            .play(&self.server, &entry, p.volume, &props)
+        {
             Ok(index) => {
                 let mut w = reply(tag);
                 if version >= 13 {

@@ -382,8 +382,8 @@ impl ServerLoop {
     /// another client) marked.
     fn take_notices(&mut self) {
         // The sample players' flag: top their rings up, unlist the done.
-        if self.server.samples.notice().take() {
-            crate::control::sample_player::poll_players(&self.server);
+        if self.server.players.notice().take() {
+            self.server.players.poll(&self.server);
         }
         for i in 0..self.slots.len() {
             let marked = matches!(&self.slots[i], Some(s) if s.client.notice().take());
