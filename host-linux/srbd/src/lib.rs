@@ -4,8 +4,10 @@
 //! protocol (`../shared/docs/pa-native-protocol.md`): AUTH (SHM + memfd
 //! offered to local clients of our uid, §1.5, then the srbchannel, §5; the
 //! inline path for everyone else), client names, the introspection
-//! commands desktop tools use, and playback/record streams, answered from
-//! one sink (`srb_output` by default) and its monitor source. Unknown
+//! commands desktop tools use, playback/record streams and the sample
+//! cache (uploads, PLAY_SAMPLE), answered from one sink (`srb_output` by
+//! default) and its monitor source, whose RUNNING/IDLE/SUSPENDED state and
+//! its `change` events follow PulseAudio's. Unknown
 //! commands get an `ERROR` reply; a malformed frame or packet closes that
 //! connection with a logged reason. The wire codecs are `srb-pulse`'s, the
 //! transport (memfd, eventfd, SCM_RIGHTS, listener) is `srb-linux`'s.
@@ -14,12 +16,12 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`control`] | the control side: per-client connections (protocol state, SHM pools, srbchannel, outbound queue), command handlers, the registry of clients and streams, the TCP listener |
+//! | [`control`] | the control side: per-client connections (protocol state, SHM pools, srbchannel, outbound queue), command handlers, the registry of clients and streams, device states, the sample cache and its players, the TCP listener |
 //! | [`engine`] | the real-time side: the mixer and its sink clock, the streams' audio queues and shared atomics, output backends, the DSP clock, sample-format conversion |
 //! | [`dsp`] | the DSP peer: srbd's link to it, its supervisor, and the `dsp-sim` process's loop |
 //! | [`config`] | settings: TOML file and command line |
 //! | [`logging`] | the binaries' `tracing` setup |
-//! | this file | [`Server`]: the state all connections share (objects, indexes, device volumes) |
+//! | this file | [`Server`]: the state all connections share (objects, indexes, device volumes, the sample cache) |
 //!
 //! Imports point one way: `control` → `engine` → `dsp`, all on top of
 //! `srb-pulse`, `srb-linux` and `srb-core`; nothing in `engine` or `dsp`
