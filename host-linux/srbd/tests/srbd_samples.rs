@@ -377,6 +377,19 @@ fn upload_list_play_remove(shm: Shm) {
         );
     }
 
+    // The sink inputs of the two plays came and went: server-owned, so
+    // listed between their `new` and `remove` (the second one's `remove`
+    // may still be on its way: wait for it).
+    let of_interest = || -> Vec<(String, String, u32)> {
+        events(&events_path)
+            .into_iter()
+            .filter(|(_, f, _)| f == "sink-input" || f == "sample-cache")
+            .collect()
+    };
+    d.wait_for("the second play's sink input is gone", || {
+        (of_interest().len() >= 5).then_some(())
+    });
+
     // Unknown, removed, removed again.
     let out = d.pactl(&["play-sample", "nope"]);
     assert!(!out.status.success(), "playing an unknown sample fails");
@@ -390,15 +403,12 @@ fn upload_list_play_remove(shm: Shm) {
     assert!(sample_blocks(&d.pactl_ok(&["list", "samples"])).is_empty());
     assert!(!d.pactl(&["remove-sample", "noise"]).status.success());
 
-    // The sink inputs of the two plays came and went: server-owned, so
-    // listed between their `new` and `remove`.
-    let sink_events: Vec<_> = events(&events_path)
-        .into_iter()
-        .filter(|(_, f, _)| f == "sink-input" || f == "sample-cache")
-        .collect();
+    d.wait_for("the sample's remove event", || {
+        (of_interest().len() >= 6).then_some(())
+    });
     let e = |k: &str, f: &str, i: u32| (k.to_owned(), f.to_owned(), i);
     assert_eq!(
-        sink_events,
+        of_interest(),
         [
             e("new", "sample-cache", 0),
             e("new", "sink-input", 0),

@@ -470,5 +470,15 @@ mod tests {
                 .put_proplist(&Proplist::new());
         });
         expect_error(&call(&mut s, &bad_sink), 6, PaError::NoEntity);
+        // Killed (pactl kill-sink-input): the players' notice is raised and
+        // their poll unlists it.
+        let kill = packet(Command::KillSinkInput as u32, 7, |w| {
+            w.put_u32(index);
+        });
+        expect_reply(&call(&mut s, &kill), 7);
+        assert!(s.server.players.notice().take());
+        s.server.players.poll(&s.server);
+        assert!(s.server.players.is_empty());
+        assert!(s.server.registry.sink_inputs().is_empty());
     }
 }
