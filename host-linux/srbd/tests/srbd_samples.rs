@@ -20,15 +20,18 @@
 //!   same connection then plays a sample; an upload whose client dies
 //!   half-way leaves no entry and gives its reserved bytes back;
 //! - the sink and monitor go RUNNING / IDLE / SUSPENDED as PulseAudio's
-//!   do, with the `change` events PulseAudio 16.1 posts, in its order.
+//!   do (a stream starting, stopping, corked, uncorked; a record stream;
+//!   a suspend), with the `change` events PulseAudio 16.1 posts, in its
+//!   order.
 //!
 //! All run in the three transport modes (`in_all_modes!`). The tools must
 //! be installed (`scripts/test-srbd.sh`); every wait is bounded.
 
 mod common;
 
+use std::io::Write;
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Stdio};
 
 use common::srbd::{
     poll_until, s16le_bytes, signal, wait_bounded, write_wav_i16, Daemon, Rng, Shm, Signal,
@@ -60,8 +63,10 @@ const SINK_ARGS: [&str; 8] = [
 /// what `pactl` cannot send. Commands, run in order on ONE connection:
 /// `play NAME VOLUME`, `upload NAME BYTES` (s16le stereo 48 kHz, zeros),
 /// `hold NAME BYTES SENT` (upload, send SENT bytes, print `holding`,
-/// then wait forever). Prints one line per result; exits 1 on a failure
-/// of the connection itself.
+/// then wait forever), `playback` (a playback stream, 1 s of zeros
+/// written), `cork` / `uncork` (of that stream, each after a line on
+/// stdin), `wait` (for a line on stdin). Prints one line per result; exits 1 on a failure of the
+/// connection itself.
 const CLIENT_PY: &str = r#"
 import ctypes as C, sys
 pa = C.CDLL("libpulse.so.0")
@@ -91,8 +96,23 @@ def run_until(cond):
 fn("pa_context_connect", C.c_int, vp, C.c_char_p, C.c_int, vp)(ctx, None, 0, None)
 run_until(lambda: ctx_state(ctx) == 4)
 args = sys.argv[1:]
+ss = SS(3, 48000, 2)
 while args:
-    cmd, name, args = args[0], args[1].encode(), args[2:]
+    cmd, args = args[0], args[1:]
+    if cmd == "playback":
+        pb = stream_new(ctx, b"corkable", C.byref(ss), None)
+        fn("pa_stream_connect_playback", C.c_int, vp, C.c_char_p, vp, C.c_int, vp, vp)(pb, None, None, 0, None, None)
+        run_until(lambda: stream_state(pb) in (2, 3, 4))
+        write(pb, C.create_string_buffer(192000), 192000, None, 0, 0)
+        print("playing", flush=True); continue
+    if cmd == "wait":
+        sys.stdin.readline(); continue
+    if cmd in ("cork", "uncork"):
+        sys.stdin.readline()
+        op = fn("pa_stream_cork", vp, vp, C.c_int, vp, vp)(pb, int(cmd == "cork"), None, None)
+        run_until(lambda: fn("pa_operation_get_state", C.c_int, vp)(op) != 0)
+        print(cmd + "ed", flush=True); continue
+    name, args = args[0].encode(), args[1:]
     if cmd == "play":
         vol, args = int(args[0], 0), args[1:]
         got = []
@@ -105,7 +125,6 @@ while args:
         sent = n
         if cmd == "hold":
             sent, args = int(args[0]), args[1:]
-        ss = SS(3, 48000, 2)
         s = stream_new(ctx, name, C.byref(ss), None)
         connect_upload(s, n)
         run_until(lambda: stream_state(s) in (2, 3, 4))
@@ -542,6 +561,43 @@ fn state_changes_post_pulseaudios_events(shm: Shm) {
     want.extend([("change", "sink", 0), ("remove", "sink-input", si)]);
     expect_events(&d, &path, &want);
     assert_eq!(state("sinks"), "IDLE");
+
+    // Corking the only stream makes the sink IDLE, uncorking RUNNING: the
+    // stream's `change`, then the sink's.
+    let mut corker = d
+        .client("python3")
+        .arg("-c")
+        .arg(CLIENT_PY)
+        .args(["playback", "cork", "uncork", "wait"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    let mut to = corker.stdin.take().unwrap();
+    let mut from = std::io::BufReader::new(corker.stdout.take().unwrap());
+    let mut said = |want: &str| {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut from, &mut line).unwrap();
+        assert_eq!(line.trim(), want);
+    };
+    said("playing");
+    let si: u32 = d.wait_for("the corkable stream's sink input", || {
+        d.list_short("sink-inputs")
+            .first()
+            .map(|l| l[0].parse().unwrap())
+    });
+    want.extend([("new", "sink-input", si), ("change", "sink", 0)]);
+    expect_events(&d, &path, &want);
+    for (step, state_now) in [("corked", "IDLE"), ("uncorked", "RUNNING")] {
+        writeln!(to, "go").unwrap();
+        said(step);
+        want.extend([("change", "sink-input", si), ("change", "sink", 0)]);
+        expect_events(&d, &path, &want);
+        assert_eq!(state("sinks"), state_now, "{step}");
+    }
+    corker.kill().unwrap();
+    let _ = corker.wait();
+    want.extend([("change", "sink", 0), ("remove", "sink-input", si)]);
+    expect_events(&d, &path, &want);
 
     // A record stream on the monitor: the same, on the source.
     let mut parec = d.spawn_parec(

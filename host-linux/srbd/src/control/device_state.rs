@@ -12,8 +12,9 @@
 //! - SUSPEND_SINK suspends the sink and its monitor, SUSPEND_SOURCE the
 //!   monitor only; suspended wins over the streams;
 //! - each transition posts one `change` on that device, after the stream's
-//!   `new` when a stream starts it and before the stream's `remove` when a
-//!   stream's end stops it (the registry orders them so).
+//!   `new` when a stream starts it, before the stream's `remove` when a
+//!   stream's end stops it, and after the stream's own `change` when a
+//!   CORK or uncork does (the registry orders them so).
 
 /// A device's state (`pa_sink_state_t` / `pa_source_state_t` as the wire
 /// carries it from v15: RUNNING 0, IDLE 1, SUSPENDED 2).

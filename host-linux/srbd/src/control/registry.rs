@@ -163,6 +163,17 @@ impl Registry {
         }
     }
 
+    /// A stream of `facility` (sink input or source output) `index` was
+    /// corked or uncorked (`changed`: its state did change): its CHANGE,
+    /// then its device's if the device's state changed (PulseAudio's
+    /// order).
+    pub fn corked(&self, facility: u32, index: u32, changed: bool) {
+        if changed {
+            self.post(facility, event::CHANGE, index);
+        }
+        self.sync_states();
+    }
+
     /// Lists a client (or replaces its properties).
     pub fn set_client(&self, index: u32, props: Proplist) {
         let new = lock(&self.clients).insert(index, props).is_none();
@@ -386,11 +397,12 @@ mod tests {
         shared
             .corked
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        r.sync_states();
+        r.corked(input, 4, true);
         shared
             .corked
             .store(false, std::sync::atomic::Ordering::Relaxed);
-        r.sync_states();
+        r.corked(input, 4, true);
+        r.corked(input, 4, false);
         r.set_suspended(false, true);
         assert_eq!(r.device_states().monitor, State::Suspended);
         r.set_suspended(false, false);
@@ -400,7 +412,9 @@ mod tests {
             vec![
                 (input | event::NEW, 4),
                 (sink | event::CHANGE, 0),
+                (input | event::CHANGE, 4),
                 (sink | event::CHANGE, 0),
+                (input | event::CHANGE, 4),
                 (sink | event::CHANGE, 0),
                 (sink | event::CHANGE, 0),
                 (source | event::CHANGE, 0),
