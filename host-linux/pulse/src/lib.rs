@@ -12,8 +12,8 @@
 //! | [`sample`] | [`sample::SampleFormat`]: the 13 PCM formats as an enum (unknown bytes kept), sizes, names, silence |
 //! | [`format`] | format negotiation: [`format::negotiate`] picks a PCM entry of a client's format list (fixed values, lists, ranges, absent properties), channel position names |
 //! | [`commands`] | [`commands::Command`] numbers (§6.1) and [`commands::PaError`] codes (§1.7) |
-//! | [`request`] | [`request::Request`]: one typed decoder per command (§6), with [`request::CreatePlayback`] and [`request::CreateRecord`] and their checks |
-//! | [`reply`] | typed replies: one encoder per introspection record ([`reply::ServerInfo`], [`reply::DeviceInfo`], [`reply::ClientInfo`], [`reply::StreamInfo`]), fields gated by version |
+//! | [`request`] | [`request::Request`]: one typed decoder per command (§6), with [`request::CreatePlayback`], [`request::CreateRecord`], [`request::CreateUpload`], [`request::PlaySample`] and their checks |
+//! | [`reply`] | typed replies: one encoder per introspection record ([`reply::ServerInfo`], [`reply::DeviceInfo`], [`reply::ClientInfo`], [`reply::StreamInfo`], [`reply::SampleInfo`]), fields gated by version |
 //! | [`attr`] | buffer attributes as PulseAudio fixes them (§7.4, §7.5) |
 #![warn(missing_docs)]
 

@@ -368,6 +368,67 @@ impl Latency {
     }
 }
 
+/// The CREATE_UPLOAD_STREAM reply: the channel the upload's memblocks
+/// come on and the byte count the client must send (its request's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadCreated {
+    /// The upload's channel.
+    pub channel: u32,
+    /// Bytes to upload.
+    pub length: u32,
+}
+
+impl UploadCreated {
+    /// Appends the reply's fields.
+    pub fn encode(&self, w: &mut TagWriter) {
+        w.put_u32(self.channel).put_u32(self.length);
+    }
+}
+
+/// A sample cache entry (GET_SAMPLE_INFO*), as `pactl list samples`
+/// prints it.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleInfo<'a> {
+    /// Its index.
+    pub index: u32,
+    /// Its name.
+    pub name: &'a str,
+    /// Its own volume (no channels: none set, printed "(invalid)").
+    pub volume: &'a CVolume,
+    /// How long it plays, in µs.
+    pub duration_usec: u64,
+    /// Its sample spec.
+    pub sample_spec: SampleSpec,
+    /// Its channel map.
+    pub channel_map: &'a ChannelMap,
+    /// Its size in bytes.
+    pub bytes: u32,
+    /// Whether it is loaded from a file on first use (never, here).
+    pub lazy: bool,
+    /// The file of a lazy entry.
+    pub filename: Option<&'a str>,
+    /// Its properties (v13).
+    pub props: &'a Proplist,
+}
+
+impl SampleInfo<'_> {
+    /// Appends the record.
+    pub fn encode(&self, w: &mut TagWriter, version: u32) {
+        w.put_u32(self.index)
+            .put_string(Some(self.name))
+            .put_cvolume(self.volume)
+            .put_usec(self.duration_usec)
+            .put_sample_spec(&self.sample_spec)
+            .put_channel_map(self.channel_map)
+            .put_u32(self.bytes)
+            .put_bool(self.lazy)
+            .put_string(self.filename);
+        if version >= 13 {
+            w.put_proplist(self.props);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,5 +517,54 @@ mod tests {
         d.kind = DeviceKind::Source;
         assert_eq!(len(&d, 21), len(&d, 20), "a source not before v22");
         assert!(len(&d, 22) > len(&d, 21));
+    }
+
+    #[test]
+    fn sample_info_round_trip_and_proplist_from_v13() {
+        let map = ChannelMap::new(&[1, 2]).unwrap();
+        let none = CVolume::new(&[]).unwrap();
+        let mut props = Proplist::new();
+        props.set_str("media.name", "bell").unwrap();
+        let info = SampleInfo {
+            index: 3,
+            name: "bell",
+            volume: &none,
+            duration_usec: 100_000,
+            sample_spec: spec(),
+            channel_map: &map,
+            bytes: 38_400,
+            lazy: false,
+            filename: None,
+            props: &props,
+        };
+        for version in [12, 13, 35] {
+            let mut w = TagWriter::new();
+            info.encode(&mut w, version);
+            let b = w.into_bytes();
+            let mut r = TagReader::new(&b);
+            assert_eq!(r.get_u32().unwrap(), 3);
+            assert_eq!(r.get_string().unwrap(), Some("bell"));
+            assert_eq!(r.get_cvolume().unwrap().channels(), 0);
+            assert_eq!(r.get_usec().unwrap(), 100_000);
+            assert_eq!(r.get_sample_spec().unwrap(), spec());
+            assert_eq!(r.get_channel_map().unwrap(), map);
+            assert_eq!(r.get_u32().unwrap(), 38_400);
+            assert!(!r.get_bool().unwrap());
+            assert_eq!(r.get_string().unwrap(), None);
+            if version >= 13 {
+                assert_eq!(r.get_proplist().unwrap(), props);
+            }
+            r.finish().unwrap();
+        }
+        let mut w = TagWriter::new();
+        UploadCreated {
+            channel: 2,
+            length: 4800,
+        }
+        .encode(&mut w);
+        let b = w.into_bytes();
+        let mut r = TagReader::new(&b);
+        assert_eq!((r.get_u32().unwrap(), r.get_u32().unwrap()), (2, 4800));
+        r.finish().unwrap();
     }
 }

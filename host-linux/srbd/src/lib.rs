@@ -4,8 +4,10 @@
 //! protocol (`../shared/docs/pa-native-protocol.md`): AUTH (SHM + memfd
 //! offered to local clients of our uid, §1.5, then the srbchannel, §5; the
 //! inline path for everyone else), client names, the introspection
-//! commands desktop tools use, and playback/record streams, answered from
-//! one sink (`srb_output` by default) and its monitor source. Unknown
+//! commands desktop tools use, playback/record streams and the sample
+//! cache (uploads, PLAY_SAMPLE), answered from one sink (`srb_output` by
+//! default) and its monitor source, whose RUNNING/IDLE/SUSPENDED state and
+//! its `change` events follow PulseAudio's. Unknown
 //! commands get an `ERROR` reply; a malformed frame or packet closes that
 //! connection with a logged reason. The wire codecs are `srb-pulse`'s, the
 //! transport (memfd, eventfd, SCM_RIGHTS, listener) is `srb-linux`'s.
@@ -14,13 +16,13 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`control`] | the control side: per-client connections (protocol state, SHM pools, srbchannel, outbound queue), command handlers, the registry of clients and streams, the TCP listener |
+//! | [`control`] | the control side: per-client connections (protocol state, SHM pools, srbchannel, outbound queue), command handlers, the registry of clients and streams, device states, the sample cache and its players, the TCP listener |
 //! | [`engine`] | the real-time side: the mixer and its sink clock, the streams' audio queues and shared atomics, output backends, the DSP clock, sample-format conversion |
 //! | [`dsp`] | the DSP peer: srbd's link to it, its supervisor, and the `dsp-sim` process's loop |
 //! | [`rt`] | real-time setup: `SCHED_FIFO`, `mlockall`, the counting allocator that proves the period path does not allocate |
 //! | [`config`] | settings: TOML file and command line |
 //! | [`logging`] | the binaries' `tracing` setup |
-//! | this file | [`Server`]: the state all connections share (objects, indexes, device volumes) |
+//! | this file | [`Server`]: the state all connections share (objects, indexes, device volumes, the sample cache) |
 //!
 //! Imports point one way: `control` → `engine` → `dsp` → `rt`, all on top of
 //! `srb-pulse`, `srb-linux` and `srb-core`; nothing in `engine` or `dsp`
@@ -107,6 +109,10 @@ pub struct Server {
     pub engine: Engine,
     /// Clients, streams and subscriptions.
     pub registry: Registry,
+    /// The sample cache.
+    pub samples: Arc<control::sample_cache::SampleCache>,
+    /// The samples playing (PLAY_SAMPLE).
+    pub players: control::sample_player::SamplePlayers,
     sink_state: Mutex<DeviceState>,
     monitor_state: Mutex<DeviceState>,
     next_client: AtomicU32,
@@ -139,6 +145,9 @@ impl Server {
             muted: false,
             suspended: false,
         };
+        let registry = Registry::with_devices(info.sink.index, info.monitor.index);
+        let samples = Arc::new(control::sample_cache::SampleCache::new());
+        let players = control::sample_player::SamplePlayers::new(engine.bell().clone());
         Self {
             info,
             uid: rustix::process::geteuid().as_raw(),
@@ -147,7 +156,9 @@ impl Server {
             spin: control::session::SPIN_WINDOW,
             max_clients: control::server_loop::DEFAULT_MAX_CLIENTS,
             engine,
-            registry: Registry::default(),
+            registry,
+            samples,
+            players,
             sink_state: Mutex::new(sink_state),
             monitor_state: Mutex::new(monitor_state),
             next_client: AtomicU32::new(0),
@@ -260,22 +271,14 @@ impl Server {
     }
 
     /// Suspends or resumes the sink (`monitor == false`) or its monitor:
-    /// the mixer stops feeding it; a change posts a CHANGE event.
+    /// the mixer stops feeding it; the states follow (suspending the sink
+    /// suspends its monitor), each change posting a CHANGE event
+    /// ([`control::device_state`]).
     pub fn set_suspended(&self, monitor: bool, suspended: bool) {
-        let (m, flag, facility, index) = if monitor {
-            (
-                &self.monitor_state,
-                &self.engine.shared().monitor_suspended,
-                registry::facility::SOURCE,
-                self.info.monitor.index,
-            )
+        let (m, flag) = if monitor {
+            (&self.monitor_state, &self.engine.shared().monitor_suspended)
         } else {
-            (
-                &self.sink_state,
-                &self.engine.shared().suspended,
-                registry::facility::SINK,
-                self.info.sink.index,
-            )
+            (&self.sink_state, &self.engine.shared().suspended)
         };
         let changed = {
             let mut st = m.lock().unwrap_or_else(PoisonError::into_inner);
@@ -287,8 +290,8 @@ impl Server {
         flag.store(suspended, Ordering::Relaxed);
         if changed {
             tracing::info!(monitor, suspended, "device suspend state changed");
-            self.registry.post(facility, registry::event::CHANGE, index);
         }
+        self.registry.set_suspended(monitor, suspended);
     }
 
     /// Asks the control loop to end (it closes every client).

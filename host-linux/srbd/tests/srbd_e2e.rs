@@ -60,8 +60,8 @@ fn pactl_info_and_lists() {
 #[test]
 fn unsupported_command_is_an_error_reply() {
     let d = Daemon::start("unsupported");
-    // PLAY_SAMPLE: srbd has no sample cache yet.
-    let out = d.pactl(&["play-sample", "bell"]);
+    // SET_SINK_PORT: srbd's sink has no ports.
+    let out = d.pactl(&["set-sink-port", "srb_output", "analog-output"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Not supported"), "{stderr}");

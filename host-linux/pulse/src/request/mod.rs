@@ -9,12 +9,15 @@
 //! |---|---|
 //! | this file | [`Request`] and the small bodies: object references, volumes, mutes, names, proplists, stream channels, latency queries, buffer attributes |
 //! | [`stream`] | [`stream::CreatePlayback`] and [`stream::CreateRecord`], with PulseAudio's checks |
+//! | [`sample`] | the sample cache's [`sample::CreateUpload`] and [`sample::PlaySample`], with PulseAudio's checks |
 
+pub mod sample;
 pub mod stream;
 
 use crate::commands::Command;
 use crate::tagstruct::{CVolume, Proplist, TagError, TagReader, Timeval};
 
+pub use sample::{CreateUpload, PlaySample};
 pub use stream::{CreatePlayback, CreateRecord};
 
 /// Length of the AUTH cookie (§1.4).
@@ -104,7 +107,7 @@ pub enum Request {
     /// CREATE_RECORD_STREAM.
     CreateRecord(Box<CreateRecord>),
     /// A stream command with only its channel: DELETE_*_STREAM,
-    /// DRAIN_PLAYBACK_STREAM, FLUSH_*, TRIGGER_PLAYBACK_STREAM,
+    /// FINISH_UPLOAD_STREAM, DRAIN_PLAYBACK_STREAM, FLUSH_*, TRIGGER_PLAYBACK_STREAM,
     /// PREBUF_PLAYBACK_STREAM.
     Stream(u32),
     /// GET_PLAYBACK_LATENCY / GET_RECORD_LATENCY.
@@ -200,6 +203,15 @@ pub enum Request {
         /// Its parameters.
         params: Option<String>,
     },
+    /// CREATE_UPLOAD_STREAM.
+    CreateUpload(Box<CreateUpload>),
+    /// PLAY_SAMPLE.
+    PlaySample(Box<PlaySample>),
+    /// REMOVE_SAMPLE: the entry's name.
+    RemoveSample(String),
+    /// GET_SAMPLE_INFO: an entry by index, or by name when the index is
+    /// `0xFFFFFFFF`.
+    SampleInfo(DeviceRef),
     /// REMOVE_*_STREAM_PROPLIST.
     RemoveStreamProplist {
         /// The stream's channel.
@@ -310,8 +322,24 @@ impl Request {
                     r, version,
                 )?))))
             }
+            C::CreateUploadStream => {
+                return Ok(Some(Request::CreateUpload(Box::new(CreateUpload::parse(
+                    r, version,
+                )?))))
+            }
+            C::PlaySample => {
+                return Ok(Some(Request::PlaySample(Box::new(PlaySample::parse(
+                    r, version,
+                )?))))
+            }
+            C::RemoveSample => {
+                Request::RemoveSample(r.get_nonnull_string("sample name")?.to_owned())
+            }
+            C::GetSampleInfo => Request::SampleInfo(device(r)?),
             C::DeletePlaybackStream
             | C::DeleteRecordStream
+            | C::DeleteUploadStream
+            | C::FinishUploadStream
             | C::DrainPlaybackStream
             | C::FlushPlaybackStream
             | C::FlushRecordStream
@@ -505,6 +533,54 @@ mod tests {
             Ok(want)
         );
         assert_eq!(decode(Command::AddAutoload, |_| {}, 35), Ok(None));
+        // The sample cache's small bodies.
+        assert_eq!(
+            decode(
+                Command::GetSampleInfo,
+                |w| {
+                    w.put_u32(u32::MAX).put_string(Some("bell"));
+                },
+                35
+            ),
+            Ok(Some(Request::SampleInfo(DeviceRef {
+                index: u32::MAX,
+                name: Some("bell".into())
+            })))
+        );
+        assert_eq!(
+            decode(
+                Command::RemoveSample,
+                |w| {
+                    w.put_string(Some("bell"));
+                },
+                35
+            ),
+            Ok(Some(Request::RemoveSample("bell".into())))
+        );
+        assert!(decode(
+            Command::RemoveSample,
+            |w| {
+                w.put_string(None);
+            },
+            35
+        )
+        .is_err());
+        for cmd in [Command::FinishUploadStream, Command::DeleteUploadStream] {
+            assert_eq!(
+                decode(
+                    cmd,
+                    |w| {
+                        w.put_u32(4);
+                    },
+                    35
+                ),
+                Ok(Some(Request::Stream(4)))
+            );
+        }
+        assert_eq!(
+            decode(Command::GetSampleInfoList, |_| {}, 35),
+            Ok(Some(Request::Bare))
+        );
         assert_eq!(
             decode(
                 Command::SuspendSink,

@@ -6,8 +6,8 @@
 
 use crate::control::dispatch::Call;
 use crate::control::session::{
-    error, negotiate, offer_shm, push_playback, reply, HandleError, Peer, Session, SrbEvent,
-    AUTH_MEMFD, AUTH_SHM, MAX_CLIENT_PROPS, MIN_VERSION,
+    error, negotiate, offer_shm, reply, HandleError, Peer, Session, SrbEvent, AUTH_MEMFD, AUTH_SHM,
+    MAX_CLIENT_PROPS, MIN_VERSION,
 };
 use crate::control::shm::{ShmError, ShmImports};
 use srb_pulse::commands::PaError;
@@ -171,6 +171,7 @@ impl Session {
     /// killed) is released unread.
     pub(super) fn shm_ref(&mut self, f: ShmRefFrame, out: &mut Vec<u8>) -> Result<(), HandleError> {
         let client = self.client_index;
+        let frame = self.block_frame_size(f.channel);
         let Some(imports) = self.shm.as_mut() else {
             // The decoder refuses SHM frames unless SHM was negotiated.
             return Err(ShmError::NotNegotiated.into());
@@ -182,7 +183,7 @@ impl Session {
             }
             .into());
         }
-        let Some(p) = self.playbacks.get_mut(&f.channel) else {
+        let Some(frame_size) = frame else {
             tracing::debug!(
                 client,
                 channel = f.channel,
@@ -193,11 +194,6 @@ impl Session {
             self.releases.push(release, out)?;
             return Ok(());
         };
-        let frame_size = p
-            .spec
-            .frame_size()
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(0);
         imports.import(&f, frame_size, &mut self.shm_buf)?;
         let release = imports.release(f.shm.block_id);
         self.releases.push(release, out)?;
@@ -209,6 +205,10 @@ impl Session {
                 "first SHM reference imported"
             );
         }
-        push_playback(p, f.offset, f.seek, &self.shm_buf, out)
+        // Taken out for the call, put back after: the buffer is reused.
+        let buf = std::mem::take(&mut self.shm_buf);
+        let r = self.push_block(f.channel, f.offset, f.seek, &buf, out);
+        self.shm_buf = buf;
+        r
     }
 }

@@ -18,7 +18,7 @@ use srb_pulse::pstream::Frame;
 use srb_pulse::request::Request;
 use srb_pulse::tagstruct::{TagReader, TagWriter};
 
-use crate::control::session::{error, push_playback, HandleError, Session};
+use crate::control::session::{error, HandleError, Session};
 
 /// Who may send a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,7 @@ table! {
         GetServerInfo, GetSinkInfo, GetSinkInfoList, GetSourceInfo, GetSourceInfoList,
         LookupSink, LookupSource, GetClientInfo, GetClientInfoList, GetSinkInputInfo,
         GetSinkInputInfoList, GetSourceOutputInfo, GetSourceOutputInfoList,
-        GetModuleInfoList, GetCardInfoList, GetSampleInfoList, Stat, Subscribe,
+        GetModuleInfoList, GetCardInfoList, Stat, Subscribe,
         SetSinkVolume, SetSinkMute, SetSourceVolume, SetSourceMute, SetSinkInputVolume,
         SetSinkInputMute, SetSourceOutputVolume, SetSourceOutputMute, SetDefaultSink,
         SetDefaultSource, KillSinkInput, KillSourceOutput, UpdateClientProplist,
@@ -84,6 +84,10 @@ table! {
     Authorised Session::on_server => [
         LoadModule, UnloadModule, SuspendSink, SuspendSource, MoveSinkInput, MoveSourceOutput,
         SendObjectMessage,
+    ];
+    Authorised Session::on_sample => [
+        CreateUploadStream, DeleteUploadStream, FinishUploadStream, PlaySample, RemoveSample,
+        GetSampleInfo, GetSampleInfoList,
     ];
     Authorised Session::on_stream => [
         CreatePlaybackStream, DeletePlaybackStream, CreateRecordStream, DeleteRecordStream,
@@ -137,14 +141,7 @@ impl Session {
                     Frame::Packet(w.into_bytes()).encode_into(out)?;
                 }
             }
-            Frame::Memblock(m) => match self.playbacks.get_mut(&m.channel) {
-                Some(p) => push_playback(p, m.offset, m.seek, &m.data, out)?,
-                None => tracing::debug!(
-                    channel = m.channel,
-                    len = m.data.len(),
-                    "memblock for no stream of this client, ignored"
-                ),
-            },
+            Frame::Memblock(m) => self.push_block(m.channel, m.offset, m.seek, &m.data, out)?,
             Frame::ShmRef(f) => self.shm_ref(f, out)?,
             Frame::Release { block_id } | Frame::Revoke { block_id } => {
                 // We export no blocks to clients (record data goes inline).

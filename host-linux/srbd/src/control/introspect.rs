@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::control::device_state::State;
 use crate::control::registry::{SinkInput, SourceOutput};
 use crate::control::server_info::{DRIVER, INVALID_INDEX};
 use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PROPS};
@@ -126,7 +127,12 @@ impl Session {
 
     /// The sink (`false`) or monitor (`true`) named by index or name, as
     /// GET_*_INFO and SET_SINK/SOURCE_* address it.
-    fn device(&self, monitor: bool, index: u32, name: Option<&str>) -> Result<(), PaError> {
+    pub(super) fn device(
+        &self,
+        monitor: bool,
+        index: u32,
+        name: Option<&str>,
+    ) -> Result<(), PaError> {
         let info = &self.server.info;
         let found = match (index, name) {
             // Neither: the default device, as PulseAudio's name registry
@@ -149,9 +155,13 @@ impl Session {
     }
 
     fn write_device(&self, w: &mut TagWriter, version: u32, monitor: bool) {
-        let st = self.server.device_state(monitor);
-        // Relaxed: a status flag.
-        let running = self.server.engine.shared().running.load(Ordering::Relaxed);
+        let mut st = self.server.device_state(monitor);
+        // The state follows the streams and suspends, on the control side
+        // (`control::device_state`): a suspended sink suspends its monitor.
+        let states = self.server.registry.device_states();
+        let state = if monitor { states.monitor } else { states.sink };
+        st.suspended = state == State::Suspended;
+        let running = state == State::Running;
         if monitor {
             self.server.info.write_source(w, version, &st, running);
         } else {
@@ -265,15 +275,16 @@ impl Session {
                     None => error(tag, PaError::NoEntity),
                 }
             }
-            (
-                Command::GetModuleInfoList | Command::GetCardInfoList | Command::GetSampleInfoList,
-                _,
-            ) => reply(tag),
+            (Command::GetModuleInfoList | Command::GetCardInfoList, _) => reply(tag),
             (Command::Stat, _) => {
+                // Memblock counts and sizes (none: srbd has no memblock
+                // pool), then the sample cache's size in bytes.
                 let mut w = reply(tag);
-                for _ in 0..5 {
+                for _ in 0..4 {
                     w.put_u32(0);
                 }
+                let cache = self.server.samples.usage().entry_bytes;
+                w.put_u32(u32::try_from(cache).unwrap_or(u32::MAX));
                 w
             }
             (Command::Subscribe, Request::Subscribe(mask)) => {

@@ -17,10 +17,15 @@
 //! | [`streams`] | stream commands (create, delete, drain, cork, flush, latency, attributes, rates, names, proplists) |
 //! | [`playback`] / [`record`] | one stream's control side: request decoding and validation, flow control (REQUEST, STARTED, UNDERFLOW, drain replies), record delivery |
 //! | [`registry`] | clients, sink inputs, source outputs, SUBSCRIBE event queues |
+//! | [`device_state`] | the sink's and monitor's RUNNING / IDLE / SUSPENDED state as PulseAudio computes it from the streams, and its CHANGE events |
+//! | [`sample_cache`] | [`sample_cache::SampleCache`]: cached sounds, their caps (total and per client), upload streams in progress |
+//! | [`sample_player`] | PLAY_SAMPLE's server-owned sink inputs, fed to the mixer from the cached bytes |
+//! | [`sample_cmds`] | the sample cache's commands: CREATE/DELETE/FINISH_UPLOAD_STREAM, PLAY_SAMPLE, REMOVE_SAMPLE, GET_SAMPLE_INFO(_LIST) |
 //! | [`tcp`] | `--tcp`: the cookie TCP clients authenticate with |
 
 pub mod client;
 pub mod client_cmds;
+pub mod device_state;
 pub mod dispatch;
 pub mod introspect;
 pub mod limits;
@@ -28,6 +33,9 @@ pub mod outbound;
 pub mod playback;
 pub mod record;
 pub mod registry;
+pub mod sample_cache;
+pub mod sample_cmds;
+pub mod sample_player;
 pub mod server_cmds;
 pub mod server_info;
 pub mod server_loop;

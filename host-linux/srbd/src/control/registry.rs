@@ -1,5 +1,7 @@
 //! The server's lists of clients, sink inputs (playback streams) and
-//! source outputs (record streams), and the SUBSCRIBE event queues.
+//! source outputs (record streams), the SUBSCRIBE event queues, and the
+//! sink's and monitor's states ([`crate::control::device_state`]), which
+//! follow the streams listed here.
 //!
 //! Only connection threads touch these (under short-held mutexes that are
 //! never held across I/O); the mixer sees streams through their
@@ -8,6 +10,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::control::device_state::DeviceStates;
 use crate::engine::notice::Notice;
 use crate::engine::stream::{PlaybackShared, RecordShared};
 use srb_pulse::commands::PaError;
@@ -25,6 +28,8 @@ pub mod facility {
     pub const SOURCE_OUTPUT: u32 = 3;
     /// Clients.
     pub const CLIENT: u32 = 5;
+    /// The sample cache.
+    pub const SAMPLE_CACHE: u32 = 6;
     /// The server.
     pub const SERVER: u32 = 7;
 }
@@ -95,6 +100,9 @@ pub struct Registry {
     sink_inputs: Mutex<BTreeMap<u32, SinkInput>>,
     source_outputs: Mutex<BTreeMap<u32, SourceOutput>>,
     subscribers: Mutex<BTreeMap<u32, Subscriber>>,
+    devices: Mutex<DeviceStates>,
+    /// The sink's and the monitor's indexes (their CHANGE events).
+    device_indexes: (u32, u32),
 }
 
 fn snapshot<T: Clone>(table: &Mutex<BTreeMap<u32, T>>) -> Vec<(u32, T)> {
@@ -108,6 +116,64 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Registry {
+    /// An empty registry for a sink and monitor of these indexes.
+    pub fn with_devices(sink: u32, monitor: u32) -> Self {
+        Self {
+            device_indexes: (sink, monitor),
+            ..Self::default()
+        }
+    }
+
+    /// The sink's and monitor's suspend flags and states.
+    pub fn device_states(&self) -> DeviceStates {
+        *lock(&self.devices)
+    }
+
+    /// Sets the sink's (`monitor == false`) or monitor's suspend flag;
+    /// the states follow, with their CHANGE events.
+    pub fn set_suspended(&self, monitor: bool, suspended: bool) {
+        {
+            let mut d = lock(&self.devices);
+            if monitor {
+                d.monitor_suspended = suspended;
+            } else {
+                d.sink_suspended = suspended;
+            }
+        }
+        self.sync_states();
+    }
+
+    /// Recomputes the sink's and monitor's states from the uncorked
+    /// streams listed now; posts a CHANGE on each device whose state
+    /// changed. Called wherever a stream comes, goes, corks or uncorks.
+    pub fn sync_states(&self) {
+        // Relaxed: `corked` is a flag; the control thread wrote it.
+        let sink_used = lock(&self.sink_inputs)
+            .values()
+            .any(|s| !s.shared.corked.load(std::sync::atomic::Ordering::Relaxed));
+        let monitor_used = lock(&self.source_outputs)
+            .values()
+            .any(|s| !s.shared.corked.load(std::sync::atomic::Ordering::Relaxed));
+        let (sink, monitor) = lock(&self.devices).update(sink_used, monitor_used);
+        if sink {
+            self.post(facility::SINK, event::CHANGE, self.device_indexes.0);
+        }
+        if monitor {
+            self.post(facility::SOURCE, event::CHANGE, self.device_indexes.1);
+        }
+    }
+
+    /// A stream of `facility` (sink input or source output) `index` was
+    /// corked or uncorked (`changed`: its state did change): its CHANGE,
+    /// then its device's if the device's state changed (PulseAudio's
+    /// order).
+    pub fn corked(&self, facility: u32, index: u32, changed: bool) {
+        if changed {
+            self.post(facility, event::CHANGE, index);
+        }
+        self.sync_states();
+    }
+
     /// Lists a client (or replaces its properties).
     pub fn set_client(&self, index: u32, props: Proplist) {
         let new = lock(&self.clients).insert(index, props).is_none();
@@ -181,15 +247,23 @@ impl Registry {
         snapshot(&self.source_outputs)
     }
 
+    /// Lists a stream: its NEW, then the device's CHANGE if it started it
+    /// (PulseAudio's order).
     fn add<T>(&self, table: &Mutex<BTreeMap<u32, T>>, facility: u32, index: u32, v: T) {
         lock(table).insert(index, v);
         self.post(facility, event::NEW, index);
+        self.sync_states();
     }
 
+    /// Unlists a stream: the device's CHANGE if it stopped it, then its
+    /// REMOVE (PulseAudio's order).
     fn remove<T>(&self, table: &Mutex<BTreeMap<u32, T>>, facility: u32, index: u32) {
-        if lock(table).remove(&index).is_some() {
+        let gone = lock(table).remove(&index);
+        if gone.is_some() {
+            self.sync_states();
             self.post(facility, event::REMOVE, index);
         }
+        drop(gone);
     }
 
     fn update<T, R>(
@@ -250,6 +324,7 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::engine::notice::Bell;
+    const VOLUME: u32 = srb_pulse::tagstruct::VOLUME_NORM;
 
     #[test]
     fn subscribers_get_matching_events_only() {
@@ -290,5 +365,65 @@ mod tests {
         let ev = r.take_events(1);
         assert_eq!(ev.len(), MAX_QUEUED_EVENTS);
         assert_eq!(ev[0].1, 10);
+    }
+
+    #[test]
+    fn device_states_follow_streams_in_pulseaudios_order() {
+        use crate::control::device_state::State;
+        use srb_pulse::sample::SampleFormat;
+        let r = Registry::with_devices(0, 0);
+        let bell = Arc::new(Bell::new().unwrap());
+        let w = Arc::new(Notice::new(bell));
+        r.subscribe(1, 0b1111, w.clone());
+        let shared = Arc::new(PlaybackShared::new(4, w, 0, false));
+        let spec = SampleSpec {
+            format: SampleFormat::S16Le,
+            channels: 1,
+            rate: 48_000,
+        };
+        let si = SinkInput {
+            client: 1,
+            spec,
+            map: ChannelMap::new(&[0]).unwrap(),
+            volume: CVolume::new(&[VOLUME]).unwrap(),
+            muted: false,
+            props: Proplist::new(),
+            shared: shared.clone(),
+        };
+        let (sink, source, input) = (facility::SINK, facility::SOURCE, facility::SINK_INPUT);
+        r.add_sink_input(4, si);
+        assert_eq!(r.device_states().sink, State::Running);
+        // Corked: IDLE; uncorked: RUNNING again.
+        shared
+            .corked
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        r.corked(input, 4, true);
+        shared
+            .corked
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        r.corked(input, 4, true);
+        r.corked(input, 4, false);
+        r.set_suspended(false, true);
+        assert_eq!(r.device_states().monitor, State::Suspended);
+        r.set_suspended(false, false);
+        r.remove_sink_input(4);
+        assert_eq!(
+            r.take_events(1),
+            vec![
+                (input | event::NEW, 4),
+                (sink | event::CHANGE, 0),
+                (input | event::CHANGE, 4),
+                (sink | event::CHANGE, 0),
+                (input | event::CHANGE, 4),
+                (sink | event::CHANGE, 0),
+                (sink | event::CHANGE, 0),
+                (source | event::CHANGE, 0),
+                (sink | event::CHANGE, 0),
+                (source | event::CHANGE, 0),
+                (sink | event::CHANGE, 0),
+                (input | event::REMOVE, 4),
+            ]
+        );
+        assert_eq!(r.device_states().sink, State::Idle);
     }
 }

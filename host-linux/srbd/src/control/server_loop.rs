@@ -453,8 +453,13 @@ impl ServerLoop {
         }
     }
 
-    /// The bell rang: every client the mixer (or another client) marked.
+    /// The bell rang: the sample players and every client the mixer (or
+    /// another client) marked.
     fn take_notices(&mut self) {
+        // The sample players' flag: top their rings up, unlist the done.
+        if self.server.players.notice().take() {
+            self.server.players.poll(&self.server);
+        }
         for i in 0..self.slots.len() {
             let marked = matches!(&self.slots[i], Some(s) if s.client.notice().take());
             if marked {

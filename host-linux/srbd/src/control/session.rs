@@ -148,6 +148,8 @@ pub struct Session {
     pub(super) playbacks: BTreeMap<u32, Playback>,
     /// Record streams by channel id.
     pub(super) records: BTreeMap<u32, Record>,
+    /// Upload streams by channel id (numbered with the playback streams).
+    pub(super) uploads: BTreeMap<u32, crate::control::sample_cache::Upload>,
     pub(super) next_playback_channel: u32,
     pub(super) next_record_channel: u32,
 }
@@ -192,6 +194,7 @@ impl Session {
             notice,
             playbacks: BTreeMap::new(),
             records: BTreeMap::new(),
+            uploads: BTreeMap::new(),
             next_playback_channel: 0,
             next_record_channel: 0,
         }
@@ -242,6 +245,19 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        if !self.uploads.is_empty() {
+            let n = self.uploads.len();
+            // Their reservations go back to the cache as they drop.
+            self.uploads.clear();
+            let usage = self.server.samples.usage();
+            tracing::info!(
+                client = self.client_index,
+                uploads = n,
+                reserved = usage.reserved_bytes,
+                cache_bytes = usage.entry_bytes,
+                "unfinished uploads discarded"
+            );
+        }
         for (_, p) in std::mem::take(&mut self.playbacks) {
             self.server.registry.remove_sink_input(p.shared.index);
         }
@@ -249,6 +265,52 @@ impl Drop for Session {
             self.server.registry.remove_source_output(r.shared.index);
         }
         self.server.remove_client(self.client_index);
+    }
+}
+
+impl Session {
+    /// The frame size of the stream a memblock on `channel` feeds (a
+    /// playback or upload stream of this client); `None`: no such stream.
+    pub(super) fn block_frame_size(&self, channel: u32) -> Option<u32> {
+        let spec = match (self.playbacks.get(&channel), self.uploads.get(&channel)) {
+            (Some(p), _) => p.spec,
+            (None, Some(u)) => u.spec,
+            (None, None) => return None,
+        };
+        Some(
+            spec.frame_size()
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
+        )
+    }
+
+    /// Delivers an inline or SHM memblock's bytes to the stream on
+    /// `channel`: a playback stream's queue ([`push_playback`]) or an
+    /// upload's buffer; a block for no stream of this client is ignored.
+    pub(super) fn push_block(
+        &mut self,
+        channel: u32,
+        offset: i64,
+        seek: SeekMode,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), HandleError> {
+        if let Some(p) = self.playbacks.get_mut(&channel) {
+            return push_playback(p, offset, seek, data, out);
+        }
+        match self.uploads.get_mut(&channel) {
+            Some(u) => {
+                if let Err(e) = u.push(data) {
+                    tracing::info!(client = self.client_index, %e, "upload data dropped");
+                }
+            }
+            None => tracing::debug!(
+                channel,
+                len = data.len(),
+                "memblock for no stream of this client, ignored"
+            ),
+        }
+        Ok(())
     }
 }
 
@@ -329,7 +391,7 @@ pub(crate) mod tests {
     }
 
     /// Sends `p` and returns the reply's reader positioned after the tag.
-    fn call(s: &mut Session, p: &[u8]) -> Vec<u8> {
+    pub(crate) fn call(s: &mut Session, p: &[u8]) -> Vec<u8> {
         s.handle_packet(p).unwrap().expect("a reply").into_bytes()
     }
 
@@ -355,7 +417,7 @@ pub(crate) mod tests {
         s
     }
 
-    fn ready(version: u32) -> Session {
+    pub(crate) fn ready(version: u32) -> Session {
         let mut s = session();
         let b = call(&mut s, &auth_packet(version));
         expect_reply(&b, 0);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::control::introspect::{pcm, stream_gains, update_proplist};
 use crate::control::playback::{CreatePlayback, Playback};
 use crate::control::record::{CreateRecord, Record};
-use crate::control::registry::{SinkInput, SourceOutput};
+use crate::control::registry::{facility, SinkInput, SourceOutput};
 use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PROPS};
 use crate::engine::audio::convert::{PlaybackConverter, RecordConverter};
 use crate::engine::mixer::PlaybackInput;
@@ -497,6 +497,11 @@ impl Session {
                                 // Uncorking prebuffers again, as in PulseAudio.
                                 p.shared.prebuf_seq.fetch_add(1, Ordering::Release);
                             }
+                            self.server.registry.corked(
+                                facility::SINK_INPUT,
+                                p.shared.index,
+                                was != cork,
+                            );
                             reply(tag)
                         }
                         None => error(tag, PaError::NoEntity),
@@ -504,7 +509,13 @@ impl Session {
                 } else {
                     match self.records.get(&channel) {
                         Some(rec) => {
-                            rec.shared.corked.store(cork, Ordering::Relaxed);
+                            // Relaxed: a flag; the mixer reads it each period.
+                            let was = rec.shared.corked.swap(cork, Ordering::Relaxed);
+                            self.server.registry.corked(
+                                facility::SOURCE_OUTPUT,
+                                rec.shared.index,
+                                was != cork,
+                            );
                             reply(tag)
                         }
                         None => error(tag, PaError::NoEntity),
