@@ -145,7 +145,8 @@ impl Server {
             muted: false,
             suspended: false,
         };
-        let registry = Registry::with_devices(info.sink.index, info.monitor.index);
+        let registry = Registry::with_devices(info.sink.index, info.monitor.index)
+            .with_state_cells(engine.shared().clone());
         let samples = Arc::new(control::sample_cache::SampleCache::new());
         let players = control::sample_player::SamplePlayers::new(engine.bell().clone());
         Self {

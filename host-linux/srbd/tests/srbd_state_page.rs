@@ -146,6 +146,18 @@ fn the_page_reads_the_clock_without_a_round_trip_and_cannot_be_written() {
     let diff = then.abs_diff(later.sinks()[0].position);
     assert!(diff <= 2 * 480, "interpolation off by {diff} frames");
     assert!(monotonic_ns() >= later.published_ns);
+    // The states are pactl's: suspending the sink shows on the page.
+    d.pactl_ok(&["suspend-sink", "srb_output", "1"]);
+    d.wait_for("the sink suspended on the page", || {
+        let s = page.snapshot().unwrap();
+        (s.sinks()[0].state == StreamState::Suspended
+            && s.sources()[0].state == StreamState::Suspended)
+            .then_some(())
+    });
+    d.pactl_ok(&["suspend-sink", "srb_output", "0"]);
+    d.wait_for("the sink idle again on the page", || {
+        (page.snapshot().unwrap().sinks()[0].state == StreamState::Idle).then_some(())
+    });
     // The fd itself: no writable mapping, no resize.
     let fd =
         state_page::client::receive_page_fd(&d.control_path(), std::time::Duration::from_secs(5))

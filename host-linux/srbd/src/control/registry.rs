@@ -8,9 +8,11 @@
 //! [`PlaybackShared`]/[`RecordShared`] atomics only.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::control::device_state::DeviceStates;
+use crate::engine::mixer::SinkShared;
 use crate::engine::notice::Notice;
 use crate::engine::stream::{PlaybackShared, RecordShared};
 use srb_pulse::commands::PaError;
@@ -103,6 +105,8 @@ pub struct Registry {
     devices: Mutex<DeviceStates>,
     /// The sink's and the monitor's indexes (their CHANGE events).
     device_indexes: (u32, u32),
+    /// Where the states are mirrored for the mixer's state page.
+    state_cells: Option<Arc<SinkShared>>,
 }
 
 fn snapshot<T: Clone>(table: &Mutex<BTreeMap<u32, T>>) -> Vec<(u32, T)> {
@@ -122,6 +126,14 @@ impl Registry {
             device_indexes: (sink, monitor),
             ..Self::default()
         }
+    }
+
+    /// Mirrors the sink's and monitor's states into `shared` (the state
+    /// page reports them) from now on.
+    pub fn with_state_cells(mut self, shared: Arc<SinkShared>) -> Self {
+        self.state_cells = Some(shared);
+        self.sync_states();
+        self
     }
 
     /// The sink's and monitor's suspend flags and states.
@@ -154,7 +166,16 @@ impl Registry {
         let monitor_used = lock(&self.source_outputs)
             .values()
             .any(|s| !s.shared.corked.load(std::sync::atomic::Ordering::Relaxed));
-        let (sink, monitor) = lock(&self.devices).update(sink_used, monitor_used);
+        let (sink, monitor) = {
+            let mut d = lock(&self.devices);
+            let changed = d.update(sink_used, monitor_used);
+            if let Some(cells) = &self.state_cells {
+                // Relaxed: status words the mixer copies into the page.
+                cells.sink_state.store(d.sink.code() as u8, Relaxed);
+                cells.monitor_state.store(d.monitor.code() as u8, Relaxed);
+            }
+            changed
+        };
         if sink {
             self.post(facility::SINK, event::CHANGE, self.device_indexes.0);
         }

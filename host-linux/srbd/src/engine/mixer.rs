@@ -16,7 +16,7 @@
 //! output and the monitor.
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -104,6 +104,12 @@ pub struct SinkShared {
     /// The monitor source is suspended (SUSPEND_SOURCE): record streams
     /// get nothing.
     pub monitor_suspended: AtomicBool,
+    /// The sink's state as the control side computes it from the streams
+    /// (PulseAudio's codes: 0 RUNNING, 1 IDLE, 2 SUSPENDED), for the state
+    /// page.
+    pub sink_state: AtomicU8,
+    /// The monitor source's state, likewise.
+    pub monitor_state: AtomicU8,
     stop: AtomicBool,
 }
 
@@ -242,6 +248,8 @@ impl Engine {
             skipped: AtomicU64::new(0),
             suspended: AtomicBool::new(false),
             monitor_suspended: AtomicBool::new(false),
+            sink_state: AtomicU8::new(1),
+            monitor_state: AtomicU8::new(1),
             stop: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
@@ -849,9 +857,8 @@ impl Mixer {
             let figures = SinkFigures {
                 periods: sh.periods.load(Ordering::Relaxed),
                 skipped: sh.skipped.load(Ordering::Relaxed),
-                running: sh.running.load(Ordering::Relaxed),
-                suspended: sh.suspended.load(Ordering::Relaxed),
-                monitor_suspended: sh.monitor_suspended.load(Ordering::Relaxed),
+                sink_state: sh.sink_state.load(Ordering::Relaxed),
+                monitor_state: sh.monitor_state.load(Ordering::Relaxed),
                 dsp_attached: self.dsp_active,
             };
             page.publish(figures, dsp);
@@ -914,6 +921,8 @@ mod tests {
             skipped: AtomicU64::new(0),
             suspended: AtomicBool::new(false),
             monitor_suspended: AtomicBool::new(false),
+            sink_state: AtomicU8::new(1),
+            monitor_state: AtomicU8::new(1),
             stop: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();

@@ -16,7 +16,7 @@
 //! |---|---|---|
 //! | `position` | frames delivered to the output (and the monitor) | the same frames |
 //! | `clock_ns` | `CLOCK_MONOTONIC` right after that period was delivered | same |
-//! | `state` | SUSPENDED, RUNNING while a stream produced audio this period, else IDLE | SUSPENDED when the sink or the monitor is suspended, else as the sink |
+//! | `state` | as `pactl list sinks` says: SUSPENDED, RUNNING while an uncorked stream plays to it, else IDLE (computed by the control side) | as `pactl list sources` says (RUNNING while an uncorked record stream reads it) |
 //! | `latency_us` | one period (the one being played), plus one more while a DSP processes the sink | same as the sink |
 //! | `periods` | periods delivered | same |
 //! | `xruns` | periods the DSP missed (played as the fallback) plus periods the sink's own clock skipped | record frames dropped for full record queues are per stream, not here: 0 |
@@ -60,12 +60,11 @@ pub(super) struct SinkFigures {
     pub periods: u64,
     /// Periods the sink's own clock skipped.
     pub skipped: u64,
-    /// A stream produced audio this period.
-    pub running: bool,
-    /// The sink is suspended.
-    pub suspended: bool,
-    /// The monitor source is suspended.
-    pub monitor_suspended: bool,
+    /// The sink's state (PulseAudio's code, as the control side computed
+    /// it: [`super::mixer::SinkShared::sink_state`]).
+    pub sink_state: u8,
+    /// The monitor's state, likewise.
+    pub monitor_state: u8,
     /// A DSP clocks the sink now.
     pub dsp_attached: bool,
 }
@@ -128,9 +127,8 @@ impl PagePublisher {
         let SinkFigures {
             periods,
             skipped,
-            running,
-            suspended,
-            monitor_suspended,
+            sink_state,
+            monitor_state,
             dsp_attached,
         } = sink;
         // Relaxed: independent counters, read once each for a report; the
@@ -140,14 +138,9 @@ impl PagePublisher {
         let latency_us = self
             .period_us
             .saturating_mul(if dsp_attached { 2 } else { 1 });
-        let state = |suspended: bool| match (suspended, running) {
-            (true, _) => StreamState::Suspended,
-            (false, true) => StreamState::Running,
-            (false, false) => StreamState::Idle,
-        };
         let position = periods.saturating_mul(self.period_frames);
         if let Some(s) = self.snap.sinks_mut().first_mut() {
-            s.state = state(suspended);
+            s.state = state(sink_state);
             s.position = position;
             s.clock_ns = now;
             s.periods = periods;
@@ -156,7 +149,7 @@ impl PagePublisher {
             s.late = late;
         }
         if let Some(m) = self.snap.sources_mut().first_mut() {
-            m.state = state(suspended || monitor_suspended);
+            m.state = state(monitor_state);
             m.position = position;
             m.clock_ns = now;
             m.periods = periods;
@@ -181,6 +174,16 @@ impl PagePublisher {
         }
         self.snap.published_ns = now;
         self.writer.publish(&self.snap);
+    }
+}
+
+/// PulseAudio's state code → the page's state (an unknown code reads as
+/// IDLE).
+fn state(code: u8) -> StreamState {
+    match code {
+        0 => StreamState::Running,
+        2 => StreamState::Suspended,
+        _ => StreamState::Idle,
     }
 }
 
