@@ -179,9 +179,15 @@ pub struct CreateRecord {
     pub corked: bool,
     /// Requested fragment size.
     pub fragsize: u32,
+    /// `PEAK_DETECT` (v13): deliver one peak per output sample instead of
+    /// the audio (level meters).
+    pub peak_detect: bool,
+    /// `ADJUST_LATENCY` (v13).
+    pub adjust_latency: bool,
     /// Stream properties (v13).
     pub props: Proplist,
-    /// Record only one sink input (v13); unsupported unless `0xFFFFFFFF`.
+    /// Record only this sink input (v13, `pa_stream_set_monitor_stream`);
+    /// `0xFFFFFFFF`: the whole source.
     pub direct_on_input: u32,
     /// Offered formats (v22).
     pub formats: Vec<FormatInfo>,
@@ -212,6 +218,8 @@ impl CreateRecord {
             maxlength,
             corked,
             fragsize,
+            peak_detect: false,
+            adjust_latency: false,
             props: Proplist::new(),
             direct_on_input: attr::DEFAULT,
             formats: Vec::new(),
@@ -225,8 +233,8 @@ impl CreateRecord {
             }
         }
         if version >= 13 {
-            let _peak_detect = r.get_bool()?;
-            let _adjust_latency = r.get_bool()?;
+            c.peak_detect = r.get_bool()?;
+            c.adjust_latency = r.get_bool()?;
             c.props = r.get_proplist()?;
             c.direct_on_input = r.get_u32()?;
         }
@@ -267,7 +275,7 @@ impl CreateRecord {
         if self.source_index != attr::DEFAULT && self.source_name.is_some() {
             return Err(PaError::Invalid);
         }
-        if self.passthrough || self.direct_on_input != attr::DEFAULT {
+        if self.passthrough {
             return Err(PaError::NotSupported);
         }
         if !self.formats.is_empty() && !self.formats.iter().any(|f| f.encoding == ENCODING_PCM) {

@@ -8,11 +8,16 @@
 //! it in frames of at most `fragsize` (and 64 KiB). Nothing is skipped, so
 //! a recording is contiguous as long as the ring (2 s) does not overflow;
 //! an overflow is counted and logged.
+//!
+//! The ring is fed by the monitor (the whole sink) or, for a
+//! `monitor_stream` record, by one sink input's tap
+//! ([`crate::engine::tap`]); a `PEAK_DETECT` stream turns the audio into
+//! peaks instead ([`crate::engine::audio::peaks`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::engine::audio::convert::RecordConverter;
+use crate::engine::audio::peaks::Capture;
 use crate::engine::stream::RecordShared;
 use srb_pulse::attr::RecordAttr;
 use srb_pulse::pstream::{Frame, FrameError, Memblock, SeekMode};
@@ -35,8 +40,10 @@ pub struct Record {
     pub attr: RecordAttr,
     /// Shared with the mixer.
     pub shared: Arc<RecordShared>,
+    /// `PEAK_DETECT`: peaks instead of audio when the rates differ.
+    pub peak_detect: bool,
     ring: rtrb::Consumer<f32>,
-    converter: RecordConverter,
+    converter: Capture,
     sink_channels: usize,
     samples: Vec<f32>,
     pending: Vec<u8>,
@@ -68,7 +75,7 @@ impl Record {
         attr: RecordAttr,
         shared: Arc<RecordShared>,
         ring: rtrb::Consumer<f32>,
-        converter: RecordConverter,
+        converter: Capture,
         sink: &SampleSpec,
     ) -> Self {
         let sink_channels = usize::from(sink.channels);
@@ -78,6 +85,7 @@ impl Record {
             spec,
             attr,
             shared,
+            peak_detect: false,
             ring,
             converter,
             sink_channels: sink_channels.max(1),
@@ -88,6 +96,13 @@ impl Record {
             dropped_oldest: 0,
             stalled: false,
         }
+    }
+
+    /// Marks the stream as `PEAK_DETECT` (its converter must be a
+    /// [`Capture`] made with the flag).
+    pub fn with_peak_detect(mut self, on: bool) -> Self {
+        self.peak_detect = on;
+        self
     }
 
     /// Bytes sent to the client so far.
@@ -103,7 +118,7 @@ impl Record {
 
     /// Switches to a new client rate (UPDATE_RECORD_STREAM_SAMPLE_RATE);
     /// the format and channels stay, so converted bytes stay valid.
-    pub fn set_converter(&mut self, spec: SampleSpec, converter: RecordConverter) {
+    pub fn set_converter(&mut self, spec: SampleSpec, converter: Capture) {
         self.spec = spec;
         self.converter = converter;
     }

@@ -31,6 +31,7 @@ use crate::engine::dsp_clock::{DspClock, DspCounters, Step};
 use crate::engine::notice::Bell;
 use crate::engine::output::{Output, OutputError, OutputSpec};
 use crate::engine::stream::{Gains, PlaybackShared, RecordShared};
+use crate::engine::tap;
 use srb_pulse::sample::SampleFormat;
 use srb_pulse::tagstruct::{ChannelMap, SampleSpec};
 
@@ -116,6 +117,9 @@ pub struct RecordOutput {
     pub shared: Arc<RecordShared>,
     /// Monitor frames (sink channels, f32) for the connection thread.
     pub ring: rtrb::Producer<f32>,
+    /// `Some(i)`: records sink input `i` alone (`monitor_stream`), after
+    /// its own volume, before the sink's; `None`: the monitor source.
+    pub tap: Option<u32>,
 }
 
 enum Msg {
@@ -276,8 +280,9 @@ impl Engine {
         }
     }
 
-    /// Starts feeding a record stream; returns the consumer end of its ring.
-    pub fn add_record(&self, shared: Arc<RecordShared>) -> rtrb::Consumer<f32> {
+    /// Starts feeding a record stream from the monitor (`tap == None`) or
+    /// from sink input `tap` alone; returns the consumer end of its ring.
+    pub fn add_record(&self, shared: Arc<RecordShared>, tap: Option<u32>) -> rtrb::Consumer<f32> {
         let capacity = RECORD_RING_SECONDS
             * self.config.spec.rate as usize
             * usize::from(self.config.spec.channels);
@@ -285,6 +290,7 @@ impl Engine {
         let out = RecordOutput {
             shared,
             ring: producer,
+            tap,
         };
         if self.tx.send(Msg::Record(Box::new(out))).is_err() {
             tracing::warn!("mixer has stopped; stream not added");
@@ -677,6 +683,18 @@ impl Mixer {
             }
             playing |= produced;
             let gains = &input.p.shared.gains;
+            if self.records.iter().any(|r| r.tap.is_some()) {
+                let index = input.p.shared.index;
+                let heard = produced && !gains.muted();
+                self.bell_due |= tap::feed(
+                    &mut self.records,
+                    index,
+                    &input.out,
+                    self.channels,
+                    heard,
+                    gains,
+                );
+            }
             if !produced || gains.muted() {
                 continue;
             }
@@ -733,7 +751,7 @@ impl Mixer {
         }
         let monitor_suspended = self.shared.monitor_suspended.load(Ordering::Relaxed);
         for r in &mut self.records {
-            if monitor_suspended || r.shared.corked.load(Ordering::Relaxed) {
+            if r.tap.is_some() || monitor_suspended || r.shared.corked.load(Ordering::Relaxed) {
                 continue;
             }
             let (_, rest) = r.ring.push_partial_slice(&self.monitor);
@@ -816,6 +834,7 @@ mod tests {
         tx.send(Msg::Record(Box::new(RecordOutput {
             shared: rec,
             ring: p,
+            tap: None,
         })))
         .unwrap();
         (m, tx, c)
@@ -992,6 +1011,61 @@ mod tests {
             half.len() as u64 * 3
         );
         assert!(drain_all(&mut rec).iter().all(|x| *x == 0.0));
+    }
+
+    #[test]
+    fn a_tap_records_one_input_alone_after_its_volume() {
+        let config = sink(SampleFormat::from_wire(5));
+        let (mut m, tx, mut monitor) = mixer(&config);
+        let (a, mut ring_a, msg) = playback(&config, config.spec, &[1, 2], 0);
+        tx.send(msg).unwrap();
+        let b = Arc::new(PlaybackShared::new(
+            2,
+            Arc::new(Notice::new(Arc::new(Bell::new().unwrap()))),
+            0,
+            false,
+        ));
+        let (mut ring_b, consumer) = rtrb::RingBuffer::new(1 << 20);
+        tx.send(Msg::Playback(Box::new(PlaybackInput {
+            shared: b,
+            ring: consumer,
+            converter: PlaybackConverter::new(
+                config.spec,
+                &config.map,
+                48_000,
+                &config.map,
+                PERIOD,
+            )
+            .unwrap(),
+        })))
+        .unwrap();
+        let rec = Arc::new(RecordShared::new(
+            7,
+            Arc::new(Notice::new(Arc::new(Bell::new().unwrap()))),
+            false,
+        ));
+        let (p, mut tapped) = rtrb::RingBuffer::new(48_000 * 2);
+        tx.send(Msg::Record(Box::new(RecordOutput {
+            shared: rec,
+            ring: p,
+            tap: Some(1),
+        })))
+        .unwrap();
+        let bytes = |x: f32| -> Vec<u8> { (0..PERIOD * 2).flat_map(|_| x.to_le_bytes()).collect() };
+        ring_a.push_entire_slice(&bytes(0.25)).unwrap();
+        ring_b.push_entire_slice(&bytes(0.5)).unwrap();
+        m.period();
+        assert_eq!(drain_all(&mut tapped), vec![0.25; PERIOD * 2], "A alone");
+        assert_eq!(drain_all(&mut monitor), vec![0.75; PERIOD * 2], "the mix");
+        // The input's own volume applies; the sink's does not.
+        a.gains.set(&[0.5, 0.5]);
+        m.shared.gains.set(&[0.5, 0.5]);
+        ring_a.push_entire_slice(&bytes(0.25)).unwrap();
+        m.period();
+        assert_eq!(drain_all(&mut tapped), vec![0.125; PERIOD * 2]);
+        // Starved: silence, so the recording keeps time.
+        m.period();
+        assert_eq!(drain_all(&mut tapped), vec![0.0; PERIOD * 2]);
     }
 
     #[test]
