@@ -19,6 +19,14 @@
 //!   sink's values, a non-PCM-only list is refused with "Not supported",
 //!   an unusable PCM entry with "Invalid argument"; the connection stays
 //!   up after each refusal and the accepted streams deliver audio.
+//! * Latency: `pacat -v --latency-msec=50` reports a positive latency no
+//!   larger than a bound derived from its buffer metrics and the sink's
+//!   configured latency; `parec -v` reports a latency that is not negative
+//!   (libpulse subtracts the monitored sink's lead, which srbd reports as
+//!   what its output still holds, not a whole period) and no larger than
+//!   its fragment plus a period; `pactl stat` counts the stream rings:
+//!   none before, two (with bytes) while `pacat` and `parec` run, none
+//!   after, with the lifetime count grown.
 
 mod common;
 
@@ -31,6 +39,7 @@ in_all_modes!(
     monitor_stream_records_one_input_bit_exactly,
     peak_detect_reads_the_amplitude_per_fragment,
     record_streams_negotiate_their_format,
+    latency_reports_are_true_and_stat_counts_the_rings,
 );
 
 /// The sink: float32le stereo 48 kHz, null output, no DSP.
@@ -277,4 +286,118 @@ fn record_streams_negotiate_their_format(shm: Shm) {
         2,
         "{log}"
     );
+}
+
+/// The `Latency: N usec` figures of a `pacat -v`/`parec -v` log (negative
+/// ones keep their sign), and its `Buffer metrics:` as key → bytes.
+fn latencies(log: &str) -> (Vec<i64>, std::collections::BTreeMap<String, u64>) {
+    let text = log.replace('\r', "\n");
+    let values = text
+        .split("Latency: ")
+        .skip(1)
+        .filter_map(|rest| rest.split(" usec").next()?.trim().parse().ok())
+        .collect();
+    let metrics = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Buffer metrics: "))
+        .map(|m| {
+            m.split(", ")
+                .filter_map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k.to_owned(), v.trim().parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (values, metrics)
+}
+
+/// `pactl stat`'s first two lines as (blocks, bytes) in use and over the
+/// server's life (bytes as printed: "351.4 KiB" kept as text).
+fn stat(d: &Daemon) -> (u64, String, u64) {
+    let out = d.pactl_ok(&["stat"]);
+    let field = |prefix: &str| -> (u64, String) {
+        let line = out
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("pactl stat: no {prefix:?} in {out}"));
+        let (n, rest) = line.trim().split_once(' ').unwrap();
+        let bytes = rest
+            .split("containing ")
+            .nth(1)
+            .and_then(|r| r.split(" bytes").next())
+            .unwrap_or_default();
+        (n.parse().unwrap(), bytes.to_owned())
+    };
+    let (live, live_bytes) = field("Currently in use: ");
+    let (total, _) = field("Allocated during whole lifetime: ");
+    (live, live_bytes, total)
+}
+
+fn latency_reports_are_true_and_stat_counts_the_rings(shm: Shm) {
+    let d = Daemon::start_mode("rec-latency", shm, &SINK);
+    let sinks = d.pactl_ok(&["list", "sinks"]);
+    // "Latency: 10000 usec, configured 10000 usec": one period.
+    let period: u64 = sinks
+        .split("configured ")
+        .nth(1)
+        .and_then(|r| r.split(" usec").next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no configured latency in {sinks}"));
+    assert_eq!(stat(&d), (0, "0 B".to_owned(), 0), "no stream, no ring");
+
+    // pacat at 50 ms (s16le stereo 44.1 kHz) and parec at 50 ms.
+    let mut pacat = d
+        .client("pacat")
+        .args(["-v", "--latency-msec=50"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(d.path("pacat.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let feeder = Feeder::start(pacat.stdin.take().unwrap(), vec![0x11; 4096 * 4]);
+    let parec = d
+        .client("parec")
+        .args(["-v", "--latency-msec=50"])
+        .stdout(std::fs::File::create(d.path("rec.raw")).unwrap())
+        .stderr(std::fs::File::create(d.path("parec.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let read = |name: &str| std::fs::read_to_string(d.path(name)).unwrap_or_default();
+    d.wait_for("20 latency reports from each", || {
+        (latencies(&read("pacat.log")).0.len() >= 20 && latencies(&read("parec.log")).0.len() >= 20)
+            .then_some(())
+    });
+    let (live, live_bytes, total) = stat(&d);
+    assert_eq!((live, total), (2, 2), "two stream rings while both run");
+    assert_ne!(live_bytes, "0 B");
+    common::srbd::signal(&parec, rustix::process::Signal::INT);
+    wait_bounded(parec, "parec -v");
+    feeder.finish(2);
+    wait_bounded(pacat, "pacat -v");
+
+    let bytes_usec = |bytes: u64| bytes * 1_000_000 / (44_100 * 4);
+    let (played, m) = latencies(&read("pacat.log"));
+    let (tlength, minreq) = (m["tlength"], m["minreq"]);
+    // What pacat may have queued (tlength plus a request in flight), the
+    // sink's period playing, and one more period for the queue's rounding
+    // to whole periods and the transport figure.
+    let bound = bytes_usec(tlength + minreq) + 2 * period;
+    for (i, &l) in played.iter().enumerate() {
+        assert!(
+            l > 0 && l as u64 <= bound,
+            "pacat latency {i}: {l} usec, bound {bound}: {played:?}"
+        );
+    }
+    let (recorded, m) = latencies(&read("parec.log"));
+    let bound = bytes_usec(m["fragsize"]) + period;
+    for (i, &l) in recorded.iter().enumerate() {
+        assert!(
+            l >= 0 && l as u64 <= bound,
+            "parec latency {i}: {l} usec, bound {bound}: {recorded:?}"
+        );
+    }
+    d.wait_for("the rings freed", || {
+        let (live, bytes, total) = stat(&d);
+        (live == 0 && bytes == "0 B" && total == 2).then_some(())
+    });
 }

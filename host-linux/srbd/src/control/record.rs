@@ -53,6 +53,8 @@ pub struct Record {
     /// read, and whether that is happening now (for the log).
     dropped_oldest: u64,
     stalled: bool,
+    /// Counts the ring in `pactl stat` while the stream lives.
+    pub buffer: Option<crate::engine::buffers::BufferLease>,
 }
 
 impl std::fmt::Debug for Record {
@@ -95,6 +97,7 @@ impl Record {
             dropped_seen: 0,
             dropped_oldest: 0,
             stalled: false,
+            buffer: None,
         }
     }
 
@@ -108,6 +111,11 @@ impl Record {
     /// Bytes sent to the client so far.
     pub fn sent(&self) -> u64 {
         self.sent
+    }
+
+    /// The ring's capacity in bytes (for `pactl stat`).
+    pub fn ring_bytes(&self) -> u64 {
+        (self.ring.buffer().capacity() * std::mem::size_of::<f32>()) as u64
     }
 
     /// Bytes converted but not yet sent, plus monitor audio not yet taken.

@@ -244,10 +244,10 @@ impl Session {
             minreq = a.minreq,
             "playback stream created"
         );
-        self.playbacks.insert(
-            channel,
-            Playback::new(channel, c.spec, a, c.variable_rate, shared, producer),
-        );
+        let mut playback = Playback::new(channel, c.spec, a, c.variable_rate, shared, producer);
+        let buffers = &self.server.engine.shared().buffers;
+        playback.buffer = Some(buffers.lease(crate::control::playback::ring_capacity(&a) as u64));
+        self.playbacks.insert(channel, playback);
         let mut w = reply(tag);
         reply::StreamCreated {
             channel,
@@ -358,11 +358,16 @@ impl Session {
             peak_detect = c.peak_detect,
             "record stream created"
         );
-        self.records.insert(
-            channel,
-            Record::new(channel, c.spec, a, shared, ring, converter, &sink.spec)
-                .with_peak_detect(c.peak_detect),
+        let mut record = Record::new(channel, c.spec, a, shared, ring, converter, &sink.spec)
+            .with_peak_detect(c.peak_detect);
+        record.buffer = Some(
+            self.server
+                .engine
+                .shared()
+                .buffers
+                .lease(record.ring_bytes()),
         );
+        self.records.insert(channel, record);
         let mut w = reply(tag);
         reply::StreamCreated {
             channel,
@@ -486,7 +491,6 @@ impl Session {
                 let Req::GetLatency { client_now, .. } = req else {
                     return Ok(self.unsupported(cmd, tag));
                 };
-                let period = self.server.engine.period_usec();
                 if cmd == GetPlaybackLatency {
                     let Some(p) = self.playbacks.get(&channel) else {
                         return Ok(Some(error(tag, PaError::NoEntity)));
@@ -502,7 +506,7 @@ impl Session {
                         && !p.shared.prebuffering.load(Ordering::Relaxed);
                     let mut w = reply(tag);
                     reply::Latency {
-                        device_usec: period,
+                        device_usec: self.server.engine.sink_latency_usec(),
                         other_usec: 0,
                         playing,
                         client_now,
@@ -519,9 +523,15 @@ impl Session {
                     };
                     // Relaxed: a status flag.
                     let corked = rec.shared.corked.load(Ordering::Relaxed);
+                    // The first figure is the monitored sink's latency
+                    // beyond the monitor (libpulse subtracts it), the
+                    // second the source's own: the mixer copies each
+                    // period to the ring as it renders it, so nothing
+                    // captured waits outside the queue counted in the
+                    // indexes below.
                     let mut w = reply(tag);
                     reply::Latency {
-                        device_usec: period,
+                        device_usec: self.server.engine.monitor_lead_usec(),
                         other_usec: 0,
                         playing: !corked,
                         client_now,

@@ -27,6 +27,7 @@ use rustix::io::Errno;
 use crate::dsp::link::DspLink;
 use crate::engine::audio::convert::PlaybackConverter;
 use crate::engine::audio::format;
+use crate::engine::buffers::BufferStats;
 use crate::engine::dsp_clock::{DspClock, DspCounters, Step};
 use crate::engine::notice::Bell;
 use crate::engine::output::{Output, OutputError, OutputSpec};
@@ -98,6 +99,11 @@ pub struct SinkShared {
     /// The monitor source is suspended (SUSPEND_SOURCE): record streams
     /// get nothing.
     pub monitor_suspended: AtomicBool,
+    /// Frames the output backend holds (handed to it, not yet written
+    /// out), as of the last period: part of the sink's latency.
+    pub output_frames: AtomicU64,
+    /// The stream rings alive and ever made (`pactl stat`).
+    pub buffers: Arc<BufferStats>,
     stop: AtomicBool,
 }
 
@@ -208,6 +214,8 @@ impl Engine {
             skipped: AtomicU64::new(0),
             suspended: AtomicBool::new(false),
             monitor_suspended: AtomicBool::new(false),
+            output_frames: AtomicU64::new(0),
+            buffers: Arc::default(),
             stop: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
@@ -259,6 +267,35 @@ impl Engine {
     /// The length of one period in microseconds.
     pub fn period_usec(&self) -> u64 {
         self.config.period_frames as u64 * 1_000_000 / u64::from(self.config.spec.rate)
+    }
+
+    /// The sink's latency now, in microseconds: how long audio the mixer
+    /// takes from a stream waits before it is out. That is the period
+    /// being played (a period is rendered whole at its start), what the
+    /// output backend still holds, and, while a DSP is attached, one more
+    /// period for its round trip (the mix goes out when the processed
+    /// period comes back).
+    pub fn sink_latency_usec(&self) -> u64 {
+        let period = self.config.period_frames as u64;
+        // Relaxed: figures for a latency reply.
+        let output = self.shared.output_frames.load(Ordering::Relaxed);
+        let attached = self.dsp.attached.load(Ordering::Relaxed);
+        let fallbacks = self.dsp.fallbacks.load(Ordering::Relaxed);
+        let dsp = if attached > fallbacks { period } else { 0 };
+        self.frames_usec(period + output + dsp)
+    }
+
+    /// The monitor source's lead over the sink, in microseconds: what the
+    /// output still holds of audio the monitor already has (the monitor
+    /// gets each period as the output does, after the DSP).
+    pub fn monitor_lead_usec(&self) -> u64 {
+        // Relaxed: a figure for a latency reply.
+        self.frames_usec(self.shared.output_frames.load(Ordering::Relaxed))
+    }
+
+    /// `frames` of the sink in microseconds.
+    pub fn frames_usec(&self, frames: u64) -> u64 {
+        frames.saturating_mul(1_000_000) / u64::from(self.config.spec.rate.max(1))
     }
 
     /// Starts mixing a playback stream (from its next period).
@@ -743,6 +780,10 @@ impl Mixer {
         }
         if let Some(o) = &mut self.output {
             o.write(&self.monitor);
+            // Relaxed: a figure for latency replies.
+            self.shared
+                .output_frames
+                .store((o.queued() / self.channels) as u64, Ordering::Relaxed);
         }
         if self.shared.monitor_gains.muted() {
             self.monitor.fill(0.0);
@@ -823,6 +864,8 @@ mod tests {
             skipped: AtomicU64::new(0),
             suspended: AtomicBool::new(false),
             monitor_suspended: AtomicBool::new(false),
+            output_frames: AtomicU64::new(0),
+            buffers: Arc::default(),
             stop: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();

@@ -7,11 +7,13 @@
 //! | [`dsp_clock`] | the sink clocked and processed by the `dsp-sim` peer, with fallback |
 //! | [`notice`] | [`notice::Bell`] (the control loop's eventfd) and [`notice::Notice`] (one client's flag): how the mixer asks the control thread to serve a client, one bell ring per period |
 //! | [`tap`] | per-stream taps: record streams on one sink input (`monitor_stream`), fed by the mixer after that input's volume |
+//! | [`buffers`] | [`buffers::BufferStats`]: the stream rings alive and ever made, for `pactl stat` |
 //! | [`stream`] | the atomics and queues a stream's control side and the mixer share |
 //! | [`audio`] | sample formats, channel remapping, volumes, resampling (`rubato`) |
 //! | [`output`] | the `null` and `wav:PATH` output backends |
 
 pub mod audio;
+pub mod buffers;
 pub mod dsp_clock;
 pub mod mixer;
 pub mod notice;
