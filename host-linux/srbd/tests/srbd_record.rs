@@ -179,7 +179,11 @@ fn read_until_steady(
         );
         run = if (x - want).abs() <= lsb { run + 1 } else { 0 };
         all.push(x);
-        assert!(all.len() < 25 * 30, "{what}: no steady {want} in {all:?}");
+        assert!(
+            all.len() < 25 * 30,
+            "{what}: no steady {want}; the last peaks: {:?}",
+            &all[all.len() - 20..]
+        );
     }
     all
 }

@@ -361,6 +361,61 @@ mod tests {
         assert!(CreatePlayback::parse(&mut TagReader::new(&b), 35).is_err());
     }
 
+    /// A CREATE_RECORD_STREAM body as libpulse 16.1 writes it at v35.
+    fn record_bytes(peak: bool, direct_on_input: u32, formats: &[FormatInfo]) -> Vec<u8> {
+        let mut w = TagWriter::new();
+        w.put_sample_spec(&SampleSpec {
+            format: crate::sample::SampleFormat::Float32Le,
+            channels: 1,
+            rate: 25,
+        })
+        .put_channel_map(&ChannelMap::new(&[0]).unwrap())
+        .put_u32(attr::DEFAULT)
+        .put_string(None)
+        .put_u32(attr::DEFAULT)
+        .put_bool(false)
+        .put_u32(4);
+        for _ in 0..7 {
+            w.put_bool(false);
+        }
+        w.put_bool(peak)
+            .put_bool(true)
+            .put_proplist(&Proplist::new())
+            .put_u32(direct_on_input);
+        w.put_bool(false); // v14 early_requests
+        w.put_bool(false).put_bool(false); // v15
+        w.put_u8(formats.len() as u8);
+        for f in formats {
+            w.put_format_info(f);
+        }
+        w.put_cvolume(&CVolume::new(&[0x10000]).unwrap())
+            .put_bool(false)
+            .put_bool(false)
+            .put_bool(false)
+            .put_bool(false)
+            .put_bool(false);
+        w.into_bytes()
+    }
+
+    #[test]
+    fn record_request_carries_peak_detect_monitor_stream_and_formats() {
+        let b = record_bytes(true, 7, &[]);
+        let c = CreateRecord::parse(&mut TagReader::new(&b), 35).unwrap();
+        assert!(c.peak_detect && c.adjust_latency);
+        assert_eq!((c.direct_on_input, c.fragsize), (7, 4));
+        assert_eq!(c.validate(), Ok(()), "monitor_stream is served");
+        let ac3 = FormatInfo {
+            encoding: 2,
+            props: Proplist::new(),
+        };
+        let b = record_bytes(false, attr::DEFAULT, std::slice::from_ref(&ac3));
+        let c = CreateRecord::parse(&mut TagReader::new(&b), 35).unwrap();
+        assert_eq!(c.formats, vec![ac3]);
+        assert_eq!(c.validate(), Err(PaError::NotSupported), "no PCM offered");
+        // v21 has no record formats: the same bytes have a tail too many.
+        assert!(CreateRecord::parse(&mut TagReader::new(&b), 21).is_err());
+    }
+
     #[test]
     fn validation_catches_what_pulseaudio_refuses() {
         let b = request_bytes(35, |_| {});

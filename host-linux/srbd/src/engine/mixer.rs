@@ -31,6 +31,7 @@ use crate::engine::buffers::BufferStats;
 use crate::engine::dsp_clock::{DspClock, DspCounters, Step};
 use crate::engine::notice::Bell;
 use crate::engine::output::{Output, OutputError, OutputSpec};
+pub use crate::engine::stream::RecordOutput;
 use crate::engine::stream::{Gains, PlaybackShared, RecordShared};
 use crate::engine::tap;
 use srb_pulse::sample::SampleFormat;
@@ -117,17 +118,6 @@ pub struct PlaybackInput {
     pub converter: PlaybackConverter,
 }
 
-/// A record stream handed to the mixer.
-pub struct RecordOutput {
-    /// Shared control state.
-    pub shared: Arc<RecordShared>,
-    /// Monitor frames (sink channels, f32) for the connection thread.
-    pub ring: rtrb::Producer<f32>,
-    /// `Some(i)`: records sink input `i` alone (`monitor_stream`), after
-    /// its own volume, before the sink's; `None`: the monitor source.
-    pub tap: Option<u32>,
-}
-
 enum Msg {
     Playback(Box<PlaybackInput>),
     Record(Box<RecordOutput>),
@@ -150,15 +140,6 @@ impl std::fmt::Debug for PlaybackInput {
         f.debug_struct("PlaybackInput")
             .field("index", &self.shared.index)
             .field("queued", &self.ring.slots())
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for RecordOutput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordOutput")
-            .field("index", &self.shared.index)
-            .field("free", &self.ring.slots())
             .finish()
     }
 }

@@ -8,15 +8,14 @@
 //! they get silence, so the recording keeps time. The mixer does the same
 //! here: after rendering an input's period (sink rate and channels, f32)
 //! it copies it, times the input's gains, into the ring of every record
-//! stream whose [`crate::engine::mixer::RecordOutput::tap`] names that
+//! stream whose [`RecordOutput::tap`] names that
 //! input. The copy writes straight into the ring (no scratch buffer, no
 //! allocation); a full ring drops the rest of the period and counts it,
 //! as the monitor path does.
 
 use std::sync::atomic::Ordering;
 
-use crate::engine::mixer::RecordOutput;
-use crate::engine::stream::{Gains, MAX_CHANNELS};
+use crate::engine::stream::{Gains, RecordOutput, MAX_CHANNELS};
 
 /// Feeds sink input `index`'s period `out` (interleaved, `channels` per
 /// frame) to the records tapping it: times `gains` when `heard`, silence
