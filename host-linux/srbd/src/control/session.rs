@@ -329,7 +329,7 @@ pub(crate) mod tests {
     }
 
     /// Sends `p` and returns the reply's reader positioned after the tag.
-    fn call(s: &mut Session, p: &[u8]) -> Vec<u8> {
+    pub(crate) fn call(s: &mut Session, p: &[u8]) -> Vec<u8> {
         s.handle_packet(p).unwrap().expect("a reply").into_bytes()
     }
 
@@ -355,7 +355,7 @@ pub(crate) mod tests {
         s
     }
 
-    fn ready(version: u32) -> Session {
+    pub(crate) fn ready(version: u32) -> Session {
         let mut s = session();
         let b = call(&mut s, &auth_packet(version));
         expect_reply(&b, 0);
