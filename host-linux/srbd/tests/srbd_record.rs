@@ -19,6 +19,8 @@
 //!   sink's values, a non-PCM-only list is refused with "Not supported",
 //!   an unusable PCM entry with "Invalid argument"; the connection stays
 //!   up after each refusal and the accepted streams deliver audio.
+//! * GStreamer's `pulsesrc` (which asks for a plain sample spec, no
+//!   format list) records the monitor bit-exactly while `pacat` plays.
 //! * Latency: `pacat -v --latency-msec=50` reports a positive latency no
 //!   larger than a bound derived from its buffer metrics and the sink's
 //!   configured latency; `parec -v` reports a latency that is not negative
@@ -33,13 +35,14 @@ mod common;
 use common::libpulse::{
     floats, Pulse, RecordOpts, ADJUST_LATENCY, DONT_MOVE, FLOAT32LE, PEAK_DETECT,
 };
-use common::srbd::{f32le_bytes, wait_bounded, Daemon, Feeder, Rng, Shm};
+use common::srbd::{f32le_bytes, wait_bounded, Daemon, Feeder, Rng, Shm, Wav};
 
 in_all_modes!(
     monitor_stream_records_one_input_bit_exactly,
     peak_detect_reads_the_amplitude_per_fragment,
     record_streams_negotiate_their_format,
     latency_reports_are_true_and_stat_counts_the_rings,
+    pulsesrc_records_the_monitor_bit_exactly,
 );
 
 /// The sink: float32le stereo 48 kHz, null output, no DSP.
@@ -121,34 +124,60 @@ fn monitor_stream_records_one_input_bit_exactly(shm: Shm) {
         d.log()
     );
 
-    let rec = floats(&std::fs::read(&file).unwrap());
-    let frames: Vec<&[f32]> = rec.chunks_exact(2).collect();
-    // Silence before A starts (and through any underrun), then A's frames
-    // in order, each bit-exact, and nothing of B.
-    let heard: Vec<&[f32]> = frames
-        .iter()
-        .copied()
-        .filter(|f| f != &[0.0, 0.0])
-        .collect();
-    assert!(
-        heard.len() >= 48_000,
-        "{} frames of A recorded",
-        heard.len()
-    );
+    let heard = assert_is_a(&floats(&std::fs::read(&file).unwrap()), &a);
+    assert!(heard >= 48_000, "{heard} frames of A recorded");
+    feed_b.finish(0);
+    wait_bounded(pb, "pacat B");
+    d.assert_log_clean();
+}
+
+/// Checks that the stereo recording `rec` is silence (before `a` starts
+/// and through any underrun) and `a`'s frames in order, repeating, each
+/// bit-exact, and nothing else; returns how many frames of `a` it holds.
+fn assert_is_a(rec: &[f32], a: &[f32]) -> usize {
+    let heard: Vec<&[f32]> = rec.chunks_exact(2).filter(|f| f != &[0.0, 0.0]).collect();
+    let Some(first) = heard.first() else {
+        return 0;
+    };
     let start = a
         .chunks_exact(2)
-        .position(|f| f == heard[0])
-        .unwrap_or_else(|| panic!("the first frame recorded {:?} is not A's", heard[0]));
+        .position(|f| f == *first)
+        .unwrap_or_else(|| panic!("the first frame recorded {first:?} is not A's"));
+    let len = a.len() / 2;
     for (k, f) in heard.iter().enumerate() {
-        let i = (start + k) % 8192;
+        let i = (start + k) % len;
         let want = &a[i * 2..i * 2 + 2];
         assert!(
             f[0].to_bits() == want[0].to_bits() && f[1].to_bits() == want[1].to_bits(),
             "recorded frame {k}: {f:?}, A's frame {i} is {want:?}"
         );
     }
-    feed_b.finish(0);
-    wait_bounded(pb, "pacat B");
+    heard.len()
+}
+
+fn pulsesrc_records_the_monitor_bit_exactly(shm: Shm) {
+    let d = Daemon::start_mode("rec-pulsesrc", shm, &SINK);
+    let mut rng = Rng::new(0x5EC);
+    let a: Vec<f32> = (0..8192 * 2).map(|_| rng.sample_f32()).collect();
+    let (pa, feed, _) = play(&d, f32le_bytes(&a));
+    let wav = d.path("pulsesrc.wav");
+    let loc = format!("location={}", wav.display());
+    // 100 buffers of GStreamer's default 10 ms: about a second.
+    d.gst(&[
+        "pulsesrc",
+        "num-buffers=100",
+        "!",
+        "audio/x-raw,format=F32LE,rate=48000,channels=2",
+        "!",
+        "wavenc",
+        "!",
+        "filesink",
+        &loc,
+    ]);
+    let heard = assert_is_a(&Wav::read(&wav).samples, &a);
+    assert!(heard >= 4_800, "{heard} frames of A recorded by pulsesrc");
+    feed.finish(0);
+    wait_bounded(pa, "pacat");
     d.assert_log_clean();
 }
 
