@@ -367,6 +367,8 @@ struct Input {
     trigger_seen: u32,
     prebuf_seen: u32,
     read: u64,
+    /// A record stream taps this input (`monitor_stream`).
+    tapped: bool,
 }
 
 impl Input {
@@ -385,6 +387,7 @@ impl Input {
             trigger_seen,
             prebuf_seen,
             read: 0,
+            tapped: false,
             p,
         }
     }
@@ -645,7 +648,9 @@ impl Mixer {
     }
 
     fn adopt(&mut self) {
+        let mut adopted = false;
         while let Ok(msg) = self.rx.try_recv() {
+            adopted = true;
             match msg {
                 Msg::Playback(p) => {
                     let n = self.mix.len();
@@ -668,10 +673,19 @@ impl Mixer {
         }
         // Relaxed: `closed` only says "stop using this"; the Arc keeps the
         // state alive for whichever side drops last.
+        let counts = (self.inputs.len(), self.records.len());
         self.inputs
             .retain(|i| !i.p.shared.closed.load(Ordering::Relaxed));
         self.records
             .retain(|r| !r.shared.closed.load(Ordering::Relaxed));
+        if adopted || counts != (self.inputs.len(), self.records.len()) {
+            // Only when streams came or went: which inputs are tapped, so
+            // a period feeds taps in O(taps × records), not per input.
+            for i in &mut self.inputs {
+                let index = i.p.shared.index;
+                i.tapped = self.records.iter().any(|r| r.tap == Some(index));
+            }
+        }
     }
 
     /// Renders and delivers one period (the sink's own clock).
@@ -701,7 +715,7 @@ impl Mixer {
             }
             playing |= produced;
             let gains = &input.p.shared.gains;
-            if self.records.iter().any(|r| r.tap.is_some()) {
+            if input.tapped {
                 let index = input.p.shared.index;
                 let heard = produced && !gains.muted();
                 self.bell_due |= tap::feed(
