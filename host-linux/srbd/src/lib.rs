@@ -5,7 +5,9 @@
 //! offered to local clients of our uid, §1.5, then the srbchannel, §5; the
 //! inline path for everyone else), client names, the introspection
 //! commands desktop tools use, and playback/record streams, answered from
-//! one sink (`srb_output` by default) and its monitor source. Unknown
+//! one sink (`srb_output` by default) and its monitor source (a record
+//! stream may instead capture one sink input alone, `monitor_stream`, or
+//! deliver peaks for a level meter, `PEAK_DETECT`). Unknown
 //! commands get an `ERROR` reply; a malformed frame or packet closes that
 //! connection with a logged reason. The wire codecs are `srb-pulse`'s, the
 //! transport (memfd, eventfd, SCM_RIGHTS, listener) is `srb-linux`'s.

@@ -13,6 +13,16 @@
 //! `monitor_stream` record, by one sink input's tap
 //! ([`crate::engine::tap`]); a `PEAK_DETECT` stream turns the audio into
 //! peaks instead ([`crate::engine::audio::peaks`]).
+//!
+//! Latency (GET_RECORD_LATENCY): the mixer copies each period into the
+//! ring the moment it renders it, so the source's own latency is 0 and
+//! what a client waits for is the queue: the ring and the converted bytes
+//! not yet sent ([`Record::queued`], the write index minus the read
+//! index). The monitored sink's lead, which libpulse subtracts, is only
+//! what the output backend still holds of audio the monitor already has
+//! ([`crate::engine::mixer::Engine::monitor_lead_usec`]); so a record
+//! stream's latency is never pushed below zero by a period it did not
+//! wait for.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
