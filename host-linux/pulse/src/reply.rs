@@ -332,9 +332,13 @@ impl StreamCreated<'_> {
 /// The GET_PLAYBACK_LATENCY / GET_RECORD_LATENCY reply (§6.7).
 #[derive(Debug, Clone, Copy)]
 pub struct Latency {
-    /// Playback: the sink's latency; record: the source's (µs).
+    /// Playback: the sink's latency; record: the latency of the sink the
+    /// source monitors, beyond the monitor (libpulse's `sink_usec`, which
+    /// it subtracts from a record stream's latency; 0 for a real source)
+    /// (µs).
     pub device_usec: u64,
-    /// Record only: the monitored sink's latency; playback: 0 (µs).
+    /// Record: the source's own latency (libpulse's `source_usec`);
+    /// playback: 0 (µs).
     pub other_usec: u64,
     /// Whether the stream is playing (or, recording: running).
     pub playing: bool,

@@ -6,8 +6,10 @@
 //! inline path for everyone else), client names, the introspection
 //! commands desktop tools use, playback/record streams and the sample
 //! cache (uploads, PLAY_SAMPLE), answered from one sink (`srb_output` by
-//! default) and its monitor source, whose RUNNING/IDLE/SUSPENDED state and
-//! its `change` events follow PulseAudio's. Unknown
+//! default) and its monitor source (a record stream may instead capture
+//! one sink input alone, `monitor_stream`, or deliver peaks for a level
+//! meter, `PEAK_DETECT`), whose RUNNING/IDLE/SUSPENDED state and `change`
+//! events follow PulseAudio's. Unknown
 //! commands get an `ERROR` reply; a malformed frame or packet closes that
 //! connection with a logged reason. The wire codecs are `srb-pulse`'s, the
 //! transport (memfd, eventfd, SCM_RIGHTS, listener) is `srb-linux`'s.

@@ -105,7 +105,7 @@ fn the_mixer_period_path_does_not_allocate() {
         Arc::new(Notice::new(bell.clone())),
         false,
     ));
-    let mut monitor = engine.add_record(record);
+    let mut monitor = engine.add_record(record, None);
     let periods = &engine.shared().periods;
     poll_until(
         "200 periods after warm-up",

@@ -10,7 +10,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::srbd::{find_tool, wait_bounded, write_wav_f32, Daemon, Rng, Shm, Wav};
+use common::srbd::{find_tool, write_wav_f32, Daemon, Rng, Shm, Wav};
 
 in_all_modes!(pulsesink_plays_a_tone_a_wav_bit_exactly_and_with_volume);
 
@@ -28,15 +28,6 @@ const SINK: [&str; 10] = [
     "off",
 ];
 
-/// `gst-launch-1.0 -q PIPELINE…` aimed at the daemon; must exit 0.
-fn gst(d: &Daemon, pipeline: &[&str]) {
-    let mut cmd = d.client("gst-launch-1.0");
-    // GStreamer's registry cache lives under $HOME (the private one).
-    cmd.env("GST_REGISTRY_FORK", "no").arg("-q").args(pipeline);
-    let out = wait_bounded(cmd.spawn().expect("spawn gst-launch-1.0"), "gst-launch-1.0");
-    d.assert_exit_ok(&out, &format!("gst-launch-1.0 {pipeline:?}"));
-}
-
 fn pulsesink_plays_a_tone_a_wav_bit_exactly_and_with_volume(shm: Shm) {
     assert!(
         Command::new(find_tool("gst-launch-1.0"))
@@ -48,7 +39,7 @@ fn pulsesink_plays_a_tone_a_wav_bit_exactly_and_with_volume(shm: Shm) {
     );
     let mut d = Daemon::start_mode("gst", shm, &SINK);
     // 1. GStreamer's own test tone (s16 44.1 kHz mono by default).
-    gst(&d, &["audiotestsrc", "num-buffers=50", "!", "pulsesink"]);
+    d.gst(&["audiotestsrc", "num-buffers=50", "!", "pulsesink"]);
     // 2. A WAV file in the sink's own format: it must come out bit-exact.
     let mut rng = Rng::new(0x6575);
     let frames = 24_000;
@@ -58,21 +49,18 @@ fn pulsesink_plays_a_tone_a_wav_bit_exactly_and_with_volume(shm: Shm) {
     let wav = d.path("in.wav");
     write_wav_f32(&wav, 48_000, 2, &input);
     let loc = format!("location={}", wav.display());
-    gst(&d, &["filesrc", &loc, "!", "wavparse", "!", "pulsesink"]);
+    d.gst(&["filesrc", &loc, "!", "wavparse", "!", "pulsesink"]);
     // 3. The same file at half volume (pulsesink's volume= sets the
     //    stream volume).
-    gst(
-        &d,
-        &[
-            "filesrc",
-            &loc,
-            "!",
-            "wavparse",
-            "!",
-            "pulsesink",
-            "volume=0.5",
-        ],
-    );
+    d.gst(&[
+        "filesrc",
+        &loc,
+        "!",
+        "wavparse",
+        "!",
+        "pulsesink",
+        "volume=0.5",
+    ]);
     d.assert_log_clean();
     d.stop_ok();
 

@@ -179,9 +179,15 @@ pub struct CreateRecord {
     pub corked: bool,
     /// Requested fragment size.
     pub fragsize: u32,
+    /// `PEAK_DETECT` (v13): deliver one peak per output sample instead of
+    /// the audio (level meters).
+    pub peak_detect: bool,
+    /// `ADJUST_LATENCY` (v13).
+    pub adjust_latency: bool,
     /// Stream properties (v13).
     pub props: Proplist,
-    /// Record only one sink input (v13); unsupported unless `0xFFFFFFFF`.
+    /// Record only this sink input (v13, `pa_stream_set_monitor_stream`);
+    /// `0xFFFFFFFF`: the whole source.
     pub direct_on_input: u32,
     /// Offered formats (v22).
     pub formats: Vec<FormatInfo>,
@@ -212,6 +218,8 @@ impl CreateRecord {
             maxlength,
             corked,
             fragsize,
+            peak_detect: false,
+            adjust_latency: false,
             props: Proplist::new(),
             direct_on_input: attr::DEFAULT,
             formats: Vec::new(),
@@ -225,8 +233,8 @@ impl CreateRecord {
             }
         }
         if version >= 13 {
-            let _peak_detect = r.get_bool()?;
-            let _adjust_latency = r.get_bool()?;
+            c.peak_detect = r.get_bool()?;
+            c.adjust_latency = r.get_bool()?;
             c.props = r.get_proplist()?;
             c.direct_on_input = r.get_u32()?;
         }
@@ -267,7 +275,7 @@ impl CreateRecord {
         if self.source_index != attr::DEFAULT && self.source_name.is_some() {
             return Err(PaError::Invalid);
         }
-        if self.passthrough || self.direct_on_input != attr::DEFAULT {
+        if self.passthrough {
             return Err(PaError::NotSupported);
         }
         if !self.formats.is_empty() && !self.formats.iter().any(|f| f.encoding == ENCODING_PCM) {
@@ -351,6 +359,61 @@ mod tests {
             w.put_u32(1);
         });
         assert!(CreatePlayback::parse(&mut TagReader::new(&b), 35).is_err());
+    }
+
+    /// A CREATE_RECORD_STREAM body as libpulse 16.1 writes it at v35.
+    fn record_bytes(peak: bool, direct_on_input: u32, formats: &[FormatInfo]) -> Vec<u8> {
+        let mut w = TagWriter::new();
+        w.put_sample_spec(&SampleSpec {
+            format: crate::sample::SampleFormat::Float32Le,
+            channels: 1,
+            rate: 25,
+        })
+        .put_channel_map(&ChannelMap::new(&[0]).unwrap())
+        .put_u32(attr::DEFAULT)
+        .put_string(None)
+        .put_u32(attr::DEFAULT)
+        .put_bool(false)
+        .put_u32(4);
+        for _ in 0..7 {
+            w.put_bool(false);
+        }
+        w.put_bool(peak)
+            .put_bool(true)
+            .put_proplist(&Proplist::new())
+            .put_u32(direct_on_input);
+        w.put_bool(false); // v14 early_requests
+        w.put_bool(false).put_bool(false); // v15
+        w.put_u8(formats.len() as u8);
+        for f in formats {
+            w.put_format_info(f);
+        }
+        w.put_cvolume(&CVolume::new(&[0x10000]).unwrap())
+            .put_bool(false)
+            .put_bool(false)
+            .put_bool(false)
+            .put_bool(false)
+            .put_bool(false);
+        w.into_bytes()
+    }
+
+    #[test]
+    fn record_request_carries_peak_detect_monitor_stream_and_formats() {
+        let b = record_bytes(true, 7, &[]);
+        let c = CreateRecord::parse(&mut TagReader::new(&b), 35).unwrap();
+        assert!(c.peak_detect && c.adjust_latency);
+        assert_eq!((c.direct_on_input, c.fragsize), (7, 4));
+        assert_eq!(c.validate(), Ok(()), "monitor_stream is served");
+        let ac3 = FormatInfo {
+            encoding: 2,
+            props: Proplist::new(),
+        };
+        let b = record_bytes(false, attr::DEFAULT, std::slice::from_ref(&ac3));
+        let c = CreateRecord::parse(&mut TagReader::new(&b), 35).unwrap();
+        assert_eq!(c.formats, vec![ac3]);
+        assert_eq!(c.validate(), Err(PaError::NotSupported), "no PCM offered");
+        // v21 has no record formats: the same bytes have a tail too many.
+        assert!(CreateRecord::parse(&mut TagReader::new(&b), 21).is_err());
     }
 
     #[test]

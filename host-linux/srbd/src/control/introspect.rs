@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use crate::control::device_state::State;
 use crate::control::registry::{SinkInput, SourceOutput};
-use crate::control::server_info::{DRIVER, INVALID_INDEX};
+use crate::control::server_info::{Latency, DRIVER, INVALID_INDEX};
 use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PROPS};
 use crate::linear_gains;
 use srb_pulse::commands::{Command, PaError};
@@ -90,7 +90,7 @@ impl Session {
             volume: &s.volume,
             muted: s.muted,
             buffer_usec: 0,
-            device_usec: self.server.engine.period_usec(),
+            device_usec: self.server.engine.sink_latency_usec(),
             resample_method: resample_method(s.spec.rate, sink.sample_spec.rate),
             driver: DRIVER,
             props: &s.props,
@@ -114,7 +114,8 @@ impl Session {
             volume: &s.volume,
             muted: s.muted,
             buffer_usec: 0,
-            device_usec: self.server.engine.period_usec(),
+            // The source's own latency (see GET_RECORD_LATENCY).
+            device_usec: 0,
             resample_method: resample_method(s.spec.rate, mon.sample_spec.rate),
             driver: DRIVER,
             props: &s.props,
@@ -162,10 +163,25 @@ impl Session {
         let state = if monitor { states.monitor } else { states.sink };
         st.suspended = state == State::Suspended;
         let running = state == State::Running;
+        let engine = &self.server.engine;
+        let latency = Latency {
+            // The monitor's own latency is 0: it has each period the
+            // moment it is rendered (see GET_RECORD_LATENCY).
+            now_usec: if monitor {
+                0
+            } else {
+                engine.sink_latency_usec()
+            },
+            configured_usec: engine.period_usec(),
+        };
         if monitor {
-            self.server.info.write_source(w, version, &st, running);
+            self.server
+                .info
+                .write_source(w, version, &st, running, latency);
         } else {
-            self.server.info.write_sink(w, version, &st, running);
+            self.server
+                .info
+                .write_sink(w, version, &st, running, latency);
         }
     }
 
@@ -277,14 +293,17 @@ impl Session {
             }
             (Command::GetModuleInfoList | Command::GetCardInfoList, _) => reply(tag),
             (Command::Stat, _) => {
-                // Memblock counts and sizes (none: srbd has no memblock
-                // pool), then the sample cache's size in bytes.
-                let mut w = reply(tag);
-                for _ in 0..4 {
-                    w.put_u32(0);
-                }
+                // Memblocks are srbd's stream rings (engine::buffers),
+                // then the sample cache's size in bytes.
+                let f = self.server.engine.shared().buffers.figures();
+                let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
                 let cache = self.server.samples.usage().entry_bytes;
-                w.put_u32(u32::try_from(cache).unwrap_or(u32::MAX));
+                let mut w = reply(tag);
+                w.put_u32(u32_of(f.live))
+                    .put_u32(u32_of(f.live_bytes))
+                    .put_u32(u32_of(f.total))
+                    .put_u32(u32_of(f.total_bytes))
+                    .put_u32(u32::try_from(cache).unwrap_or(u32::MAX));
                 w
             }
             (Command::Subscribe, Request::Subscribe(mask)) => {

@@ -52,6 +52,8 @@ pub struct Playback {
     /// Pending drains: the reply tag and, once every byte sent before the
     /// drain is in the ring, the mixer's drain sequence number.
     drains: Vec<(u32, Option<u32>)>,
+    /// Counts the ring in `pactl stat` while the stream lives.
+    pub buffer: Option<crate::engine::buffers::BufferLease>,
 }
 
 /// The ring a playback stream gets: room for `tlength` plus two `minreq`
@@ -108,6 +110,7 @@ impl Playback {
             started_seen: 0,
             underflows_seen: 0,
             drains: Vec::new(),
+            buffer: None,
         }
     }
 

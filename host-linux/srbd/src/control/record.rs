@@ -8,11 +8,26 @@
 //! it in frames of at most `fragsize` (and 64 KiB). Nothing is skipped, so
 //! a recording is contiguous as long as the ring (2 s) does not overflow;
 //! an overflow is counted and logged.
+//!
+//! The ring is fed by the monitor (the whole sink) or, for a
+//! `monitor_stream` record, by one sink input's tap
+//! ([`crate::engine::tap`]); a `PEAK_DETECT` stream turns the audio into
+//! peaks instead ([`crate::engine::audio::peaks`]).
+//!
+//! Latency (GET_RECORD_LATENCY): the mixer copies each period into the
+//! ring the moment it renders it, so the source's own latency is 0 and
+//! what a client waits for is the queue: the ring and the converted bytes
+//! not yet sent ([`Record::queued`], the write index minus the read
+//! index). The monitored sink's lead, which libpulse subtracts, is only
+//! what the output backend still holds of audio the monitor already has
+//! ([`crate::engine::mixer::Engine::monitor_lead_usec`]); so a record
+//! stream's latency is never pushed below zero by a period it did not
+//! wait for.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::engine::audio::convert::RecordConverter;
+use crate::engine::audio::peaks::Capture;
 use crate::engine::stream::RecordShared;
 use srb_pulse::attr::RecordAttr;
 use srb_pulse::pstream::{Frame, FrameError, Memblock, SeekMode};
@@ -35,8 +50,10 @@ pub struct Record {
     pub attr: RecordAttr,
     /// Shared with the mixer.
     pub shared: Arc<RecordShared>,
+    /// `PEAK_DETECT`: peaks instead of audio when the rates differ.
+    pub peak_detect: bool,
     ring: rtrb::Consumer<f32>,
-    converter: RecordConverter,
+    converter: Capture,
     sink_channels: usize,
     samples: Vec<f32>,
     pending: Vec<u8>,
@@ -46,6 +63,8 @@ pub struct Record {
     /// read, and whether that is happening now (for the log).
     dropped_oldest: u64,
     stalled: bool,
+    /// Counts the ring in `pactl stat` while the stream lives.
+    pub buffer: Option<crate::engine::buffers::BufferLease>,
 }
 
 impl std::fmt::Debug for Record {
@@ -68,7 +87,7 @@ impl Record {
         attr: RecordAttr,
         shared: Arc<RecordShared>,
         ring: rtrb::Consumer<f32>,
-        converter: RecordConverter,
+        converter: Capture,
         sink: &SampleSpec,
     ) -> Self {
         let sink_channels = usize::from(sink.channels);
@@ -78,6 +97,7 @@ impl Record {
             spec,
             attr,
             shared,
+            peak_detect: false,
             ring,
             converter,
             sink_channels: sink_channels.max(1),
@@ -87,7 +107,15 @@ impl Record {
             dropped_seen: 0,
             dropped_oldest: 0,
             stalled: false,
+            buffer: None,
         }
+    }
+
+    /// Marks the stream as `PEAK_DETECT` (its converter must be a
+    /// [`Capture`] made with the flag).
+    pub fn with_peak_detect(mut self, on: bool) -> Self {
+        self.peak_detect = on;
+        self
     }
 
     /// Bytes sent to the client so far.
@@ -95,15 +123,23 @@ impl Record {
         self.sent
     }
 
+    /// The ring's capacity in bytes (for `pactl stat`).
+    pub fn ring_bytes(&self) -> u64 {
+        (self.ring.buffer().capacity() * std::mem::size_of::<f32>()) as u64
+    }
+
     /// Bytes converted but not yet sent, plus monitor audio not yet taken.
     pub fn queued(&self) -> u64 {
-        let frames = (self.ring.slots() / self.sink_channels) as u64;
+        // Ring frames are at the sink's rate; the client gets them at its
+        // own (for a peak stream, one frame per fragment's worth).
+        let frames = (self.ring.slots() / self.sink_channels) as u64 * u64::from(self.spec.rate)
+            / u64::from(self.sink_rate);
         self.pending.len() as u64 + frames * self.converter.client_frame_size() as u64
     }
 
     /// Switches to a new client rate (UPDATE_RECORD_STREAM_SAMPLE_RATE);
     /// the format and channels stay, so converted bytes stay valid.
-    pub fn set_converter(&mut self, spec: SampleSpec, converter: RecordConverter) {
+    pub fn set_converter(&mut self, spec: SampleSpec, converter: Capture) {
         self.spec = spec;
         self.converter = converter;
     }
@@ -207,5 +243,180 @@ impl Drop for Record {
     fn drop(&mut self) {
         // Relaxed: the mixer drops its end at its next period.
         self.shared.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::control::session::tests::create_playback;
+    use crate::control::session::tests::{call, expect_error, expect_reply, packet, ready};
+    use srb_pulse::commands::{Command, PaError};
+    use srb_pulse::pstream::{Frame, FrameDecoder};
+    use srb_pulse::sample::SampleFormat;
+    use srb_pulse::tagstruct::{
+        CVolume, ChannelMap, FormatInfo, Proplist, SampleSpec, TagReader, Timeval,
+    };
+
+    const NONE: u32 = u32::MAX;
+
+    /// CREATE_RECORD_STREAM as libpulse 16.1 writes it at v35.
+    fn create_record(
+        tag: u32,
+        spec: SampleSpec,
+        direct_on_input: u32,
+        formats: &[FormatInfo],
+    ) -> Vec<u8> {
+        packet(Command::CreateRecordStream as u32, tag, |w| {
+            let map = ChannelMap::new(&vec![0; usize::from(spec.channels.max(1))]).unwrap();
+            w.put_sample_spec(&spec)
+                .put_channel_map(&if spec.channels == 2 {
+                    ChannelMap::new(&[1, 2]).unwrap()
+                } else {
+                    map
+                })
+                .put_u32(NONE)
+                .put_string(None)
+                .put_u32(NONE)
+                .put_bool(false)
+                .put_u32(NONE);
+            for _ in 0..7 {
+                w.put_bool(false);
+            }
+            w.put_bool(false)
+                .put_bool(false)
+                .put_proplist(&Proplist::new())
+                .put_u32(direct_on_input);
+            w.put_bool(false).put_bool(false).put_bool(false);
+            w.put_u8(formats.len() as u8);
+            for f in formats {
+                w.put_format_info(f);
+            }
+            w.put_cvolume(&CVolume::default());
+            for _ in 0..5 {
+                w.put_bool(false);
+            }
+        })
+    }
+
+    fn stereo_f32() -> SampleSpec {
+        SampleSpec {
+            format: SampleFormat::Float32Le,
+            channels: 2,
+            rate: 48_000,
+        }
+    }
+
+    fn no_spec() -> SampleSpec {
+        SampleSpec {
+            format: SampleFormat::from_wire(0xFF),
+            channels: 0,
+            rate: 0,
+        }
+    }
+
+    fn pcm(pairs: &[(&str, &str)]) -> FormatInfo {
+        let mut props = Proplist::new();
+        for (k, v) in pairs {
+            props.set_str(k, v).unwrap();
+        }
+        FormatInfo { encoding: 1, props }
+    }
+
+    #[test]
+    fn record_format_negotiation_picks_pcm_and_refuses_by_name() {
+        let mut s = ready(35);
+        let ac3 = FormatInfo {
+            encoding: 2,
+            props: Proplist::new(),
+        };
+        let offer = [
+            ac3.clone(),
+            pcm(&[
+                ("format.sample_format", "[ \"s16le\", \"float32le\" ]"),
+                ("format.rate", "{ \"min\": 8000, \"max\": 96000 }"),
+                ("format.channels", "[ 1, 2 ]"),
+            ]),
+        ];
+        let b = call(&mut s, &create_record(2, no_spec(), NONE, &offer));
+        let mut r = expect_reply(&b, 2);
+        for _ in 0..4 {
+            r.get_u32().unwrap();
+        }
+        assert_eq!(r.get_sample_spec().unwrap(), stereo_f32());
+        assert_eq!(r.get_channel_map().unwrap().positions(), &[1, 2]);
+        r.get_u32().unwrap();
+        r.get_string().unwrap();
+        r.get_bool().unwrap();
+        r.get_usec().unwrap();
+        let chosen = r.get_format_info().unwrap();
+        assert_eq!(chosen.props.get_str("format.rate"), Some("48000"));
+        r.finish().unwrap();
+        // Only non-PCM: NOTSUPPORTED; unusable or malformed PCM: INVALID;
+        // the connection stays (the next request is answered).
+        let b = call(&mut s, &create_record(3, no_spec(), NONE, &[ac3]));
+        expect_error(&b, 3, PaError::NotSupported);
+        let b = call(
+            &mut s,
+            &create_record(
+                4,
+                no_spec(),
+                NONE,
+                &[pcm(&[("format.rate", "{ \"min\": 9 }")])],
+            ),
+        );
+        expect_error(&b, 4, PaError::Invalid);
+        let b = call(
+            &mut s,
+            &create_record(5, no_spec(), NONE, &[pcm(&[("format.rate", "[ 44100,")])]),
+        );
+        expect_error(&b, 5, PaError::Invalid);
+        let b = call(&mut s, &packet(Command::GetServerInfo as u32, 6, |_| {}));
+        expect_reply(&b, 6);
+    }
+
+    #[test]
+    fn monitor_stream_needs_its_input_and_dies_with_it() {
+        let mut s = ready(35);
+        let b = call(&mut s, &create_record(2, stereo_f32(), 0, &[]));
+        expect_error(&b, 2, PaError::NoEntity);
+        let b = call(&mut s, &create_playback(3, 5, 2, 48_000, &[1, 2]));
+        let mut r = expect_reply(&b, 3);
+        let playback = r.get_u32().unwrap();
+        let input = r.get_u32().unwrap();
+        let b = call(&mut s, &create_record(4, stereo_f32(), input, &[]));
+        let record = expect_reply(&b, 4).get_u32().unwrap();
+        // The record stream's latency: the monitor's lead over the sink is
+        // what the (null) output holds, not a period, so libpulse's figure
+        // is not pushed below zero.
+        let b = call(
+            &mut s,
+            &packet(Command::GetRecordLatency as u32, 5, |w| {
+                w.put_u32(record).put_timeval(Timeval { sec: 1, usec: 0 });
+            }),
+        );
+        let mut r = expect_reply(&b, 5);
+        assert_eq!((r.get_usec().unwrap(), r.get_usec().unwrap()), (0, 0));
+        let b = call(
+            &mut s,
+            &packet(Command::DeletePlaybackStream as u32, 6, |w| {
+                w.put_u32(playback);
+            }),
+        );
+        expect_reply(&b, 6);
+        let mut out = Vec::new();
+        s.poll_streams(&mut out, usize::MAX).unwrap();
+        let mut killed = false;
+        let mut frames = FrameDecoder::default();
+        frames.push(&out);
+        while let Some(frame) = frames.next_frame().unwrap() {
+            if let Frame::Packet(p) = frame {
+                let mut r = TagReader::new(&p);
+                if r.get_u32().unwrap() == Command::RecordStreamKilled as u32 {
+                    r.get_u32().unwrap();
+                    killed = r.get_u32().unwrap() == record;
+                }
+            }
+        }
+        assert!(killed, "RECORD_STREAM_KILLED for the monitor_stream");
     }
 }

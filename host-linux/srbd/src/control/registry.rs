@@ -83,6 +83,8 @@ pub struct SourceOutput {
     pub muted: bool,
     /// Its properties.
     pub props: Proplist,
+    /// The sink input it records alone (`monitor_stream`), if any.
+    pub direct_on_input: Option<u32>,
     /// Shared with the mixer and the owner.
     pub shared: Arc<RecordShared>,
 }
@@ -223,9 +225,20 @@ impl Registry {
         self.add(&self.sink_inputs, facility::SINK_INPUT, index, s);
     }
 
-    /// Unlists a sink input.
+    /// Unlists a sink input; the source outputs that recorded it alone
+    /// (`monitor_stream`) are killed, as PulseAudio kills them: their
+    /// owners are woken to send RECORD_STREAM_KILLED.
     pub fn remove_sink_input(&self, index: u32) {
         self.remove(&self.sink_inputs, facility::SINK_INPUT, index);
+        for o in lock(&self.source_outputs).values() {
+            if o.direct_on_input == Some(index) {
+                // Relaxed: the owner's wake-up below carries it.
+                o.shared
+                    .killed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                o.shared.notice.raise();
+            }
+        }
     }
 
     /// Changes a sink input under the lock (a CHANGE event follows when

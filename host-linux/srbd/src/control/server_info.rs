@@ -50,6 +50,15 @@ const SOURCE_FLAGS: u32 = 0x2 | 0x20 | 0x80;
 const VOLUME_STEPS: u32 = VOLUME_NORM + 1;
 
 /// What one device (sink or source) shows.
+/// A device's latency figures for its info record (µs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Latency {
+    /// Its latency now.
+    pub now_usec: u64,
+    /// The latency it is configured for (one period).
+    pub configured_usec: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
     /// Its index.
@@ -212,15 +221,29 @@ impl ServerInfo {
 
     /// One sink record (§6.4), fields by version, with the sink's current
     /// volume, mute and state.
-    pub fn write_sink(&self, w: &mut TagWriter, version: u32, st: &DeviceState, running: bool) {
-        self.device_info(DeviceKind::Sink, st, running)
+    pub fn write_sink(
+        &self,
+        w: &mut TagWriter,
+        version: u32,
+        st: &DeviceState,
+        running: bool,
+        latency: Latency,
+    ) {
+        self.device_info(DeviceKind::Sink, st, running, latency)
             .encode(w, version);
     }
 
     /// One source record (the monitor), fields by version, with its
     /// current volume, mute and state.
-    pub fn write_source(&self, w: &mut TagWriter, version: u32, st: &DeviceState, running: bool) {
-        self.device_info(DeviceKind::Source, st, running)
+    pub fn write_source(
+        &self,
+        w: &mut TagWriter,
+        version: u32,
+        st: &DeviceState,
+        running: bool,
+        latency: Latency,
+    ) {
+        self.device_info(DeviceKind::Source, st, running, latency)
             .encode(w, version);
     }
 
@@ -229,6 +252,7 @@ impl ServerInfo {
         kind: DeviceKind,
         st: &'a DeviceState,
         running: bool,
+        latency: Latency,
     ) -> reply::DeviceInfo<'a> {
         let (d, other, flags) = match kind {
             DeviceKind::Sink => (&self.sink, &self.monitor, SINK_FLAGS),
@@ -246,11 +270,11 @@ impl ServerInfo {
             muted: st.muted,
             monitor_index: other.index,
             monitor_name: Some(&other.name),
-            latency_usec: 0,
+            latency_usec: latency.now_usec,
             driver: DRIVER,
             flags,
             props: &d.props,
-            configured_latency_usec: 0,
+            configured_latency_usec: latency.configured_usec,
             base_volume: VOLUME_NORM,
             state: match (st.suspended, running) {
                 (true, _) => STATE_SUSPENDED,
@@ -399,8 +423,8 @@ mod tests {
                 muted: false,
                 suspended: false,
             };
-            i.write_sink(&mut w, version, &st, false);
-            i.write_source(&mut w, version, &st, true);
+            i.write_sink(&mut w, version, &st, false, Latency::default());
+            i.write_source(&mut w, version, &st, true, Latency::default());
             let mut r = TagReader::new(w.as_bytes());
             assert_eq!(read_device(&mut r, version, 21), (0, "srb_output".into()));
             assert_eq!(

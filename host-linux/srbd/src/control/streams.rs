@@ -12,7 +12,8 @@ use crate::control::playback::{CreatePlayback, Playback};
 use crate::control::record::{CreateRecord, Record};
 use crate::control::registry::{facility, SinkInput, SourceOutput};
 use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PROPS};
-use crate::engine::audio::convert::{PlaybackConverter, RecordConverter};
+use crate::engine::audio::convert::PlaybackConverter;
+use crate::engine::audio::peaks::Capture;
 use crate::engine::mixer::PlaybackInput;
 use crate::engine::stream::{PlaybackShared, RecordShared};
 use srb_pulse::attr;
@@ -20,7 +21,9 @@ use srb_pulse::commands::{Command, PaError, NO_TAG};
 use srb_pulse::pstream::Frame;
 use srb_pulse::reply;
 use srb_pulse::request::Request as Req;
-use srb_pulse::tagstruct::{CVolume, Proplist, TagWriter, Timeval, VOLUME_NORM};
+use srb_pulse::tagstruct::{
+    CVolume, ChannelMap, FormatInfo, Proplist, SampleSpec, TagWriter, Timeval, VOLUME_NORM,
+};
 
 /// Most streams (playback and record together) one client may have.
 pub const MAX_STREAMS: usize = 32;
@@ -106,6 +109,39 @@ impl Session {
         found.map(|_| ()).ok_or(PaError::NoEntity)
     }
 
+    /// Format negotiation (playback from v21, record from v22; the
+    /// decoders read no formats before): a request with no valid sample
+    /// spec but a list of formats gets the first usable PCM entry as its
+    /// spec, map and format (`None`: nothing to negotiate).
+    /// `NOTSUPPORTED` when no entry is PCM, `INVALID` when none is usable.
+    fn negotiate(
+        &self,
+        formats: &[FormatInfo],
+        spec: &SampleSpec,
+        kind: &str,
+    ) -> Result<Option<(SampleSpec, ChannelMap, FormatInfo)>, PaError> {
+        if formats.is_empty() || spec.check().is_ok() {
+            return Ok(None);
+        }
+        let sink = self.server.engine.config();
+        match srb_pulse::format::negotiate(formats, &sink.spec, &sink.map) {
+            Ok(chosen) => {
+                tracing::debug!(client = self.client_index, kind, spec = ?chosen.0, "format negotiated");
+                Ok(Some(chosen))
+            }
+            Err(e) => {
+                tracing::info!(
+                    client = self.client_index,
+                    kind,
+                    formats = formats.len(),
+                    ?e,
+                    "stream refused: no usable format"
+                );
+                Err(e)
+            }
+        }
+    }
+
     fn create_playback(
         &mut self,
         tag: u32,
@@ -113,30 +149,16 @@ impl Session {
         version: u32,
         packet_len: usize,
     ) -> Result<TagWriter, HandleError> {
-        // Format negotiation (v21): no valid spec, a list of formats
-        // instead; the chosen PCM format becomes the stream's spec.
-        let mut chosen = None;
-        if version >= 21 && !c.formats.is_empty() && c.spec.check().is_err() {
-            let sink = self.server.engine.config();
-            match srb_pulse::format::negotiate(&c.formats, &sink.spec, &sink.map) {
-                Ok((spec, map, f)) => {
-                    tracing::debug!(client = self.client_index, ?spec, "format negotiated");
-                    c.spec = spec;
-                    c.map = map;
-                    c.volume = fit_volume(&c.volume, spec.channels);
-                    chosen = Some(f);
-                }
-                Err(e) => {
-                    tracing::info!(
-                        client = self.client_index,
-                        formats = c.formats.len(),
-                        ?e,
-                        "playback stream refused: no usable format"
-                    );
-                    return Ok(error(tag, e));
-                }
+        let chosen = match self.negotiate(&c.formats, &c.spec, "playback") {
+            Ok(Some((spec, map, f))) => {
+                c.spec = spec;
+                c.map = map;
+                c.volume = fit_volume(&c.volume, spec.channels);
+                Some(f)
             }
-        }
+            Ok(None) => None,
+            Err(e) => return Ok(error(tag, e)),
+        };
         let checked = c.validate();
         if let Err(e) = self.admit(
             checked,
@@ -222,10 +244,10 @@ impl Session {
             minreq = a.minreq,
             "playback stream created"
         );
-        self.playbacks.insert(
-            channel,
-            Playback::new(channel, c.spec, a, c.variable_rate, shared, producer),
-        );
+        let mut playback = Playback::new(channel, c.spec, a, c.variable_rate, shared, producer);
+        let buffers = &self.server.engine.shared().buffers;
+        playback.buffer = Some(buffers.lease(crate::control::playback::ring_capacity(&a) as u64));
+        self.playbacks.insert(channel, playback);
         let mut w = reply(tag);
         reply::StreamCreated {
             channel,
@@ -247,10 +269,20 @@ impl Session {
     fn create_record(
         &mut self,
         tag: u32,
-        c: CreateRecord,
+        mut c: CreateRecord,
         version: u32,
         packet_len: usize,
     ) -> Result<TagWriter, HandleError> {
+        let chosen = match self.negotiate(&c.formats, &c.spec, "record") {
+            Ok(Some((spec, map, f))) => {
+                c.spec = spec;
+                c.map = map;
+                c.volume = c.volume.map(|v| fit_volume(&v, spec.channels));
+                Some(f)
+            }
+            Ok(None) => None,
+            Err(e) => return Ok(error(tag, e)),
+        };
         let checked = c.validate();
         if let Err(e) = self.admit(
             checked,
@@ -269,8 +301,23 @@ impl Session {
             self.period_bytes(c.spec.rate, frame),
             frame,
         );
+        // `monitor_stream`: the sink input must exist (PulseAudio answers
+        // NOENTITY); the stream records it alone.
+        let tap = (c.direct_on_input != attr::DEFAULT).then_some(c.direct_on_input);
+        if let Some(input) = tap {
+            let reg = &self.server.registry;
+            if !reg.sink_inputs().iter().any(|(i, _)| *i == input) {
+                tracing::debug!(
+                    client = self.client_index,
+                    input,
+                    "record stream refused: no such sink input"
+                );
+                return Ok(error(tag, PaError::NoEntity));
+            }
+        }
         let sink = self.server.engine.config();
-        let converter = match RecordConverter::new(sink.spec.rate, &sink.map, c.spec, &c.map) {
+        let converter = match Capture::new(c.peak_detect, sink.spec.rate, &sink.map, c.spec, &c.map)
+        {
             Ok(conv) => conv,
             Err(e) => {
                 tracing::warn!(client = self.client_index, %e, "no converter for stream");
@@ -294,10 +341,11 @@ impl Session {
                 volume,
                 muted,
                 props: c.props.clone(),
+                direct_on_input: tap,
                 shared: shared.clone(),
             },
         );
-        let ring = self.server.engine.add_record(shared.clone());
+        let ring = self.server.engine.add_record(shared.clone(), tap);
         let channel = self.next_record_channel;
         self.next_record_channel = self.next_record_channel.wrapping_add(1);
         tracing::info!(
@@ -306,12 +354,20 @@ impl Session {
             index,
             spec = ?c.spec,
             fragsize = a.fragsize,
+            ?tap,
+            peak_detect = c.peak_detect,
             "record stream created"
         );
-        self.records.insert(
-            channel,
-            Record::new(channel, c.spec, a, shared, ring, converter, &sink.spec),
+        let mut record = Record::new(channel, c.spec, a, shared, ring, converter, &sink.spec)
+            .with_peak_detect(c.peak_detect);
+        record.buffer = Some(
+            self.server
+                .engine
+                .shared()
+                .buffers
+                .lease(record.ring_bytes()),
         );
+        self.records.insert(channel, record);
         let mut w = reply(tag);
         reply::StreamCreated {
             channel,
@@ -324,7 +380,7 @@ impl Session {
             device_name: &info.monitor.name,
             suspended: false,
             device_latency_usec: self.server.engine.period_usec(),
-            format: pcm(),
+            format: chosen.as_ref().unwrap_or(pcm()),
         }
         .encode(&mut w, version, true);
         Ok(w)
@@ -435,7 +491,6 @@ impl Session {
                 let Req::GetLatency { client_now, .. } = req else {
                     return Ok(self.unsupported(cmd, tag));
                 };
-                let period = self.server.engine.period_usec();
                 if cmd == GetPlaybackLatency {
                     let Some(p) = self.playbacks.get(&channel) else {
                         return Ok(Some(error(tag, PaError::NoEntity)));
@@ -451,7 +506,7 @@ impl Session {
                         && !p.shared.prebuffering.load(Ordering::Relaxed);
                     let mut w = reply(tag);
                     reply::Latency {
-                        device_usec: period,
+                        device_usec: self.server.engine.sink_latency_usec(),
                         other_usec: 0,
                         playing,
                         client_now,
@@ -468,9 +523,15 @@ impl Session {
                     };
                     // Relaxed: a status flag.
                     let corked = rec.shared.corked.load(Ordering::Relaxed);
+                    // The first figure is the monitored sink's latency
+                    // beyond the monitor (libpulse subtracts it), the
+                    // second the source's own: the mixer copies each
+                    // period to the ring as it renders it, so nothing
+                    // captured waits outside the queue counted in the
+                    // indexes below.
                     let mut w = reply(tag);
                     reply::Latency {
-                        device_usec: period,
+                        device_usec: self.server.engine.monitor_lead_usec(),
                         other_usec: 0,
                         playing: !corked,
                         client_now,
@@ -758,7 +819,7 @@ impl Session {
             let Some(map) = map else {
                 return error(tag, PaError::NoEntity);
             };
-            match RecordConverter::new(sink.spec.rate, &sink.map, spec, &map) {
+            match Capture::new(rec.peak_detect, sink.spec.rate, &sink.map, spec, &map) {
                 Ok(conv) => {
                     rec.set_converter(spec, conv);
                     self.server.registry.update_source_output(index, |s| {

@@ -27,11 +27,14 @@ use rustix::io::Errno;
 use crate::dsp::link::DspLink;
 use crate::engine::audio::convert::PlaybackConverter;
 use crate::engine::audio::format;
+use crate::engine::buffers::BufferStats;
 use crate::engine::dsp_clock::{DspClock, DspCounters, DspPolicy, Step};
 use crate::engine::notice::Bell;
 use crate::engine::output::{Output, OutputError, OutputSpec};
 use crate::engine::state_page::{PagePublisher, PageSetup, SinkFigures};
+pub use crate::engine::stream::RecordOutput;
 use crate::engine::stream::{Gains, PlaybackShared, RecordShared};
+use crate::engine::tap;
 use crate::rt::sched::prefaulted;
 use srb_pulse::sample::SampleFormat;
 use srb_pulse::tagstruct::{ChannelMap, SampleSpec};
@@ -110,6 +113,11 @@ pub struct SinkShared {
     pub sink_state: AtomicU8,
     /// The monitor source's state, likewise.
     pub monitor_state: AtomicU8,
+    /// Frames the output backend holds (handed to it, not yet written
+    /// out), as of the last period: part of the sink's latency.
+    pub output_frames: AtomicU64,
+    /// The stream rings alive and ever made (`pactl stat`).
+    pub buffers: Arc<BufferStats>,
     stop: AtomicBool,
 }
 
@@ -121,14 +129,6 @@ pub struct PlaybackInput {
     pub ring: rtrb::Consumer<u8>,
     /// Client format → sink f32 frames.
     pub converter: PlaybackConverter,
-}
-
-/// A record stream handed to the mixer.
-pub struct RecordOutput {
-    /// Shared control state.
-    pub shared: Arc<RecordShared>,
-    /// Monitor frames (sink channels, f32) for the connection thread.
-    pub ring: rtrb::Producer<f32>,
 }
 
 enum Msg {
@@ -167,15 +167,6 @@ impl std::fmt::Debug for PlaybackInput {
         f.debug_struct("PlaybackInput")
             .field("index", &self.shared.index)
             .field("queued", &self.ring.slots())
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for RecordOutput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordOutput")
-            .field("index", &self.shared.index)
-            .field("free", &self.ring.slots())
             .finish()
     }
 }
@@ -250,6 +241,8 @@ impl Engine {
             monitor_suspended: AtomicBool::new(false),
             sink_state: AtomicU8::new(1),
             monitor_state: AtomicU8::new(1),
+            output_frames: AtomicU64::new(0),
+            buffers: Arc::default(),
             stop: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
@@ -318,6 +311,35 @@ impl Engine {
         self.config.period_frames as u64 * 1_000_000 / u64::from(self.config.spec.rate)
     }
 
+    /// The sink's latency now, in microseconds: how long audio the mixer
+    /// takes from a stream waits before it is out. That is the period
+    /// being played (a period is rendered whole at its start), what the
+    /// output backend still holds, and, while a DSP is attached, one more
+    /// period for its round trip (the mix goes out when the processed
+    /// period comes back).
+    pub fn sink_latency_usec(&self) -> u64 {
+        let period = self.config.period_frames as u64;
+        // Relaxed: figures for a latency reply.
+        let output = self.shared.output_frames.load(Ordering::Relaxed);
+        let attached = self.dsp.attached.load(Ordering::Relaxed);
+        let fallbacks = self.dsp.fallbacks.load(Ordering::Relaxed);
+        let dsp = if attached > fallbacks { period } else { 0 };
+        self.frames_usec(period + output + dsp)
+    }
+
+    /// The monitor source's lead over the sink, in microseconds: what the
+    /// output still holds of audio the monitor already has (the monitor
+    /// gets each period as the output does, after the DSP).
+    pub fn monitor_lead_usec(&self) -> u64 {
+        // Relaxed: a figure for a latency reply.
+        self.frames_usec(self.shared.output_frames.load(Ordering::Relaxed))
+    }
+
+    /// `frames` of the sink in microseconds.
+    pub fn frames_usec(&self, frames: u64) -> u64 {
+        frames.saturating_mul(1_000_000) / u64::from(self.config.spec.rate.max(1))
+    }
+
     /// Starts mixing a playback stream (from its next period).
     pub fn add_playback(&self, input: PlaybackInput) {
         if self.tx.send(Msg::Playback(Box::new(input))).is_err() {
@@ -337,8 +359,9 @@ impl Engine {
         }
     }
 
-    /// Starts feeding a record stream; returns the consumer end of its ring.
-    pub fn add_record(&self, shared: Arc<RecordShared>) -> rtrb::Consumer<f32> {
+    /// Starts feeding a record stream from the monitor (`tap == None`) or
+    /// from sink input `tap` alone; returns the consumer end of its ring.
+    pub fn add_record(&self, shared: Arc<RecordShared>, tap: Option<u32>) -> rtrb::Consumer<f32> {
         let capacity = RECORD_RING_SECONDS
             * self.config.spec.rate as usize
             * usize::from(self.config.spec.channels);
@@ -346,6 +369,7 @@ impl Engine {
         let out = RecordOutput {
             shared,
             ring: producer,
+            tap,
         };
         if self.tx.send(Msg::Record(Box::new(out))).is_err() {
             tracing::warn!("mixer has stopped; stream not added");
@@ -404,6 +428,8 @@ struct Input {
     trigger_seen: u32,
     prebuf_seen: u32,
     read: u64,
+    /// A record stream taps this input (`monitor_stream`).
+    tapped: bool,
 }
 
 impl Input {
@@ -422,6 +448,7 @@ impl Input {
             trigger_seen,
             prebuf_seen,
             read: 0,
+            tapped: false,
             p,
         }
     }
@@ -702,7 +729,9 @@ impl Mixer {
     }
 
     fn adopt(&mut self) {
+        let mut adopted = false;
         while let Ok(msg) = self.rx.try_recv() {
+            adopted = true;
             match msg {
                 Msg::Playback(p) => {
                     let n = self.mix.len();
@@ -725,10 +754,19 @@ impl Mixer {
         }
         // Relaxed: `closed` only says "stop using this"; the Arc keeps the
         // state alive for whichever side drops last.
+        let counts = (self.inputs.len(), self.records.len());
         self.inputs
             .retain(|i| !i.p.shared.closed.load(Ordering::Relaxed));
         self.records
             .retain(|r| !r.shared.closed.load(Ordering::Relaxed));
+        if adopted || counts != (self.inputs.len(), self.records.len()) {
+            // Only when streams came or went: which inputs are tapped, so
+            // a period feeds taps in O(taps × records), not per input.
+            for i in &mut self.inputs {
+                let index = i.p.shared.index;
+                i.tapped = self.records.iter().any(|r| r.tap == Some(index));
+            }
+        }
     }
 
     /// Renders and delivers one period (the sink's own clock). With a DSP
@@ -775,6 +813,18 @@ impl Mixer {
             }
             playing |= produced;
             let gains = &input.p.shared.gains;
+            if input.tapped {
+                let index = input.p.shared.index;
+                let heard = produced && !gains.muted();
+                self.bell_due |= tap::feed(
+                    &mut self.records,
+                    index,
+                    &input.out,
+                    self.channels,
+                    heard,
+                    gains,
+                );
+            }
             if !produced || gains.muted() {
                 continue;
             }
@@ -824,6 +874,10 @@ impl Mixer {
         }
         if let Some(o) = &mut self.output {
             o.write(&self.monitor);
+            // Relaxed: a figure for latency replies.
+            self.shared
+                .output_frames
+                .store((o.queued() / self.channels) as u64, Ordering::Relaxed);
         }
         if self.shared.monitor_gains.muted() {
             self.monitor.fill(0.0);
@@ -832,7 +886,7 @@ impl Mixer {
         }
         let monitor_suspended = self.shared.monitor_suspended.load(Ordering::Relaxed);
         for r in &mut self.records {
-            if monitor_suspended || r.shared.corked.load(Ordering::Relaxed) {
+            if r.tap.is_some() || monitor_suspended || r.shared.corked.load(Ordering::Relaxed) {
                 continue;
             }
             let (_, rest) = r.ring.push_partial_slice(&self.monitor);
@@ -923,6 +977,8 @@ mod tests {
             monitor_suspended: AtomicBool::new(false),
             sink_state: AtomicU8::new(1),
             monitor_state: AtomicU8::new(1),
+            output_frames: AtomicU64::new(0),
+            buffers: Arc::default(),
             stop: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
@@ -934,6 +990,7 @@ mod tests {
         tx.send(Msg::Record(Box::new(RecordOutput {
             shared: rec,
             ring: p,
+            tap: None,
         })))
         .unwrap();
         (m, tx, c)
@@ -1110,6 +1167,61 @@ mod tests {
             half.len() as u64 * 3
         );
         assert!(drain_all(&mut rec).iter().all(|x| *x == 0.0));
+    }
+
+    #[test]
+    fn a_tap_records_one_input_alone_after_its_volume() {
+        let config = sink(SampleFormat::from_wire(5));
+        let (mut m, tx, mut monitor) = mixer(&config);
+        let (a, mut ring_a, msg) = playback(&config, config.spec, &[1, 2], 0);
+        tx.send(msg).unwrap();
+        let b = Arc::new(PlaybackShared::new(
+            2,
+            Arc::new(Notice::new(Arc::new(Bell::new().unwrap()))),
+            0,
+            false,
+        ));
+        let (mut ring_b, consumer) = rtrb::RingBuffer::new(1 << 20);
+        tx.send(Msg::Playback(Box::new(PlaybackInput {
+            shared: b,
+            ring: consumer,
+            converter: PlaybackConverter::new(
+                config.spec,
+                &config.map,
+                48_000,
+                &config.map,
+                PERIOD,
+            )
+            .unwrap(),
+        })))
+        .unwrap();
+        let rec = Arc::new(RecordShared::new(
+            7,
+            Arc::new(Notice::new(Arc::new(Bell::new().unwrap()))),
+            false,
+        ));
+        let (p, mut tapped) = rtrb::RingBuffer::new(48_000 * 2);
+        tx.send(Msg::Record(Box::new(RecordOutput {
+            shared: rec,
+            ring: p,
+            tap: Some(1),
+        })))
+        .unwrap();
+        let bytes = |x: f32| -> Vec<u8> { (0..PERIOD * 2).flat_map(|_| x.to_le_bytes()).collect() };
+        ring_a.push_entire_slice(&bytes(0.25)).unwrap();
+        ring_b.push_entire_slice(&bytes(0.5)).unwrap();
+        m.period();
+        assert_eq!(drain_all(&mut tapped), vec![0.25; PERIOD * 2], "A alone");
+        assert_eq!(drain_all(&mut monitor), vec![0.75; PERIOD * 2], "the mix");
+        // The input's own volume applies; the sink's does not.
+        a.gains.set(&[0.5, 0.5]);
+        m.shared.gains.set(&[0.5, 0.5]);
+        ring_a.push_entire_slice(&bytes(0.25)).unwrap();
+        m.period();
+        assert_eq!(drain_all(&mut tapped), vec![0.125; PERIOD * 2]);
+        // Starved: silence, so the recording keeps time.
+        m.period();
+        assert_eq!(drain_all(&mut tapped), vec![0.0; PERIOD * 2]);
     }
 
     #[test]

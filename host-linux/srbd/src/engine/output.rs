@@ -203,6 +203,14 @@ impl Output {
         }
     }
 
+    /// Samples handed to the backend and not yet written out (the wav
+    /// writer's ring; 0 for `null`).
+    pub fn queued(&self) -> usize {
+        self.ring
+            .as_ref()
+            .map_or(0, |r| r.buffer().capacity() - r.slots())
+    }
+
     /// Samples dropped because the writer was behind.
     pub fn dropped(&self) -> u64 {
         self.dropped

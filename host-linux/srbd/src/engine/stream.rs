@@ -171,6 +171,26 @@ impl RecordShared {
     }
 }
 
+/// A record stream handed to the mixer.
+pub struct RecordOutput {
+    /// Shared control state.
+    pub shared: Arc<RecordShared>,
+    /// Monitor frames (sink channels, f32) for the connection thread.
+    pub ring: rtrb::Producer<f32>,
+    /// `Some(i)`: records sink input `i` alone (`monitor_stream`), after
+    /// its own volume, before the sink's; `None`: the monitor source.
+    pub tap: Option<u32>,
+}
+
+impl std::fmt::Debug for RecordOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordOutput")
+            .field("index", &self.shared.index)
+            .field("free", &self.ring.slots())
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

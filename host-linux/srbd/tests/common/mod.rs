@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod libpulse;
 pub mod srbd;
 
 /// Runs each listed test body (a `fn(Shm)`) once per transport mode, as

@@ -541,6 +541,16 @@ impl Daemon {
         self.assert_exit_ok(&out, &format!("paplay {}", file.display()));
     }
 
+    /// Runs `gst-launch-1.0 -q PIPELINE…` aimed at the daemon; it must
+    /// exit 0.
+    pub fn gst(&self, pipeline: &[&str]) {
+        let mut cmd = self.client("gst-launch-1.0");
+        // GStreamer's registry cache lives under $HOME (the private one).
+        cmd.env("GST_REGISTRY_FORK", "no").arg("-q").args(pipeline);
+        let out = wait_bounded(cmd.spawn().expect("spawn gst-launch-1.0"), "gst-launch-1.0");
+        self.assert_exit_ok(&out, &format!("gst-launch-1.0 {pipeline:?}"));
+    }
+
     /// Starts `parec args…` writing what it records to `out`.
     pub fn spawn_parec(&self, args: &[&str], out: &Path) -> Child {
         self.client("parec")

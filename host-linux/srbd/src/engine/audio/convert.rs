@@ -269,7 +269,10 @@ impl Resampling {
     }
 }
 
-fn check_client(client: SampleSpec, client_map: &ChannelMap) -> Result<usize, ConvertError> {
+pub(super) fn check_client(
+    client: SampleSpec,
+    client_map: &ChannelMap,
+) -> Result<usize, ConvertError> {
     client.check().map_err(ConvertError::BadSampleSpec)?;
     let channels = usize::from(client.channels);
     if client_map.positions().len() != channels {
@@ -282,7 +285,7 @@ fn check_client(client: SampleSpec, client_map: &ChannelMap) -> Result<usize, Co
     Ok(channels)
 }
 
-fn check_sink(sink_rate: u32, sink_map: &ChannelMap) -> Result<usize, ConvertError> {
+pub(super) fn check_sink(sink_rate: u32, sink_map: &ChannelMap) -> Result<usize, ConvertError> {
     if sink_rate == 0 || sink_rate > RATE_MAX {
         return Err(ConvertError::BadSink {
             reason: "rate not in 1..=384000",
@@ -652,7 +655,7 @@ impl RecordConverter {
 }
 
 /// Encodes `samples` in `format` and appends the bytes to `out`.
-fn append_encoded(format: SampleFormat, samples: &[f32], out: &mut Vec<u8>) {
+pub(super) fn append_encoded(format: SampleFormat, samples: &[f32], out: &mut Vec<u8>) {
     let size = format::sample_size(format).unwrap_or(0);
     let start = out.len();
     out.resize(start + samples.len() * size, 0);

@@ -7,6 +7,7 @@
 //! | [`format`](mod@format) | [`decode`]/[`encode`] between the 13 PulseAudio sample formats and `f32` (G.711 included), [`sample_size`], silence bytes |
 //! | [`remap`] | [`Remap`]: channel-map conversion as a precomputed averaging matrix (identity, mono up/down-mix, side-aware fallback) |
 //! | [`volume`] | PulseAudio's cubic software volume ↔ linear gain: [`volume_to_linear`], [`linear_to_volume`] |
+//! | [`peaks`] | [`peaks::PeakDetector`]: `PEAK_DETECT` record streams' one peak per client frame, and [`peaks::Capture`] (audio or peaks) |
 //! | [`convert`] | [`PlaybackConverter`] (client PCM → sink `f32` periods, pull) and [`RecordConverter`] (sink `f32` → client PCM, push): decode, resample with `rubato`, remap, encode; [`ConvertError`] |
 //!
 //! Sample format numbers are PulseAudio's (§2 of
@@ -16,6 +17,7 @@
 
 pub mod convert;
 pub mod format;
+pub mod peaks;
 pub mod remap;
 pub mod volume;
 
