@@ -914,6 +914,7 @@ impl Mixer {
                 sink_state: sh.sink_state.load(Ordering::Relaxed),
                 monitor_state: sh.monitor_state.load(Ordering::Relaxed),
                 dsp_attached: self.dsp_active,
+                output_frames: sh.output_frames.load(Ordering::Relaxed),
             };
             page.publish(figures, dsp);
         }

@@ -17,7 +17,7 @@
 //! | `position` | frames delivered to the output (and the monitor) | the same frames |
 //! | `clock_ns` | `CLOCK_MONOTONIC` right after that period was delivered | same |
 //! | `state` | as `pactl list sinks` says: SUSPENDED, RUNNING while an uncorked stream plays to it, else IDLE (computed by the control side) | as `pactl list sources` says (RUNNING while an uncorked record stream reads it) |
-//! | `latency_us` | one period (the one being played), plus one more while a DSP processes the sink | same as the sink |
+//! | `latency_us` | one period (the one being played), what the output backend holds, plus one more period while a DSP processes the sink (as GET_PLAYBACK_LATENCY reports it) | same as the sink |
 //! | `periods` | periods delivered | same |
 //! | `xruns` | periods the DSP missed (played as the fallback) plus periods the sink's own clock skipped | record frames dropped for full record queues are per stream, not here: 0 |
 //! | `late` | late DSP results discarded | 0 |
@@ -67,6 +67,8 @@ pub(super) struct SinkFigures {
     pub monitor_state: u8,
     /// A DSP clocks the sink now.
     pub dsp_attached: bool,
+    /// Frames the output backend still holds.
+    pub output_frames: u64,
 }
 
 /// The mixer's publisher (lives on the mixer thread).
@@ -130,14 +132,22 @@ impl PagePublisher {
             sink_state,
             monitor_state,
             dsp_attached,
+            output_frames,
         } = sink;
         // Relaxed: independent counters, read once each for a report; the
         // page's seqlock orders the publication.
         let xruns = dsp.xruns.load(Ordering::Relaxed) + skipped;
         let late = dsp.late.load(Ordering::Relaxed);
+        // As GET_PLAYBACK_LATENCY counts it: the period being played, what
+        // the output holds, and a period at the DSP while one clocks us.
+        let held = frames_us(
+            output_frames,
+            self.snap.sinks().first().map_or(1, |s| s.rate),
+        );
         let latency_us = self
             .period_us
-            .saturating_mul(if dsp_attached { 2 } else { 1 });
+            .saturating_mul(if dsp_attached { 2 } else { 1 })
+            .saturating_add(held);
         let position = periods.saturating_mul(self.period_frames);
         if let Some(s) = self.snap.sinks_mut().first_mut() {
             s.state = state(sink_state);
@@ -175,6 +185,11 @@ impl PagePublisher {
         self.snap.published_ns = now;
         self.writer.publish(&self.snap);
     }
+}
+
+/// `frames` at `rate` in microseconds (saturating).
+fn frames_us(frames: u64, rate: u32) -> u32 {
+    u32::try_from(frames.saturating_mul(1_000_000) / u64::from(rate.max(1))).unwrap_or(u32::MAX)
 }
 
 /// PulseAudio's state code → the page's state (an unknown code reads as
