@@ -400,6 +400,28 @@ fn latency_reports_are_true_and_stat_counts_the_rings(shm: Shm) {
         (latencies(&read("pacat.log")).0.len() >= 20 && latencies(&read("parec.log")).0.len() >= 20)
             .then_some(())
     });
+    // `pactl list sink-inputs`: the stream's queue in srbd as its buffer
+    // latency (PulseAudio counts the stream's queue the same way), within
+    // what pacat may have queued; the sink's latency beside it.
+    let inputs = d.pactl_ok(&["list", "sink-inputs"]);
+    let field = |text: &str, key: &str| -> u64 {
+        text.split(key)
+            .nth(1)
+            .and_then(|r| r.trim().split(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+    };
+    let buffered = field(&inputs, "Buffer Latency:");
+    assert!(
+        buffered > 0 && buffered <= 2 * 50_000,
+        "sink-input buffer latency {buffered} usec\n{inputs}"
+    );
+    assert!(field(&inputs, "Sink Latency:") >= period);
+    let outputs = d.pactl_ok(&["list", "source-outputs"]);
+    assert!(
+        field(&outputs, "Buffer Latency:") <= 2 * 50_000,
+        "{outputs}"
+    );
     let (live, live_bytes, total) = stat(&d);
     assert_eq!((live, total), (2, 2), "two stream rings while both run");
     assert_ne!(live_bytes, "0 B");

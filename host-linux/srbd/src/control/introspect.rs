@@ -9,11 +9,12 @@ use crate::control::device_state::State;
 use crate::control::registry::{SinkInput, SourceOutput};
 use crate::control::server_info::{Latency, DRIVER, INVALID_INDEX};
 use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PROPS};
+use crate::engine::stream::PlaybackShared;
 use crate::linear_gains;
 use srb_pulse::commands::{Command, PaError};
 use srb_pulse::reply;
 use srb_pulse::request::{DeviceRef, Request};
-use srb_pulse::tagstruct::{CVolume, FormatInfo, Proplist, TagWriter};
+use srb_pulse::tagstruct::{CVolume, FormatInfo, Proplist, SampleSpec, TagWriter};
 
 /// `PA_UPDATE_SET`, `PA_UPDATE_MERGE`, `PA_UPDATE_REPLACE`.
 const UPDATE_SET: u32 = 0;
@@ -68,6 +69,28 @@ pub(super) fn pcm() -> &'static FormatInfo {
     })
 }
 
+/// Bytes a playback stream holds in srbd (written, not yet played or
+/// flushed): its buffer latency, as PulseAudio counts the stream's queue.
+fn playback_queued(s: &PlaybackShared) -> u64 {
+    // Relaxed: figures for an info reply; the two need not be from the
+    // same instant.
+    let written = s.written.load(Ordering::Relaxed);
+    let read = s
+        .read_index
+        .load(Ordering::Relaxed)
+        .max(s.flush_to.load(Ordering::Relaxed));
+    written.saturating_sub(read)
+}
+
+/// `bytes` of `spec` audio in microseconds (0 for an unusable spec).
+fn bytes_usec(bytes: u64, spec: SampleSpec) -> u64 {
+    let frame = spec.frame_size().unwrap_or(0) as u64;
+    if frame == 0 || spec.rate == 0 {
+        return 0;
+    }
+    bytes / frame * 1_000_000 / u64::from(spec.rate)
+}
+
 fn resample_method(spec_rate: u32, sink_rate: u32) -> &'static str {
     if spec_rate == sink_rate {
         "copy"
@@ -89,7 +112,7 @@ impl Session {
             channel_map: &s.map,
             volume: &s.volume,
             muted: s.muted,
-            buffer_usec: 0,
+            buffer_usec: bytes_usec(playback_queued(&s.shared), s.spec),
             device_usec: self.server.engine.sink_latency_usec(),
             resample_method: resample_method(s.spec.rate, sink.sample_spec.rate),
             driver: DRIVER,
@@ -113,7 +136,8 @@ impl Session {
             channel_map: &s.map,
             volume: &s.volume,
             muted: s.muted,
-            buffer_usec: 0,
+            // Relaxed: a figure the owning connection stored.
+            buffer_usec: bytes_usec(s.shared.queued.load(Ordering::Relaxed), s.spec),
             // The source's own latency (see GET_RECORD_LATENCY).
             device_usec: 0,
             resample_method: resample_method(s.spec.rate, mon.sample_spec.rate),

@@ -120,6 +120,12 @@ impl Playback {
         self.written + self.backlog.len() as u64
     }
 
+    /// Stores the write index where other clients' introspection reads it.
+    fn publish_written(&self) {
+        // Relaxed: a figure for info replies, not a hand-over.
+        self.shared.written.store(self.written(), Ordering::Relaxed);
+    }
+
     /// Bytes waiting in the control side's backlog.
     pub fn backlog(&self) -> usize {
         self.backlog.len()
@@ -140,6 +146,7 @@ impl Playback {
             self.written += n as u64;
             self.backlog.drain(..n);
         }
+        self.publish_written();
         if self.backlog.is_empty() {
             if self.backlog.capacity() > 0 {
                 self.backlog = std::collections::VecDeque::new();
@@ -197,6 +204,7 @@ impl Playback {
         let keep = rest.len().min(room);
         self.backlog.extend(&rest[..keep]);
         let rest = &rest[keep..];
+        self.publish_written();
         if rest.is_empty() {
             None
         } else {
@@ -214,6 +222,7 @@ impl Playback {
         self.backlog.clear();
         // Release: the mixer reads the ring up to here after seeing it.
         self.shared.flush_to.store(self.written, Ordering::Release);
+        self.publish_written();
     }
 
     /// DRAIN: `tag` is answered once all queued audio was played. At most

@@ -159,6 +159,13 @@ impl Record {
     /// half full its oldest part is dropped, so the newest audio is what
     /// the client gets when it reads again.
     pub fn poll(&mut self, out: &mut Vec<u8>, room: usize) -> Result<(), FrameError> {
+        let polled = self.poll_inner(out, room);
+        // Relaxed: a figure for info replies, not a hand-over.
+        self.shared.queued.store(self.queued(), Ordering::Relaxed);
+        polled
+    }
+
+    fn poll_inner(&mut self, out: &mut Vec<u8>, room: usize) -> Result<(), FrameError> {
         if room == 0 {
             let cap = self.ring.buffer().capacity();
             let slots = self.ring.slots();

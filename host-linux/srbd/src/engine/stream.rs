@@ -94,6 +94,10 @@ pub struct PlaybackShared {
     pub prebuf_seq: AtomicU32,
     /// Bytes the mixer consumed (the memblockq read index).
     pub read_index: AtomicU64,
+    /// Bytes queued so far (the write index), as the owning connection
+    /// last stored it: how other clients' sink-input info computes the
+    /// stream's buffer latency.
+    pub written: AtomicU64,
     /// Whether the mixer is waiting for `prebuf` bytes.
     pub prebuffering: AtomicBool,
     /// Whether the stream is currently audible (not corked or starved).
@@ -126,6 +130,7 @@ impl PlaybackShared {
             trigger_seq: AtomicU32::new(0),
             prebuf_seq: AtomicU32::new(0),
             read_index: AtomicU64::new(0),
+            written: AtomicU64::new(0),
             prebuffering: AtomicBool::new(true),
             playing: AtomicBool::new(false),
             started: AtomicU32::new(0),
@@ -154,6 +159,10 @@ pub struct RecordShared {
     pub killed: AtomicBool,
     /// Sink frames the mixer could not deliver because the ring was full.
     pub dropped_frames: AtomicU64,
+    /// Bytes (client format) captured but not yet sent to the client, as
+    /// the owning connection last stored it (source-output info's buffer
+    /// latency).
+    pub queued: AtomicU64,
 }
 
 impl RecordShared {
@@ -167,6 +176,7 @@ impl RecordShared {
             closed: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             dropped_frames: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
         }
     }
 }
