@@ -76,163 +76,30 @@ for v in stream_secs requests rounds; do
 done
 ((requests >= rounds)) || { echo "pulse-compare: --requests must be at least --rounds" >&2; exit 2; }
 
-log() { echo "pulse-compare: $*" >&2; }
-die() { echo "pulse-compare: error: $*" >&2; exit 1; }
+bench_name=pulse-compare
+# shellcheck source=benches/lib.sh
+source "$root/benches/lib.sh"
 
-# ---------------------------------------------------------------- packages
-pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
-missing=()
-for p in pulseaudio pulseaudio-utils libpulse-dev; do
-    pkg_installed "$p" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    if [[ "$(id -u)" != 0 ]]; then
-        die "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
-    fi
-    log "installing ${missing[*]}"
-    apt-get update -qq >&2 || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 ||
-        die "apt-get install ${missing[*]} failed"
-fi
-for c in pulseaudio pacat pactl getconf timeout ps taskset nproc; do
-    command -v "$c" >/dev/null || die "$c not found on PATH"
-done
-pa_version="$(pulseaudio --version 2>/dev/null | awk '{print $2; exit}')"
-[[ -n "$pa_version" ]] || die "pulseaudio --version printed nothing"
-[[ "$pa_version" == 16.* ]] || log "note: PulseAudio is $pa_version, not 16.x"
-
-# ------------------------------------------------------------------- build
-if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
-    target="$(realpath -m "$CARGO_TARGET_DIR")"
-else
-    target="$root/target"
-fi
-log "building srbd and dsp-sim (release, target dir $target)"
-(cd "$root" && cargo build --release -p srbd --bins --target-dir "$target") >&2 ||
-    die "building srbd failed"
-log "building benches/pulse-bench (release)"
-cargo build --release --manifest-path "$root/benches/pulse-bench/Cargo.toml" --target-dir "$target" >&2 ||
-    die "building pulse-bench failed"
+need_pulseaudio pacat getconf ps taskset nproc
+build_release pa-latency plot eventfd-floor
 srbd="$target/release/srbd"
 pa_latency="$target/release/pa-latency"
 plot="$target/release/plot"
 floor="$target/release/eventfd-floor"
-for b in "$srbd" "$target/release/dsp-sim" "$pa_latency" "$plot" "$floor"; do
-    [[ -x "$b" ]] || die "$b was not built"
-done
 
 # ----------------------------------------------------- processes, clean-up
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/pulse-compare.XXXXXX")"
-((${#tmp} < 80)) || die "temporary directory path $tmp is too long for unix socket paths"
-started=() # every pid this script started and has not stopped yet
-
-# A pid that exists and is not a zombie.
-alive() {
-    local s
-    s="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-    s="${s##*) }"
-    [[ "${s:0:1}" != Z ]]
-}
-
-# Stops the given pids: SIGTERM, up to 5 s, then SIGKILL.
-stop_pids() {
-    local p i
-    for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "$@"; do
-        for ((i = 0; i < 50; i++)); do
-            alive "$p" || break
-            sleep 0.1
-        done
-        if alive "$p"; then
-            log "pid $p ignored SIGTERM for 5 s; SIGKILL"
-            kill -KILL "$p" 2>/dev/null || true
-        fi
-        wait "$p" 2>/dev/null || true
-    done
-    local keep_pids=() q
-    for q in "${started[@]}"; do
-        for p in "$@"; do
-            if [[ "$q" == "$p" ]]; then continue 2; fi
-        done
-        keep_pids+=("$q")
-    done
-    started=("${keep_pids[@]}")
-}
-
-# sleep that a trapped signal interrupts at once (bash runs traps only
-# between foreground commands, but at once during `wait`).
-nap_pid=""
-nap() {
-    sleep "$1" &
-    nap_pid=$!
-    wait "$nap_pid"
-    nap_pid=""
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if [[ -n "$nap_pid" ]]; then kill "$nap_pid" 2>/dev/null || true; fi
-    if ((${#started[@]})); then stop_pids "${started[@]}"; fi
-    if ((rc != 0 || keep)); then
-        log "logs and raw samples kept in $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# The servers and the clients get private homes and runtime directories;
-# cargo above needed the real HOME. Nothing from the caller's libpulse
-# environment may steer the clients.
-unset PULSE_SERVER PULSE_SINK PULSE_SOURCE PULSE_LOG PULSE_CLIENTCONFIG PULSE_COOKIE PULSE_PROP DISPLAY
-mkdir -m 700 "$tmp/home" "$tmp/run" "$tmp/pa" "$tmp/srbd" "$tmp/srbd-dsp"
-export HOME="$tmp/home" XDG_RUNTIME_DIR="$tmp/run" XDG_CONFIG_HOME="$tmp/home/.config"
-# PulseAudio asks D-Bus for a session bus; there is none to find.
-export DBUS_SESSION_BUS_ADDRESS="disabled:"
-
-# Waits (at most 20 s) until `pactl info` gets an answer from $2.
-wait_ready() {
-    local name="$1" spec="$2" pid="$3" logf="$4" deadline=$((SECONDS + 20))
-    until PULSE_SERVER="$spec" timeout 5 pactl info >/dev/null 2>&1; do
-        if ! alive "$pid"; then
-            tail -n 20 "$logf" >&2 || true
-            die "$name exited during start-up (log: $logf)"
-        fi
-        if ((SECONDS >= deadline)); then
-            tail -n 20 "$logf" >&2 || true
-            die "$name did not answer on $spec within 20 s (log: $logf)"
-        fi
-        sleep 0.2
-    done
-}
+start_scratch pa srbd srbd-dsp
 
 # --------------------------------------------------------------- servers
-# PulseAudio in per-user mode with no default script: only the two modules
-# loaded here. As root it prints a warning ("not intended to be run as
-# root") and carries on; its runtime and state directories are the private
-# XDG_RUNTIME_DIR and HOME above.
 pa_sock="$tmp/pa/native"
-pa_cmd=(pulseaudio -n --daemonize=no --system=no --exit-idle-time=-1 --use-pid-file=no
-    --disable-shm=no -F /dev/null --log-target=stderr)
-if ((!pa_default_priority)); then
-    pa_cmd+=(--high-priority=no --realtime=no)
-fi
-pa_cmd+=("--load=module-null-sink sink_name=null format=float32le rate=48000 channels=2"
-    "--load=module-native-protocol-unix socket=$pa_sock auth-anonymous=1")
-log "starting: ${pa_cmd[*]}"
-"${pa_cmd[@]}" >"$tmp/pa.log" 2>&1 &
-pa_pid=$!
-started+=("$pa_pid")
+start_pulseaudio "$pa_sock" "$tmp/pa.log" "$pa_default_priority"
 
 srbd_common=(--format float32le --rate 48000 --channels 2)
-"$srbd" --socket "$tmp/srbd/native" --dsp off "${srbd_common[@]}" >"$tmp/srbd.out" 2>"$tmp/srbd.log" &
+# Each srbd gets its own control socket (the default path would be shared).
+"$srbd" --socket "$tmp/srbd/native" --control-socket "$tmp/srbd/control" --dsp off "${srbd_common[@]}" >"$tmp/srbd.out" 2>"$tmp/srbd.log" &
 srbd_pid=$!
 started+=("$srbd_pid")
-"$srbd" --socket "$tmp/srbd-dsp/native" --dsp on "${srbd_common[@]}" >"$tmp/srbd-dsp.out" 2>"$tmp/srbd-dsp.log" &
+"$srbd" --socket "$tmp/srbd-dsp/native" --control-socket "$tmp/srbd-dsp/control" --dsp on "${srbd_common[@]}" >"$tmp/srbd-dsp.out" 2>"$tmp/srbd-dsp.log" &
 srbd_dsp_pid=$!
 started+=("$srbd_dsp_pid")
 
@@ -479,7 +346,6 @@ done
 done
 
 # ------------------------------------------------------------------ report
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f×", a/b; else printf "n/a" }'; }
 transport() {
     local k="$1" ev="$2" ring
     if [[ "$ev" =~ ^[0-9]+$ ]] && ((ev >= 2)); then ring="srbchannel"; else ring="socket only"; fi
@@ -540,10 +406,5 @@ done
 echo
 echo "Floor on one CPU: a raw eventfd ping-pong between two threads pinned to CPU $last_cpu: median $floor_med µs, p99 $floor_p99 µs. Above it, on the same CPU: $(for k in "${keys[@]}"; do printf '%s +%s µs; ' "${label[$k]}" "$(awk -v a="${pl_med[$k,same]}" -v b="$floor_med" 'BEGIN{printf "%.1f", a-b}')"; done)"
 echo
-pa_shown=""
-for a in "${pa_cmd[@]}"; do
-    if [[ "$a" == *" "* ]]; then a="\"$a\""; fi
-    pa_shown="${pa_shown:+$pa_shown }$a"
-done
-echo "Plot: ${svg#"$root"/}. PulseAudio was started as: \`$pa_shown\`"
+echo "Plot: ${svg#"$root"/}. PulseAudio was started as: \`$(pa_cmd_shown)\`"
 log "done; plot written to $svg"

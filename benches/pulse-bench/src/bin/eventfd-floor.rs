@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use pulse_bench::{nanos, quantile};
 use rustix::event::{eventfd, EventfdFlags};
 
 fn post(fd: &OwnedFd) {
@@ -24,11 +25,6 @@ fn post(fd: &OwnedFd) {
 fn take(fd: &OwnedFd) {
     let mut b = [0u8; 8];
     rustix::io::read(fd, &mut b).expect("eventfd read");
-}
-
-fn quantile(sorted: &[u64], q: f64) -> u64 {
-    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[i - 1]
 }
 
 fn main() -> ExitCode {
@@ -59,7 +55,7 @@ fn main() -> ExitCode {
         post(&ping);
         take(&pong);
         if i >= warmup {
-            ns.push(t.elapsed().as_nanos() as u64);
+            ns.push(nanos(t.elapsed()));
         }
     }
     echo.join().expect("echo thread");

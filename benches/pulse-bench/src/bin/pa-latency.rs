@@ -31,9 +31,9 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use libpulse_binding::context::{Context, FlagSet, State};
-use libpulse_binding::mainloop::standard::{IterateResult, Mainloop};
-use libpulse_binding::operation::State as OpState;
+use libpulse_binding::context::Context;
+use libpulse_binding::mainloop::standard::Mainloop;
+use pulse_bench::{connect, nanos, quantile, wait_reply};
 
 #[derive(Debug)]
 struct Args {
@@ -90,63 +90,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Runs the mainloop once, blocking; an error or quit ends the program.
-fn iterate(ml: &mut Mainloop) -> Result<(), String> {
-    match ml.iterate(true) {
-        IterateResult::Success(_) => Ok(()),
-        IterateResult::Quit(r) => Err(format!("mainloop quit ({})", r.0)),
-        IterateResult::Err(e) => Err(format!("mainloop: {e}")),
-    }
-}
-
-fn connect(ml: &mut Mainloop, args: &Args) -> Result<Context, String> {
-    let mut ctx = Context::new(ml, "pa-latency")
-        .ok_or_else(|| "cannot create a libpulse context".to_owned())?;
-    ctx.connect(args.server.as_deref(), FlagSet::NOAUTOSPAWN, None)
-        .map_err(|e| format!("connect {:?}: {e}", args.server))?;
-    // The state callback only wakes the loop; the state is read after each
-    // iteration. A timer bounds the wait: poll returns at least this often.
-    let deadline = Instant::now() + args.connect_timeout;
-    let changed = Rc::new(Cell::new(false));
-    {
-        let changed = Rc::clone(&changed);
-        ctx.set_state_callback(Some(Box::new(move || changed.set(true))));
-    }
-    loop {
-        match ctx.get_state() {
-            State::Ready => break,
-            State::Failed | State::Terminated => {
-                return Err(format!(
-                    "connection to {:?} failed: {}",
-                    args.server,
-                    ctx.errno()
-                ));
-            }
-            _ => {}
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "no connection to {:?} within {:?}",
-                args.server, args.connect_timeout
-            ));
-        }
-        // Non-blocking iterations with a short sleep: the connection phase
-        // is not timed, and this keeps the deadline honest even if the
-        // server never answers.
-        changed.set(false);
-        match ml.iterate(false) {
-            IterateResult::Success(_) => {}
-            IterateResult::Quit(r) => return Err(format!("mainloop quit ({})", r.0)),
-            IterateResult::Err(e) => return Err(format!("mainloop: {e}")),
-        }
-        if !changed.get() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    ctx.set_state_callback(None);
-    Ok(ctx)
-}
-
 /// One GET_SERVER_INFO round trip; returns its duration and, the first
 /// time it is asked, the server's name and version.
 fn round_trip(
@@ -172,15 +115,7 @@ fn round_trip(
             }
         })
     };
-    while !done.get() {
-        if op.get_state() == OpState::Cancelled {
-            return Err(format!("request cancelled: {}", ctx.errno()));
-        }
-        if matches!(ctx.get_state(), State::Failed | State::Terminated) {
-            return Err(format!("connection lost: {}", ctx.errno()));
-        }
-        iterate(ml)?;
-    }
+    wait_reply(ml, ctx, &op, done)?;
     Ok(start.elapsed())
 }
 
@@ -198,15 +133,14 @@ fn eventfd_count() -> usize {
         .unwrap_or(0)
 }
 
-/// The value at quantile `q` (0..=1) of sorted `v`, nearest rank.
-fn quantile(v: &[u64], q: f64) -> u64 {
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
-}
-
 fn run(args: Args) -> Result<(), String> {
     let mut ml = Mainloop::new().ok_or_else(|| "cannot create a mainloop".to_owned())?;
-    let ctx = connect(&mut ml, &args)?;
+    let ctx = connect(
+        &mut ml,
+        args.server.as_deref(),
+        "pa-latency",
+        args.connect_timeout,
+    )?;
     let done = Rc::new(Cell::new(false));
     let name = Rc::new(RefCell::new(None));
     for _ in 0..args.warmup {
@@ -216,7 +150,7 @@ fn run(args: Args) -> Result<(), String> {
     let mut ns = Vec::with_capacity(args.requests);
     for _ in 0..args.requests {
         let d = round_trip(&mut ml, &ctx, &done, &name)?;
-        ns.push(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        ns.push(nanos(d));
     }
     if let Some(path) = &args.out {
         let mut text = String::with_capacity(ns.len() * 8);
@@ -268,20 +202,5 @@ fn main() -> ExitCode {
             eprintln!("pa-latency: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::quantile;
-
-    #[test]
-    fn nearest_rank() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(quantile(&v, 0.5), 50);
-        assert_eq!(quantile(&v, 0.99), 99);
-        assert_eq!(quantile(&v, 1.0), 100);
-        assert_eq!(quantile(&v, 0.0), 1);
-        assert_eq!(quantile(&[7], 0.9), 7);
     }
 }

@@ -27,6 +27,7 @@
 use std::process::ExitCode;
 
 use plotters::prelude::*;
+use pulse_bench::quantile;
 
 #[derive(Debug)]
 struct Series {
@@ -123,12 +124,6 @@ fn tail_points(us: &[f64], n: usize) -> Vec<(f64, f64)> {
         .into_iter()
         .map(|(v, f)| (v, (1.0 - f).max(1.0 / len)))
         .collect()
-}
-
-/// The value at quantile `q` (0..=1) of sorted `v`, nearest rank.
-fn quantile(v: &[f64], q: f64) -> f64 {
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
 }
 
 fn summary(s: &Series) -> String {
@@ -245,15 +240,7 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::{cdf_points, quantile, tail_points};
-
-    #[test]
-    fn nearest_rank() {
-        let v: Vec<f64> = (1..=200).map(f64::from).collect();
-        assert_eq!(quantile(&v, 0.5), 100.0);
-        assert_eq!(quantile(&v, 0.99), 198.0);
-        assert_eq!(quantile(&v, 1.0), 200.0);
-    }
+    use super::{cdf_points, tail_points};
 
     #[test]
     fn cdf_keeps_ends_and_tail() {
