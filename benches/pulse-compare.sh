@@ -181,7 +181,7 @@ done <"$tmp/plot.out"
 # the scheduler picks; here both are pinned: the server (every thread,
 # and the threads it starts later) to the last CPU, the client to the same
 # CPU or to CPU 0. $per_round requests per server and placement.
-declare -A pl_med pl_p99
+declare -A pl_med pl_p99 pl_cpu
 placements=(same)
 if (($(nproc) >= 2)); then placements+=(apart); fi
 last_cpu=$(($(nproc) - 1))
@@ -200,6 +200,7 @@ for pl in "${placements[@]}"; do
         taskset -a -p -c "0-$last_cpu" "${pid[$k]}" >/dev/null || die "cannot unpin ${label[$k]}"
         pl_med[$k,$pl]="$(sed -n 's/.* median_us=\([0-9.]*\) .*/\1/p' "$tmp/lat-$k-$pl.out")"
         pl_p99[$k,$pl]="$(sed -n 's/.* p99_us=\([0-9.]*\) .*/\1/p' "$tmp/lat-$k-$pl.out")"
+        pl_cpu[$k,$pl]="$(sed -n 's/.* client_cpu_us=\([0-9.]*\).*/\1/p' "$tmp/lat-$k-$pl.out")"
     done
 done
 
@@ -405,6 +406,8 @@ for k in "${keys[@]}"; do
 done
 echo
 echo "Floor on one CPU: a raw eventfd ping-pong between two threads pinned to CPU $last_cpu: median $floor_med µs, p99 $floor_p99 µs. Above it, on the same CPU: $(for k in "${keys[@]}"; do printf '%s +%s µs; ' "${label[$k]}" "$(awk -v a="${pl_med[$k,same]}" -v b="$floor_med" 'BEGIN{printf "%.1f", a-b}')"; done)"
+echo
+echo "The client's own CPU per round trip on the same CPU (libpulse's thread, user + system; a round trip on one CPU cannot be shorter): $(for k in "${keys[@]}"; do printf '%s %s µs; ' "${label[$k]}" "${pl_cpu[$k,same]}"; done)so the lowest same-CPU ratio any server could reach against PulseAudio here is $(ratio "${pl_cpu[srbd,same]}" "${pl_med[pa,same]}")."
 echo
 echo "Plot: ${svg#"$root"/}. PulseAudio was started as: \`$(pa_cmd_shown)\`"
 log "done; plot written to $svg"

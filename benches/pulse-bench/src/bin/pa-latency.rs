@@ -15,8 +15,12 @@
 //! `--out`, one nanosecond count a line, and a summary goes to stdout:
 //!
 //! ```text
-//! server="pulseaudio 16.1" protocol=35 local=yes eventfds=2 requests=10000 median_us=.. p90_us=.. p99_us=.. max_us=..
+//! server="pulseaudio 16.1" protocol=35 local=yes eventfds=2 requests=10000 median_us=.. p90_us=.. p99_us=.. max_us=.. client_cpu_us=..
 //! ```
+//!
+//! `client_cpu_us` is the client's own CPU time (user + system, its one
+//! thread) per timed round trip: with client and server on one CPU, the
+//! round trip cannot be shorter than this plus the server's time.
 //!
 //! `eventfds` counts this process's eventfd descriptors after the warm-up:
 //! libpulse opens none for a plain socket connection, while a server that
@@ -133,6 +137,12 @@ fn eventfd_count() -> usize {
         .unwrap_or(0)
 }
 
+/// CPU time this thread has used (`CLOCK_THREAD_CPUTIME_ID`), ns.
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+}
+
 fn run(args: Args) -> Result<(), String> {
     let mut ml = Mainloop::new().ok_or_else(|| "cannot create a mainloop".to_owned())?;
     let ctx = connect(
@@ -148,10 +158,14 @@ fn run(args: Args) -> Result<(), String> {
     }
     let eventfds = eventfd_count();
     let mut ns = Vec::with_capacity(args.requests);
+    let cpu_before = thread_cpu_ns();
     for _ in 0..args.requests {
         let d = round_trip(&mut ml, &ctx, &done, &name)?;
         ns.push(nanos(d));
     }
+    // The client's own CPU per round trip (user + system, this thread):
+    // on one CPU no server can answer faster than the client spends.
+    let client_cpu_ns = thread_cpu_ns().saturating_sub(cpu_before) / args.requests.max(1) as u64;
     if let Some(path) = &args.out {
         let mut text = String::with_capacity(ns.len() * 8);
         for v in &ns {
@@ -175,13 +189,14 @@ fn run(args: Args) -> Result<(), String> {
     let us = |v: u64| v as f64 / 1000.0;
     println!(
         "server={:?} protocol={protocol} local={local} eventfds={eventfds} requests={} median_us={:.1} p90_us={:.1} \
-         p99_us={:.1} max_us={:.1}",
+         p99_us={:.1} max_us={:.1} client_cpu_us={:.1}",
         name.borrow().as_deref().unwrap_or("?"),
         sorted.len(),
         us(quantile(&sorted, 0.5)),
         us(quantile(&sorted, 0.9)),
         us(quantile(&sorted, 0.99)),
         us(*sorted.last().unwrap_or(&0)),
+        us(client_cpu_ns),
     );
     let mut ctx = ctx;
     ctx.disconnect();
