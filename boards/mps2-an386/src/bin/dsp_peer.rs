@@ -206,10 +206,9 @@ impl Peer {
                         self.chain = chain;
                         defmt::info!("chain set: {=str}", spec);
                     }
-                    Err(e) => defmt::warn!(
-                        "invalid chain spec ignored: {}",
-                        defmt::Display2Format(&e)
-                    ),
+                    Err(e) => {
+                        defmt::warn!("invalid chain spec ignored: {}", defmt::Display2Format(&e))
+                    }
                 }
             }
             Message::Control(Control::Bypass(on)) => {
@@ -348,10 +347,7 @@ fn main() -> ! {
     let setup = match Setup::decode(&read_setup()) {
         Ok(s) => s,
         Err(e) => {
-            defmt::error!(
-                "dsp peer: setup area refused: {}",
-                defmt::Debug2Format(&e)
-            );
+            defmt::error!("dsp peer: setup area refused: {}", defmt::Debug2Format(&e));
             exit(false)
         }
     };
@@ -363,7 +359,10 @@ fn main() -> ! {
     let chain = match Chain::parse(spec, setup.rate as f32, channels) {
         Ok(c) => c,
         Err(e) => {
-            defmt::error!("dsp peer: chain spec refused: {}", defmt::Display2Format(&e));
+            defmt::error!(
+                "dsp peer: chain spec refused: {}",
+                defmt::Display2Format(&e)
+            );
             exit(false)
         }
     };
@@ -373,7 +372,10 @@ fn main() -> ! {
     };
     let ticks = CORE_HZ * frames as u64 / u64::from(setup.rate);
     if !(2..=0x0100_0000).contains(&ticks) {
-        defmt::error!("dsp peer: a period of {} core ticks does not fit SysTick", ticks);
+        defmt::error!(
+            "dsp peer: a period of {} core ticks does not fit SysTick",
+            ticks
+        );
         exit(false)
     }
     let period_ticks = ticks as u32;
