@@ -264,7 +264,7 @@ fn prepare(
 /// Starts board number `generation`: memory file, setup, block, QEMU.
 /// Returns the QEMU child, its memory file (drop it after reaping the
 /// child) and the polled link.
-pub(crate) fn spawn(
+pub fn spawn(
     cfg: &DspConfig,
     board: &BoardConfig,
     chain: Option<&str>,
