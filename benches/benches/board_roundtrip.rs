@@ -32,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
 use srb_dsp_sim::link::{Control, Stats};
-use srbd::dsp::board::{self, BoardConfig, DEFAULT_QEMU};
+use srbd::dsp::board::{self, BoardConfig, BoardPeer, DEFAULT_QEMU};
 use srbd::dsp::link::{DspEvent, DspLink};
-use srbd::dsp::supervisor::DspConfig;
+use srbd::dsp::supervisor::ring_capacity;
 
 const RATE: u32 = 48_000;
 const CHANNELS: u8 = 2;
@@ -75,25 +75,25 @@ struct Row {
 }
 
 fn measure(
-    elf: &PathBuf,
+    elf: &std::path::Path,
     dir: &std::path::Path,
     frames: usize,
     warmup: usize,
     periods: usize,
 ) -> Row {
-    let cfg = DspConfig {
-        program: elf.clone(),
+    let cfg = BoardPeer {
+        elf,
         rate: RATE,
         channels: CHANNELS,
         period_frames: frames,
+        ring_capacity: ring_capacity(frames, CHANNELS),
         chain: None,
-        rt_priority: 0,
     };
     let bcfg = BoardConfig {
         qemu: DEFAULT_QEMU.into(),
         runtime_dir: dir.to_path_buf(),
     };
-    let (mut child, file, mut link) = board::spawn(&cfg, &bcfg, None, 1).expect("start the board");
+    let (mut child, file, mut link) = board::spawn(&cfg, &bcfg, 1).expect("start the board");
     let n = frames * usize::from(CHANNELS);
     let mix: Vec<f32> = (0..n).map(|i| (i as f32 * 0.001).sin() * 0.5).collect();
     let mut buf = vec![0.0f32; n];

@@ -66,7 +66,6 @@ use srb_linux::channel::ChannelIoError;
 use srb_linux::signal::PeerWatch;
 
 use super::link::{DspError, DspLink};
-use super::supervisor::{ring_capacity, DspConfig};
 
 #[path = "../../../../boards/common/peer_setup.rs"]
 pub mod peer_setup;
@@ -76,14 +75,30 @@ pub const DEFAULT_QEMU: &str = "qemu-system-arm";
 /// The firmware's defmt log, in the runtime directory.
 pub const DEFMT_LOG: &str = "dsp-board.defmt";
 
-/// Where and how the board peer runs (the stream format and chain are the
-/// [`DspConfig`]'s; its `program` is the firmware ELF).
+/// Where the board peer runs (what it runs is a [`BoardPeer`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoardConfig {
     /// QEMU (default [`DEFAULT_QEMU`], looked up on `PATH`).
     pub qemu: PathBuf,
     /// srbd's runtime directory: the memory file and the defmt log go here.
     pub runtime_dir: PathBuf,
+}
+
+/// What one board runs: the firmware, the stream format, the rings.
+#[derive(Debug, Clone, Copy)]
+pub struct BoardPeer<'a> {
+    /// The firmware ELF (`srb-board-dsp-peer`).
+    pub elf: &'a Path,
+    /// Sample rate in Hz.
+    pub rate: u32,
+    /// Interleaved channels.
+    pub channels: u8,
+    /// Frames per period.
+    pub period_frames: usize,
+    /// Bytes per ring (the supervisor's `ring_capacity`).
+    pub ring_capacity: u32,
+    /// The chain spec the firmware starts with (`None`: empty).
+    pub chain: Option<&'a str>,
 }
 
 /// How long the mixer sleeps between looks at a board's ring: a quarter
@@ -210,19 +225,15 @@ fn create_memory(path: &Path) -> Result<(BoardFile, OwnedFd, Arc<BoardMapping>),
 }
 
 /// Writes the setup area and creates the `srb` block; returns srbd's ends.
-fn prepare(
-    map: &Arc<BoardMapping>,
-    cfg: &DspConfig,
-    chain: Option<&str>,
-) -> Result<BoardRings, DspError> {
-    let capacity = ring_capacity(cfg.period_frames, cfg.channels);
+fn prepare(map: &Arc<BoardMapping>, cfg: &BoardPeer<'_>) -> Result<BoardRings, DspError> {
+    let capacity = cfg.ring_capacity;
     let block_len = srb::block_len(capacity);
     if peer_setup::BLOCK_OFFSET + block_len > map.len {
         return Err(DspError::Config(format!(
             "a {block_len}-byte block does not fit the board's PSRAM"
         )));
     }
-    let spec = chain.unwrap_or("").as_bytes();
+    let spec = cfg.chain.unwrap_or("").as_bytes();
     let mut setup = peer_setup::Setup {
         rate: cfg.rate,
         channels: cfg.channels.into(),
@@ -265,16 +276,15 @@ fn prepare(
 /// Returns the QEMU child, its memory file (drop it after reaping the
 /// child) and the polled link.
 pub fn spawn(
-    cfg: &DspConfig,
+    cfg: &BoardPeer<'_>,
     board: &BoardConfig,
-    chain: Option<&str>,
     generation: u64,
 ) -> Result<(Child, BoardFile, DspLink), DspError> {
     let name = format!("dsp-board-{}-{generation}.mem", std::process::id());
     let path = board.runtime_dir.join(name);
     let (file, fd, map) = create_memory(&path)?;
     drop(fd); // the mapping keeps the memory; QEMU opens the path
-    let rings = prepare(&map, cfg, chain)?;
+    let rings = prepare(&map, cfg)?;
     drop(map);
     let (ours, theirs) = rustix::net::socketpair(
         rustix::net::AddressFamily::UNIX,
@@ -299,7 +309,7 @@ pub fn spawn(
             "enable=on,target=native",
         ])
         .arg("-kernel")
-        .arg(&cfg.program)
+        .arg(cfg.elf)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::inherit());
@@ -372,14 +382,14 @@ mod tests {
     use super::*;
     use srb_dsp_sim::link::{self as wire, Control};
 
-    fn cfg() -> DspConfig {
-        DspConfig {
-            program: "/nonexistent.elf".into(),
+    fn cfg(chain: Option<&str>) -> BoardPeer<'_> {
+        BoardPeer {
+            elf: Path::new("/nonexistent.elf"),
             rate: 48_000,
             channels: 2,
             period_frames: 64,
-            chain: None,
-            rt_priority: 0,
+            ring_capacity: 4096,
+            chain,
         }
     }
 
@@ -392,7 +402,7 @@ mod tests {
         let st = rustix::fs::stat(&path).unwrap();
         assert_eq!(st.st_mode & 0o777, 0o600);
         assert_eq!(st.st_size as usize, peer_setup::PSRAM_LEN);
-        let rings = prepare(&map, &cfg(), Some("gain:-6dB")).unwrap();
+        let rings = prepare(&map, &cfg(Some("gain:-6dB"))).unwrap();
         // The setup area reads back (what the firmware decodes).
         let mut b = [0u8; peer_setup::SETUP_LEN];
         rustix::io::pread(&fd, &mut b, 0).unwrap();
@@ -444,13 +454,13 @@ mod tests {
     fn a_polled_link_reads_what_the_board_writes() {
         let dir = tempdir();
         let (file, _fd, map) = create_memory(&dir.join("m.mem")).unwrap();
-        let rings = prepare(&map, &cfg(), None).unwrap();
+        let rings = prepare(&map, &cfg(None)).unwrap();
         // The "firmware": srb-core's attacher on the same memory.
         // SAFETY: the block prepare created; this test is its only attacher.
         let (_, mut fw) = unsafe {
             srb::attach(Block::new(
                 NonNull::new_unchecked(map.base.as_ptr().add(peer_setup::BLOCK_OFFSET)),
-                srb::block_len(ring_capacity(64, 2)),
+                srb::block_len(4096),
             ))
         }
         .unwrap();

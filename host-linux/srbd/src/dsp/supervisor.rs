@@ -300,7 +300,15 @@ fn spawn(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let (child, file, link) = super::board::spawn(cfg, board, chain.as_deref(), generation)?;
+        let peer = super::board::BoardPeer {
+            elf: &cfg.program,
+            rate: cfg.rate,
+            channels: cfg.channels,
+            period_frames: cfg.period_frames,
+            ring_capacity: ring_capacity(cfg.period_frames, cfg.channels),
+            chain: chain.as_deref(),
+        };
+        let (child, file, link) = super::board::spawn(&peer, board, generation)?;
         let handle = RestartHandle {
             shared: shared.clone(),
         };
