@@ -6,9 +6,9 @@
 //! Proves that the firmware is in the path and transparent in bypass (a
 //! `parec` of the monitor holds what `paplay` played, bit for bit), that
 //! with a chain its output equals `dsp-sim`'s for the same input sample for
-//! sample (the same `no_std` kernels on both), that a SIGKILLed QEMU
-//! reaches no client (the daemon restarts it, removes the dead board's
-//! memory file and unmaps it), and that the firmware's statistics reach
+//! sample (the same `no_std` kernels on both), that a SIGKILLed or a
+//! stopped (hung) QEMU reaches no client (the daemon restarts it, removes
+//! the dead board's memory file and unmaps it), and that the firmware's statistics reach
 //! srbd's log and state page.
 //!
 //! The firmware ELF is built by `scripts/board-peer.sh` (Debian's Rust with
@@ -294,7 +294,7 @@ fn board_chain_output_equals_dsp_sim() {
 }
 
 #[test]
-fn a_killed_qemu_is_restarted_and_cleaned_up() {
+fn a_killed_or_hung_qemu_is_restarted_and_cleaned_up() {
     let _serial = serial();
     let mut d = start("board-kill", &["--output", "wav:{dir}/out.wav"]);
     let first = *qemu_pids(&d).last().expect("QEMU's pid in the log");
@@ -307,7 +307,7 @@ fn a_killed_qemu_is_restarted_and_cleaned_up() {
     assert_eq!(mode.len(), 16 << 20, "the board's 16 MiB PSRAM");
     assert_eq!(board_mappings(d.pid()).len(), 1, "srbd maps it once");
 
-    let input = noise(3.0, 13);
+    let input = noise(4.0, 13);
     let wav = d.path("in.wav");
     write_wav_f32(&wav, RATE, 2, &input);
     let player = d.spawn_paplay(&wav, &[]);
@@ -320,18 +320,31 @@ fn a_killed_qemu_is_restarted_and_cleaned_up() {
         (pids.len() >= 2).then(|| *pids.last().unwrap())
     });
     assert_ne!(first, second);
-    d.wait_for("the new board to attach and report", || {
+    d.wait_for("the new board to attach", || {
         (d.log().matches("DSP attached").count() >= 2).then_some(())
     });
+    // A hung QEMU (stopped): no progress for the stall timeout (1 s).
+    signal_pid(second, Signal::STOP);
+    let third = d.wait_for("a new QEMU after SIGSTOP", || {
+        let pids = qemu_pids(&d);
+        (pids.len() >= 3).then(|| *pids.last().unwrap())
+    });
     let out = wait_bounded(player, "paplay");
-    d.assert_exit_ok(&out, "paplay across a QEMU kill");
+    d.assert_exit_ok(&out, "paplay across a QEMU kill and a stop");
     let log = d.log();
     assert!(log.contains("the DSP hung up"), "SIGKILL noticed\n{log}");
+    assert!(
+        log.contains("no progress from the DSP for"),
+        "a stopped QEMU is declared dead after the stall timeout\n{log}"
+    );
     assert!(log.contains("restarting in"), "restart logged\n{log}");
-    // The killed QEMU is reaped, its memory file removed and unmapped;
-    // the new board has its own.
-    d.wait_for("the killed QEMU reaped", || {
-        (!Path::new(&format!("/proc/{first}")).exists()).then_some(())
+    // The killed and the stopped QEMU are reaped, their memory files
+    // removed and unmapped; the running board has its own.
+    d.wait_for("the killed and the stopped QEMU reaped", || {
+        [first, second]
+            .iter()
+            .all(|p| !Path::new(&format!("/proc/{p}")).exists())
+            .then_some(())
     });
     let now = d.wait_for("one memory file, the new board's", || {
         let f = memory_files(&d);
@@ -344,12 +357,12 @@ fn a_killed_qemu_is_restarted_and_cleaned_up() {
     });
     d.stop_ok();
     assert!(
-        !Path::new(&format!("/proc/{second}")).exists(),
+        !Path::new(&format!("/proc/{third}")).exists(),
         "QEMU ends with srbd"
     );
     assert!(memory_files(&d).is_empty(), "no memory file after exit");
     // An empty chain falls back to bypass: the audio is whole across the
-    // restart, bit for bit.
+    // restarts, bit for bit.
     let out = Wav::read(&d.path("out.wav"));
-    assert_bit_exact(&out.samples, &input, "across a QEMU kill");
+    assert_bit_exact(&out.samples, &input, "across a QEMU kill and a stop");
 }
