@@ -505,6 +505,47 @@ mod tests {
         let _ = std::fs::remove_dir(&dir);
     }
 
+    #[test]
+    fn a_scribbled_ring_position_is_an_error_not_a_panic() {
+        let dir = tempdir();
+        let (file, _fd, map) = create_memory(&dir.join("m.mem")).unwrap();
+        let rings = prepare(&map, &cfg(None)).unwrap();
+        let (a, _b) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let mut link = DspLink::new_polled(
+            rings,
+            PeerWatch::new(Arc::new(a)),
+            2,
+            64,
+            poll_interval(48_000, 64),
+        )
+        .unwrap();
+        // The firmware's write position of the to-srbd ring (line 1 of the
+        // srb header) jumps far past the capacity.
+        // SAFETY: an aligned u32 inside the live mapping; atomic store, as
+        // a peer would.
+        unsafe {
+            let w = map.base.as_ptr().add(peer_setup::BLOCK_OFFSET + srb::LINE);
+            (*w.cast::<std::sync::atomic::AtomicU32>())
+                .store(0x8000_0000, std::sync::atomic::Ordering::Release);
+        }
+        let mut buf = [0f32; 128];
+        let r = link.before_poll().and_then(|_| link.recv(&mut buf));
+        assert!(
+            matches!(r, Err(DspError::Channel(ChannelIoError::Corrupt(_)))),
+            "{r:?}"
+        );
+        drop(link);
+        drop(map);
+        drop(file);
+        let _ = std::fs::remove_dir(&dir);
+    }
+
     fn tempdir() -> PathBuf {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         // Relaxed: a unique number, nothing else.
