@@ -157,6 +157,48 @@ if build_board "$B" "$L" --features corrupt-sample; then
   fi
 fi
 
+# mps2-an386's srbd DSP peer (srb-board-dsp-peer; srbd's e2e suite runs it
+# for real): given a PSRAM file srbd did not prepare, it must refuse it by
+# name and exit 1 — zeros (no setup area), and a valid setup area over a
+# block of garbage (srb::attach's validation).
+ELF=$ROOT/boards/$B/target/thumbv7em-none-eabihf/release/srb-board-dsp-peer
+# run_peer <label> <psram file>: like run, with the PSRAM from the file.
+run_peer() {
+  local log=$LOG_DIR/$1.log
+  timeout "$QEMU_TIMEOUT" qemu-system-arm \
+    -object "memory-backend-file,id=mem,size=16M,mem-path=$2,share=on" \
+    -machine mps2-an386,memory-backend=mem -nographic \
+    -semihosting-config enable=on,target=native -kernel "$ELF" \
+    </dev/null 2>"$log.qemu-stderr" |
+    "$DEFMT_PRINT" -e "$ELF" --log-format '{L:<5} {s}' >"$log" 2>&1
+  RUN_RC=${PIPESTATUS[0]}
+  sed 's/^/    /' "$log"
+}
+L=$B-dsp-peer-hostile
+step "$L: the DSP peer refuses PSRAM srbd did not prepare"
+PSRAM=$(mktemp /dev/shm/srb-psram.XXXXXX)
+truncate -s 16M "$PSRAM"
+# peer_refuses <case> <regex> <what>: the peer on $PSRAM exits 1 with a
+# log line matching <regex>.
+peer_refuses() {
+  run_peer "$L-$1" "$PSRAM"
+  if [ "$RUN_RC" = 1 ] && expect_match "$L" "$LOG_DIR/$L-$1.log" "$2"; then
+    pass "$L: $3, exit 1"
+  else
+    [ "$RUN_RC" = 1 ] || fail "$L ($1): QEMU exit code $RUN_RC, want 1"
+  fi
+}
+peer_refuses zeros '^ERROR dsp peer: setup area refused: BadMagic\(0\)$' \
+  "zeroed PSRAM refused (no setup area)"
+# "srbB", version 1, 48000 Hz, 2 ch, 480 frames, block at 4096 (8192 bytes),
+# no flags, no chain; the block itself is 0xA5 bytes.
+printf 'srbB\x01\0\0\0\x80\xbb\0\0\x02\0\0\0\xe0\x01\0\0\0\x10\0\0\0\x20\0\0' |
+  dd of="$PSRAM" conv=notrunc status=none
+head -c 8192 /dev/zero | tr '\0' '\245' | dd of="$PSRAM" bs=4096 seek=1 conv=notrunc status=none
+peer_refuses garbage '^ERROR dsp peer: srb attach failed: BadMagic' \
+  "a garbage srb block refused by srb::attach"
+rm -f "$PSRAM"
+
 # microbit: Cortex-M0 (no CAS), both layouts + fdsem, SysTick/WFI stream.
 B=microbit
 ELF=$ROOT/boards/$B/target/thumbv6m-none-eabi/release/srb-board-$B

@@ -40,6 +40,12 @@ python3 scripts/module-cycles.py
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# Before the workspace tests: it installs the board toolchain and QEMU, which
+# srbd's board-peer suite (host-linux/srbd/tests/srbd_board_peer.rs) needs to
+# build and run the firmware.
+step "boards: srb-core and the DSP kernels on Cortex-M under QEMU (installs Debian's toolchain and QEMU)"
+bash scripts/test-boards.sh
+
 step "cargo test --workspace (unit, property, integration, doc)"
 cargo test --workspace
 
@@ -54,9 +60,6 @@ bash scripts/test-linux.sh
 
 step "fuzz: every cargo-fuzz target of host-linux/fuzz for 10 s (installs cargo-fuzz)"
 bash scripts/fuzz.sh 10
-
-step "boards: srb-core and the DSP kernels on Cortex-M under QEMU (installs Debian's toolchain and QEMU)"
-bash scripts/test-boards.sh
 
 if [ "${SRB_SKIP_LOOM:-0}" != 1 ]; then
   # Own target dir: RUSTFLAGS=--cfg loom would otherwise invalidate the

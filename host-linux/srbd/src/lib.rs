@@ -20,7 +20,7 @@
 //! |---|---|
 //! | [`control`] | the control side: per-client connections (protocol state, SHM pools, srbchannel, outbound queue), command handlers, the registry of clients and streams, device states, the sample cache and its players, the TCP listener |
 //! | [`engine`] | the real-time side: the mixer and its sink clock, the streams' audio queues and shared atomics, output backends, the DSP clock, sample-format conversion |
-//! | [`dsp`] | the DSP peer: srbd's link to it, its supervisor, and the `dsp-sim` process's loop |
+//! | [`dsp`] | the DSP peer: srbd's link to it, its supervisor, the `dsp-sim` process's loop, and the board peer (the Cortex-M4F firmware under QEMU, `--dsp board:ELF`) |
 //! | [`rt`] | real-time setup: `SCHED_FIFO`, `mlockall`, the counting allocator that proves the period path does not allocate |
 //! | [`config`] | settings: TOML file and command line |
 //! | [`logging`] | the binaries' `tracing` setup |
@@ -37,7 +37,7 @@
 //! thread of the binary) owns every client; the mixer thread
 //! ([`engine::mixer::Engine`]) renders periods and never waits for a
 //! client; the DSP supervisor thread ([`dsp::supervisor::Supervisor`])
-//! spawns and restarts `dsp-sim`; the wav writer thread exists only with
+//! spawns and restarts `dsp-sim` (or QEMU); the wav writer thread exists only with
 //! `--output wav:`. The two sides meet in lock-free `rtrb` rings, atomics
 //! and one eventfd ([`engine::notice::Bell`]) the mixer rings at most once
 //! per period. The mixer also publishes the read-only state page

@@ -47,6 +47,7 @@ use srb_linux::state_page::{self, StatePageServer, StatePageWriter};
 use srbd::config::{format_name, Config, FileConfig};
 use srbd::control::server_loop::ServerLoop;
 use srbd::control::tcp::load_or_create_cookie;
+use srbd::dsp::board::{BoardConfig, DEFAULT_QEMU};
 use srbd::dsp::link::DspLink;
 use srbd::dsp::supervisor::{default_program, DspConfig, Supervisor};
 use srbd::engine::dsp_clock::DspPolicy;
@@ -93,9 +94,11 @@ struct Args {
     #[arg(long, value_name = "NAME")]
     sink_name: Option<String>,
     /// Run the `dsp-sim` peer, which then clocks and processes the sink
-    /// (default on; `off` keeps srbd's own timerfd clock).
-    #[arg(long, value_name = "on|off", value_parser = on_off)]
-    dsp: Option<bool>,
+    /// (default on; `off` keeps srbd's own timerfd clock). `board:ELF`:
+    /// the peer is that Cortex-M4F firmware (`srb-board-dsp-peer`) under
+    /// QEMU's mps2-an386 instead, sharing its PSRAM as a file.
+    #[arg(long, value_name = "on|off|board:ELF", value_parser = dsp_arg)]
+    dsp: Option<DspArg>,
     /// The DSP's processing chain, e.g. `gain:-6dB,peak:1000Hz:q1.0:+3dB`
     /// (default: none, bit-exact).
     #[arg(long, value_name = "SPEC")]
@@ -136,6 +139,23 @@ struct Args {
     max_clients: Option<usize>,
 }
 
+/// The value of `--dsp`.
+#[derive(Debug, Clone)]
+enum DspArg {
+    /// `on` / `off`: `dsp-sim`, or no DSP.
+    OnOff(bool),
+    /// `board:ELF`: the board peer running this firmware.
+    Board(PathBuf),
+}
+
+fn dsp_arg(s: &str) -> Result<DspArg, String> {
+    match s.strip_prefix("board:") {
+        Some("") => Err("board: needs the firmware's path (board:ELF)".into()),
+        Some(elf) => Ok(DspArg::Board(elf.into())),
+        None => on_off(s).map(DspArg::OnOff),
+    }
+}
+
 fn on_off(s: &str) -> Result<bool, String> {
     match s {
         "on" | "true" | "yes" => Ok(true),
@@ -161,7 +181,7 @@ fn config(args: Args) -> Result<Config, String> {
         channels: args.channels,
         period_frames: args.period_frames,
         output: args.output,
-        dsp: args.dsp,
+        dsp: args.dsp.map(|d| !matches!(d, DspArg::OnOff(false))),
         dsp_chain: args.dsp_chain,
         dsp_program: args.dsp_program,
         dsp_fallback: args.dsp_fallback,
@@ -259,7 +279,12 @@ fn state_page(cfg: &Config) -> (Option<StatePageWriter>, Option<(StatePageServer
 fn main() -> ExitCode {
     srbd::logging::init();
     raise_fd_limit();
-    let cfg = match config(Args::parse()) {
+    let args = Args::parse();
+    let board = match &args.dsp {
+        Some(DspArg::Board(elf)) => Some(elf.clone()),
+        _ => None,
+    };
+    let cfg = match config(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("srbd: {e}");
@@ -274,7 +299,7 @@ fn main() -> ExitCode {
         }
     };
     let path = listener.path().map(|p| p.to_path_buf());
-    let (dsp, links) = start_dsp(&cfg);
+    let (dsp, links) = start_dsp(&cfg, board, path.as_deref());
     let (page, control_page) = state_page(&cfg);
     let info = ServerInfo::from_env(&cfg.sink_name, cfg.spec, cfg.map.clone());
     let engine = match Engine::start_with(
@@ -414,10 +439,17 @@ fn raise_fd_limit() {
 
 /// Starts the DSP supervisor if the config asks for it; on failure srbd
 /// keeps its own clock (logged).
-fn start_dsp(cfg: &Config) -> (Option<Supervisor>, Option<mpsc::Receiver<DspLink>>) {
+fn start_dsp(
+    cfg: &Config,
+    board: Option<PathBuf>,
+    socket: Option<&std::path::Path>,
+) -> (Option<Supervisor>, Option<mpsc::Receiver<DspLink>>) {
     if !cfg.dsp {
         tracing::info!("DSP off: the sink runs on its own timerfd clock");
         return (None, None);
+    }
+    if let Some(elf) = board {
+        return start_board(cfg, elf, socket);
     }
     let Some(program) = cfg.dsp_program.clone().or_else(default_program) else {
         tracing::warn!("dsp-sim not found beside srbd or on PATH; the sink runs on its own clock");
@@ -432,7 +464,49 @@ fn start_dsp(cfg: &Config) -> (Option<Supervisor>, Option<mpsc::Receiver<DspLink
         chain: cfg.dsp_chain.clone(),
         rt_priority: cfg.rt_priority,
     };
-    match Supervisor::start(dsp_cfg, tx) {
+    started(cfg, Supervisor::start(dsp_cfg, tx), rx)
+}
+
+/// `--dsp board:ELF`: the board peer, its memory file in srbd's runtime
+/// directory (the socket's).
+fn start_board(
+    cfg: &Config,
+    elf: PathBuf,
+    socket: Option<&std::path::Path>,
+) -> (Option<Supervisor>, Option<mpsc::Receiver<DspLink>>) {
+    let runtime_dir = match socket.and_then(|p| p.parent()) {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => match RuntimeDir::open_default() {
+            Ok(d) => d.path().to_path_buf(),
+            Err(e) => {
+                tracing::warn!(%e, "no runtime directory for the board peer; the sink runs on its own clock");
+                return (None, None);
+            }
+        },
+    };
+    let (tx, rx) = mpsc::channel();
+    let dsp_cfg = DspConfig {
+        program: elf,
+        rate: cfg.spec.rate,
+        channels: cfg.spec.channels,
+        period_frames: cfg.period_frames,
+        chain: cfg.dsp_chain.clone(),
+        rt_priority: cfg.rt_priority,
+    };
+    let board = BoardConfig {
+        qemu: DEFAULT_QEMU.into(),
+        runtime_dir,
+    };
+    started(cfg, Supervisor::start_board(dsp_cfg, board, tx), rx)
+}
+
+/// Logs how starting the DSP went.
+fn started(
+    cfg: &Config,
+    result: Result<Supervisor, srbd::dsp::link::DspError>,
+    rx: mpsc::Receiver<DspLink>,
+) -> (Option<Supervisor>, Option<mpsc::Receiver<DspLink>>) {
+    match result {
         Ok(s) => {
             tracing::info!(
                 chain = ?cfg.dsp_chain,

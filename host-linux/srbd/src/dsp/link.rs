@@ -31,6 +31,16 @@
 //! The DSP only rings the eventfd when the host announced a sleep
 //! ([`DspLink::before_poll`]), as srb-core's channel protocol says; a poll
 //! without the announcement can miss the wake-up.
+//!
+//! # Polled links (the board peer)
+//!
+//! A link made by [`DspLink::new_polled`] (the emulated Cortex-M4F board,
+//! [`super::board`]) has no doorbell: the firmware cannot write an eventfd.
+//! Its [`poll_fd`](DspLink::poll_fd) only becomes readable when the peer
+//! dies, [`before_poll`](DspLink::before_poll) says "ready" when the ring
+//! holds bytes, and [`poll_interval`](DspLink::poll_interval) is `Some`:
+//! the caller bounds each poll by it, so it looks at the ring again a
+//! fraction of a period later (the same loop as above, with a timeout).
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
@@ -205,10 +215,56 @@ pub enum DspEvent {
     Stats(Stats),
 }
 
+/// What carries a link's bytes.
+#[derive(Debug)]
+enum Transport {
+    /// `dsp-sim`: an `srb` channel with eventfd signals.
+    Eventfd(Channel),
+    /// The board peer: the ring ends over its memory file, polled.
+    Polled(super::board::BoardRings),
+}
+
+impl ReadBytes for Transport {
+    fn read_bytes(&mut self, dst: &mut [u8]) -> Result<usize, ChannelIoError> {
+        match self {
+            Transport::Eventfd(ch) => ch.read(dst),
+            Transport::Polled(r) => r.read(dst),
+        }
+    }
+}
+
+impl Transport {
+    fn free(&mut self) -> Result<usize, ChannelIoError> {
+        match self {
+            Transport::Eventfd(ch) => ch.free(),
+            Transport::Polled(r) => r.free(),
+        }
+    }
+
+    fn write(&mut self, src: &[u8]) -> Result<usize, ChannelIoError> {
+        match self {
+            Transport::Eventfd(ch) => ch.write(src),
+            Transport::Polled(r) => r.write(src),
+        }
+    }
+}
+
+/// A byte source [`Rx`] reassembles messages from.
+pub(crate) trait ReadBytes {
+    /// Reads what is there, up to `dst.len()`; returns how much (maybe 0).
+    fn read_bytes(&mut self, dst: &mut [u8]) -> Result<usize, ChannelIoError>;
+}
+
+impl ReadBytes for Channel {
+    fn read_bytes(&mut self, dst: &mut [u8]) -> Result<usize, ChannelIoError> {
+        self.read(dst)
+    }
+}
+
 /// `srbd`'s end of one connected DSP (see the module docs).
 #[derive(Debug)]
 pub struct DspLink {
-    channel: Channel,
+    channel: Transport,
     watch: PeerWatch,
     channels: u8,
     period_frames: usize,
@@ -223,6 +279,8 @@ pub struct DspLink {
     generation: u64,
     pid: Option<u32>,
     restart: Option<RestartHandle>,
+    /// `Some` for a polled link: look at the ring again after this long.
+    poll_interval: Option<std::time::Duration>,
 }
 
 impl DspLink {
@@ -239,6 +297,43 @@ impl DspLink {
                 signal: channel.signal(),
             });
         }
+        let mut channel = channel;
+        let watch = channel.stream().watch();
+        Self::build(
+            Transport::Eventfd(channel),
+            watch,
+            channels,
+            period_frames,
+            None,
+        )
+    }
+
+    /// A polled link over the board peer's ring ends (`rings`, the
+    /// creator's side), whose death `watch` reports; the caller looks at
+    /// the ring every `poll_interval` (see the module docs).
+    pub(crate) fn new_polled(
+        rings: super::board::BoardRings,
+        watch: PeerWatch,
+        channels: u8,
+        period_frames: usize,
+        poll_interval: std::time::Duration,
+    ) -> Result<DspLink, DspError> {
+        Self::build(
+            Transport::Polled(rings),
+            watch,
+            channels,
+            period_frames,
+            Some(poll_interval),
+        )
+    }
+
+    fn build(
+        channel: Transport,
+        watch: PeerWatch,
+        channels: u8,
+        period_frames: usize,
+        poll_interval: Option<std::time::Duration>,
+    ) -> Result<DspLink, DspError> {
         if channels == 0
             || usize::from(channels) > MAX_CHANNELS
             || period_frames == 0
@@ -251,8 +346,6 @@ impl DspLink {
         let period_len = wire::period_len(period_frames, usize::from(channels));
         let max_in = period_len.max(STATS_LEN);
         let max_out = period_len.max(MAX_CONTROL_LEN);
-        let mut channel = channel;
-        let watch = channel.stream().watch();
         Ok(DspLink {
             channel,
             watch,
@@ -265,6 +358,7 @@ impl DspLink {
             generation: 0,
             pid: None,
             restart: None,
+            poll_interval,
         })
     }
 
@@ -282,11 +376,24 @@ impl DspLink {
         self
     }
 
-    /// Readable (`POLLIN`) when the DSP posted: data or space.
+    /// Readable (`POLLIN`) when the DSP posted: data or space. A polled
+    /// link has no doorbell: its fd is the peer socket, readable only once
+    /// the peer is gone (bound the poll by
+    /// [`poll_interval`](Self::poll_interval)).
     pub fn poll_fd(&self) -> BorrowedFd<'_> {
         // `new` checked that the channel has a wait fd; the socket is the
         // (never readable) fallback so this cannot panic.
-        self.channel.wait_fd().unwrap_or_else(|| self.watch.fd())
+        match &self.channel {
+            Transport::Eventfd(ch) => ch.wait_fd().unwrap_or_else(|| self.watch.fd()),
+            Transport::Polled(_) => self.watch.fd(),
+        }
+    }
+
+    /// `Some(d)` for a polled link (the board peer): no wake-up comes, so
+    /// each poll must end after at most `d` to look at the ring again.
+    /// `None` for an eventfd link.
+    pub fn poll_interval(&self) -> Option<std::time::Duration> {
+        self.poll_interval
     }
 
     /// The connection socket: poll it for `POLLRDHUP` — it reports a hang-up
@@ -308,13 +415,20 @@ impl DspLink {
         if self.rx.has_message() {
             return Ok(true);
         }
-        Ok(self.channel.before_wait()? == WaitDecision::DontSleep)
+        match &mut self.channel {
+            Transport::Eventfd(ch) => Ok(ch.before_wait()? == WaitDecision::DontSleep),
+            // Bytes in the ring: read them. (recv takes all of them, so an
+            // incomplete message waits in `rx`, not here: no busy loop.)
+            Transport::Polled(r) => Ok(r.available()? > 0),
+        }
     }
 
     /// Ends a sleep [`before_poll`](Self::before_poll) allowed (whether or
     /// not the poll reported the fd readable).
     pub fn after_poll(&mut self) -> Result<(), DspError> {
-        self.channel.after_wait()?;
+        if let Transport::Eventfd(ch) = &mut self.channel {
+            ch.after_wait()?;
+        }
         Ok(())
     }
 
@@ -403,9 +517,12 @@ impl DspLink {
         }
     }
 
-    /// The channel (for tests and diagnostics).
-    pub fn channel(&mut self) -> &mut Channel {
-        &mut self.channel
+    /// The channel (for tests and diagnostics); `None` for a polled link.
+    pub fn channel(&mut self) -> Option<&mut Channel> {
+        match &mut self.channel {
+            Transport::Eventfd(ch) => Some(ch),
+            Transport::Polled(_) => None,
+        }
     }
 
     /// Writes `self.tx[..len]` whole, or nothing.
@@ -500,7 +617,10 @@ impl Rx {
 
     /// The next complete message, reading from `ch` as needed; `None` when
     /// the channel has no more bytes and no message is complete.
-    pub(crate) fn next<'a>(&'a mut self, ch: &mut Channel) -> Result<Option<Message<'a>>, RxError> {
+    pub(crate) fn next<'a>(
+        &'a mut self,
+        ch: &mut impl ReadBytes,
+    ) -> Result<Option<Message<'a>>, RxError> {
         loop {
             if let Some(len) = self.complete_len()? {
                 let at = self.start;
@@ -520,7 +640,7 @@ impl Rx {
                 self.start = 0;
             }
             let end = self.end;
-            let n = ch.read(&mut self.buf[end..])?;
+            let n = ch.read_bytes(&mut self.buf[end..])?;
             if n == 0 {
                 return Ok(None);
             }
@@ -1019,7 +1139,7 @@ mod tests {
         assert!(link.is_gone().unwrap());
         // The wait of the channel also ends in PeerGone (no hang).
         assert!(matches!(
-            link.channel().wait(None),
+            link.channel().unwrap().wait(None),
             Err(ChannelIoError::PeerGone) | Ok(Woken::Pending)
         ));
     }

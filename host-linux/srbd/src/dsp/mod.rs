@@ -12,6 +12,7 @@
 //!
 //! | file | what it holds | runs on |
 //! |---|---|---|
+//! | [`board`] | the board peer: [`board::spawn`] makes the memory file (setup area + `srb` block) QEMU's `mps2-an386` uses as PSRAM, starts QEMU with the Cortex-M4F firmware, and returns a polled [`link::DspLink`]; [`board::BoardConfig`], [`board::BoardFile`] | the supervisor's thread (spawn); the mixer (the rings) |
 //! | [`link`] | [`link::DspLink`]: `srbd`'s end of one connected DSP — sends periods and controls, decodes and checks everything the DSP sends; [`link::StatsCell`] to publish the DSP's statistics; [`link::DspError`] | `srbd`'s real-time mixer thread: nothing in it blocks or allocates per period |
 //! | [`peer`] | [`peer::run`]: the DSP process's loop (timerfd clock, pull, process with the `srb-dsp-sim` chain or bypass, meter, time, answer, report) | the `dsp-sim` process |
 //! | [`restart`] | [`restart::RestartHandle`]: the mixer's way to ask for a new DSP, and the state it shares with the supervisor; [`restart::Backoff`], the restart delays | `srbd`'s mixer (non-blocking, allocation-free) |
@@ -140,6 +141,7 @@
 //! bypassed). Dropping an old link unmaps its block and closes its fds (a
 //! `munmap` and a few `close` calls, once per restart, not per period).
 
+pub mod board;
 pub mod link;
 pub mod peer;
 pub mod restart;

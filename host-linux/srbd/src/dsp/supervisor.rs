@@ -23,6 +23,11 @@
 //! Restart requests carry the generation of the link they are about (each
 //! new DSP gets the next one), so a request the mixer makes about a DSP the
 //! supervisor already replaced does not kill its successor.
+//!
+//! [`Supervisor::start_board`] supervises the board peer instead (QEMU
+//! running the Cortex-M4F firmware, [`super::board`]) the same way: the
+//! child is QEMU, the link is polled, and each board's memory file is
+//! removed once its QEMU is reaped.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -38,6 +43,7 @@ use srb_dsp_sim::Chain;
 use srb_linux::handshake::{self, ChannelConfig, LayoutKind, SignalKind};
 use srb_linux::scm::ScmStream;
 
+use super::board::{BoardConfig, BoardFile};
 use super::check_format;
 use super::link::{DspError, DspLink};
 pub use super::restart::RestartHandle;
@@ -135,6 +141,25 @@ impl Supervisor {
     /// runs: the program could not be started or did not complete the
     /// handshake, or `cfg` is invalid.
     pub fn start(cfg: DspConfig, links: mpsc::Sender<DspLink>) -> Result<Supervisor, DspError> {
+        Self::start_with(cfg, None, links)
+    }
+
+    /// [`start`](Self::start) for the board peer: `cfg.program` is the
+    /// firmware ELF (`srb-board-dsp-peer`), run by QEMU as `board` says.
+    pub fn start_board(
+        cfg: DspConfig,
+        board: BoardConfig,
+        links: mpsc::Sender<DspLink>,
+    ) -> Result<Supervisor, DspError> {
+        super::board::remove_stale(&board.runtime_dir);
+        Self::start_with(cfg, Some(board), links)
+    }
+
+    fn start_with(
+        cfg: DspConfig,
+        board: Option<BoardConfig>,
+        links: mpsc::Sender<DspLink>,
+    ) -> Result<Supervisor, DspError> {
         cfg.check()?;
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
@@ -147,7 +172,7 @@ impl Supervisor {
             rate: cfg.rate,
             channels: cfg.channels,
         });
-        let (mut child, link) = spawn(&cfg, &shared, 1)?;
+        let (mut child, file, link) = spawn(&cfg, board.as_ref(), &shared, 1)?;
         if links.send(link).is_err() {
             reap(&mut child);
             return Err(DspError::ReceiverGone);
@@ -155,13 +180,14 @@ impl Supervisor {
         let pid = child.id();
         shared.pid.store(pid, Ordering::Relaxed);
         shared.generation.store(1, Ordering::Relaxed);
-        tracing::info!(pid, program = %cfg.program.display(), "dsp-sim started");
+        let name = peer_name(board.as_ref());
+        tracing::info!(pid, program = %cfg.program.display(), "{name} started");
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("dsp-supervisor".into())
             .spawn(move || {
                 let _ = s.thread.set(std::thread::current());
-                supervise(&cfg, &s, &links, child);
+                supervise(&cfg, board.as_ref(), &s, &links, (child, file));
             });
         match thread {
             Ok(t) => Ok(Supervisor {
@@ -249,14 +275,50 @@ impl Drop for Supervisor {
     }
 }
 
-/// Spawns DSP number `generation` and does the handshake.
+/// What the logs call the peer.
+fn peer_name(board: Option<&BoardConfig>) -> &'static str {
+    if board.is_some() {
+        "board DSP (QEMU)"
+    } else {
+        "dsp-sim"
+    }
+}
+
+/// Spawns DSP number `generation` (`dsp-sim`, or QEMU with the board's
+/// memory file when `board` is set) and connects it.
 fn spawn(
     cfg: &DspConfig,
+    board: Option<&BoardConfig>,
     shared: &Arc<Shared>,
     generation: u64,
-) -> Result<(Child, DspLink), DspError> {
+) -> Result<(Child, Option<BoardFile>, DspLink), DspError> {
     // A request made while no DSP ran is about none of them.
     shared.restart.store(0, Ordering::Relaxed);
+    if let Some(board) = board {
+        let chain = shared
+            .chain
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let peer = super::board::BoardPeer {
+            elf: &cfg.program,
+            rate: cfg.rate,
+            channels: cfg.channels,
+            period_frames: cfg.period_frames,
+            ring_capacity: ring_capacity(cfg.period_frames, cfg.channels),
+            chain: chain.as_deref(),
+        };
+        let (child, file, link) = super::board::spawn(&peer, board, generation)?;
+        let handle = RestartHandle {
+            shared: shared.clone(),
+        };
+        let pid = child.id();
+        return Ok((
+            child,
+            Some(file),
+            link.with_supervisor(handle, generation, pid),
+        ));
+    }
     let (ours, theirs) = rustix::net::socketpair(
         rustix::net::AddressFamily::UNIX,
         rustix::net::SocketType::STREAM,
@@ -305,7 +367,7 @@ fn spawn(
                 shared: shared.clone(),
             };
             let pid = child.id();
-            Ok((child, link.with_supervisor(handle, generation, pid)))
+            Ok((child, None, link.with_supervisor(handle, generation, pid)))
         }
         Err(e) => {
             reap(&mut child);
@@ -382,31 +444,41 @@ fn describe(status: ExitStatus) -> String {
 }
 
 /// The supervisor thread: watch, restart with back-off, until stopped.
-fn supervise(cfg: &DspConfig, shared: &Arc<Shared>, links: &mpsc::Sender<DspLink>, first: Child) {
+fn supervise(
+    cfg: &DspConfig,
+    board: Option<&BoardConfig>,
+    shared: &Arc<Shared>,
+    links: &mpsc::Sender<DspLink>,
+    first: (Child, Option<BoardFile>),
+) {
     let mut backoff = Backoff::new(INITIAL_BACKOFF, MAX_BACKOFF, HEALTHY_AFTER);
     let mut delay = INITIAL_BACKOFF;
     let mut generation = 1;
-    let mut current = Some((first, Instant::now()));
+    let name = peer_name(board);
+    let mut current = Some((first.0, first.1, Instant::now()));
     loop {
-        if let Some((mut child, started)) = current.take() {
+        if let Some((mut child, file, started)) = current.take() {
             let pid = child.id();
             let ended = watch(shared, &mut child, generation);
             let status = reap(&mut child);
+            // The board's memory file goes with its QEMU (the mapping
+            // stays until the mixer drops the old link).
+            drop(file);
             shared.pid.store(0, Ordering::Relaxed);
             delay = backoff.after_run(started.elapsed());
             match ended {
                 Ended::Stop => {
-                    tracing::info!(pid, "dsp-sim stopped");
+                    tracing::info!(pid, "{name} stopped");
                     return;
                 }
                 Ended::Exited(st) => tracing::warn!(
                     pid,
-                    "dsp-sim exited ({}); restarting in {delay:?}",
+                    "{name} exited ({}); restarting in {delay:?}",
                     describe(st)
                 ),
                 Ended::Requested => tracing::warn!(
                     pid,
-                    "dsp-sim is dead or stuck; killed it ({}); restarting in {delay:?}",
+                    "{name} is dead or stuck; killed it ({}); restarting in {delay:?}",
                     status.map_or_else(|| "not reaped".into(), describe)
                 ),
             }
@@ -416,8 +488,8 @@ fn supervise(cfg: &DspConfig, shared: &Arc<Shared>, links: &mpsc::Sender<DspLink
             return;
         }
         generation += 1;
-        match spawn(cfg, shared, generation) {
-            Ok((mut child, link)) => {
+        match spawn(cfg, board, shared, generation) {
+            Ok((mut child, file, link)) => {
                 let pid = child.id();
                 shared.pid.store(pid, Ordering::Relaxed);
                 shared.generation.store(generation, Ordering::Relaxed);
@@ -427,12 +499,12 @@ fn supervise(cfg: &DspConfig, shared: &Arc<Shared>, links: &mpsc::Sender<DspLink
                     shared.pid.store(0, Ordering::Relaxed);
                     return;
                 }
-                tracing::info!(pid, generation, "dsp-sim started");
-                current = Some((child, Instant::now()));
+                tracing::info!(pid, generation, "{name} started");
+                current = Some((child, file, Instant::now()));
             }
             Err(e) => {
                 delay = backoff.after_failed_start();
-                tracing::warn!(error = %e, "dsp-sim failed to start; retrying in {delay:?}");
+                tracing::warn!(error = %e, "{name} failed to start; retrying in {delay:?}");
                 shared.restarts.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -389,6 +389,9 @@ impl DspClock {
         if !ready {
             let wake = (self.due + self.period).min(self.last_progress + self.policy.stall_timeout);
             let left = wake.saturating_duration_since(Instant::now());
+            // A polled link (the board peer) has no doorbell: look again
+            // after its interval.
+            let left = link.poll_interval().map_or(left, |i| left.min(i));
             let timeout = Timespec {
                 tv_sec: left.as_secs() as _,
                 tv_nsec: left.subsec_nanos() as _,
