@@ -1,0 +1,439 @@
+//! srbd's ALSA device layer driven directly, with no sound card: alsa-lib's
+//! own plugins stand in for one.
+//!
+//! * playback through a `file` PCM over `null` (`format raw`): the file is
+//!   bit-exact with what was written, in the format the device took;
+//! * capture from a `file` PCM with an `infile`: the periods read are
+//!   bit-exact with the file;
+//! * a `null` device has no clock: it is paced at the nominal rate (the
+//!   periods moved over a measured interval match it within a few);
+//! * type detection from alsa-lib's configuration (no server needed): the
+//!   `pulse` plugin, also behind `plug` or an `asym` direction, routes to a
+//!   sound server; `file`, `null`, `hw` do not; the default-device rule
+//!   refuses the server and skips what does not open;
+//! * a device that vanishes mid-stream (the `pulse` plugin to a private
+//!   PulseAudio that is killed) gives a named error; reopening fails while
+//!   it is gone, on the back-off schedule, and succeeds when it returns.
+//!
+//! The ALSA configuration is written once per test process into cargo's
+//! test temp dir and named by `ALSA_CONFIG_PATH` (alsa.conf first, for the
+//! standard definitions), set before the first ALSA call.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use alsa::Direction;
+use common::srbd::{poll_until, signal, wait_bounded, Signal, TempDir, DEADLINE};
+use srb_pulse::sample::SampleFormat;
+use srb_pulse::tagstruct::SampleSpec;
+use srbd::engine::alsa::default::{choose_from, Choice};
+use srbd::engine::alsa::route::route;
+use srbd::engine::alsa::{
+    AlsaCapture, AlsaCounters, AlsaPlayback, Clock, DeviceError, OpenError, Reopen,
+};
+use srbd::engine::audio::format as fmt;
+
+/// A wait that only a broken device would exceed.
+const WAIT: Duration = Duration::from_secs(5);
+
+const CONFIG: &str = r#"
+pcm.srbtest_out {
+    @args [ FILE ]
+    @args.FILE { type string }
+    type file
+    slave.pcm "null"
+    file $FILE
+    format "raw"
+}
+pcm.srbtest_in {
+    @args [ INFILE ]
+    @args.INFILE { type string }
+    type file
+    slave.pcm "null"
+    file "/dev/null"
+    infile $INFILE
+    format "raw"
+}
+pcm.srbtest_pulse { type pulse }
+pcm.srbtest_plug_pulse { type plug slave.pcm "srbtest_pulse" }
+pcm.srbtest_asym {
+    type asym
+    playback.pcm "srbtest_pulse"
+    capture.pcm "null"
+}
+pcm.srbtest_pipewire_inline { type plug slave { pcm { type pipewire } } }
+pcm.srbtest_no_card { type hw card 97 }
+pcm.srbtest_pa {
+    @args [ SERVER ]
+    @args.SERVER { type string }
+    type pulse
+    server $SERVER
+}
+"#;
+
+/// Sets `ALSA_CONFIG_PATH` (and a libpulse client.conf without autospawn,
+/// for the `pulse` plugin) once, before any ALSA call of this process.
+fn setup() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("alsa_device");
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("asound.conf");
+        std::fs::write(&conf, CONFIG).unwrap();
+        let client = dir.join("client.conf");
+        std::fs::write(&client, "autospawn = no\n").unwrap();
+        // Set once, before the first ALSA or libpulse call of the process
+        // (every test calls setup() first, and this runs once).
+        std::env::set_var(
+            "ALSA_CONFIG_PATH",
+            format!("/usr/share/alsa/alsa.conf:{}", conf.display()),
+        );
+        std::env::set_var("PULSE_CLIENTCONFIG", &client);
+    });
+}
+
+fn spec(format: SampleFormat, channels: u8) -> SampleSpec {
+    SampleSpec {
+        format,
+        channels,
+        rate: 48_000,
+    }
+}
+
+/// A deterministic signal, `n` samples: exact in every format tested
+/// (multiples of 2⁻¹⁵ in [-1, 1)).
+fn signal_samples(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let x = ((i as u64 * 2_654_435_761) % 65_536) as i32 - 32_768;
+            x as f32 / 32_768.0
+        })
+        .collect()
+}
+
+fn encoded(format: SampleFormat, samples: &[f32]) -> Vec<u8> {
+    let mut out = vec![0; samples.len() * fmt::sample_size(format).unwrap()];
+    fmt::encode(format, samples, &mut out);
+    out
+}
+
+fn counters() -> Arc<AlsaCounters> {
+    Arc::new(AlsaCounters::default())
+}
+
+/// Plays `periods` periods of the test signal into `srbtest_out` with the
+/// sink spec `want`; returns what was played and the file's bytes.
+fn play_to_file(dir: &Path, want: SampleSpec, periods: usize) -> (Vec<u8>, Vec<u8>) {
+    let out = dir.join("out.raw");
+    let name = format!("srbtest_out:FILE={}", out.display());
+    let mut dev = AlsaPlayback::open(&name, want, 480, counters()).unwrap();
+    let neg = dev.negotiated().clone();
+    assert_eq!(neg.format, want.format, "the file device takes any format");
+    assert_eq!((neg.channels, neg.rate), (want.channels, want.rate));
+    let n = neg.period_frames * usize::from(want.channels);
+    let all = signal_samples(n * periods);
+    for period in all.chunks(n) {
+        dev.wait(WAIT).unwrap();
+        dev.write_period(period).unwrap();
+    }
+    assert_eq!(dev.device().counters().snapshot().short_frames, 0);
+    drop(dev); // closes the file plugin: everything is flushed
+    (encoded(want.format, &all), std::fs::read(&out).unwrap())
+}
+
+#[test]
+fn playback_through_file_plugin_is_bit_exact() {
+    setup();
+    for format in [fmt::S16LE, fmt::FLOAT32LE, fmt::S32LE, fmt::S24LE] {
+        let dir = TempDir::new("alsa-play");
+        let (played, file) = play_to_file(&dir.0, spec(format, 2), 20);
+        assert_eq!(file.len(), played.len(), "{format}: file length");
+        assert!(
+            file == played,
+            "{format}: file differs from what was played"
+        );
+    }
+}
+
+#[test]
+fn capture_from_infile_is_bit_exact() {
+    setup();
+    let dir = TempDir::new("alsa-cap");
+    let want = spec(fmt::S16LE, 2);
+    let periods = 12;
+    let frames = 480;
+    let known = encoded(want.format, &signal_samples(frames * 2 * periods));
+    let infile = dir.0.join("in.raw");
+    std::fs::write(&infile, &known).unwrap();
+    let name = format!("srbtest_in:INFILE={}", infile.display());
+    let mut dev = AlsaCapture::open(&name, want, frames, counters()).unwrap();
+    assert_eq!(dev.negotiated().period_frames, frames);
+    let mut got = Vec::new();
+    let mut buf = vec![0.0f32; frames * 2];
+    for _ in 0..periods {
+        dev.wait(WAIT).unwrap();
+        let n = dev.read_period(&mut buf).unwrap();
+        assert_eq!(n, frames, "a whole period");
+        got.extend_from_slice(&buf);
+    }
+    assert!(
+        encoded(want.format, &got) == known,
+        "captured periods differ from the infile"
+    );
+}
+
+/// Periods a paced device moves over a measured interval match its
+/// nominal rate: a device without a clock must not run flat out.
+#[test]
+fn null_device_is_paced_at_the_nominal_rate() {
+    setup();
+    for name in ["null", "srbtest_out:FILE=/dev/null"] {
+        let period = 240; // 5 ms at 48 kHz
+        let mut dev = AlsaPlayback::open(name, spec(fmt::S16LE, 2), period, counters()).unwrap();
+        assert_eq!(dev.device().clock(), Clock::Paced, "{name}: paced");
+        let silence = vec![0.0f32; period * 2];
+        dev.wait(WAIT).unwrap();
+        dev.write_period(&silence).unwrap();
+        let start = Instant::now();
+        let mut written = 0u64;
+        while start.elapsed() < Duration::from_millis(300) {
+            dev.wait(WAIT).unwrap();
+            dev.write_period(&silence).unwrap();
+            written += 1;
+        }
+        let elapsed = start.elapsed();
+        let nominal = elapsed.as_nanos() as f64 / 5e6;
+        assert!(
+            (written as f64 - nominal).abs() <= 3.0,
+            "{name}: {written} periods in {elapsed:?}, nominal {nominal:.1}"
+        );
+    }
+}
+
+#[test]
+fn type_detection_needs_no_server() {
+    setup();
+    let pb = Direction::Playback;
+    let server = |name: &str, dir| {
+        route(name, dir)
+            .unwrap()
+            .to_sound_server()
+            .map(str::to_owned)
+    };
+    assert_eq!(server("srbtest_pulse", pb).as_deref(), Some("pulse"));
+    assert_eq!(server("pulse", pb).as_deref(), Some("pulse"));
+    assert_eq!(server("srbtest_plug_pulse", pb).as_deref(), Some("pulse"));
+    assert_eq!(
+        server("srbtest_pipewire_inline", pb).as_deref(),
+        Some("pipewire")
+    );
+    assert_eq!(server("srbtest_asym", pb).as_deref(), Some("pulse"));
+    assert_eq!(server("srbtest_asym", Direction::Capture), None);
+    let file = route("srbtest_out:FILE=/dev/null", pb).unwrap();
+    assert_eq!(file.types, ["file", "null"]);
+    assert!(file.unpaced() && file.to_sound_server().is_none());
+    assert_eq!(file.pcm_type(), Some("file"));
+    let null = route("null", pb).unwrap();
+    assert!(null.unpaced() && null.to_sound_server().is_none());
+    let hw = route("srbtest_no_card", pb).unwrap();
+    assert_eq!(hw.types, ["hw"]);
+    assert!(!hw.unpaced() && hw.to_sound_server().is_none());
+    let plughw = route("plughw:0", pb).unwrap();
+    assert_eq!(plughw.types, ["plug", "hw"]);
+    assert!(route("srbtest_undefined", pb).is_err());
+}
+
+#[test]
+fn default_rule_refuses_servers_and_skips_what_does_not_open() {
+    setup();
+    let pb = Direction::Playback;
+    let file = "srbtest_out:FILE=/dev/null";
+    assert_eq!(
+        choose_from(&["srbtest_plug_pulse", "srbtest_no_card", file], pb),
+        Choice::Alsa(file.to_owned())
+    );
+    let Choice::Null { passed_over } = choose_from(&["srbtest_pulse", "srbtest_no_card"], pb)
+    else {
+        panic!("nothing usable: the null sink");
+    };
+    assert_eq!(passed_over.len(), 2);
+    assert!(
+        passed_over[0].1.contains("pulse sound server"),
+        "{passed_over:?}"
+    );
+    assert!(
+        passed_over[1].1.contains("does not open"),
+        "{passed_over:?}"
+    );
+}
+
+#[test]
+fn bad_specs_and_names_are_named_errors() {
+    setup();
+    let bad = SampleSpec {
+        format: SampleFormat::Unknown(77),
+        channels: 2,
+        rate: 48_000,
+    };
+    assert!(matches!(
+        AlsaPlayback::open("null", bad, 480, counters()),
+        Err(OpenError::BadSpec { .. })
+    ));
+    assert!(matches!(
+        AlsaPlayback::open("nul\0l", spec(fmt::S16LE, 2), 480, counters()),
+        Err(OpenError::BadName(_))
+    ));
+    assert!(matches!(
+        AlsaPlayback::open("srbtest_no_card", spec(fmt::S16LE, 2), 480, counters()),
+        Err(OpenError::Open { .. })
+    ));
+}
+
+/// A private PulseAudio with a null sink on `dir/native`: a real-time
+/// "card" reached through ALSA's `pulse` plugin.
+struct PrivatePulse {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl PrivatePulse {
+    fn start(dir: &Path) -> Self {
+        let socket = dir.join("native");
+        let _ = std::fs::remove_file(&socket);
+        let log = std::fs::File::create(dir.join("pulseaudio.log")).unwrap();
+        let child = Command::new(common::srbd::find_tool("pulseaudio"))
+            .args([
+                "-n",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--disallow-exit",
+            ])
+            .args(["-L", "module-null-sink"])
+            .arg("-L")
+            .arg(format!(
+                "module-native-protocol-unix socket={} auth-anonymous=1",
+                socket.display()
+            ))
+            .env("HOME", dir.join("home"))
+            .env("XDG_RUNTIME_DIR", dir.join("xdg"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("pulseaudio (Debian's pulseaudio package) is needed by this test");
+        poll_until(
+            "private pulseaudio listening",
+            || socket.exists().then_some(()),
+            || std::fs::read_to_string(dir.join("pulseaudio.log")).unwrap_or_default(),
+        );
+        Self {
+            child: Some(child),
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn device(&self) -> String {
+        format!(
+            "srbtest_pa:SERVER=unix:{}",
+            self.dir.join("native").display()
+        )
+    }
+
+    fn kill(&mut self) {
+        if let Some(c) = self.child.take() {
+            signal(&c, Signal::KILL);
+            wait_bounded(c, "killed pulseaudio");
+        }
+    }
+}
+
+impl Drop for PrivatePulse {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn vanished_device_is_a_named_error_and_reopens_when_it_returns() {
+    setup();
+    let dir = TempDir::new("alsa-pa");
+    let mut pa = PrivatePulse::start(&dir.0);
+    let name = pa.device();
+    let counters = counters();
+    let want = spec(fmt::S16LE, 2);
+    let mut dev = AlsaPlayback::open(&name, want, 480, counters.clone()).unwrap();
+    assert_eq!(
+        dev.device().clock(),
+        Clock::Device,
+        "the server's sink clocks it"
+    );
+    assert_eq!(dev.device().routes_to_sound_server(), Some("pulse"));
+    let n = dev.negotiated().period_frames * 2;
+    let samples = signal_samples(n);
+    for _ in 0..10 {
+        dev.wait(WAIT).unwrap();
+        dev.write_period(&samples).unwrap();
+    }
+
+    pa.kill();
+    let err = poll_until(
+        "the device fails once its server is gone",
+        || {
+            let r = dev.wait(WAIT).and_then(|()| dev.write_period(&samples));
+            r.err()
+        },
+        String::new,
+    );
+    assert!(
+        matches!(
+            err,
+            DeviceError::Vanished { .. } | DeviceError::Failed { .. } | DeviceError::Stalled { .. }
+        ),
+        "{err}"
+    );
+    AlsaCounters::bump(&counters.failures);
+    drop(dev);
+
+    // While the server is gone, reopening fails, on the back-off schedule.
+    let mut reopen = Reopen::new();
+    reopen.failed(Instant::now());
+    let mut failed_attempts = 0;
+    while failed_attempts < 2 {
+        let next = reopen.next_attempt().unwrap();
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        assert!(reopen.due(Instant::now()));
+        AlsaCounters::bump(&counters.reopen_attempts);
+        let r = AlsaPlayback::open(&name, want, 480, counters.clone());
+        assert!(matches!(r, Err(OpenError::Open { .. })), "{r:?}");
+        reopen.failed(Instant::now());
+        failed_attempts += 1;
+    }
+
+    // The server returns: the next due attempt succeeds.
+    let _pa2 = PrivatePulse::start(&dir.0);
+    let start = Instant::now();
+    let mut dev = loop {
+        assert!(start.elapsed() < DEADLINE, "no reopen within {DEADLINE:?}");
+        let next = reopen.next_attempt().unwrap();
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        AlsaCounters::bump(&counters.reopen_attempts);
+        match AlsaPlayback::open(&name, want, 480, counters.clone()) {
+            Ok(d) => break d,
+            Err(_) => reopen.failed(Instant::now()),
+        }
+    };
+    reopen.succeeded();
+    AlsaCounters::bump(&counters.reopens);
+    for _ in 0..10 {
+        dev.wait(WAIT).unwrap();
+        dev.write_period(&samples).unwrap();
+    }
+    let c = counters.snapshot();
+    assert_eq!(c.failures, 1);
+    assert!(c.reopen_attempts >= 3, "{c:?}");
+    assert_eq!(c.reopens, 1);
+}
