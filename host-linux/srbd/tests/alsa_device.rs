@@ -33,7 +33,8 @@ use srb_pulse::tagstruct::SampleSpec;
 use srbd::engine::alsa::default::{choose_from, Choice};
 use srbd::engine::alsa::route::route;
 use srbd::engine::alsa::{
-    AlsaCapture, AlsaCounters, AlsaPlayback, Clock, DeviceError, OpenError, Reopen,
+    AlsaCapture, AlsaCounters, AlsaPlayback, AlsaStream, Clock, DeviceError, OpenError, Reopen,
+    Resilient,
 };
 use srbd::engine::audio::format as fmt;
 
@@ -357,37 +358,48 @@ impl Drop for PrivatePulse {
     }
 }
 
+/// One period on an open device: wait for room, write.
+fn play_period(dev: &mut AlsaPlayback, samples: &[f32]) -> Result<(), DeviceError> {
+    dev.wait(WAIT)?;
+    dev.write_period(samples)
+}
+
+/// Sleeps until `dev`'s next reopen attempt is due.
+fn until_due(dev: &Resilient<AlsaPlayback>) -> Instant {
+    let next = dev.next_attempt().expect("a reopen is scheduled");
+    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    Instant::now()
+}
+
 #[test]
 fn vanished_device_is_a_named_error_and_reopens_when_it_returns() {
     setup();
     let dir = TempDir::new("alsa-pa");
     let mut pa = PrivatePulse::start(&dir.0);
     let name = pa.device();
-    let counters = counters();
     let want = spec(fmt::S16LE, 2);
-    let mut dev = AlsaPlayback::open(&name, want, 480, counters.clone()).unwrap();
+    let (mut dev, err) =
+        Resilient::<AlsaPlayback>::open(&name, want, 480, counters(), Instant::now());
+    assert!(err.is_none(), "{err:?}");
+    let s = dev.stream().unwrap();
     assert_eq!(
-        dev.device().clock(),
+        s.device().clock(),
         Clock::Device,
         "the server's sink clocks it"
     );
-    assert_eq!(dev.device().routes_to_sound_server(), Some("pulse"));
-    let n = dev.negotiated().period_frames * 2;
-    let samples = signal_samples(n);
+    assert_eq!(s.device().routes_to_sound_server(), Some("pulse"));
+    let samples = signal_samples(s.negotiated().period_frames * 2);
     for _ in 0..10 {
-        dev.wait(WAIT).unwrap();
-        dev.write_period(&samples).unwrap();
+        play_period(dev.stream().unwrap(), &samples).unwrap();
     }
 
     pa.kill();
     let err = poll_until(
         "the device fails once its server is gone",
-        || {
-            let r = dev.wait(WAIT).and_then(|()| dev.write_period(&samples));
-            r.err()
-        },
+        || play_period(dev.stream().unwrap(), &samples).err(),
         String::new,
     );
+    eprintln!("device error after the server was killed: {err}");
     assert!(
         matches!(
             err,
@@ -395,45 +407,58 @@ fn vanished_device_is_a_named_error_and_reopens_when_it_returns() {
         ),
         "{err}"
     );
-    AlsaCounters::bump(&counters.failures);
-    drop(dev);
+    let lost = Instant::now();
+    dev.failed(&err, lost);
+    assert!(dev.stream().is_none());
+    assert_eq!(dev.next_attempt(), Some(lost + Reopen::FIRST));
+    assert!(!dev.reopen_if_due(lost), "not due yet");
 
-    // While the server is gone, reopening fails, on the back-off schedule.
-    let mut reopen = Reopen::new();
-    reopen.failed(Instant::now());
-    let mut failed_attempts = 0;
-    while failed_attempts < 2 {
-        let next = reopen.next_attempt().unwrap();
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-        assert!(reopen.due(Instant::now()));
-        AlsaCounters::bump(&counters.reopen_attempts);
-        let r = AlsaPlayback::open(&name, want, 480, counters.clone());
-        assert!(matches!(r, Err(OpenError::Open { .. })), "{r:?}");
-        reopen.failed(Instant::now());
-        failed_attempts += 1;
+    // While the server is gone, reopening fails, each time waiting longer.
+    let mut previous = Reopen::FIRST;
+    for _ in 0..2 {
+        let now = until_due(&dev);
+        assert!(!dev.reopen_if_due(now), "reopened with no server");
+        let wait = dev.next_attempt().unwrap() - now;
+        assert_eq!(wait, previous * 2, "back-off doubles");
+        previous = wait;
     }
+    let c = dev.counters().snapshot();
+    assert_eq!((c.failures, c.reopen_attempts, c.reopens), (1, 2, 0));
 
-    // The server returns: the next due attempt succeeds.
+    // The server returns: a due attempt succeeds and the device plays.
     let _pa2 = PrivatePulse::start(&dir.0);
     let start = Instant::now();
-    let mut dev = loop {
+    while !dev.reopen_if_due(until_due(&dev)) {
         assert!(start.elapsed() < DEADLINE, "no reopen within {DEADLINE:?}");
-        let next = reopen.next_attempt().unwrap();
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-        AlsaCounters::bump(&counters.reopen_attempts);
-        match AlsaPlayback::open(&name, want, 480, counters.clone()) {
-            Ok(d) => break d,
-            Err(_) => reopen.failed(Instant::now()),
-        }
-    };
-    reopen.succeeded();
-    AlsaCounters::bump(&counters.reopens);
-    for _ in 0..10 {
-        dev.wait(WAIT).unwrap();
-        dev.write_period(&samples).unwrap();
     }
-    let c = counters.snapshot();
-    assert_eq!(c.failures, 1);
+    for _ in 0..10 {
+        play_period(dev.stream().unwrap(), &samples).unwrap();
+    }
+    let c = dev.counters().snapshot();
+    assert_eq!((c.failures, c.reopens), (1, 1), "{c:?}");
     assert!(c.reopen_attempts >= 3, "{c:?}");
-    assert_eq!(c.reopens, 1);
+    assert_eq!(dev.next_attempt(), None, "nothing scheduled once back");
+}
+
+#[test]
+fn device_missing_at_start_is_retried_on_schedule() {
+    setup();
+    let t0 = Instant::now();
+    let (mut dev, err) = Resilient::<AlsaPlayback>::open(
+        "srbtest_no_card",
+        spec(fmt::S16LE, 2),
+        480,
+        counters(),
+        t0,
+    );
+    assert!(matches!(err, Some(OpenError::Open { .. })), "{err:?}");
+    assert!(dev.stream().is_none());
+    assert!(!dev.reopen_if_due(t0 + Reopen::FIRST / 2), "not due yet");
+    assert!(!dev.reopen_if_due(t0 + Reopen::FIRST), "still no card");
+    assert_eq!(
+        dev.next_attempt(),
+        Some(t0 + Reopen::FIRST + Reopen::FIRST * 2)
+    );
+    let c = dev.counters().snapshot();
+    assert_eq!((c.failures, c.reopen_attempts, c.reopens), (0, 1, 0));
 }

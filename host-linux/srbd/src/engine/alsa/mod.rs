@@ -4,9 +4,13 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`pcm`] | [`pcm::Device`]: open + negotiate (format, channels, rate, period, buffer), `wait` for a period, non-blocking period I/O, xrun recovery; [`pcm::OpenError`], [`pcm::DeviceError`], [`pcm::Negotiated`] |
+//! | [`pcm`] | [`pcm::Device`]: open, `wait` for a period (device poll or pacer), non-blocking period I/O, xrun recovery |
+//! | [`negotiate`] | the hardware parameters asked and taken ([`negotiate::Negotiated`]): format, channels, rate, period, buffer |
+//! | [`error`] | [`error::OpenError`], [`error::DeviceError`] (vanished, failed, stalled) |
+//! | [`stream`] | [`stream::AlsaStream`]: what playback and capture share (open, wait, negotiated) |
 //! | [`playback`] | [`playback::AlsaPlayback`]: `f32` sink periods → remap → encode → device |
 //! | [`capture`] | [`capture::AlsaCapture`]: device → decode → remap → `f32` source periods |
+//! | [`resilient`] | [`resilient::Resilient`]: a stream that logs and counts a failure, drops the device and reopens it with back-off |
 //! | [`route`] | the plugin chain behind a PCM name, from alsa-lib's configuration: routes to a sound server? has no clock? |
 //! | [`default`] | [`default::choose_default`]: `sysdefault`, else `plughw:0`, never a sound server, else the null sink |
 //! | [`pacing`] | [`pacing::Pacer`] (timerfd at the nominal rate) and [`pacing::Unpaced`] (the run-time test for a device without a clock) |
@@ -14,26 +18,27 @@
 //!
 //! ## A sink loop on an ALSA device
 //!
-//! ```text
-//! open:    AlsaPlayback::open(name, sink_spec, period_frames, counters)
-//!          → run the sink at negotiated().rate and .period_frames
-//! period:  wait(timeout)  → mix  → write_period(&samples)
-//! Err(e):  log e, failures += 1, drop the device, Reopen::failed(now);
-//!          clock on the timerfd, output discarded
-//! period while failed: if Reopen::due(now) { reopen_attempts += 1; open …
-//!          Ok → reopens += 1, Reopen::succeeded(), back on the device clock;
-//!          Err → Reopen::failed(now) }
-//! ```
+//! See [`resilient`]: per period, `wait` then `write_period` on the open
+//! device; on an error the sink runs on its timer (output discarded) and
+//! asks `reopen_if_due` each period until the device is back.
 
 pub mod capture;
 pub mod default;
+pub mod error;
+pub mod negotiate;
 pub mod pacing;
 pub mod pcm;
 pub mod playback;
 pub mod recover;
+pub mod resilient;
 pub mod route;
+pub mod stream;
 
 pub use capture::AlsaCapture;
-pub use pcm::{Clock, Device, DeviceError, Negotiated, OpenError};
+pub use error::{DeviceError, OpenError};
+pub use negotiate::Negotiated;
+pub use pcm::{Clock, Device};
 pub use playback::AlsaPlayback;
 pub use recover::{AlsaCounters, CountersSnapshot, Reopen};
+pub use resilient::Resilient;
+pub use stream::AlsaStream;

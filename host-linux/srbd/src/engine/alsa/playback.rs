@@ -1,4 +1,5 @@
-//! [`AlsaPlayback`]: a sink's ALSA output. One call sequence per period:
+//! [`AlsaPlayback`]: a sink's ALSA output. One call sequence per period
+//! (methods of [`AlsaStream`] and this type):
 //!
 //! ```text
 //! dev.wait(timeout)?;            // one period of room (or the pacer's tick)
@@ -6,19 +7,17 @@
 //! dev.write_period(&samples)?;   // remap, encode, writei; never blocks
 //! ```
 //!
-//! Any `Err` means the device is gone for now: the sink logs it, bumps
-//! `failures`, drops the `AlsaPlayback`, runs on its timer with the output
-//! discarded, and reopens when [`super::recover::Reopen::due`] says so.
+//! Any `Err` means the device is gone for now: see [`super::resilient`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use alsa::Direction;
-use srb_pulse::format::default_map;
 use srb_pulse::tagstruct::SampleSpec;
 
-use super::pcm::{Device, DeviceError, Negotiated, OpenError};
+use super::error::{DeviceError, OpenError};
+use super::pcm::Device;
 use super::recover::AlsaCounters;
+use super::stream::{default_remap, AlsaStream};
 use crate::engine::audio::format as fmt;
 use crate::engine::audio::remap::Remap;
 
@@ -32,66 +31,56 @@ pub struct AlsaPlayback {
     bytes: Vec<u8>,
 }
 
-impl AlsaPlayback {
-    /// Opens `device` for the sink spec `want` (its format is the preferred
-    /// device format; samples are always handed over as `f32`) and
-    /// `period_frames`; see [`super::pcm`] for what is negotiated.
-    pub fn open(
+impl AlsaStream for AlsaPlayback {
+    const DIRECTION: Direction = Direction::Playback;
+
+    /// The sink's format is the preferred device format; samples are
+    /// always handed over as `f32` and converted here.
+    fn open(
         device: &str,
         want: SampleSpec,
         period_frames: usize,
         counters: Arc<AlsaCounters>,
     ) -> Result<Self, OpenError> {
-        let dev = Device::open(device, Direction::Playback, want, period_frames, counters)?;
-        let neg = dev.negotiated().clone();
-        let remap = Remap::new(
-            default_map(want.channels).positions(),
-            default_map(neg.channels).positions(),
-        );
-        let dev_samples = neg.period_frames * usize::from(neg.channels);
+        let dev = Device::open(device, Self::DIRECTION, want, period_frames, counters)?;
+        let neg = dev.negotiated();
         Ok(Self {
-            remap,
+            remap: default_remap(want.channels, neg.channels),
             sink_channels: usize::from(want.channels),
-            remapped: vec![0.0; dev_samples],
+            remapped: vec![0.0; neg.period_frames * usize::from(neg.channels)],
             bytes: vec![0; neg.period_frames * neg.frame_bytes()],
             dev,
         })
     }
 
-    /// What the device took (the sink runs at its rate and period).
-    pub fn negotiated(&self) -> &Negotiated {
-        self.dev.negotiated()
-    }
-
-    /// The device (route, clock, counters).
-    pub fn device(&self) -> &Device {
+    fn device(&self) -> &Device {
         &self.dev
     }
 
-    /// Waits for one period of room; see [`Device::wait`].
-    pub fn wait(&mut self, timeout: Duration) -> Result<(), DeviceError> {
-        self.dev.wait(timeout)
+    fn device_mut(&mut self) -> &mut Device {
+        &mut self.dev
     }
+}
 
+impl AlsaPlayback {
     /// Writes one period of interleaved sink samples
     /// (`period_frames × sink channels`; a shorter slice is padded with
     /// silence, a longer one cut). Never blocks, never allocates.
     pub fn write_period(&mut self, samples: &[f32]) -> Result<(), DeviceError> {
-        let frames = self.dev.negotiated().period_frames;
-        let want = frames * self.sink_channels;
+        let neg = self.dev.negotiated();
+        let want = neg.period_frames * self.sink_channels;
         let samples = &samples[..samples.len().min(want)];
-        let format = self.dev.negotiated().format;
         if self.remap.is_identity() && samples.len() == want {
-            fmt::encode(format, samples, &mut self.bytes);
+            fmt::encode(neg.format, samples, &mut self.bytes);
         } else {
             let whole = samples.len() / self.sink_channels.max(1);
-            let per = usize::from(self.dev.negotiated().channels);
+            let per = usize::from(neg.channels);
             self.remapped.fill(0.0);
             self.remap.apply(
                 &samples[..whole * self.sink_channels],
                 &mut self.remapped[..whole * per],
             );
-            fmt::encode(format, &self.remapped, &mut self.bytes);
+            fmt::encode(neg.format, &self.remapped, &mut self.bytes);
         }
         self.dev.write_bytes(&self.bytes)
     }

@@ -124,9 +124,7 @@ impl Top {
         depth: usize,
         out: &mut Route,
     ) -> Result<(), RouteError> {
-        if depth > MAX_DEPTH {
-            return Err(RouteError::TooDeep(name.to_owned()));
-        }
+        // The depth is checked by walk_node, which every recursion passes.
         let c_name = CString::new(name).map_err(|_| RouteError::BadName(name.to_owned()))?;
         let mut conf = ptr::null_mut();
         // SAFETY: `self.0` is a live tree we hold a reference to; the key
