@@ -33,8 +33,8 @@ use srb_pulse::tagstruct::SampleSpec;
 use srbd::engine::alsa::default::{choose_from, Choice};
 use srbd::engine::alsa::route::route;
 use srbd::engine::alsa::{
-    AlsaCapture, AlsaCounters, AlsaPlayback, AlsaStream, Clock, DeviceError, OpenError, Reopen,
-    Resilient,
+    AlsaCapture, AlsaCounters, AlsaMessages, AlsaPlayback, AlsaStream, Clock, DeviceError,
+    OpenError, Reopen, Resilient,
 };
 use srbd::engine::audio::format as fmt;
 
@@ -273,6 +273,18 @@ fn default_rule_refuses_servers_and_skips_what_does_not_open() {
 }
 
 #[test]
+fn alsa_lib_messages_are_collected_not_printed() {
+    setup();
+    let mut messages = AlsaMessages::install().unwrap();
+    // The pulse plugin with no server: alsa-lib reports why.
+    let r = AlsaPlayback::open("srbtest_pulse", spec(fmt::S16LE, 2), 480, counters());
+    assert!(matches!(r, Err(OpenError::Open { .. })), "{r:?}");
+    let lines = messages.take_new();
+    assert!(lines.iter().any(|l| l.contains("PulseAudio")), "{lines:?}");
+    assert!(messages.take_new().is_empty(), "each line is taken once");
+}
+
+#[test]
 fn bad_specs_and_names_are_named_errors() {
     setup();
     let bad = SampleSpec {
@@ -374,6 +386,7 @@ fn until_due(dev: &Resilient<AlsaPlayback>) -> Instant {
 #[test]
 fn vanished_device_is_a_named_error_and_reopens_when_it_returns() {
     setup();
+    let mut messages = AlsaMessages::install().unwrap();
     let dir = TempDir::new("alsa-pa");
     let mut pa = PrivatePulse::start(&dir.0);
     let name = pa.device();
@@ -424,6 +437,11 @@ fn vanished_device_is_a_named_error_and_reopens_when_it_returns() {
     }
     let c = dev.counters().snapshot();
     assert_eq!((c.failures, c.reopen_attempts, c.reopens), (1, 2, 0));
+    let lines = messages.take_new();
+    assert!(
+        lines.iter().any(|l| l.contains("Unable to connect")),
+        "alsa-lib's reasons are collected: {lines:?}"
+    );
 
     // The server returns: a due attempt succeeds and the device plays.
     let _pa2 = PrivatePulse::start(&dir.0);

@@ -14,6 +14,7 @@
 //! | [`route`] | the plugin chain behind a PCM name, from alsa-lib's configuration: routes to a sound server? has no clock? |
 //! | [`default`] | [`default::choose_default`]: `sysdefault`, else `plughw:0`, never a sound server, else the null sink |
 //! | [`pacing`] | [`pacing::Pacer`] (timerfd at the nominal rate) and [`pacing::Unpaced`] (the run-time test for a device without a clock) |
+//! | [`messages`] | [`messages::AlsaMessages`]: alsa-lib's own error messages collected per thread and logged, not printed to stderr |
 //! | [`recover`] | [`recover::AlsaCounters`] (underruns, overruns, recoveries, failures, reopens) and [`recover::Reopen`] (back-off 100 ms doubling to 5 s) |
 //!
 //! ## A sink loop on an ALSA device
@@ -25,6 +26,7 @@
 pub mod capture;
 pub mod default;
 pub mod error;
+pub mod messages;
 pub mod negotiate;
 pub mod pacing;
 pub mod pcm;
@@ -36,6 +38,7 @@ pub mod stream;
 
 pub use capture::AlsaCapture;
 pub use error::{DeviceError, OpenError};
+pub use messages::AlsaMessages;
 pub use negotiate::Negotiated;
 pub use pcm::{Clock, Device};
 pub use playback::AlsaPlayback;
