@@ -59,6 +59,15 @@ pcm.srbtest_in {
     infile $INFILE
     format "raw"
 }
+pcm.srbtest_linear {
+    @args [ FILE ]
+    @args.FILE { type string }
+    type linear
+    slave {
+        pcm { type file slave.pcm "null" file $FILE format "raw" }
+        format S16_LE
+    }
+}
 pcm.srbtest_pulse { type pulse }
 pcm.srbtest_plug_pulse { type plug slave.pcm "srbtest_pulse" }
 pcm.srbtest_asym {
@@ -158,6 +167,35 @@ fn playback_through_file_plugin_is_bit_exact() {
             "{format}: file differs from what was played"
         );
     }
+}
+
+/// A device that refuses the sink's float format (the `linear` plugin
+/// takes integer formats only) gets the first fallback it takes (S32);
+/// alsa-lib's conversion to the file's S16 is then exact for this signal.
+#[test]
+fn format_refused_by_the_device_falls_back_and_converts() {
+    setup();
+    let dir = TempDir::new("alsa-linear");
+    let out = dir.0.join("out.raw");
+    let want = spec(fmt::FLOAT32LE, 2);
+    let name = format!("srbtest_linear:FILE={}", out.display());
+    let mut dev = AlsaPlayback::open(&name, want, 480, counters()).unwrap();
+    assert_eq!(
+        dev.negotiated().format,
+        fmt::S32LE,
+        "the first fallback taken"
+    );
+    let n = dev.negotiated().period_frames * 2;
+    let all = signal_samples(n * 10);
+    for period in all.chunks(n) {
+        dev.wait(WAIT).unwrap();
+        dev.write_period(period).unwrap();
+    }
+    drop(dev);
+    assert!(
+        std::fs::read(&out).unwrap() == encoded(fmt::S16LE, &all),
+        "file differs"
+    );
 }
 
 #[test]
