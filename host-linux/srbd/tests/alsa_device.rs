@@ -68,6 +68,14 @@ pcm.srbtest_linear {
         format S16_LE
     }
 }
+pcm.srbtest_stereo_only {
+    @args [ FILE ]
+    @args.FILE { type string }
+    type multi
+    slaves.a { pcm { type file slave.pcm "null" file $FILE format "raw" } channels 2 }
+    bindings.0 { slave a channel 0 }
+    bindings.1 { slave a channel 1 }
+}
 pcm.srbtest_pulse { type pulse }
 pcm.srbtest_plug_pulse { type plug slave.pcm "srbtest_pulse" }
 pcm.srbtest_asym {
@@ -194,6 +202,30 @@ fn format_refused_by_the_device_falls_back_and_converts() {
     drop(dev);
     assert!(
         std::fs::read(&out).unwrap() == encoded(fmt::S16LE, &all),
+        "file differs"
+    );
+}
+
+/// A stereo-only device (a `multi` of two bindings) under a mono sink:
+/// each sample goes to both channels.
+#[test]
+fn channels_refused_by_the_device_are_remapped() {
+    setup();
+    let dir = TempDir::new("alsa-multi");
+    let out = dir.0.join("out.raw");
+    let name = format!("srbtest_stereo_only:FILE={}", out.display());
+    let mut dev = AlsaPlayback::open(&name, spec(fmt::S16LE, 1), 480, counters()).unwrap();
+    assert_eq!(dev.negotiated().channels, 2);
+    let n = dev.negotiated().period_frames;
+    let mono = signal_samples(n * 10);
+    for period in mono.chunks(n) {
+        dev.wait(WAIT).unwrap();
+        dev.write_period(period).unwrap();
+    }
+    drop(dev);
+    let stereo: Vec<f32> = mono.iter().flat_map(|&v| [v, v]).collect();
+    assert!(
+        std::fs::read(&out).unwrap() == encoded(fmt::S16LE, &stereo),
         "file differs"
     );
 }
