@@ -528,6 +528,35 @@ fn vanished_device_is_a_named_error_and_reopens_when_it_returns() {
     assert_eq!(dev.next_attempt(), None, "nothing scheduled once back");
 }
 
+/// An underrun is recovered on the spot and counted, and playback goes
+/// on: a device left unfed for many buffers (a private PulseAudio's null
+/// sink through the `pulse` plugin, which reports underruns) runs out.
+/// (Capture overruns are not tested: the `pulse` plugin keeps capturing
+/// into the server's buffer and reports none.)
+#[test]
+fn underrun_is_recovered_and_counted() {
+    setup();
+    let mut messages = AlsaMessages::install().unwrap();
+    let dir = TempDir::new("alsa-xrun");
+    let pa = PrivatePulse::start(&dir.0);
+    let mut play = AlsaPlayback::open(&pa.device(), spec(fmt::S16LE, 2), 480, counters()).unwrap();
+    let samples = signal_samples(play.negotiated().period_frames * 2);
+    for _ in 0..5 {
+        play_period(&mut play, &samples).unwrap();
+    }
+    assert_eq!(play.device().counters().snapshot().underruns, 0);
+    // Twenty buffers long: the device has run out of samples.
+    let buffer = play.negotiated().buffer_frames as u64;
+    std::thread::sleep(Duration::from_millis(20 * 1000 * buffer / 48_000));
+    for _ in 0..5 {
+        play_period(&mut play, &samples).unwrap();
+    }
+    let c = play.device().counters().snapshot();
+    assert!(c.underruns >= 1 && c.recoveries >= c.underruns, "{c:?}");
+    assert_eq!(c.failures, 0);
+    let _ = messages.take_new();
+}
+
 #[test]
 fn device_missing_at_start_is_retried_on_schedule() {
     setup();
