@@ -257,32 +257,47 @@ fn capture_from_infile_is_bit_exact() {
     );
 }
 
-/// Periods a paced device moves over a measured interval match its
-/// nominal rate: a device without a clock must not run flat out.
-#[test]
-fn null_device_is_paced_at_the_nominal_rate() {
-    setup();
-    for name in ["null", "srbtest_out:FILE=/dev/null"] {
-        let period = 240; // 5 ms at 48 kHz
-        let mut dev = AlsaPlayback::open(name, spec(fmt::S16LE, 2), period, counters()).unwrap();
-        assert_eq!(dev.device().clock(), Clock::Paced, "{name}: paced");
-        let silence = vec![0.0f32; period * 2];
-        dev.wait(WAIT).unwrap();
-        dev.write_period(&silence).unwrap();
-        let start = Instant::now();
-        let mut written = 0u64;
-        while start.elapsed() < Duration::from_millis(300) {
-            dev.wait(WAIT).unwrap();
-            dev.write_period(&silence).unwrap();
-            written += 1;
-        }
-        let elapsed = start.elapsed();
-        let nominal = elapsed.as_nanos() as f64 / 5e6;
-        assert!(
-            (written as f64 - nominal).abs() <= 3.0,
-            "{name}: {written} periods in {elapsed:?}, nominal {nominal:.1}"
-        );
+/// Runs `period` (one wait and one transfer) for 400 ms of wall time
+/// after a first period; asserts the periods match the nominal 10 ms
+/// period within 3.
+fn assert_paced<S: AlsaStream>(what: &str, dev: &mut S, mut period: impl FnMut(&mut S)) {
+    assert_eq!(dev.device().clock(), Clock::Paced, "{what}: paced");
+    assert_eq!(dev.negotiated().period_frames, 480, "{what}: 10 ms periods");
+    period(dev);
+    let start = Instant::now();
+    let mut moved = 0u64;
+    while start.elapsed() < Duration::from_millis(400) {
+        period(dev);
+        moved += 1;
     }
+    let elapsed = start.elapsed();
+    let nominal = elapsed.as_nanos() as f64 / 1e7;
+    assert!(
+        (moved as f64 - nominal).abs() <= 3.0,
+        "{what}: {moved} periods in {elapsed:?}, nominal {nominal:.1}"
+    );
+}
+
+/// Periods a clockless device moves over a measured interval match its
+/// nominal rate: it must not run flat out.
+#[test]
+fn clockless_devices_are_paced_at_the_nominal_rate() {
+    setup();
+    let want = spec(fmt::S16LE, 2);
+    let silence = vec![0.0f32; 480 * 2];
+    for name in ["null", "srbtest_out:FILE=/dev/null"] {
+        let mut dev = AlsaPlayback::open(name, want, 480, counters()).unwrap();
+        assert_paced(name, &mut dev, |d| {
+            d.wait(WAIT).unwrap();
+            d.write_period(&silence).unwrap();
+        });
+    }
+    let mut buf = silence.clone();
+    let mut dev = AlsaCapture::open("null", want, 480, counters()).unwrap();
+    assert_paced("null capture", &mut dev, |d| {
+        d.wait(WAIT).unwrap();
+        assert_eq!(d.read_period(&mut buf).unwrap(), 480);
+    });
 }
 
 #[test]

@@ -48,7 +48,7 @@ impl Pacer {
     }
 
     /// The most late ticks kept: a longer stall is not made up for.
-    pub const MAX_CREDIT: u64 = 4;
+    pub const MAX_CREDIT: u64 = 8;
 
     /// Takes the expirations counted in the timerfd's 8 bytes: one for
     /// this wait, the rest as credit.
