@@ -37,6 +37,11 @@ use srbd::engine::alsa::{
     OpenError, Reopen, Resilient,
 };
 use srbd::engine::audio::format as fmt;
+use srbd::rt::alloc_count::{self, CountingAlloc};
+
+/// Counts the allocations of armed threads (the period-path test).
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// A wait that only a broken device would exceed.
 const WAIT: Duration = Duration::from_secs(5);
@@ -298,6 +303,41 @@ fn clockless_devices_are_paced_at_the_nominal_rate() {
         d.wait(WAIT).unwrap();
         assert_eq!(d.read_period(&mut buf).unwrap(), 480);
     });
+}
+
+/// The period path (wait, convert, remap, transfer) makes no Rust
+/// allocation once the devices are open: playback with a channel remap
+/// and a format conversion, and capture, 20 periods each.
+#[test]
+fn period_path_does_not_allocate() {
+    setup();
+    let dir = TempDir::new("alsa-alloc");
+    let out = format!(
+        "srbtest_stereo_only:FILE={}",
+        dir.0.join("out.raw").display()
+    );
+    let mut play = AlsaPlayback::open(&out, spec(fmt::FLOAT32LE, 1), 480, counters()).unwrap();
+    assert_eq!(play.negotiated().channels, 2, "remapped");
+    let mut cap = AlsaCapture::open("null", spec(fmt::S16LE, 1), 480, counters()).unwrap();
+    let samples = signal_samples(480);
+    let mut buf = vec![0.0f32; 480];
+    let mut period = |play: &mut AlsaPlayback, cap: &mut AlsaCapture| {
+        play_period(play, &samples).unwrap();
+        cap.wait(WAIT).unwrap();
+        assert_eq!(cap.read_period(&mut buf).unwrap(), 480);
+    };
+    period(&mut play, &mut cap);
+    let before = alloc_count::count();
+    alloc_count::arm();
+    for _ in 0..20 {
+        period(&mut play, &mut cap);
+    }
+    alloc_count::disarm();
+    assert_eq!(
+        alloc_count::count() - before,
+        0,
+        "allocations on the period path"
+    );
 }
 
 #[test]
