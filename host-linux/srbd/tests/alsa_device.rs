@@ -30,7 +30,7 @@ use alsa::Direction;
 use common::srbd::{poll_until, signal, wait_bounded, Signal, TempDir, DEADLINE};
 use srb_pulse::sample::SampleFormat;
 use srb_pulse::tagstruct::SampleSpec;
-use srbd::engine::alsa::default::{choose_from, Choice};
+use srbd::engine::alsa::default::{choose_default, choose_from, Choice, DEFAULT_CANDIDATES};
 use srbd::engine::alsa::route::route;
 use srbd::engine::alsa::{
     AlsaCapture, AlsaCounters, AlsaMessages, AlsaPlayback, AlsaStream, Clock, DeviceError,
@@ -407,6 +407,24 @@ fn alsa_lib_messages_are_collected_not_printed() {
     let lines = messages.take_new();
     assert!(lines.iter().any(|l| l.contains("PulseAudio")), "{lines:?}");
     assert!(messages.take_new().is_empty(), "each line is taken once");
+}
+
+/// On this machine's real configuration: the default is a card that does
+/// not route to a server, or (no card, as in CI) the null sink with both
+/// candidates passed over.
+#[test]
+fn default_device_is_a_card_or_null() {
+    setup();
+    match choose_default(Direction::Playback) {
+        Choice::Alsa(name) => {
+            let r = route(&name, Direction::Playback).unwrap();
+            assert_eq!(r.to_sound_server(), None, "{name}: {r:?}");
+        }
+        Choice::Null { passed_over } => {
+            let names: Vec<&str> = passed_over.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, DEFAULT_CANDIDATES, "{passed_over:?}");
+        }
+    }
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //! itself; a candidate whose definition cannot be read is skipped (it
 //! could be one). The first that opens is the choice; if none does, the
 //! null sink. Every step is logged, so the first log lines say what srbd
-//! plays to and why.
+//! plays to and why (alsa-lib's own messages about missing cards go to
+//! the debug log through [`AlsaMessages`]).
 //!
 //! A device the user names (`--output alsa:NAME`) is opened whatever it
 //! routes to; [`warn_if_server`] says so when it is a server.
@@ -17,6 +18,7 @@
 use alsa::pcm::PCM;
 use alsa::Direction;
 
+use super::messages::AlsaMessages;
 use super::route;
 
 /// The devices tried, in order, when none is named.
@@ -42,6 +44,9 @@ pub fn choose_default(dir: Direction) -> Choice {
 /// The first of `candidates` that does not route to a sound server and
 /// opens for `dir`, else [`Choice::Null`]; logs each step.
 pub fn choose_from(candidates: &[&str], dir: Direction) -> Choice {
+    // alsa-lib's complaints about candidates that do not exist go to the
+    // debug log, not stderr.
+    let mut messages = AlsaMessages::install().ok();
     let mut passed_over = Vec::new();
     for &name in candidates {
         let why = match route::route(name, dir) {
@@ -68,6 +73,13 @@ pub fn choose_from(candidates: &[&str], dir: Direction) -> Choice {
             },
             Err(e) => format!("not usable: {e}"),
         };
+        for line in messages
+            .as_mut()
+            .map(AlsaMessages::take_new)
+            .unwrap_or_default()
+        {
+            tracing::debug!(device = name, "alsa-lib: {line}");
+        }
         tracing::info!(
             device = name,
             "default ALSA device candidate passed over: {why}"

@@ -369,10 +369,7 @@ impl Device {
     /// Counts a short period and runs the unpaced-device test.
     fn after_period(&mut self, missing: usize) -> Result<(), DeviceError> {
         if missing > 0 {
-            self.counters
-                .short_frames
-                .fetch_add(missing as u64, std::sync::atomic::Ordering::Relaxed);
-            // Relaxed: a statistic.
+            AlsaCounters::add(&self.counters.short_frames, missing as u64);
         }
         if self.pacer.is_none() {
             let avail = self

@@ -57,9 +57,15 @@ pub struct CountersSnapshot {
 }
 
 impl AlsaCounters {
-    /// Adds one to `counter` (Relaxed: a statistic).
+    /// Adds one to `counter`.
     pub fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+        Self::add(counter, 1);
+    }
+
+    /// Adds `n` to `counter`.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        // Relaxed: a statistic; nothing is published through it.
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
     /// All counters now (Relaxed: statistics, each read on its own).
