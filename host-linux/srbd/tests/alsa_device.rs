@@ -630,6 +630,33 @@ fn underrun_is_recovered_and_counted() {
     let _ = messages.take_new();
 }
 
+/// A device that stops moving without an error (its server frozen with
+/// SIGSTOP) is `Stalled` once a wait passes its timeout.
+#[test]
+fn frozen_device_is_stalled() {
+    setup();
+    let mut messages = AlsaMessages::install().unwrap();
+    let dir = TempDir::new("alsa-stall");
+    let pa = PrivatePulse::start(&dir.0);
+    let mut play = AlsaPlayback::open(&pa.device(), spec(fmt::S16LE, 2), 480, counters()).unwrap();
+    let samples = signal_samples(play.negotiated().period_frames * 2);
+    for _ in 0..5 {
+        play_period(&mut play, &samples).unwrap();
+    }
+    signal(pa.child.as_ref().unwrap(), Signal::STOP);
+    let err = poll_until(
+        "the frozen device stalls",
+        || {
+            let r = play.wait(Duration::from_millis(200));
+            r.and_then(|()| play.write_period(&samples)).err()
+        },
+        String::new,
+    );
+    signal(pa.child.as_ref().unwrap(), Signal::CONT);
+    assert!(matches!(err, DeviceError::Stalled { .. }), "{err}");
+    let _ = messages.take_new();
+}
+
 #[test]
 fn device_missing_at_start_is_retried_on_schedule() {
     setup();

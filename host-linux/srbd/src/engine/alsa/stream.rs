@@ -53,3 +53,19 @@ pub trait AlsaStream: Sized {
 pub(super) fn default_remap(from: u8, to: u8) -> Remap {
     Remap::new(default_map(from).positions(), default_map(to).positions())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{AlsaCapture, AlsaPlayback, Resilient};
+
+    fn send<T: Send>() {}
+
+    /// Opened on one thread, run on the mixer's.
+    #[test]
+    fn streams_move_between_threads() {
+        send::<AlsaPlayback>();
+        send::<AlsaCapture>();
+        send::<Resilient<AlsaPlayback>>();
+        send::<Resilient<AlsaCapture>>();
+    }
+}
