@@ -294,7 +294,8 @@ impl Device {
             };
             AlsaCounters::bump(c);
         }
-        tracing::debug!(device = self.name, op, errno, "ALSA xrun: recovering");
+        // Counted, not logged here (the period path): the control side logs
+        // the counters' changes (`CountersSnapshot::log_changes`).
         self.pcm
             .try_recover(err, true)
             .map_err(|e| self.fail("snd_pcm_recover", e))?;

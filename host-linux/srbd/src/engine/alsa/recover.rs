@@ -4,7 +4,8 @@
 //!
 //! An xrun (underrun on playback, overrun on capture) is recovered on the
 //! spot with `snd_pcm_recover` by [`super::pcm::Device`]; the stream goes
-//! on. A device that fails or vanishes is dropped by the sink, which runs
+//! on. The period path only counts it; the control side logs what grew
+//! ([`CountersSnapshot::log_changes`]). A device that fails or vanishes is dropped by the sink, which runs
 //! on its timer clock (output discarded, silence captured) and asks
 //! [`Reopen::due`] each period whether to try opening it again: first after
 //! [`Reopen::FIRST`], then twice as long after each failure up to
@@ -79,6 +80,32 @@ impl AlsaCounters {
             failures: r(&self.failures),
             reopen_attempts: r(&self.reopen_attempts),
             reopens: r(&self.reopens),
+        }
+    }
+}
+
+impl CountersSnapshot {
+    /// Logs what grew since `before` (one line naming `device`, or none):
+    /// how the control side reports xruns and short periods, which the
+    /// period path only counts.
+    pub fn log_changes(&self, before: &CountersSnapshot, device: &str) {
+        let d = |now: u64, then: u64| now.saturating_sub(then);
+        let (u, o, s) = (
+            d(self.underruns, before.underruns),
+            d(self.overruns, before.overruns),
+            d(self.short_frames, before.short_frames),
+        );
+        if u + o + s > 0 {
+            tracing::warn!(
+                device,
+                underruns = u,
+                overruns = o,
+                short_frames = s,
+                total_underruns = self.underruns,
+                total_overruns = self.overruns,
+                recoveries = self.recoveries,
+                "ALSA device xruns (recovered)"
+            );
         }
     }
 }
