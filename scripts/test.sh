@@ -23,10 +23,14 @@ cargo --version
 # srbchannel host-linux/tests/pa_interop.rs drives. The board suite installs its own.
 step "packages the tests need"
 if ! command -v pactl >/dev/null 2>&1 || ! command -v gst-launch-1.0 >/dev/null 2>&1 \
-  || ! ls /usr/lib/*/pulseaudio/libpulsecommon-*.so >/dev/null 2>&1; then
+  || ! ls /usr/lib/*/pulseaudio/libpulsecommon-*.so >/dev/null 2>&1 \
+  || ! dpkg -s libasound2-dev libasound2-plugins pulseaudio >/dev/null 2>&1; then
   apt-get update -qq
+  # libasound2-dev: srbd's ALSA output/input (alsa-sys links alsa-lib);
+  # libasound2-plugins and pulseaudio: the ALSA device tests (alsa_device.rs).
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pulseaudio-utils libpulse0 libpulse-dev \
-    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-pulseaudio
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-pulseaudio \
+    libasound2-dev libasound2-plugins pulseaudio
 fi
 pactl --version | head -1
 

@@ -11,8 +11,10 @@
 //! | [`stream`] | the atomics and queues a stream's control side and the mixer share |
 //! | [`audio`] | sample formats, channel remapping, volumes, resampling (`rubato`) |
 //! | [`output`] | the `null` and `wav:PATH` output backends |
+//! | [`alsa`] | ALSA devices as output and input: open/negotiate, device-clocked waits, xrun recovery, reopen back-off, the default-device rule, pacing of clockless devices |
 //! | [`state_page`] | what the mixer publishes each period on the read-only state page (sink/monitor clock and counters, DSP figures) |
 
+pub mod alsa;
 pub mod audio;
 pub mod buffers;
 pub mod dsp_clock;
