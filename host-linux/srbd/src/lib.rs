@@ -70,7 +70,7 @@ pub mod rt;
 pub use control::{registry, server_info};
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use engine::mixer::Engine;
 use registry::Registry;
@@ -107,16 +107,20 @@ pub struct Server {
     /// `max_clients`; default
     /// [`control::server_loop::DEFAULT_MAX_CLIENTS`]).
     pub max_clients: usize,
-    /// The sink and its mixer.
-    pub engine: Engine,
+    /// The first sink's mixer (srbd's own sink, `srb_output` by default;
+    /// it also carries the control loop's bell, the DSP clock and the
+    /// ring accounting every sink shares).
+    pub engine: Arc<Engine>,
+    /// Every sink and its monitor source, and the defaults.
+    pub sinks: control::sinks::Sinks,
+    /// The loaded modules.
+    pub modules: control::modules::Modules,
     /// Clients, streams and subscriptions.
     pub registry: Registry,
     /// The sample cache.
     pub samples: Arc<control::sample_cache::SampleCache>,
     /// The samples playing (PLAY_SAMPLE).
     pub players: control::sample_player::SamplePlayers,
-    sink_state: Mutex<DeviceState>,
-    monitor_state: Mutex<DeviceState>,
     next_client: AtomicU32,
     next_sink_input: AtomicU32,
     next_source_output: AtomicU32,
@@ -137,16 +141,13 @@ fn next_index(counter: &AtomicU32) -> u32 {
 impl Server {
     /// A server showing `info`, its sink driven by `engine`.
     pub fn new(info: ServerInfo, engine: Engine) -> Self {
-        let sink_state = DeviceState {
-            volume: info.sink.volume.clone(),
-            muted: false,
-            suspended: false,
-        };
-        let monitor_state = DeviceState {
-            volume: info.monitor.volume.clone(),
-            muted: false,
-            suspended: false,
-        };
+        let engine = Arc::new(engine);
+        let sinks = control::sinks::Sinks::with_first(control::sinks::SinkEntry::new(
+            info.sink.clone(),
+            info.monitor.clone(),
+            engine.clone(),
+            server_info::INVALID_INDEX,
+        ));
         let registry = Registry::with_devices(info.sink.index, info.monitor.index)
             .with_state_cells(engine.shared().clone());
         let samples = Arc::new(control::sample_cache::SampleCache::new());
@@ -159,11 +160,11 @@ impl Server {
             spin: control::session::SPIN_WINDOW,
             max_clients: control::server_loop::DEFAULT_MAX_CLIENTS,
             engine,
+            sinks,
+            modules: control::modules::Modules::default(),
             registry,
             samples,
             players,
-            sink_state: Mutex::new(sink_state),
-            monitor_state: Mutex::new(monitor_state),
             next_client: AtomicU32::new(0),
             next_sink_input: AtomicU32::new(0),
             next_source_output: AtomicU32::new(0),
@@ -231,36 +232,48 @@ impl Server {
         next_index(&self.next_source_output)
     }
 
-    /// The sink's (`monitor == false`) or monitor's volume and mute.
-    pub fn device_state(&self, monitor: bool) -> DeviceState {
-        let m = if monitor {
-            &self.monitor_state
-        } else {
-            &self.sink_state
-        };
-        m.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    /// The default sink (there is always one: srbd's own sink cannot be
+    /// removed).
+    pub fn default_sink(&self) -> Arc<control::sinks::SinkEntry> {
+        self.sinks
+            .default_sink()
+            .unwrap_or_else(|| self.first_sink())
     }
 
-    /// Changes the sink's or monitor's volume and/or mute and tells the
-    /// mixer. `volume` must have the device's channel count.
-    pub fn set_device_state(&self, monitor: bool, volume: Option<CVolume>, muted: Option<bool>) {
-        let (m, gains, facility, index) = if monitor {
+    /// The default source (the default sink's monitor unless one was set).
+    pub fn default_source(&self) -> Arc<control::sinks::SinkEntry> {
+        self.sinks
+            .default_source()
+            .unwrap_or_else(|| self.first_sink())
+    }
+
+    fn first_sink(&self) -> Arc<control::sinks::SinkEntry> {
+        let first = self.sinks.all().into_iter().next();
+        // `Sinks::with_first` lists srbd's own sink and nothing removes it.
+        first.expect("srbd's own sink is always listed")
+    }
+
+    /// Changes a sink's (`monitor == false`) or its monitor's volume
+    /// and/or mute and tells its mixer. `volume` must have the device's
+    /// channel count.
+    pub fn set_device_state(
+        &self,
+        sink: &control::sinks::SinkEntry,
+        monitor: bool,
+        volume: Option<CVolume>,
+        muted: Option<bool>,
+    ) {
+        let shared = sink.engine.shared();
+        let (gains, facility, index) = if monitor {
             (
-                &self.monitor_state,
-                &self.engine.shared().monitor_gains,
+                &shared.monitor_gains,
                 registry::facility::SOURCE,
-                self.info.monitor.index,
+                sink.source_index(),
             )
         } else {
-            (
-                &self.sink_state,
-                &self.engine.shared().gains,
-                registry::facility::SINK,
-                self.info.sink.index,
-            )
+            (&shared.gains, registry::facility::SINK, sink.index())
         };
-        {
-            let mut st = m.lock().unwrap_or_else(PoisonError::into_inner);
+        sink.update_state(monitor, |st| {
             if let Some(v) = volume {
                 gains.set(&linear_gains(&v));
                 st.volume = v;
@@ -269,32 +282,33 @@ impl Server {
                 gains.set_muted(mu);
                 st.muted = mu;
             }
-        }
+        });
         self.registry.post(facility, registry::event::CHANGE, index);
     }
 
-    /// Suspends or resumes the sink (`monitor == false`) or its monitor:
-    /// the mixer stops feeding it; the states follow (suspending the sink
+    /// Suspends or resumes a sink (`monitor == false`) or its monitor:
+    /// its mixer stops feeding it; the states follow (suspending the sink
     /// suspends its monitor), each change posting a CHANGE event
     /// ([`control::device_state`]).
-    pub fn set_suspended(&self, monitor: bool, suspended: bool) {
-        let (m, flag) = if monitor {
-            (&self.monitor_state, &self.engine.shared().monitor_suspended)
+    pub fn set_suspended(&self, sink: &control::sinks::SinkEntry, monitor: bool, suspended: bool) {
+        let shared = sink.engine.shared();
+        let flag = if monitor {
+            &shared.monitor_suspended
         } else {
-            (&self.sink_state, &self.engine.shared().suspended)
+            &shared.suspended
         };
-        let changed = {
-            let mut st = m.lock().unwrap_or_else(PoisonError::into_inner);
+        let changed = sink.update_state(monitor, |st| {
             let changed = st.suspended != suspended;
             st.suspended = suspended;
             changed
-        };
+        });
         // Relaxed: a flag the mixer reads once per period.
         flag.store(suspended, Ordering::Relaxed);
         if changed {
-            tracing::info!(monitor, suspended, "device suspend state changed");
+            tracing::info!(sink = %sink.sink.name, monitor, suspended, "device suspend state changed");
         }
-        self.registry.set_suspended(monitor, suspended);
+        self.registry
+            .set_suspended_on(sink.index(), monitor, suspended);
     }
 
     /// Asks the control loop to end (it closes every client).
@@ -324,6 +338,7 @@ impl Server {
 /// After the control loop returned: stops the mixer and finishes the
 /// output (the wav file is finalized here).
 pub fn shutdown(server: Arc<Server>) {
+    control::modules::unload_all(&server);
     match server.engine.stop() {
         Ok(samples) => tracing::info!(samples, "output finished"),
         Err(e) => tracing::warn!(%e, "output did not finish cleanly"),

@@ -613,9 +613,14 @@ pub(crate) mod tests {
         });
         expect_error(&call(&mut s, &p), 6, PaError::NotSupported);
         let p = packet(Command::LoadModule as u32, 8, |w| {
-            w.put_string(Some("module-null-sink")).put_string(None);
+            w.put_string(Some("module-bogus")).put_string(None);
         });
         expect_error(&call(&mut s, &p), 8, PaError::ModInitFailed);
+        let p = packet(Command::LoadModule as u32, 9, |w| {
+            w.put_string(Some("module-null-sink"))
+                .put_string(Some("bogus=1"));
+        });
+        expect_error(&call(&mut s, &p), 9, PaError::ModInitFailed);
         let p = packet(Command::EnableSrbchannel as u32, NO_TAG, |_| {});
         assert!(s.handle_packet(&p).unwrap().is_none());
         let p = packet(Command::Auth as u32, 7, |w| {
