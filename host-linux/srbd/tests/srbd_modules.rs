@@ -349,3 +349,109 @@ fn module_errors_and_config_modules() {
     assert_eq!(d.list_short("sinks").len(), 2);
     assert_eq!(d.list_short("modules").len(), 1);
 }
+
+/// Zero crossings (upward) of `x`, each at a fractional sample position.
+fn upward_crossings(x: &[f32]) -> Vec<f64> {
+    x.windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] < 0.0 && w[1] >= 0.0)
+        .map(|(i, w)| i as f64 + f64::from(-w[0]) / f64::from(w[1] - w[0]))
+        .collect()
+}
+
+#[test]
+fn a_loopback_between_two_null_sinks_keeps_pitch_and_level_for_30_s() {
+    const RATE: f64 = 48_000.0;
+    let d = Daemon::start_args("mod-loopback", &SINK);
+    load(&d, &["module-null-sink", "sink_name=a"]);
+    load(&d, &["module-null-sink", "sink_name=b"]);
+    let m = load(
+        &d,
+        &[
+            "module-loopback",
+            "source=a.monitor",
+            "sink=b",
+            "latency_msec=100",
+        ],
+    );
+    let listed = d.pactl_ok(&["list", "modules"]);
+    assert!(
+        listed.contains("Argument: source=a.monitor sink=b latency_msec=100"),
+        "{listed}"
+    );
+    // The loopback's streams are listed on a's monitor and on b.
+    assert!(d.list_short("source-outputs").iter().any(|r| r[1] == "1"));
+    assert!(inputs(&d).iter().any(|r| r.1 == 2));
+
+    let rec = d.path("b.raw");
+    let parec = d.spawn_parec(
+        &[&["--device=b.monitor"][..], &F32_STEREO[..]].concat(),
+        &rec,
+    );
+    // A 1 kHz tone at half scale: 48 samples a cycle, 32 cycles a chunk
+    // (12288 bytes, a multiple of 4096 as the feeder wants).
+    let tone: Vec<f32> = (0..1536 * 4)
+        .flat_map(|i| {
+            let x = 0.5 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / RATE).sin();
+            [x as f32, x as f32]
+        })
+        .collect();
+    let mut pacat = d.spawn_pacat(&[&["--device=a"][..], &F32_STEREO[..]].concat());
+    let feeder = common::srbd::Feeder::start(pacat.stdin.take().unwrap(), f32le_bytes(&tone));
+    // 31 s recorded (the first second may be the loopback filling up).
+    let want_bytes = 31 * 48_000 * 8;
+    d.wait_for("31 s recorded on b", || {
+        (file_len(&rec) >= want_bytes).then_some(())
+    });
+    common::srbd::signal(&parec, common::srbd::Signal::INT);
+    wait_bounded(parec, "parec");
+    feeder.finish(1);
+    wait_bounded(pacat, "pacat");
+    let left: Vec<f32> = floats(&std::fs::read(&rec).unwrap())
+        .chunks_exact(2)
+        .map(|f| f[0])
+        .collect();
+    let first = left
+        .iter()
+        .position(|x| x.abs() > 0.01)
+        .expect("the tone reached b");
+    assert!(
+        (first as f64) < RATE,
+        "the tone reached b only after {first} frames"
+    );
+    let heard = &left[first..];
+    assert!(
+        heard.len() as f64 >= 30.0 * RATE,
+        "{} frames heard",
+        heard.len()
+    );
+    // The last 2 s: frequency from upward zero crossings, level from RMS.
+    let tail = &heard[heard.len() - 2 * 48_000..];
+    let z = upward_crossings(tail);
+    let freq = (z.len() - 1) as f64 * RATE / (z[z.len() - 1] - z[0]);
+    let rms = (tail.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / tail.len() as f64).sqrt();
+    let amplitude = rms * 2f64.sqrt();
+    eprintln!("loopback after 30 s: {freq:.4} Hz, amplitude {amplitude:.5}");
+    assert!(
+        (freq / 1000.0 - 1.0).abs() < 0.001,
+        "the tone is at {freq} Hz on b after 30 s"
+    );
+    assert!(
+        (amplitude / 0.5 - 1.0).abs() < 0.01,
+        "the tone's amplitude is {amplitude} on b"
+    );
+    // Glitch-free over the 30 s after the start: a 1 kHz sine at 0.5
+    // moves at most 0.5·2π·1000/48000 ≈ 0.065 per sample; a dropout or a
+    // jump in phase moves more.
+    let settled = &heard[4800..];
+    let worst = settled
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!("largest step between two samples: {worst:.5}");
+    assert!(worst < 0.07, "a step of {worst} between two samples on b");
+    d.pactl_ok(&["unload-module", &m.to_string()]);
+    assert!(d.list_short("source-outputs").is_empty());
+    assert!(inputs(&d).is_empty());
+    d.assert_log_clean();
+}
