@@ -20,6 +20,10 @@
 //!   initialization failed" (PulseAudio's words) with a log line naming
 //!   the module and the argument; unloading an unknown index answers "No
 //!   such entity". A config file's `[[modules]]` are loaded at start.
+//! * `module-remap-sink` with `master_channel_map` swapped: a tone played
+//!   on the left of the remap sink is heard on the right of the master
+//!   (and nothing on its left); unloading removes the sink and its
+//!   loopback streams.
 //! * `module-loopback` from one null sink's monitor into another: after
 //!   30 s a 1 kHz tone is heard on the far side at its frequency (within
 //!   0.1 %) and level.
@@ -451,6 +455,69 @@ fn a_loopback_between_two_null_sinks_keeps_pitch_and_level_for_30_s() {
     eprintln!("largest step between two samples: {worst:.5}");
     assert!(worst < 0.07, "a step of {worst} between two samples on b");
     d.pactl_ok(&["unload-module", &m.to_string()]);
+    assert!(d.list_short("source-outputs").is_empty());
+    assert!(inputs(&d).is_empty());
+    d.assert_log_clean();
+}
+
+#[test]
+fn a_remap_sink_swaps_channels_into_its_master() {
+    const RATE: f64 = 48_000.0;
+    let d = Daemon::start_args("mod-remap", &SINK);
+    load(&d, &["module-null-sink", "sink_name=m"]);
+    let r = load(
+        &d,
+        &[
+            "module-remap-sink",
+            "master=m",
+            "sink_name=swap",
+            "channel_map=front-left,front-right",
+            "master_channel_map=front-right,front-left",
+        ],
+    );
+    let sink = block(&d, "sinks", "swap");
+    for want in ["device.master_device = \"m\"", "device.class = \"filter\""] {
+        assert!(sink.contains(want), "{want:?} not in\n{sink}");
+    }
+    let rec = d.path("m.raw");
+    let parec = d.spawn_parec(
+        &[&["--device=m.monitor"][..], &F32_STEREO[..]].concat(),
+        &rec,
+    );
+    // A 1 kHz tone on the left only.
+    let tone: Vec<f32> = (0..1536 * 4)
+        .flat_map(|i| {
+            let x = 0.5 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / RATE).sin();
+            [x as f32, 0.0]
+        })
+        .collect();
+    let mut pacat = d.spawn_pacat(&[&["--device=swap"][..], &F32_STEREO[..]].concat());
+    let feeder = common::srbd::Feeder::start(pacat.stdin.take().unwrap(), f32le_bytes(&tone));
+    d.wait_for("2 s recorded on m", || {
+        (file_len(&rec) >= 2 * 48_000 * 8).then_some(())
+    });
+    common::srbd::signal(&parec, common::srbd::Signal::INT);
+    wait_bounded(parec, "parec");
+    feeder.finish(1);
+    wait_bounded(pacat, "pacat");
+    let got = floats(&std::fs::read(&rec).unwrap());
+    let last = &got[got.len() - 48_000..];
+    let rms = |c: usize| {
+        let v: Vec<f64> = last
+            .iter()
+            .skip(c)
+            .step_by(2)
+            .map(|x| f64::from(*x))
+            .collect();
+        (v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64).sqrt()
+    };
+    let (left, right) = (rms(0), rms(1));
+    assert!(
+        (right / (0.5 / 2f64.sqrt()) - 1.0).abs() < 0.01 && left < 1e-4,
+        "master's left rms {left}, right rms {right}"
+    );
+    d.pactl_ok(&["unload-module", &r.to_string()]);
+    assert!(!d.pactl_ok(&["list", "short", "sinks"]).contains("swap"));
     assert!(d.list_short("source-outputs").is_empty());
     assert!(inputs(&d).is_empty());
     d.assert_log_clean();

@@ -64,6 +64,12 @@ impl Args {
         self.0.get(key).map(String::as_str)
     }
 
+    /// These arguments with `key` set to `value` (replacing it).
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.0.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
     /// Every pair, by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))

@@ -18,6 +18,7 @@ use super::{Args, ModuleError, Owned};
 use crate::control::introspect::stream_gains;
 use crate::control::registry::{SinkInput, SourceOutput};
 use crate::control::server_info::INVALID_INDEX;
+use crate::control::sinks::SinkEntry;
 use crate::engine::audio::convert::PlaybackConverter;
 use crate::engine::loopback::{LoopbackSpec, Worker};
 use crate::engine::mixer::PlaybackInput;
@@ -25,7 +26,7 @@ use crate::engine::notice::Notice;
 use crate::engine::stream::{PlaybackShared, RecordShared};
 use crate::Server;
 use srb_pulse::sample::SampleFormat;
-use srb_pulse::tagstruct::{CVolume, Proplist, SampleSpec, VOLUME_NORM};
+use srb_pulse::tagstruct::{CVolume, ChannelMap, Proplist, SampleSpec, VOLUME_NORM};
 
 /// The module's name.
 pub const NAME: &str = "module-loopback";
@@ -64,12 +65,7 @@ impl Loopback {
 }
 
 fn bad(key: &'static str, value: &str, why: impl ToString) -> ModuleError {
-    ModuleError::Value {
-        module: NAME,
-        key,
-        value: value.to_owned(),
-        why: why.to_string(),
-    }
+    ModuleError::value(NAME, key, value, why)
 }
 
 fn media_name(text: String) -> Proplist {
@@ -114,6 +110,21 @@ pub fn load(server: &Server, argument: &str) -> Result<Owned, ModuleError> {
             .filter(|l| LATENCY_MS.contains(l))
             .ok_or_else(|| bad("latency_msec", v, format!("not in {LATENCY_MS:?}")))?,
     };
+    start(server, NAME, &from, &to, latency, None).map(Owned::Loopback)
+}
+
+/// Starts a loopback from `from`'s monitor into `to` holding `latency` ms
+/// (errors name `module`). `map`: the positions the sink input claims
+/// for the source's channels (default the source's own map): a remap
+/// sink's `master_channel_map`.
+pub(super) fn start(
+    server: &Server,
+    module: &'static str,
+    from: &SinkEntry,
+    to: &SinkEntry,
+    latency: u32,
+    map: Option<&ChannelMap>,
+) -> Result<Loopback, ModuleError> {
     let src = from.engine.config().clone();
     let dst = to.engine.config().clone();
     let channels = usize::from(src.spec.channels);
@@ -126,15 +137,11 @@ pub fn load(server: &Server, argument: &str) -> Result<Owned, ModuleError> {
         channels: src.spec.channels,
         rate: dst.spec.rate,
     };
-    let init = |why: String| ModuleError::Init { module: NAME, why };
-    let converter = PlaybackConverter::new(
-        carried,
-        &src.map,
-        dst.spec.rate,
-        &dst.map,
-        dst.period_frames,
-    )
-    .map_err(|e| init(e.to_string()))?;
+    let init = |why: String| ModuleError::Init { module, why };
+    let map = map.unwrap_or(&src.map);
+    let converter =
+        PlaybackConverter::new(carried, map, dst.spec.rate, &dst.map, dst.period_frames)
+            .map_err(|e| init(e.to_string()))?;
     // Room for twice the target and a second more, so a burst is kept.
     let capacity = (2 * target_frames + dst.spec.rate as usize) * frame_bytes;
     let (producer, consumer) = rtrb::RingBuffer::new(capacity);
@@ -186,7 +193,7 @@ pub fn load(server: &Server, argument: &str) -> Result<Owned, ModuleError> {
         SinkInput {
             client: INVALID_INDEX,
             spec: carried,
-            map: src.map.clone(),
+            map: map.clone(),
             volume: volume(carried.channels),
             muted: false,
             props: media_name(format!("Loopback from {}", from.monitor.description)),
@@ -206,9 +213,9 @@ pub fn load(server: &Server, argument: &str) -> Result<Owned, ModuleError> {
         latency_msec = latency,
         "loopback running"
     );
-    Ok(Owned::Loopback(Loopback {
+    Ok(Loopback {
         input,
         output,
         worker,
-    }))
+    })
 }

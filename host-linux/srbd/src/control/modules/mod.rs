@@ -7,6 +7,7 @@
 //! | [`args`] | PulseAudio's `key=value key="quoted value"` argument syntax |
 //! | [`null_sink`] | `module-null-sink`: a virtual sink with its own clock and monitor |
 //! | [`loopback`] | `module-loopback`: a source played into a sink through a rate-matched queue |
+//! | [`remap_sink`] | `module-remap-sink`: a virtual sink whose channels go to chosen channels of a master sink |
 //! | this file | [`Modules`], the registry; [`load`] / [`unload`]; [`ModuleError`] |
 //!
 //! Every failure to load answers `PA_ERR_MODINITFAILED` ("Module
@@ -17,6 +18,7 @@
 pub mod args;
 pub mod loopback;
 pub mod null_sink;
+pub mod remap_sink;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -65,6 +67,18 @@ pub enum ModuleError {
     },
 }
 
+impl ModuleError {
+    /// A bad value of argument `key` of `module`.
+    pub fn value(module: &'static str, key: &'static str, value: &str, why: impl ToString) -> Self {
+        Self::Value {
+            module,
+            key,
+            value: value.to_owned(),
+            why: why.to_string(),
+        }
+    }
+}
+
 /// What a loaded module owns (removed when it is unloaded).
 #[derive(Debug)]
 pub enum Owned {
@@ -72,6 +86,8 @@ pub enum Owned {
     Sink(u32),
     /// A loopback's two streams and their queue.
     Loopback(loopback::Loopback),
+    /// A remap sink (by sink index) and the loopback into its master.
+    Remap(u32, loopback::Loopback),
 }
 
 /// One loaded module.
@@ -112,7 +128,7 @@ impl Modules {
             .iter()
             .map(|m| {
                 let sink = match &m.owned {
-                    Owned::Sink(s) => Some(*s),
+                    Owned::Sink(s) | Owned::Remap(s, _) => Some(*s),
                     Owned::Loopback(_) => None,
                 };
                 (m.index, m.name, m.argument.clone(), sink)
@@ -126,6 +142,7 @@ fn description(name: &str) -> &'static str {
     match name {
         null_sink::NAME => "Clocked NULL sink",
         loopback::NAME => "Loopback from source to sink",
+        remap_sink::NAME => "Virtual channel remapping sink",
         _ => "",
     }
 }
@@ -137,6 +154,7 @@ pub fn load(server: &Server, name: &str, argument: &str) -> Result<u32, ModuleEr
     let (name, owned) = match name {
         null_sink::NAME => (null_sink::NAME, null_sink::load(server, index, argument)?),
         loopback::NAME => (loopback::NAME, loopback::load(server, argument)?),
+        remap_sink::NAME => (remap_sink::NAME, remap_sink::load(server, index, argument)?),
         other => return Err(ModuleError::Unknown(other.to_owned())),
     };
     lock(&server.modules.list).push(Module {
@@ -164,6 +182,10 @@ pub fn unload(server: &Server, index: u32) -> bool {
     match module.owned {
         Owned::Sink(sink) => server.remove_sink(sink),
         Owned::Loopback(l) => l.stop(server),
+        Owned::Remap(sink, l) => {
+            l.stop(server);
+            server.remove_sink(sink);
+        }
     }
     server.registry.post(facility::MODULE, event::REMOVE, index);
     tracing::info!(module = module.name, index, "module unloaded");

@@ -14,7 +14,7 @@ use crate::control::sinks::SinkEntry;
 use crate::engine::mixer::{Engine, EngineOptions, SinkConfig, MAX_PERIOD, MIN_PERIOD};
 use crate::engine::output::OutputSpec;
 use crate::Server;
-use srb_pulse::tagstruct::{CVolume, Proplist, SampleSpec, VOLUME_NORM};
+use srb_pulse::tagstruct::{CVolume, ChannelMap, Proplist, SampleSpec, VOLUME_NORM};
 
 /// The module's name.
 pub const NAME: &str = "module-null-sink";
@@ -29,41 +29,38 @@ const VALID: &[&str] = &[
     "channel_map",
 ];
 
-fn bad(key: &'static str, value: &str, why: impl ToString) -> ModuleError {
-    ModuleError::Value {
-        module: NAME,
-        key,
-        value: value.to_owned(),
-        why: why.to_string(),
-    }
-}
-
-/// The sink's spec and map from the arguments over srbd's own sink's.
-fn spec_and_map(
+/// The sink's spec and map from the arguments over `base`.
+pub(super) fn spec_and_map(
+    module: &'static str,
     args: &Args,
     base: SampleSpec,
-) -> Result<(SampleSpec, srb_pulse::tagstruct::ChannelMap), ModuleError> {
+) -> Result<(SampleSpec, ChannelMap), ModuleError> {
+    let bad = |key, value: &str, why: String| ModuleError::value(module, key, value, why);
     let mut spec = base;
     if let Some(f) = args.get("format") {
-        spec.format =
-            crate::config::parse_format(f).ok_or_else(|| bad("format", f, "unknown format"))?;
+        spec.format = crate::config::parse_format(f)
+            .ok_or_else(|| bad("format", f, "unknown format".into()))?;
     }
     if let Some(r) = args.get("rate") {
-        spec.rate = r.parse().map_err(|e| bad("rate", r, e))?;
+        spec.rate = r
+            .parse::<u32>()
+            .map_err(|e| bad("rate", r, e.to_string()))?;
     }
     let map = match args.get("channel_map") {
         Some(m) => {
             let map = srb_pulse::format::parse_channel_map(m)
-                .ok_or_else(|| bad("channel_map", m, "unknown channel map"))?;
+                .ok_or_else(|| bad("channel_map", m, "unknown channel map".into()))?;
             spec.channels = map.channels();
             Some(map)
         }
         None => None,
     };
     if let Some(c) = args.get("channels") {
-        let n: u8 = c.parse().map_err(|e| bad("channels", c, e))?;
+        let n = c
+            .parse::<u8>()
+            .map_err(|e| bad("channels", c, e.to_string()))?;
         if map.as_ref().is_some_and(|m| m.channels() != n) {
-            return Err(bad("channels", c, "disagrees with channel_map"));
+            return Err(bad("channels", c, "disagrees with channel_map".into()));
         }
         spec.channels = n;
     }
@@ -73,17 +70,22 @@ fn spec_and_map(
         } else {
             "channels"
         };
-        bad(key, args.get(key).unwrap_or(""), e)
+        bad(key, args.get(key).unwrap_or(""), e.to_string())
     })?;
     let map = match map {
         Some(m) => m,
-        None => crate::config::default_map(spec.channels)
-            .ok_or_else(|| bad("channels", args.get("channels").unwrap_or(""), "no map"))?,
+        None => crate::config::default_map(spec.channels).ok_or_else(|| {
+            bad(
+                "channels",
+                args.get("channels").unwrap_or(""),
+                "no map".into(),
+            )
+        })?,
     };
     Ok((spec, map))
 }
 
-fn props(pairs: &[(&str, &str)], extra: &Args) -> Proplist {
+pub(super) fn props(pairs: &[(&str, &str)], extra: &Args) -> Proplist {
     let mut p = Proplist::new();
     for (k, v) in pairs.iter().copied().chain(extra.iter()) {
         if let Err(e) = p.set_str(k, v) {
@@ -106,17 +108,48 @@ pub fn load(server: &Server, module: u32, argument: &str) -> Result<Owned, Modul
             .sink(&name)
             .is_some_and(|e| e.sink.name == name)
     {
-        return Err(bad("sink_name", &name, "a sink of that name exists"));
+        return Err(ModuleError::value(
+            NAME,
+            "sink_name",
+            &name,
+            "a sink of that name exists",
+        ));
     }
     let extra = match args.get("sink_properties") {
-        Some(p) => Args::parse(p, None).map_err(|e| bad("sink_properties", p, e))?,
+        Some(p) => {
+            Args::parse(p, None).map_err(|e| ModuleError::value(NAME, "sink_properties", p, e))?
+        }
         None => Args::default(),
     };
-    let (spec, map) = spec_and_map(&args, server.info.sink.sample_spec)?;
+    let (spec, map) = spec_and_map(NAME, &args, server.info.sink.sample_spec)?;
     let description = extra
         .get("device.description")
         .unwrap_or("Null Output")
         .to_owned();
+    let entry = create(
+        server,
+        NAME,
+        module,
+        &name,
+        &description,
+        (spec, map),
+        &extra,
+    )?;
+    Ok(Owned::Sink(entry.index()))
+}
+
+/// Makes and lists a sink called `name` with its own mixer, clocked by
+/// its own timerfd, whose audio goes only to its monitor (null sinks, and
+/// remap sinks, which feed their master from that monitor).
+pub(super) fn create(
+    server: &Server,
+    module_name: &'static str,
+    module: u32,
+    name: &str,
+    description: &str,
+    (spec, map): (SampleSpec, ChannelMap),
+    extra: &Args,
+) -> Result<Arc<SinkEntry>, ModuleError> {
     let shared0 = server.engine.shared();
     let engine = Engine::start_with(
         SinkConfig {
@@ -133,7 +166,7 @@ pub fn load(server: &Server, module: u32, argument: &str) -> Result<Owned, Modul
         },
     )
     .map_err(|e| ModuleError::Init {
-        module: NAME,
+        module: module_name,
         why: e.to_string(),
     })?;
     let (sink_index, source_index) = server.sinks.allocate();
@@ -141,18 +174,18 @@ pub fn load(server: &Server, module: u32, argument: &str) -> Result<Owned, Modul
     let monitor_description = format!("Monitor of {description}");
     let sink = Device {
         index: sink_index,
-        name: name.clone(),
-        description: description.clone(),
+        name: name.to_owned(),
+        description: description.to_owned(),
         sample_spec: spec,
         channel_map: map.clone(),
         volume: volume.clone(),
         props: props(
             &[
-                ("device.description", &description),
+                ("device.description", description),
                 ("device.class", "abstract"),
                 ("device.icon_name", "audio-card"),
             ],
-            &extra,
+            extra,
         ),
     };
     let monitor = Device {
@@ -171,13 +204,9 @@ pub fn load(server: &Server, module: u32, argument: &str) -> Result<Owned, Modul
             &Args::default(),
         ),
     };
-    server.add_sink(Arc::new(SinkEntry::new(
-        sink,
-        monitor,
-        Arc::new(engine),
-        module,
-    )));
-    Ok(Owned::Sink(sink_index))
+    let entry = Arc::new(SinkEntry::new(sink, monitor, Arc::new(engine), module));
+    server.add_sink(entry.clone());
+    Ok(entry)
 }
 
 #[cfg(test)]
@@ -187,7 +216,7 @@ mod tests {
     fn parse(s: &str) -> Result<(SampleSpec, Vec<u8>), ModuleError> {
         let base = crate::control::server_info::default_sample_spec();
         let args = Args::parse(s, Some(VALID)).unwrap();
-        spec_and_map(&args, base).map(|(s, m)| (s, m.positions().to_vec()))
+        spec_and_map(NAME, &args, base).map(|(s, m)| (s, m.positions().to_vec()))
     }
 
     #[test]
