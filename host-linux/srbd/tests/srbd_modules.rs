@@ -16,6 +16,8 @@
 //!   played frames, none lost, none repeated.
 //! * `pactl set-default-sink` moves a stream that named no device and not
 //!   one that did (PulseAudio 15+), and `pactl info` shows the new default.
+//!   The state page lists both sinks and monitors, the null sink RUNNING
+//!   once the stream moved there.
 //! * Errors: an unknown module and a bad argument answer "Module
 //!   initialization failed" (PulseAudio's words) with a log line naming
 //!   the module and the argument; unloading an unknown index answers "No
@@ -32,6 +34,7 @@ mod common;
 
 use common::libpulse::floats;
 use common::srbd::{f32le_bytes, wait_bounded, write_wav_f32, Daemon, TempDir};
+use srb_linux::state_page::StreamState;
 
 /// The sink: float32le stereo 48 kHz, null output, no DSP.
 const SINK: [&str; 8] = [
@@ -285,8 +288,24 @@ fn a_default_change_moves_only_unpinned_streams() {
         inputs(&d).iter().map(|r| r.0).find(|&i| i != i_free)
     });
     assert_eq!(inputs(&d), vec![(i_free, 0), (i_pinned, 0)]);
+    // The state page lists every sink and monitor, with their states.
+    let page = d.state_page();
+    d.wait_for("x on the state page", || {
+        let s = page.snapshot().ok()?;
+        let names: Vec<&str> = s.sinks().iter().map(|x| x.name.as_str()).collect();
+        let sources: Vec<&str> = s.sources().iter().map(|x| x.name.as_str()).collect();
+        (names == ["srb_output", "x"]
+            && sources == ["srb_output.monitor", "x.monitor"]
+            && s.sinks()[1].index == 1
+            && s.sinks()[1].periods > 0)
+            .then_some(())
+    });
     d.pactl_ok(&["set-default-sink", "x"]);
     assert!(d.pactl_ok(&["info"]).contains("Default Sink: x\n"));
+    d.wait_for("x RUNNING on the state page", || {
+        let s = page.snapshot().ok()?;
+        (s.sinks()[1].state == StreamState::Running).then_some(())
+    });
     assert!(d
         .pactl_ok(&["info"])
         .contains("Default Source: x.monitor\n"));

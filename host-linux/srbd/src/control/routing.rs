@@ -21,6 +21,7 @@ use crate::control::registry::{event, facility};
 use crate::control::server_info::INVALID_INDEX;
 use crate::control::sinks::SinkEntry;
 use crate::engine::audio::convert::PlaybackConverter;
+use crate::engine::state_page::PageSink;
 use crate::Server;
 use srb_pulse::commands::PaError;
 
@@ -41,6 +42,14 @@ impl Server {
             entry.engine.shared().clone(),
         );
         self.sinks.add(entry.clone());
+        let config = entry.engine.config();
+        self.engine.page_add(PageSink {
+            sink: (entry.index(), entry.sink.name.clone()),
+            monitor: (entry.source_index(), entry.monitor.name.clone()),
+            spec: config.spec,
+            period_frames: config.period_frames,
+            shared: entry.engine.shared().clone(),
+        });
         self.registry
             .post(facility::SOURCE, event::NEW, entry.source_index());
         self.registry
@@ -85,6 +94,7 @@ impl Server {
             }
         }
         self.registry.remove_device(index);
+        self.engine.page_remove(index);
         self.registry
             .post(facility::SOURCE, event::REMOVE, gone.source_index());
         self.registry.post(facility::SINK, event::REMOVE, index);

@@ -31,7 +31,7 @@ use crate::engine::buffers::BufferStats;
 use crate::engine::dsp_clock::{DspClock, DspCounters, DspPolicy, Step};
 use crate::engine::notice::Bell;
 use crate::engine::output::{Output, OutputError, OutputSpec};
-use crate::engine::state_page::{PagePublisher, PageSetup, SinkFigures};
+use crate::engine::state_page::{PagePublisher, PageSetup, PageSink, SinkFigures};
 pub use crate::engine::stream::RecordOutput;
 use crate::engine::stream::{Gains, PlaybackShared, RecordShared};
 use crate::engine::tap;
@@ -150,6 +150,10 @@ enum Msg {
     },
     /// A sink input another mixer released, adopted as it was.
     Adopt(Box<Input>),
+    /// List another sink on this mixer's state page.
+    PageAdd(Box<PageSink>),
+    /// Unlist sink `index` from the state page.
+    PageRemove(u32),
 }
 
 /// How the engine runs besides its sink ([`Engine::start_with`]).
@@ -201,6 +205,8 @@ impl std::fmt::Debug for Msg {
             Msg::MovePlayback { index, .. } => write!(f, "MovePlayback({index})"),
             Msg::MoveRecord { index, .. } => write!(f, "MoveRecord({index})"),
             Msg::Adopt(i) => write!(f, "Adopt({})", i.p.shared.index),
+            Msg::PageAdd(p) => write!(f, "PageAdd({})", p.sink.0),
+            Msg::PageRemove(i) => write!(f, "PageRemove({i})"),
         }
     }
 }
@@ -433,6 +439,18 @@ impl Engine {
         if self.tx.send(msg).is_err() {
             tracing::warn!(index, "mixer has stopped; source output not moved");
         }
+    }
+
+    /// Lists another sink on this engine's state page (if it publishes
+    /// one), from its next period.
+    pub fn page_add(&self, sink: PageSink) {
+        // A stopped mixer publishes nothing more: nothing to list.
+        let _ = self.tx.send(Msg::PageAdd(Box::new(sink)));
+    }
+
+    /// Unlists sink `index` from this engine's state page.
+    pub fn page_remove(&self, index: u32) {
+        let _ = self.tx.send(Msg::PageRemove(index));
     }
 
     /// Stops the mixer, then flushes and closes the output; returns the
@@ -863,6 +881,16 @@ impl Mixer {
                     if let Some(k) = self.records.iter().position(|r| r.shared.index == index) {
                         let r = self.records.remove(k);
                         forward(&to, Msg::Record(Box::new(r)));
+                    }
+                }
+                Msg::PageAdd(p) => {
+                    if let Some((page, _)) = &mut self.page {
+                        page.add(*p);
+                    }
+                }
+                Msg::PageRemove(index) => {
+                    if let Some((page, _)) = &mut self.page {
+                        page.remove(index);
                     }
                 }
                 Msg::Converter(index, c) => {
