@@ -5,11 +5,14 @@
 //! offered to local clients of our uid, §1.5, then the srbchannel, §5; the
 //! inline path for everyone else), client names, the introspection
 //! commands desktop tools use, playback/record streams and the sample
-//! cache (uploads, PLAY_SAMPLE), answered from one sink (`srb_output` by
-//! default) and its monitor source (a record stream may instead capture
-//! one sink input alone, `monitor_stream`, or deliver peaks for a level
-//! meter, `PEAK_DETECT`), whose RUNNING/IDLE/SUSPENDED state and `change`
-//! events follow PulseAudio's. Unknown
+//! cache (uploads, PLAY_SAMPLE), answered from a list of sinks
+//! (`srb_output` by default, more from modules: `module-null-sink`,
+//! `module-remap-sink`, and `module-loopback` between them) and their
+//! monitor sources (a record stream may instead capture one sink input
+//! alone, `monitor_stream`, or deliver peaks for a level meter,
+//! `PEAK_DETECT`), whose RUNNING/IDLE/SUSPENDED states and `change`
+//! events follow PulseAudio's; streams move between sinks without a lost
+//! byte, and a default change moves the ones that named no device. Unknown
 //! commands get an `ERROR` reply; a malformed frame or packet closes that
 //! connection with a logged reason. The wire codecs are `srb-pulse`'s, the
 //! transport (memfd, eventfd, SCM_RIGHTS, listener) is `srb-linux`'s.
@@ -18,13 +21,13 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`control`] | the control side: per-client connections (protocol state, SHM pools, srbchannel, outbound queue), command handlers, the registry of clients and streams, device states, the sample cache and its players, the TCP listener |
-//! | [`engine`] | the real-time side: the mixer and its sink clock, the streams' audio queues and shared atomics, output backends, the DSP clock, sample-format conversion |
+//! | [`control`] | the control side: per-client connections (protocol state, SHM pools, srbchannel, outbound queue), command handlers, the registry of clients and streams, the sinks list and routing (moves, defaults), modules, device states, the sample cache and its players, the TCP listener |
+//! | [`engine`] | the real-time side: one mixer per sink and its clock, the streams' audio queues and shared atomics, stream hand-over between mixers, output backends, the DSP clock, sample-format conversion, the loopback worker |
 //! | [`dsp`] | the DSP peer: srbd's link to it, its supervisor, and the `dsp-sim` process's loop |
 //! | [`rt`] | real-time setup: `SCHED_FIFO`, `mlockall`, the counting allocator that proves the period path does not allocate |
 //! | [`config`] | settings: TOML file and command line |
 //! | [`logging`] | the binaries' `tracing` setup |
-//! | this file | [`Server`]: the state all connections share (objects, indexes, device volumes, the sample cache) |
+//! | this file | [`Server`]: the state all connections share (objects, indexes, the sinks, the modules, the sample cache) |
 //!
 //! Imports point one way: `control` → `engine` → `dsp` → `rt`, all on top of
 //! `srb-pulse`, `srb-linux` and `srb-core`; nothing in `engine` or `dsp`
@@ -34,9 +37,10 @@
 //! ## Threads
 //!
 //! One control thread ([`control::server_loop::ServerLoop`], the main
-//! thread of the binary) owns every client; the mixer thread
+//! thread of the binary) owns every client; each sink's mixer thread
 //! ([`engine::mixer::Engine`]) renders periods and never waits for a
-//! client; the DSP supervisor thread ([`dsp::supervisor::Supervisor`])
+//! client (the first sink's also publishes the state page); each
+//! loopback has a worker thread ([`engine::loopback::Worker`]); the DSP supervisor thread ([`dsp::supervisor::Supervisor`])
 //! spawns and restarts `dsp-sim`; the wav writer thread exists only with
 //! `--output wav:`. The two sides meet in lock-free `rtrb` rings, atomics
 //! and one eventfd ([`engine::notice::Bell`]) the mixer rings at most once

@@ -1,6 +1,7 @@
-//! The fixed objects srbd shows its clients (one sink `srb_output` and its
-//! monitor source) and their encodings by protocol version (protocol doc
-//! §6.3, §6.4).
+//! The server's identity and srbd's own sink (`srb_output`) and its
+//! monitor source, and the encodings of the server and device records by
+//! protocol version (protocol doc §6.3, §6.4); [`DevicePair`] encodes any
+//! sink of the list ([`crate::control::sinks`]).
 
 use crate::DeviceState;
 use srb_pulse::reply::{self, DeviceKind};
@@ -90,7 +91,7 @@ pub struct ServerInfo {
     pub host_name: String,
     /// The cookie shown by `pactl info`.
     pub cookie: u32,
-    /// The one sink.
+    /// srbd's own sink (the first of the list).
     pub sink: Device,
     /// Its monitor source.
     pub monitor: Device,

@@ -1,6 +1,23 @@
-//! The audio engine: one sink, clocked by a timerfd, that mixes every
-//! playback stream once per period, hands the result to the output backend
-//! and copies it to every record stream of the monitor source.
+//! The audio engine of one sink (srbd runs one per sink), clocked by a
+//! timerfd (or the DSP peer), that mixes every playback stream once per
+//! period, hands the result to the output backend and copies it to every
+//! record stream of the monitor source.
+//!
+//! Moves: a stream's queue goes from one engine to another through their
+//! command channels ([`Engine::move_playback`], [`Engine::move_record`]):
+//! the old mixer removes it at a period boundary and sends it, state and
+//! ring consumer intact, to the new one, which adopts it at its next
+//! period. A move of a stream still in transit is kept until the stream
+//! arrives; a stopping engine delivers the moves it was sent first.
+//!
+//! Where other clocks plug in: the period loop is "wait for the next
+//! period" (`Mixer::run`: the timerfd read, or the DSP link's step)
+//! then "render and deliver a period" (`Mixer::period` →
+//! `deliver`, which writes the output backend). An ALSA playback device
+//! would be a third way to wait (its poll descriptors / `avail_min`) and
+//! an [`OutputSpec`] backend to deliver to; a capture device would be a
+//! source whose period pushes into record rings as `deliver` does for the
+//! monitor.
 //!
 //! The mixer thread owns all per-stream consumer state. It talks to the
 //! connection threads only through `rtrb` rings (audio) and the atomics of
