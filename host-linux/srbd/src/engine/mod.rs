@@ -12,6 +12,7 @@
 //! | [`stream`] | the atomics and queues a stream's control side and the mixer share |
 //! | [`audio`] | sample formats, channel remapping, volumes, resampling (`rubato`), the loopback's rate-matching controller |
 //! | [`output`] | the `null` and `wav:PATH` output backends |
+//! | [`sink_shared`] | [`sink_shared::SinkShared`]: one sink's atomics (gains, suspend flags, counters, states) |
 //! | [`state_page`] | what the mixer publishes each period on the read-only state page (sink/monitor clock and counters, DSP figures) |
 
 pub mod audio;
@@ -21,6 +22,7 @@ pub mod loopback;
 pub mod mixer;
 pub mod notice;
 pub mod output;
+pub mod sink_shared;
 pub mod state_page;
 pub mod stream;
 pub mod tap;

@@ -73,7 +73,7 @@ pub struct PageSink {
     /// Its period in frames.
     pub period_frames: usize,
     /// Its mixer's shared state.
-    pub shared: std::sync::Arc<crate::engine::mixer::SinkShared>,
+    pub shared: std::sync::Arc<crate::engine::sink_shared::SinkShared>,
 }
 
 /// The sink's flags and counters for one publication, read by the mixer
@@ -85,7 +85,7 @@ pub(super) struct SinkFigures {
     /// Periods the sink's own clock skipped.
     pub skipped: u64,
     /// The sink's state (PulseAudio's code, as the control side computed
-    /// it: [`super::mixer::SinkShared::sink_state`]).
+    /// it: [`super::sink_shared::SinkShared::sink_state`]).
     pub sink_state: u8,
     /// The monitor's state, likewise.
     pub monitor_state: u8,
