@@ -394,12 +394,12 @@ fn a_loopback_between_two_null_sinks_keeps_pitch_and_level_for_30_s() {
             "module-loopback",
             "source=a.monitor",
             "sink=b",
-            "latency_msec=100",
+            "latency_msec=200",
         ],
     );
     let listed = d.pactl_ok(&["list", "modules"]);
     assert!(
-        listed.contains("Argument: source=a.monitor sink=b latency_msec=100"),
+        listed.contains("Argument: source=a.monitor sink=b latency_msec=200"),
         "{listed}"
     );
     // The loopback's streams are listed on a's monitor and on b.
@@ -448,12 +448,15 @@ fn a_loopback_between_two_null_sinks_keeps_pitch_and_level_for_30_s() {
         "{} frames heard",
         heard.len()
     );
-    // The last 2 s: frequency from upward zero crossings, level from RMS.
-    let tail = &heard[heard.len() - 2 * 48_000..];
-    let z = upward_crossings(tail);
-    let freq = (z.len() - 1) as f64 * RATE / (z[z.len() - 1] - z[0]);
-    let rms = (tail.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / tail.len() as f64).sqrt();
-    let amplitude = rms * 2f64.sqrt();
+    // Frequency from upward zero crossings, level from RMS.
+    let measure = |x: &[f32]| {
+        let z = upward_crossings(x);
+        let freq = (z.len() - 1) as f64 * RATE / (z[z.len() - 1] - z[0]);
+        let rms = (x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
+        (freq, rms * 2f64.sqrt())
+    };
+    // The last 2 s.
+    let (freq, amplitude) = measure(&heard[heard.len() - 2 * 48_000..]);
     eprintln!("loopback after 30 s: {freq:.4} Hz, amplitude {amplitude:.5}");
     assert!(
         (freq / 1000.0 - 1.0).abs() < 0.001,
@@ -463,17 +466,42 @@ fn a_loopback_between_two_null_sinks_keeps_pitch_and_level_for_30_s() {
         (amplitude / 0.5 - 1.0).abs() < 0.01,
         "the tone's amplitude is {amplitude} on b"
     );
+    // And every second before: the rate matching never bends the pitch
+    // by 0.1 %.
+    let worst_freq = heard
+        .chunks_exact(48_000)
+        .map(|w| measure(w).0)
+        .fold(1000.0f64, |a, f| {
+            if (f - 1000.0).abs() > (a - 1000.0).abs() {
+                f
+            } else {
+                a
+            }
+        });
+    eprintln!("the 1 s window furthest from 1 kHz: {worst_freq:.4} Hz");
+    assert!(
+        (worst_freq / 1000.0 - 1.0).abs() < 0.001,
+        "a second of the tone at {worst_freq} Hz on b"
+    );
     // Glitch-free over the 30 s after the start: a 1 kHz sine at 0.5
     // moves at most 0.5·2π·1000/48000 ≈ 0.065 per sample; a dropout or a
     // jump in phase moves more.
     let settled = &heard[4800..];
-    let worst = settled
+    let (at, worst) = settled
         .windows(2)
         .map(|w| (w[1] - w[0]).abs())
-        .fold(0.0f32, f32::max);
-    eprintln!("largest step between two samples: {worst:.5}");
-    assert!(worst < 0.07, "a step of {worst} between two samples on b");
+        .enumerate()
+        .fold((0, 0.0f32), |a, (i, x)| if x > a.1 { (i, x) } else { a });
+    eprintln!("largest step between two samples: {worst:.5} at {at}");
     d.pactl_ok(&["unload-module", &m.to_string()]);
+    let log = d.log();
+    let stopped = log.lines().find(|l| l.contains("loopback stopped"));
+    eprintln!("{}", stopped.unwrap_or("no loopback stopped line"));
+    assert!(
+        worst < 0.07,
+        "a step of {worst} between two samples on b, {:.3} s after the tone arrived: {stopped:?}",
+        (at + 4800) as f64 / RATE
+    );
     assert!(d.list_short("source-outputs").is_empty());
     assert!(inputs(&d).is_empty());
     d.assert_log_clean();

@@ -53,6 +53,8 @@ impl Loopback {
             ratio = self.worker.stats.ratio(),
             frames = self.worker.stats.frames_out.load(Ordering::Relaxed),
             dropped = self.worker.stats.dropped.load(Ordering::Relaxed),
+            // Relaxed: a counter for the log.
+            underflows = self.input.underflows.load(Ordering::Relaxed),
             "loopback stopped"
         );
         // Relaxed: `closed` says "stop using this"; the Arcs keep the

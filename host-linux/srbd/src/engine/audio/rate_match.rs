@@ -7,19 +7,24 @@
 //! controller sets `r = 1 - kp·x̄ - ki·∫x̄` on a smoothed error `x̄` (the
 //! fill jumps by whole periods on both clocks; a half-second average
 //! takes that sawtooth out). That is a second-order loop with natural
-//! frequency `√ki` and damping `kp / 2√ki`: the gains below (ωn = 0.1
-//! rad/s, ζ ≈ 1) settle in about a minute and move the ratio (and so the
-//! pitch) by far less than 0.1 % at any moment, which is what makes the
-//! adjustment inaudible. The ratio is clamped to ±[`MAX_DEVIATION`].
+//! frequency `√ki` and damping `kp / 2√ki`: the gains below (ωn = 0.025
+//! rad/s, ζ = 1) settle in about three minutes (a 0.1 % offset moves the
+//! fill by at most 15 ms meanwhile) and move the ratio (and so the pitch)
+//! by at most 0.025 % for the up to 5 ms by which two period clocks'
+//! phases offset the fill, which is what makes the adjustment inaudible. The ratio is clamped to ±[`MAX_DEVIATION`].
+//!
+//! The controller holds the ratio at 1 until the queue first reaches its
+//! target (while the consumer prebuffers, an empty queue says nothing
+//! about the clocks), so the start plays at the true pitch.
 
 /// Largest relative ratio change the controller asks for (±0.5 %: a
 /// hundred times the drift of two ordinary crystal clocks).
 pub const MAX_DEVIATION: f64 = 0.005;
 
 /// Proportional gain, per second of fill error.
-const KP: f64 = 0.2;
+const KP: f64 = 0.05;
 /// Integral gain, per second² of fill error.
-const KI: f64 = 0.01;
+const KI: f64 = 0.000_625;
 /// Time constant of the fill average, in seconds.
 const SMOOTHING: f64 = 0.5;
 
@@ -31,6 +36,8 @@ pub struct RateMatch {
     average: Option<f64>,
     integral: f64,
     ratio: f64,
+    /// The queue has reached its target once: the controller runs.
+    armed: bool,
 }
 
 impl RateMatch {
@@ -42,12 +49,19 @@ impl RateMatch {
             average: None,
             integral: 0.0,
             ratio: 1.0,
+            armed: false,
         }
     }
 
     /// The relative ratio to use now, given the queue's fill (frames)
     /// measured `dt` seconds after the last call.
     pub fn update(&mut self, fill_frames: f64, dt: f64) -> f64 {
+        if !self.armed {
+            if fill_frames < self.target {
+                return self.ratio;
+            }
+            self.armed = true;
+        }
         let dt = dt.clamp(0.0, 1.0);
         let avg = match self.average {
             None => fill_frames,
@@ -127,9 +141,18 @@ mod tests {
                 r - 1.0
             );
             // At the target on average (a proportional controller alone
-            // would sit δ/kp = 5 ms = 240 frames off).
+            // would sit δ/kp = 20 ms = 960 frames off).
             assert!(e.abs() < 50.0, "offset {offset}: fill error {e} frames");
         }
+    }
+
+    #[test]
+    fn the_ratio_holds_at_one_until_the_queue_first_fills() {
+        let mut c = RateMatch::new(48_000, 9600);
+        for fill in (0..9600).step_by(480) {
+            assert_eq!(c.update(f64::from(fill), 0.005), 1.0);
+        }
+        assert!(c.update(96_000.0, 0.005) < 1.0);
     }
 
     #[test]
