@@ -226,7 +226,7 @@ fn a_moved_stream_loses_and_repeats_nothing() {
     std::fs::write(&raw, f32le_bytes(&played)).unwrap();
     let pacat = d
         .client("pacat")
-        .args(["--device=a"])
+        .args(["--device=a", "-v"])
         .args(F32_STEREO)
         .arg(&raw)
         .spawn()
@@ -242,6 +242,12 @@ fn a_moved_stream_loses_and_repeats_nothing() {
     assert_eq!(inputs(&d), vec![(input, 2)], "on b");
     let out = wait_bounded(pacat, "pacat");
     d.assert_exit_ok(&out, "pacat");
+    // PLAYBACK_STREAM_MOVED told the client where it went.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("Stream moved to device b (2, not suspended)"),
+        "{said}"
+    );
     let want = frames(&played);
     let last = *want.last().unwrap();
     d.wait_for("the last frame recorded on b", || {
@@ -312,6 +318,53 @@ fn a_default_change_moves_only_unpinned_streams() {
     assert_eq!(inputs(&d), vec![(i_free, 1), (i_pinned, 0)]);
     d.pactl_ok(&["set-default-sink", "srb_output"]);
     assert_eq!(inputs(&d), vec![(i_free, 0), (i_pinned, 0)]);
+    // Record streams: one on the default source follows a default change,
+    // one moved by hand stays where it was put.
+    let outputs = |d: &Daemon| -> Vec<(u32, u32)> {
+        d.list_short("source-outputs")
+            .iter()
+            .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
+            .collect()
+    };
+    let (rec_free, rec_moved) = (d.path("free.raw"), d.path("moved.raw"));
+    let parec_free = d.spawn_parec(&F32_STEREO, &rec_free);
+    let o_free = d.wait_for("the unpinned output", || outputs(&d).first().map(|r| r.0));
+    let parec_moved = d.spawn_parec(
+        &[&["--latency-msec=50"][..], &F32_STEREO[..]].concat(),
+        &rec_moved,
+    );
+    let o_moved = d.wait_for("the second output", || {
+        outputs(&d).iter().map(|r| r.0).find(|&i| i != o_free)
+    });
+    d.pactl_ok(&["move-source-output", &o_moved.to_string(), "x.monitor"]);
+    assert_eq!(outputs(&d), vec![(o_free, 0), (o_moved, 1)]);
+    // The moved one records x's monitor: the unpinned stream plays there
+    // once x is the default.
+    d.pactl_ok(&["set-default-source", "x.monitor"]);
+    assert_eq!(outputs(&d), vec![(o_free, 1), (o_moved, 1)]);
+    d.pactl_ok(&["set-default-source", "srb_output.monitor"]);
+    assert_eq!(outputs(&d), vec![(o_free, 0), (o_moved, 1)]);
+    // Half a second of the last second recorded: x is silent (nothing
+    // plays there yet), so the moved stream records silence; once the
+    // unpinned pacat follows the default to x, it hears it.
+    let last_half_second = |path: &std::path::Path| {
+        let b = std::fs::read(path).unwrap();
+        let tail = b.len().saturating_sub(24_000 * 8) / 8 * 8;
+        heard(&b[tail..]).len()
+    };
+    let len = file_len(&rec_moved);
+    d.wait_for("a second recorded after the move", || {
+        (file_len(&rec_moved) >= len + 48_000 * 8).then_some(())
+    });
+    assert_eq!(last_half_second(&rec_moved), 0, "x.monitor is silent");
+    d.pactl_ok(&["set-default-sink", "x"]);
+    d.wait_for("x's monitor heard through the moved record stream", || {
+        (last_half_second(&rec_moved) > 12_000).then_some(())
+    });
+    for p in [parec_free, parec_moved] {
+        common::srbd::signal(&p, common::srbd::Signal::INT);
+        wait_bounded(p, "parec");
+    }
     feed_free.finish(1);
     feed_pinned.finish(1);
     for (p, what) in [(free, "unpinned pacat"), (pinned, "pinned pacat")] {
