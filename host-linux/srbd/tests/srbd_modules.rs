@@ -13,9 +13,13 @@
 //! * A `pacat` playing a counted signal (every frame distinct) is moved
 //!   from one null sink to another while `parec` records both monitors:
 //!   the two recordings, silence dropped, concatenate to exactly the
-//!   played frames, none lost, none repeated.
+//!   played frames, none lost, none repeated; `pacat -v` is told where its
+//!   stream went (PLAYBACK_STREAM_MOVED).
 //! * `pactl set-default-sink` moves a stream that named no device and not
-//!   one that did (PulseAudio 15+), and `pactl info` shows the new default.
+//!   one that did (PulseAudio 15+), and `pactl info` shows the new default;
+//!   `move-source-output` moves a `parec` to another monitor (it then
+//!   records that sink's silence, then its stream once the default sink
+//!   moves there), `set-default-source` moves the unpinned one only.
 //!   The state page lists both sinks and monitors, the null sink RUNNING
 //!   once the stream moved there.
 //! * Errors: an unknown module and a bad argument answer "Module

@@ -137,6 +137,19 @@ impl Modules {
     }
 }
 
+/// Most modules loaded at once (each may own a mixer thread or a
+/// loopback thread: a client cannot make srbd start threads without end).
+pub const MAX_MODULES: usize = 64;
+
+/// Longest sink name a module may give.
+pub const MAX_NAME: usize = 128;
+
+/// Whether `name` may name a sink: 1..=[`MAX_NAME`] printable ASCII
+/// characters, no space (PulseAudio's name registry is stricter still).
+pub fn valid_name(name: &str) -> bool {
+    (1..=MAX_NAME).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// What a module is, for its properties.
 fn description(name: &str) -> &'static str {
     match name {
@@ -150,6 +163,12 @@ fn description(name: &str) -> &'static str {
 /// Loads module `name` with `argument`; its index. The NEW events of what
 /// it made, then its own, are posted.
 pub fn load(server: &Server, name: &str, argument: &str) -> Result<u32, ModuleError> {
+    if lock(&server.modules.list).len() >= MAX_MODULES {
+        return Err(ModuleError::Init {
+            module: "module",
+            why: format!("{MAX_MODULES} modules are loaded already"),
+        });
+    }
     let index = server.modules.allocate();
     let (name, owned) = match name {
         null_sink::NAME => (null_sink::NAME, null_sink::load(server, index, argument)?),
@@ -251,4 +270,49 @@ pub fn n_used(server: &Server, sink: Option<u32>) -> u32 {
         .filter(|(_, s)| Some(s.source) == source)
         .count();
     u32::try_from(inputs + outputs).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_names() {
+        assert!(valid_name("rec"));
+        assert!(valid_name("alsa_output.pci-0000_00_1f.3.analog-stereo"));
+        for bad in ["", "a b", "tab\there", "new\nline", "é", &"x".repeat(129)] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn load_unload_and_the_module_cap() {
+        let server = crate::test_server();
+        let i = load(&server, "module-null-sink", "sink_name=x").unwrap();
+        assert!(server.sinks.sink("x").is_some());
+        assert!(matches!(
+            load(&server, "module-null-sink", "sink_name=x"),
+            Err(ModuleError::Value {
+                key: "sink_name",
+                ..
+            })
+        ));
+        assert!(matches!(
+            load(&server, "module-nope", ""),
+            Err(ModuleError::Unknown(_))
+        ));
+        assert!(unload(&server, i));
+        assert!(!unload(&server, i));
+        assert!(server.sinks.sink("x").is_none());
+        for n in 0..MAX_MODULES {
+            load(&server, "module-null-sink", &format!("sink_name=s{n}")).unwrap();
+        }
+        assert!(matches!(
+            load(&server, "module-null-sink", "sink_name=one_too_many"),
+            Err(ModuleError::Init { .. })
+        ));
+        unload_all(&server);
+        assert_eq!(server.sinks.all().len(), 1);
+        assert!(server.modules.list().is_empty());
+    }
 }

@@ -65,11 +65,18 @@ pub fn load(server: &Server, module: u32, argument: &str) -> Result<Owned, Modul
     let name = args
         .get("sink_name")
         .map_or_else(|| format!("{}.remapped", master.sink.name), str::to_owned);
-    if name.is_empty()
-        || server
-            .sinks
-            .sink(&name)
-            .is_some_and(|e| e.sink.name == name)
+    if !super::valid_name(&name) {
+        return Err(ModuleError::value(
+            NAME,
+            "sink_name",
+            &name,
+            "not 1 to 128 printable characters without spaces",
+        ));
+    }
+    if server
+        .sinks
+        .sink(&name)
+        .is_some_and(|e| e.sink.name == name)
     {
         return Err(ModuleError::value(
             NAME,
