@@ -46,6 +46,23 @@ pub struct Loopback {
 }
 
 impl Loopback {
+    /// Whether either of its streams is on sink `sink` (its input) or on
+    /// that sink's monitor (its output), wherever they were moved.
+    pub fn touches(&self, server: &Server, sink: u32) -> bool {
+        let source = server.sinks.by_index(sink).map(|e| e.source_index());
+        let on_sink = server
+            .registry
+            .sink_inputs()
+            .iter()
+            .any(|(i, s)| *i == self.input.index && s.sink == sink);
+        let on_source = server
+            .registry
+            .source_outputs()
+            .iter()
+            .any(|(i, s)| *i == self.output.index && Some(s.source) == source);
+        on_sink || on_source
+    }
+
     /// Stops the worker and unlists and closes both streams.
     pub fn stop(self, server: &Server) {
         self.worker.stop();

@@ -189,8 +189,33 @@ pub fn load(server: &Server, name: &str, argument: &str) -> Result<u32, ModuleEr
 
 /// Unloads module `index`: what it made goes (a sink's streams move to
 /// the default sink first), then its REMOVE is posted. `false` if there
-/// is no such module.
+/// is no such module. A sink's going first unloads the loopbacks and
+/// remap sinks that use it, as PulseAudio's unload themselves when their
+/// source, sink or master goes (so no loopback is left feeding a sink
+/// from its own monitor).
 pub fn unload(server: &Server, index: u32) -> bool {
+    let owned_sink = lock(&server.modules.list)
+        .iter()
+        .find(|m| m.index == index)
+        .and_then(|m| match &m.owned {
+            Owned::Sink(s) | Owned::Remap(s, _) => Some(*s),
+            Owned::Loopback(_) => None,
+        });
+    if let Some(sink) = owned_sink {
+        let users: Vec<u32> = lock(&server.modules.list)
+            .iter()
+            .filter(|m| m.index != index)
+            .filter(|m| match &m.owned {
+                Owned::Loopback(l) | Owned::Remap(_, l) => l.touches(server, sink),
+                Owned::Sink(_) => false,
+            })
+            .map(|m| m.index)
+            .collect();
+        for u in users {
+            tracing::info!(module = u, sink, "unloaded with the sink it used");
+            unload(server, u);
+        }
+    }
     let module = {
         let mut l = lock(&server.modules.list);
         let Some(k) = l.iter().position(|m| m.index == index) else {
@@ -314,5 +339,33 @@ mod tests {
         unload_all(&server);
         assert_eq!(server.sinks.all().len(), 1);
         assert!(server.modules.list().is_empty());
+    }
+
+    #[test]
+    fn a_sink_takes_the_loopbacks_and_remaps_using_it_along() {
+        let server = crate::test_server();
+        let a = load(&server, "module-null-sink", "sink_name=a").unwrap();
+        let b = load(&server, "module-null-sink", "sink_name=b").unwrap();
+        load(
+            &server,
+            "module-loopback",
+            "source=a.monitor sink=srb_output",
+        )
+        .unwrap();
+        load(
+            &server,
+            "module-loopback",
+            "source=srb_output.monitor sink=b",
+        )
+        .unwrap();
+        load(&server, "module-remap-sink", "master=a sink_name=r").unwrap();
+        assert_eq!(server.modules.list().len(), 5);
+        unload(&server, a);
+        let left: Vec<&str> = server.modules.list().iter().map(|m| m.1).collect();
+        assert_eq!(left, ["module-null-sink", "module-loopback"]);
+        unload(&server, b);
+        assert!(server.modules.list().is_empty());
+        assert!(server.registry.sink_inputs().is_empty());
+        assert!(server.registry.source_outputs().is_empty());
     }
 }
