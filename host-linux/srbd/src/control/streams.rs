@@ -15,7 +15,7 @@ use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PRO
 use crate::control::sinks::SinkEntry;
 use crate::engine::audio::convert::PlaybackConverter;
 use crate::engine::audio::peaks::Capture;
-use crate::engine::mixer::PlaybackInput;
+use crate::engine::mixer::{Engine, PlaybackInput};
 use crate::engine::stream::{PlaybackShared, RecordShared};
 use srb_pulse::attr;
 use srb_pulse::commands::{Command, PaError, NO_TAG};
@@ -74,6 +74,31 @@ fn period_bytes(sink: &crate::engine::mixer::SinkConfig, rate: u32, frame: u32) 
 }
 
 impl Session {
+    /// The mixer sink input `index` plays on now (srbd's own sink's if
+    /// it is not listed).
+    fn input_engine(&self, index: u32) -> Arc<Engine> {
+        let on = self
+            .server
+            .registry
+            .sink_inputs()
+            .into_iter()
+            .find(|(i, _)| *i == index);
+        on.and_then(|(_, s)| self.server.sinks.by_index(s.sink))
+            .map_or_else(|| self.server.engine.clone(), |e| e.engine.clone())
+    }
+
+    /// The mixer whose monitor source output `index` records now.
+    fn output_engine(&self, index: u32) -> Arc<Engine> {
+        let on = self
+            .server
+            .registry
+            .source_outputs()
+            .into_iter()
+            .find(|(i, _)| *i == index);
+        on.and_then(|(_, s)| self.server.sinks.by_source_index(s.source))
+            .map_or_else(|| self.server.engine.clone(), |e| e.engine.clone())
+    }
+
     fn stream_count(&self) -> usize {
         self.playbacks.len() + self.records.len()
     }
@@ -525,7 +550,7 @@ impl Session {
                         && !p.shared.prebuffering.load(Ordering::Relaxed);
                     let mut w = reply(tag);
                     reply::Latency {
-                        device_usec: self.server.engine.sink_latency_usec(),
+                        device_usec: self.input_engine(p.shared.index).sink_latency_usec(),
                         other_usec: 0,
                         playing,
                         client_now,
@@ -550,7 +575,7 @@ impl Session {
                     // indexes below.
                     let mut w = reply(tag);
                     reply::Latency {
-                        device_usec: self.server.engine.monitor_lead_usec(),
+                        device_usec: self.output_engine(rec.shared.index).monitor_lead_usec(),
                         other_usec: 0,
                         playing: !corked,
                         client_now,
@@ -645,8 +670,12 @@ impl Session {
                 else {
                     return Ok(self.unsupported(cmd, tag));
                 };
-                let period = self.server.engine.period_usec();
-                let sink = self.server.engine.config();
+                let engine = match self.playbacks.get(&channel) {
+                    Some(p) => self.input_engine(p.shared.index),
+                    None => self.server.engine.clone(),
+                };
+                let period = engine.period_usec();
+                let sink = engine.config();
                 match self.playbacks.get_mut(&channel) {
                     None => error(tag, PaError::NoEntity),
                     Some(p) => {
@@ -686,8 +715,12 @@ impl Session {
                 else {
                     return Ok(self.unsupported(cmd, tag));
                 };
-                let period = self.server.engine.period_usec();
-                let sink = self.server.engine.config();
+                let engine = match self.records.get(&channel) {
+                    Some(r) => self.output_engine(r.shared.index),
+                    None => self.server.engine.clone(),
+                };
+                let period = engine.period_usec();
+                let sink = engine.config();
                 match self.records.get_mut(&channel) {
                     None => error(tag, PaError::NoEntity),
                     Some(rec) => {
