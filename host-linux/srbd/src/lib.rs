@@ -111,6 +111,9 @@ pub struct Server {
     /// `max_clients`; default
     /// [`control::server_loop::DEFAULT_MAX_CLIENTS`]).
     pub max_clients: usize,
+    /// `SCHED_FIFO` priority for the mixers of sinks modules add (config
+    /// `rt_priority`; 0: normal scheduling, the default here).
+    pub rt_priority: u8,
     /// The first sink's mixer (srbd's own sink, `srb_output` by default;
     /// it also carries the control loop's bell, the DSP clock and the
     /// ring accounting every sink shares).
@@ -163,6 +166,7 @@ impl Server {
             srbchannel: true,
             spin: control::session::SPIN_WINDOW,
             max_clients: control::server_loop::DEFAULT_MAX_CLIENTS,
+            rt_priority: 0,
             engine,
             sinks,
             modules: control::modules::Modules::default(),
@@ -194,6 +198,13 @@ impl Server {
     /// Serves at most `n` clients at once (config `max_clients`).
     pub fn with_max_clients(mut self, n: usize) -> Self {
         self.max_clients = n;
+        self
+    }
+
+    /// The `SCHED_FIFO` priority of the mixers of sinks modules add
+    /// (config `rt_priority`, as srbd's own sink's).
+    pub fn with_rt_priority(mut self, priority: u8) -> Self {
+        self.rt_priority = priority;
         self
     }
 

@@ -321,7 +321,8 @@ fn main() -> ExitCode {
             .with_shm(cfg.shm)
             .with_srbchannel(cfg.srbchannel)
             .with_spin(cfg.spin)
-            .with_max_clients(cfg.max_clients),
+            .with_max_clients(cfg.max_clients)
+            .with_rt_priority(cfg.rt_priority),
     );
     for m in &cfg.modules {
         if let Err(e) = srbd::control::modules::load(&server, &m.name, &m.args) {

@@ -41,6 +41,9 @@ pub struct LoopbackSpec {
     pub chunk: usize,
     /// The playback queue's target fill, in sink frames.
     pub target_frames: usize,
+    /// `SCHED_FIFO` priority for the worker (0: normal scheduling), as
+    /// the mixers it sits between.
+    pub rt_priority: u8,
 }
 
 /// Why a loopback could not start.
@@ -137,7 +140,10 @@ impl Worker {
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("srbd-loopback".into())
-            .spawn(move || state.run(timer, &flag))
+            .spawn(move || {
+                crate::rt::sched::request_fifo("srbd-loopback", spec.rt_priority);
+                state.run(timer, &flag)
+            })
             .map_err(LoopbackError::Thread)?;
         Ok(Self {
             stop,

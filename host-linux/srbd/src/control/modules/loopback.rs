@@ -175,6 +175,7 @@ pub(super) fn start(
             out_rate: dst.spec.rate,
             chunk: src.period_frames,
             target_frames,
+            rt_priority: server.rt_priority,
         },
         record,
         producer,

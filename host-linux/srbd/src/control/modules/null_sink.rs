@@ -166,7 +166,7 @@ pub(super) fn create(
             output: OutputSpec::Null,
         },
         EngineOptions {
-            rt_priority: 0,
+            rt_priority: server.rt_priority,
             bell: Some(server.engine.bell().clone()),
             buffers: Some(shared0.buffers.clone()),
             ..EngineOptions::default()
