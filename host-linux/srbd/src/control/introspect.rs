@@ -487,7 +487,14 @@ impl Session {
                     })
                 };
                 // The closures "fail" so that no CHANGE event precedes the
-                // REMOVE the owner posts.
+                // REMOVE the owner posts. A loopback's stream has no client
+                // to end it: its module is unloaded, as PulseAudio's
+                // loopback unloads itself when a stream of it is killed.
+                let playback = cmd == Command::KillSinkInput;
+                if let Some(m) = modules::owner_of_stream(&self.server, playback, index) {
+                    tracing::info!(module = m, index, "stream killed: its module unloaded");
+                    modules::unload(&self.server, m);
+                }
                 match killed {
                     Some(_) => reply(tag),
                     None => error(tag, PaError::NoEntity),

@@ -630,6 +630,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn killing_a_loopback_stream_unloads_the_loopback() {
+        let mut s = ready(35);
+        let server = s.server.clone();
+        crate::control::modules::load(&server, "module-null-sink", "sink_name=a").unwrap();
+        crate::control::modules::load(&server, "module-loopback", "source=a.monitor").unwrap();
+        let input = server.registry.sink_inputs()[0].0;
+        let p = packet(Command::KillSinkInput as u32, 3, |w| {
+            w.put_u32(input);
+        });
+        expect_reply(&call(&mut s, &p), 3);
+        let left: Vec<&str> = server.modules.list().iter().map(|m| m.1).collect();
+        assert_eq!(left, ["module-null-sink"]);
+        assert!(server.registry.sink_inputs().is_empty());
+        assert!(server.registry.source_outputs().is_empty());
+    }
+
+    #[test]
     fn sink_and_source_queries() {
         let mut s = ready(35);
         let q = |cmd: Command, tag, index: u32, name: Option<&str>| {

@@ -46,6 +46,15 @@ pub struct Loopback {
 }
 
 impl Loopback {
+    /// Whether its sink input (`playback`) or source output is `index`.
+    pub fn owns(&self, playback: bool, index: u32) -> bool {
+        if playback {
+            self.input.index == index
+        } else {
+            self.output.index == index
+        }
+    }
+
     /// Whether either of its streams is on sink `sink` (its input) or on
     /// that sink's monitor (its output), wherever they were moved.
     pub fn touches(&self, server: &Server, sink: u32) -> bool {

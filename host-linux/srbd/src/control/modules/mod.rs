@@ -236,6 +236,18 @@ pub fn unload(server: &Server, index: u32) -> bool {
     true
 }
 
+/// The module whose loopback has sink input (`playback`) or source output
+/// `index`, if any.
+pub fn owner_of_stream(server: &Server, playback: bool, index: u32) -> Option<u32> {
+    lock(&server.modules.list)
+        .iter()
+        .find(|m| match &m.owned {
+            Owned::Loopback(l) | Owned::Remap(_, l) => l.owns(playback, index),
+            Owned::Sink(_) => false,
+        })
+        .map(|m| m.index)
+}
+
 /// Unloads every module, newest first (at shutdown).
 pub fn unload_all(server: &Server) {
     let indexes: Vec<u32> = server.modules.list().iter().rev().map(|m| m.0).collect();
@@ -363,6 +375,11 @@ mod tests {
         unload(&server, a);
         let left: Vec<&str> = server.modules.list().iter().map(|m| m.1).collect();
         assert_eq!(left, ["module-null-sink", "module-loopback"]);
+        // Killing a loopback's stream unloads it.
+        let out = server.registry.source_outputs()[0].0;
+        let owner = owner_of_stream(&server, false, out).unwrap();
+        assert!(owner_of_stream(&server, true, out + 1000).is_none());
+        unload(&server, owner);
         unload(&server, b);
         assert!(server.modules.list().is_empty());
         assert!(server.registry.sink_inputs().is_empty());
