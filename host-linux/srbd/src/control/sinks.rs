@@ -229,9 +229,10 @@ impl Sinks {
         }
     }
 
-    /// The sink (`monitor == false`) or source addressed by index or
-    /// name as requests carry them: neither (index invalid, no name) is
-    /// the default; both is `Err(Invalid)`... decided by the caller.
+    /// The sink (`monitor == false`) or the sink whose monitor is the
+    /// source addressed by index or name as requests carry them: neither
+    /// (index invalid, no name) is the default; a valid index wins over a
+    /// name (callers that must refuse both check first).
     pub fn lookup(&self, monitor: bool, index: u32, name: Option<&str>) -> Option<Arc<SinkEntry>> {
         match (index, name, monitor) {
             (INVALID_INDEX, None, false) => self.default_sink(),

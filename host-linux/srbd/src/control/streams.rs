@@ -143,16 +143,26 @@ impl Session {
     /// spec but a list of formats gets the first usable PCM entry as its
     /// spec, map and format (`None`: nothing to negotiate).
     /// `NOTSUPPORTED` when no entry is PCM, `INVALID` when none is usable.
+    /// The device's spec and map are the ones offered (the device the
+    /// request names, else the default; an unknown one is refused later,
+    /// by [`Session::admit`]).
     fn negotiate(
         &self,
         formats: &[FormatInfo],
         spec: &SampleSpec,
         kind: &str,
+        device: (u32, Option<&str>),
     ) -> Result<Option<(SampleSpec, ChannelMap, FormatInfo)>, PaError> {
         if formats.is_empty() || spec.check().is_ok() {
             return Ok(None);
         }
-        let sink = self.server.engine.config();
+        let record = kind == "record";
+        let engine = self
+            .server
+            .sinks
+            .lookup(record, device.0, device.1)
+            .map_or_else(|| self.server.engine.clone(), |e| e.engine.clone());
+        let sink = engine.config();
         match srb_pulse::format::negotiate(formats, &sink.spec, &sink.map) {
             Ok(chosen) => {
                 tracing::debug!(client = self.client_index, kind, spec = ?chosen.0, "format negotiated");
@@ -178,7 +188,8 @@ impl Session {
         version: u32,
         packet_len: usize,
     ) -> Result<TagWriter, HandleError> {
-        let chosen = match self.negotiate(&c.formats, &c.spec, "playback") {
+        let device = (c.sink_index, c.sink_name.as_deref());
+        let chosen = match self.negotiate(&c.formats, &c.spec, "playback", device) {
             Ok(Some((spec, map, f))) => {
                 c.spec = spec;
                 c.map = map;
@@ -307,7 +318,8 @@ impl Session {
         version: u32,
         packet_len: usize,
     ) -> Result<TagWriter, HandleError> {
-        let chosen = match self.negotiate(&c.formats, &c.spec, "record") {
+        let device = (c.source_index, c.source_name.as_deref());
+        let chosen = match self.negotiate(&c.formats, &c.spec, "record", device) {
             Ok(Some((spec, map, f))) => {
                 c.spec = spec;
                 c.map = map;
