@@ -27,6 +27,10 @@
 //! srbchannel = true                      # offer the srbchannel to SHM clients (§5)
 //! spin_us = 100                          # poll a chatty client's ring this long before sleeping; 0: never
 //! max_clients = 1024                     # clients served at once; one more is refused with a log line
+//!
+//! [[modules]]                            # loaded at start, in order (a failure stops srbd)
+//! name = "module-null-sink"
+//! args = "sink_name=rec sink_properties=device.description=Rec"
 //! ```
 
 use std::net::SocketAddr;
@@ -113,6 +117,20 @@ pub struct FileConfig {
     pub spin_us: Option<u64>,
     /// Clients served at once.
     pub max_clients: Option<usize>,
+    /// Modules to load at start.
+    pub modules: Option<Vec<ModuleSpec>>,
+}
+
+/// One `[[modules]]` entry: a module and its argument string, as
+/// `pactl load-module NAME ARGS` would give them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleSpec {
+    /// The module's name (`module-null-sink`).
+    pub name: String,
+    /// Its arguments (PulseAudio's `key=value` syntax); default none.
+    #[serde(default)]
+    pub args: String,
 }
 
 /// The default `SCHED_FIFO` priority: PulseAudio's (`realtime-priority =
@@ -212,6 +230,8 @@ pub struct Config {
     pub spin: std::time::Duration,
     /// At most this many clients are served at once (default 1024).
     pub max_clients: usize,
+    /// Modules loaded at start, in order.
+    pub modules: Vec<ModuleSpec>,
 }
 
 impl FileConfig {
@@ -252,6 +272,7 @@ impl FileConfig {
             srbchannel: over.srbchannel.or(self.srbchannel),
             spin_us: over.spin_us.or(self.spin_us),
             max_clients: over.max_clients.or(self.max_clients),
+            modules: over.modules.or(self.modules),
         }
     }
 
@@ -358,6 +379,7 @@ impl FileConfig {
             srbchannel: self.srbchannel.unwrap_or(true),
             spin: std::time::Duration::from_micros(spin_us),
             max_clients,
+            modules: self.modules.unwrap_or_default(),
         })
     }
 }

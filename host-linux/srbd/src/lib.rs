@@ -5,11 +5,14 @@
 //! offered to local clients of our uid, §1.5, then the srbchannel, §5; the
 //! inline path for everyone else), client names, the introspection
 //! commands desktop tools use, playback/record streams and the sample
-//! cache (uploads, PLAY_SAMPLE), answered from one sink (`srb_output` by
-//! default) and its monitor source (a record stream may instead capture
-//! one sink input alone, `monitor_stream`, or deliver peaks for a level
-//! meter, `PEAK_DETECT`), whose RUNNING/IDLE/SUSPENDED state and `change`
-//! events follow PulseAudio's. Unknown
+//! cache (uploads, PLAY_SAMPLE), answered from a list of sinks
+//! (`srb_output` by default, more from modules: `module-null-sink`,
+//! `module-remap-sink`, and `module-loopback` between them) and their
+//! monitor sources (a record stream may instead capture one sink input
+//! alone, `monitor_stream`, or deliver peaks for a level meter,
+//! `PEAK_DETECT`), whose RUNNING/IDLE/SUSPENDED states and `change`
+//! events follow PulseAudio's; streams move between sinks without a lost
+//! byte, and a default change moves the ones that named no device. Unknown
 //! commands get an `ERROR` reply; a malformed frame or packet closes that
 //! connection with a logged reason. The wire codecs are `srb-pulse`'s, the
 //! transport (memfd, eventfd, SCM_RIGHTS, listener) is `srb-linux`'s.
@@ -18,13 +21,13 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`control`] | the control side: per-client connections (protocol state, SHM pools, srbchannel, outbound queue), command handlers, the registry of clients and streams, device states, the sample cache and its players, the TCP listener |
-//! | [`engine`] | the real-time side: the mixer and its sink clock, the streams' audio queues and shared atomics, output backends, the DSP clock, sample-format conversion |
+//! | [`control`] | the control side: per-client connections (protocol state, SHM pools, srbchannel, outbound queue), command handlers, the registry of clients and streams, the sinks list and routing (moves, defaults), modules, device states, the sample cache and its players, the TCP listener |
+//! | [`engine`] | the real-time side: one mixer per sink and its clock, the streams' audio queues and shared atomics, stream hand-over between mixers, output backends, the DSP clock, sample-format conversion, the loopback worker |
 //! | [`dsp`] | the DSP peer: srbd's link to it, its supervisor, the `dsp-sim` process's loop, and the board peer (the Cortex-M4F firmware under QEMU, `--dsp board:ELF`) |
 //! | [`rt`] | real-time setup: `SCHED_FIFO`, `mlockall`, the counting allocator that proves the period path does not allocate |
 //! | [`config`] | settings: TOML file and command line |
 //! | [`logging`] | the binaries' `tracing` setup |
-//! | this file | [`Server`]: the state all connections share (objects, indexes, device volumes, the sample cache) |
+//! | this file | [`Server`]: the state all connections share (objects, indexes, the sinks, the modules, the sample cache) |
 //!
 //! Imports point one way: `control` → `engine` → `dsp` → `rt`, all on top of
 //! `srb-pulse`, `srb-linux` and `srb-core`; nothing in `engine` or `dsp`
@@ -34,9 +37,10 @@
 //! ## Threads
 //!
 //! One control thread ([`control::server_loop::ServerLoop`], the main
-//! thread of the binary) owns every client; the mixer thread
+//! thread of the binary) owns every client; each sink's mixer thread
 //! ([`engine::mixer::Engine`]) renders periods and never waits for a
-//! client; the DSP supervisor thread ([`dsp::supervisor::Supervisor`])
+//! client (the first sink's also publishes the state page); each
+//! loopback has a worker thread ([`engine::loopback::Worker`]); the DSP supervisor thread ([`dsp::supervisor::Supervisor`])
 //! spawns and restarts `dsp-sim` (or QEMU); the wav writer thread exists only with
 //! `--output wav:`. The two sides meet in lock-free `rtrb` rings, atomics
 //! and one eventfd ([`engine::notice::Bell`]) the mixer rings at most once
@@ -70,7 +74,7 @@ pub mod rt;
 pub use control::{registry, server_info};
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use engine::mixer::Engine;
 use registry::Registry;
@@ -107,16 +111,23 @@ pub struct Server {
     /// `max_clients`; default
     /// [`control::server_loop::DEFAULT_MAX_CLIENTS`]).
     pub max_clients: usize,
-    /// The sink and its mixer.
-    pub engine: Engine,
+    /// `SCHED_FIFO` priority for the mixers of sinks modules add (config
+    /// `rt_priority`; 0: normal scheduling, the default here).
+    pub rt_priority: u8,
+    /// The first sink's mixer (srbd's own sink, `srb_output` by default;
+    /// it also carries the control loop's bell, the DSP clock and the
+    /// ring accounting every sink shares).
+    pub engine: Arc<Engine>,
+    /// Every sink and its monitor source, and the defaults.
+    pub sinks: control::sinks::Sinks,
+    /// The loaded modules.
+    pub modules: control::modules::Modules,
     /// Clients, streams and subscriptions.
     pub registry: Registry,
     /// The sample cache.
     pub samples: Arc<control::sample_cache::SampleCache>,
     /// The samples playing (PLAY_SAMPLE).
     pub players: control::sample_player::SamplePlayers,
-    sink_state: Mutex<DeviceState>,
-    monitor_state: Mutex<DeviceState>,
     next_client: AtomicU32,
     next_sink_input: AtomicU32,
     next_source_output: AtomicU32,
@@ -137,16 +148,13 @@ fn next_index(counter: &AtomicU32) -> u32 {
 impl Server {
     /// A server showing `info`, its sink driven by `engine`.
     pub fn new(info: ServerInfo, engine: Engine) -> Self {
-        let sink_state = DeviceState {
-            volume: info.sink.volume.clone(),
-            muted: false,
-            suspended: false,
-        };
-        let monitor_state = DeviceState {
-            volume: info.monitor.volume.clone(),
-            muted: false,
-            suspended: false,
-        };
+        let engine = Arc::new(engine);
+        let sinks = control::sinks::Sinks::with_first(control::sinks::SinkEntry::new(
+            info.sink.clone(),
+            info.monitor.clone(),
+            engine.clone(),
+            server_info::INVALID_INDEX,
+        ));
         let registry = Registry::with_devices(info.sink.index, info.monitor.index)
             .with_state_cells(engine.shared().clone());
         let samples = Arc::new(control::sample_cache::SampleCache::new());
@@ -158,12 +166,13 @@ impl Server {
             srbchannel: true,
             spin: control::session::SPIN_WINDOW,
             max_clients: control::server_loop::DEFAULT_MAX_CLIENTS,
+            rt_priority: 0,
             engine,
+            sinks,
+            modules: control::modules::Modules::default(),
             registry,
             samples,
             players,
-            sink_state: Mutex::new(sink_state),
-            monitor_state: Mutex::new(monitor_state),
             next_client: AtomicU32::new(0),
             next_sink_input: AtomicU32::new(0),
             next_source_output: AtomicU32::new(0),
@@ -189,6 +198,13 @@ impl Server {
     /// Serves at most `n` clients at once (config `max_clients`).
     pub fn with_max_clients(mut self, n: usize) -> Self {
         self.max_clients = n;
+        self
+    }
+
+    /// The `SCHED_FIFO` priority of the mixers of sinks modules add
+    /// (config `rt_priority`, as srbd's own sink's).
+    pub fn with_rt_priority(mut self, priority: u8) -> Self {
+        self.rt_priority = priority;
         self
     }
 
@@ -231,36 +247,48 @@ impl Server {
         next_index(&self.next_source_output)
     }
 
-    /// The sink's (`monitor == false`) or monitor's volume and mute.
-    pub fn device_state(&self, monitor: bool) -> DeviceState {
-        let m = if monitor {
-            &self.monitor_state
-        } else {
-            &self.sink_state
-        };
-        m.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    /// The default sink (there is always one: srbd's own sink cannot be
+    /// removed).
+    pub fn default_sink(&self) -> Arc<control::sinks::SinkEntry> {
+        self.sinks
+            .default_sink()
+            .unwrap_or_else(|| self.first_sink())
     }
 
-    /// Changes the sink's or monitor's volume and/or mute and tells the
-    /// mixer. `volume` must have the device's channel count.
-    pub fn set_device_state(&self, monitor: bool, volume: Option<CVolume>, muted: Option<bool>) {
-        let (m, gains, facility, index) = if monitor {
+    /// The default source (the default sink's monitor unless one was set).
+    pub fn default_source(&self) -> Arc<control::sinks::SinkEntry> {
+        self.sinks
+            .default_source()
+            .unwrap_or_else(|| self.first_sink())
+    }
+
+    fn first_sink(&self) -> Arc<control::sinks::SinkEntry> {
+        let first = self.sinks.all().into_iter().next();
+        // `Sinks::with_first` lists srbd's own sink and nothing removes it.
+        first.expect("srbd's own sink is always listed")
+    }
+
+    /// Changes a sink's (`monitor == false`) or its monitor's volume
+    /// and/or mute and tells its mixer. `volume` must have the device's
+    /// channel count.
+    pub fn set_device_state(
+        &self,
+        sink: &control::sinks::SinkEntry,
+        monitor: bool,
+        volume: Option<CVolume>,
+        muted: Option<bool>,
+    ) {
+        let shared = sink.engine.shared();
+        let (gains, facility, index) = if monitor {
             (
-                &self.monitor_state,
-                &self.engine.shared().monitor_gains,
+                &shared.monitor_gains,
                 registry::facility::SOURCE,
-                self.info.monitor.index,
+                sink.source_index(),
             )
         } else {
-            (
-                &self.sink_state,
-                &self.engine.shared().gains,
-                registry::facility::SINK,
-                self.info.sink.index,
-            )
+            (&shared.gains, registry::facility::SINK, sink.index())
         };
-        {
-            let mut st = m.lock().unwrap_or_else(PoisonError::into_inner);
+        sink.update_state(monitor, |st| {
             if let Some(v) = volume {
                 gains.set(&linear_gains(&v));
                 st.volume = v;
@@ -269,32 +297,33 @@ impl Server {
                 gains.set_muted(mu);
                 st.muted = mu;
             }
-        }
+        });
         self.registry.post(facility, registry::event::CHANGE, index);
     }
 
-    /// Suspends or resumes the sink (`monitor == false`) or its monitor:
-    /// the mixer stops feeding it; the states follow (suspending the sink
+    /// Suspends or resumes a sink (`monitor == false`) or its monitor:
+    /// its mixer stops feeding it; the states follow (suspending the sink
     /// suspends its monitor), each change posting a CHANGE event
     /// ([`control::device_state`]).
-    pub fn set_suspended(&self, monitor: bool, suspended: bool) {
-        let (m, flag) = if monitor {
-            (&self.monitor_state, &self.engine.shared().monitor_suspended)
+    pub fn set_suspended(&self, sink: &control::sinks::SinkEntry, monitor: bool, suspended: bool) {
+        let shared = sink.engine.shared();
+        let flag = if monitor {
+            &shared.monitor_suspended
         } else {
-            (&self.sink_state, &self.engine.shared().suspended)
+            &shared.suspended
         };
-        let changed = {
-            let mut st = m.lock().unwrap_or_else(PoisonError::into_inner);
+        let changed = sink.update_state(monitor, |st| {
             let changed = st.suspended != suspended;
             st.suspended = suspended;
             changed
-        };
+        });
         // Relaxed: a flag the mixer reads once per period.
         flag.store(suspended, Ordering::Relaxed);
         if changed {
-            tracing::info!(monitor, suspended, "device suspend state changed");
+            tracing::info!(sink = %sink.sink.name, monitor, suspended, "device suspend state changed");
         }
-        self.registry.set_suspended(monitor, suspended);
+        self.registry
+            .set_suspended_on(sink.index(), monitor, suspended);
     }
 
     /// Asks the control loop to end (it closes every client).
@@ -324,6 +353,7 @@ impl Server {
 /// After the control loop returned: stops the mixer and finishes the
 /// output (the wav file is finalized here).
 pub fn shutdown(server: Arc<Server>) {
+    control::modules::unload_all(&server);
     match server.engine.stop() {
         Ok(samples) => tracing::info!(samples, "output finished"),
         Err(e) => tracing::warn!(%e, "output did not finish cleanly"),

@@ -73,6 +73,7 @@ fn the_mixer_period_path_does_not_allocate() {
                 monitor: (0, "sink.monitor".into()),
                 dsp: Some(sup.restart_handle()),
             }),
+            ..EngineOptions::default()
         },
     )
     .unwrap();

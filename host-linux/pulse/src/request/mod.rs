@@ -284,6 +284,7 @@ impl Request {
             C::GetClientInfo
             | C::GetSinkInputInfo
             | C::GetSourceOutputInfo
+            | C::GetModuleInfo
             | C::KillSinkInput
             | C::KillSourceOutput => Request::ByIndex(r.get_u32()?),
             C::Subscribe => Request::Subscribe(r.get_u32()?),

@@ -192,6 +192,7 @@ fn config(args: Args) -> Result<Config, String> {
         srbchannel: args.srbchannel,
         spin_us: args.spin_us,
         max_clients: args.max_clients,
+        modules: None,
     };
     file.overlay(cli).resolve().map_err(|e| e.to_string())
 }
@@ -322,6 +323,7 @@ fn main() -> ExitCode {
                 monitor: (info.monitor.index, info.monitor.name.clone()),
                 dsp: dsp.as_ref().map(Supervisor::restart_handle),
             }),
+            ..EngineOptions::default()
         },
     ) {
         Ok(e) => e,
@@ -344,8 +346,15 @@ fn main() -> ExitCode {
             .with_shm(cfg.shm)
             .with_srbchannel(cfg.srbchannel)
             .with_spin(cfg.spin)
-            .with_max_clients(cfg.max_clients),
+            .with_max_clients(cfg.max_clients)
+            .with_rt_priority(cfg.rt_priority),
     );
+    for m in &cfg.modules {
+        if let Err(e) = srbd::control::modules::load(&server, &m.name, &m.args) {
+            eprintln!("srbd: config module {} ({:?}): {e}", m.name, m.args);
+            return ExitCode::from(2);
+        }
+    }
     let mut control = match ServerLoop::new(server.clone()) {
         Ok(l) => l,
         Err(e) => {

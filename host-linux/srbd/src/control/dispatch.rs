@@ -75,7 +75,7 @@ table! {
         GetServerInfo, GetSinkInfo, GetSinkInfoList, GetSourceInfo, GetSourceInfoList,
         LookupSink, LookupSource, GetClientInfo, GetClientInfoList, GetSinkInputInfo,
         GetSinkInputInfoList, GetSourceOutputInfo, GetSourceOutputInfoList,
-        GetModuleInfoList, GetCardInfoList, Stat, Subscribe,
+        GetModuleInfo, GetModuleInfoList, GetCardInfoList, Stat, Subscribe,
         SetSinkVolume, SetSinkMute, SetSourceVolume, SetSourceMute, SetSinkInputVolume,
         SetSinkInputMute, SetSourceOutputVolume, SetSourceOutputMute, SetDefaultSink,
         SetDefaultSource, KillSinkInput, KillSourceOutput, UpdateClientProplist,

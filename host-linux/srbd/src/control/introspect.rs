@@ -5,14 +5,18 @@
 
 use std::sync::atomic::Ordering;
 
+use std::sync::Arc;
+
 use crate::control::device_state::State;
+use crate::control::modules;
 use crate::control::registry::{SinkInput, SourceOutput};
-use crate::control::server_info::{Latency, DRIVER, INVALID_INDEX};
+use crate::control::server_info::{DevicePair, Latency, DRIVER, INVALID_INDEX};
 use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PROPS};
+use crate::control::sinks::SinkEntry;
 use crate::engine::stream::PlaybackShared;
 use crate::linear_gains;
 use srb_pulse::commands::{Command, PaError};
-use srb_pulse::reply;
+use srb_pulse::reply::{self, DeviceKind};
 use srb_pulse::request::{DeviceRef, Request};
 use srb_pulse::tagstruct::{CVolume, FormatInfo, Proplist, SampleSpec, TagWriter};
 
@@ -101,20 +105,22 @@ fn resample_method(spec_rate: u32, sink_rate: u32) -> &'static str {
 
 impl Session {
     fn write_sink_input(&self, w: &mut TagWriter, version: u32, index: u32, s: &SinkInput) {
-        let sink = &self.server.info.sink;
+        let entry = self.server.sinks.by_index(s.sink);
+        let engine = entry.as_ref().map_or(&self.server.engine, |e| &e.engine);
+        let rate = engine.config().spec.rate;
         reply::StreamInfo {
             index,
             name: s.props.get_str("media.name").unwrap_or("(unnamed)"),
             owner_module: INVALID_INDEX,
             client: s.client,
-            device: sink.index,
+            device: s.sink,
             sample_spec: s.spec,
             channel_map: &s.map,
             volume: &s.volume,
             muted: s.muted,
             buffer_usec: bytes_usec(playback_queued(&s.shared), s.spec),
-            device_usec: self.server.engine.sink_latency_usec(),
-            resample_method: resample_method(s.spec.rate, sink.sample_spec.rate),
+            device_usec: engine.sink_latency_usec(),
+            resample_method: resample_method(s.spec.rate, rate),
             driver: DRIVER,
             props: &s.props,
             // Relaxed: a status flag.
@@ -125,13 +131,19 @@ impl Session {
     }
 
     fn write_source_output(&self, w: &mut TagWriter, version: u32, index: u32, s: &SourceOutput) {
-        let mon = &self.server.info.monitor;
+        let rate = self
+            .server
+            .sinks
+            .by_source_index(s.source)
+            .map_or(self.server.info.monitor.sample_spec.rate, |e| {
+                e.monitor.sample_spec.rate
+            });
         reply::StreamInfo {
             index,
             name: s.props.get_str("media.name").unwrap_or("(unnamed)"),
             owner_module: INVALID_INDEX,
             client: s.client,
-            device: mon.index,
+            device: s.source,
             sample_spec: s.spec,
             channel_map: &s.map,
             volume: &s.volume,
@@ -140,7 +152,7 @@ impl Session {
             buffer_usec: bytes_usec(s.shared.queued.load(Ordering::Relaxed), s.spec),
             // The source's own latency (see GET_RECORD_LATENCY).
             device_usec: 0,
-            resample_method: resample_method(s.spec.rate, mon.sample_spec.rate),
+            resample_method: resample_method(s.spec.rate, rate),
             driver: DRIVER,
             props: &s.props,
             // Relaxed: a status flag.
@@ -150,44 +162,34 @@ impl Session {
         .encode_source_output(w, version);
     }
 
-    /// The sink (`false`) or monitor (`true`) named by index or name, as
-    /// GET_*_INFO and SET_SINK/SOURCE_* address it.
+    /// The sink (`false`) or monitor source (`true`) named by index or
+    /// name, as GET_*_INFO and SET_SINK/SOURCE_* address it (neither: the
+    /// default, as PulseAudio's name registry answers a NULL name; the
+    /// OSS emulation asks this way).
     pub(super) fn device(
         &self,
         monitor: bool,
         index: u32,
         name: Option<&str>,
-    ) -> Result<(), PaError> {
-        let info = &self.server.info;
-        let found = match (index, name) {
-            // Neither: the default device, as PulseAudio's name registry
-            // answers a NULL name (the OSS emulation asks this way).
-            (INVALID_INDEX, None) if !monitor => Some(info.sink.index),
-            (INVALID_INDEX, None) => Some(info.monitor.index),
-            (INVALID_INDEX, Some(n)) if !monitor => info.sink_by_name(n),
-            (INVALID_INDEX, Some(n)) => info.source_by_name(n),
-            (i, None) => {
-                let ours = if monitor {
-                    info.monitor.index
-                } else {
-                    info.sink.index
-                };
-                (i == ours).then_some(i)
-            }
-            _ => return Err(PaError::Invalid),
-        };
-        found.map(|_| ()).ok_or(PaError::NoEntity)
+    ) -> Result<Arc<SinkEntry>, PaError> {
+        if index != INVALID_INDEX && name.is_some() {
+            return Err(PaError::Invalid);
+        }
+        self.server
+            .sinks
+            .lookup(monitor, index, name)
+            .ok_or(PaError::NoEntity)
     }
 
-    fn write_device(&self, w: &mut TagWriter, version: u32, monitor: bool) {
-        let mut st = self.server.device_state(monitor);
+    fn write_device(&self, w: &mut TagWriter, version: u32, entry: &SinkEntry, monitor: bool) {
+        let mut st = entry.state(monitor);
         // The state follows the streams and suspends, on the control side
         // (`control::device_state`): a suspended sink suspends its monitor.
-        let states = self.server.registry.device_states();
+        let states = self.server.registry.device_states_of(entry.index());
         let state = if monitor { states.monitor } else { states.sink };
         st.suspended = state == State::Suspended;
         let running = state == State::Running;
-        let engine = &self.server.engine;
+        let engine = &entry.engine;
         let latency = Latency {
             // The monitor's own latency is 0: it has each period the
             // moment it is rendered (see GET_RECORD_LATENCY).
@@ -198,15 +200,17 @@ impl Session {
             },
             configured_usec: engine.period_usec(),
         };
-        if monitor {
-            self.server
-                .info
-                .write_source(w, version, &st, running, latency);
+        let kind = if monitor {
+            DeviceKind::Source
         } else {
-            self.server
-                .info
-                .write_sink(w, version, &st, running, latency);
+            DeviceKind::Sink
+        };
+        DevicePair {
+            sink: &entry.sink,
+            monitor: &entry.monitor,
+            module: entry.module,
         }
+        .write(w, version, kind, &st, running, latency);
     }
 
     /// Handles an introspection command (its row in
@@ -223,12 +227,16 @@ impl Session {
         let w = match (cmd, req) {
             (Command::GetServerInfo, _) => {
                 let mut w = reply(tag);
-                info.write_server_info(&mut w, version);
+                let sink = self.server.default_sink();
+                let source = self.server.default_source();
+                info.write_server_info_with(&mut w, version, &sink.sink.name, &source.monitor.name);
                 w
             }
             (Command::GetSinkInfoList | Command::GetSourceInfoList, _) => {
                 let mut w = reply(tag);
-                self.write_device(&mut w, version, cmd == Command::GetSourceInfoList);
+                for e in self.server.sinks.all() {
+                    self.write_device(&mut w, version, &e, cmd == Command::GetSourceInfoList);
+                }
                 w
             }
             (
@@ -238,9 +246,9 @@ impl Session {
                 let name = name.as_deref();
                 let monitor = cmd == Command::GetSourceInfo;
                 match self.device(monitor, index, name) {
-                    Ok(()) => {
+                    Ok(e) => {
                         let mut w = reply(tag);
-                        self.write_device(&mut w, version, monitor);
+                        self.write_device(&mut w, version, &e, monitor);
                         w
                     }
                     Err(e) => error(tag, e),
@@ -249,9 +257,9 @@ impl Session {
             (Command::LookupSink | Command::LookupSource, Request::Lookup(name)) => {
                 let name = name.as_str();
                 let found = if cmd == Command::LookupSink {
-                    info.sink_by_name(name)
+                    self.server.sinks.sink(name).map(|e| e.index())
                 } else {
-                    info.source_by_name(name)
+                    self.server.sinks.source(name).map(|e| e.source_index())
                 };
                 match found {
                     Some(i) => {
@@ -315,7 +323,32 @@ impl Session {
                     None => error(tag, PaError::NoEntity),
                 }
             }
-            (Command::GetModuleInfoList | Command::GetCardInfoList, _) => reply(tag),
+            (Command::GetModuleInfoList, _) => {
+                let mut w = reply(tag);
+                for (index, name, argument, sink) in self.server.modules.list() {
+                    let n_used = modules::n_used(&self.server, sink);
+                    modules::write_info(&mut w, version, index, name, &argument, n_used);
+                }
+                w
+            }
+            (Command::GetModuleInfo, Request::ByIndex(index)) => {
+                let found = self
+                    .server
+                    .modules
+                    .list()
+                    .into_iter()
+                    .find(|m| m.0 == index);
+                match found {
+                    Some((index, name, argument, sink)) => {
+                        let mut w = reply(tag);
+                        let n_used = modules::n_used(&self.server, sink);
+                        modules::write_info(&mut w, version, index, name, &argument, n_used);
+                        w
+                    }
+                    None => error(tag, PaError::NoEntity),
+                }
+            }
+            (Command::GetCardInfoList, _) => reply(tag),
             (Command::Stat, _) => {
                 // Memblocks are srbd's stream rings (engine::buffers),
                 // then the sample cache's size in bytes.
@@ -345,14 +378,17 @@ impl Session {
             ) => {
                 let name = name.as_deref();
                 let monitor = cmd == Command::SetSourceVolume;
-                let channels = info.sink.sample_spec.channels;
                 match self.device(monitor, index, name) {
                     Err(e) => error(tag, e),
-                    Ok(()) if volume.check().is_err() || volume.channels() != channels => {
+                    Ok(e)
+                        if volume.check().is_err()
+                            || volume.channels() != e.sink.sample_spec.channels =>
+                    {
                         error(tag, PaError::Invalid)
                     }
-                    Ok(()) => {
-                        self.server.set_device_state(monitor, Some(volume), None);
+                    Ok(e) => {
+                        self.server
+                            .set_device_state(&e, monitor, Some(volume), None);
                         reply(tag)
                     }
                 }
@@ -368,8 +404,8 @@ impl Session {
                 let monitor = cmd == Command::SetSourceMute;
                 match self.device(monitor, index, name) {
                     Err(e) => error(tag, e),
-                    Ok(()) => {
-                        self.server.set_device_state(monitor, None, Some(muted));
+                    Ok(e) => {
+                        self.server.set_device_state(&e, monitor, None, Some(muted));
                         reply(tag)
                     }
                 }
@@ -381,12 +417,18 @@ impl Session {
                 if volume.check().is_err() {
                     return Ok(Some(error(tag, PaError::Invalid)));
                 }
-                let sink_channels = info.sink.sample_spec.channels;
+                let sinks = &self.server.sinks;
+                let channels_of = |e: Option<Arc<SinkEntry>>| {
+                    e.map_or(info.sink.sample_spec.channels, |e| {
+                        e.sink.sample_spec.channels
+                    })
+                };
                 let done = if cmd == Command::SetSinkInputVolume {
                     self.server.registry.update_sink_input(index, |s| {
                         if volume.channels() != s.spec.channels {
                             return Err(PaError::Invalid);
                         }
+                        let sink_channels = channels_of(sinks.by_index(s.sink));
                         s.shared.gains.set(&stream_gains(&volume, sink_channels));
                         s.volume = volume;
                         Ok(())
@@ -396,6 +438,7 @@ impl Session {
                         if volume.channels() != s.spec.channels {
                             return Err(PaError::Invalid);
                         }
+                        let sink_channels = channels_of(sinks.by_source_index(s.source));
                         s.shared.gains.set(&stream_gains(&volume, sink_channels));
                         s.volume = volume;
                         Ok(())
@@ -433,14 +476,23 @@ impl Session {
                 let name = name.as_deref();
                 // No name: the default stays the default.
                 let n = name.unwrap_or("");
-                let found = if cmd == Command::SetDefaultSink {
-                    info.sink_by_name(n)
+                let sinks = &self.server.sinks;
+                if cmd == Command::SetDefaultSink {
+                    match sinks.sink(n) {
+                        Some(e) => {
+                            self.server.set_default_sink(&e);
+                            reply(tag)
+                        }
+                        None => error(tag, PaError::NoEntity),
+                    }
                 } else {
-                    info.source_by_name(n)
-                };
-                match found {
-                    Some(_) => reply(tag),
-                    None => error(tag, PaError::NoEntity),
+                    match sinks.source(n) {
+                        Some(e) => {
+                            self.server.set_default_source(&e);
+                            reply(tag)
+                        }
+                        None => error(tag, PaError::NoEntity),
+                    }
                 }
             }
             (Command::KillSinkInput | Command::KillSourceOutput, Request::ByIndex(index)) => {
@@ -459,7 +511,14 @@ impl Session {
                     })
                 };
                 // The closures "fail" so that no CHANGE event precedes the
-                // REMOVE the owner posts.
+                // REMOVE the owner posts. A loopback's stream has no client
+                // to end it: its module is unloaded, as PulseAudio's
+                // loopback unloads itself when a stream of it is killed.
+                let playback = cmd == Command::KillSinkInput;
+                if let Some(m) = modules::owner_of_stream(&self.server, playback, index) {
+                    tracing::info!(module = m, index, "stream killed: its module unloaded");
+                    modules::unload(&self.server, m);
+                }
                 match killed {
                     Some(_) => reply(tag),
                     None => error(tag, PaError::NoEntity),

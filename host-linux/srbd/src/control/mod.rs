@@ -6,7 +6,10 @@
 //! | [`server_loop`] | [`server_loop::ServerLoop`]: the one control thread's epoll loop over listeners, clients, srbchannel fd0s, the mixer's bell, signals and one timerfd; admission (`max_clients`, fd shortage) |
 //! | [`client`] | [`client::Client`]: one connection on the loop (socket and ring input, deadlines, one round of serving it, how it ended) |
 //! | [`dispatch`] | [`dispatch::COMMANDS`]: the command table (command → handler, allowed before AUTH or not) |
-//! | [`server_cmds`] | LOAD/UNLOAD_MODULE (refused by name), SUSPEND_SINK/SOURCE, MOVE_SINK_INPUT/SOURCE_OUTPUT, SEND_OBJECT_MESSAGE |
+//! | [`server_cmds`] | LOAD/UNLOAD_MODULE, SUSPEND_SINK/SOURCE, MOVE_SINK_INPUT/SOURCE_OUTPUT, SEND_OBJECT_MESSAGE |
+//! | [`sinks`] | [`sinks::Sinks`]: every sink ([`sinks::SinkEntry`]: records, mixer, volume/mute/suspend) and its monitor source, index allocation, name lookup, the default sink and source |
+//! | [`routing`] | adding and removing sinks, moving streams between them, default changes that move unpinned streams |
+//! | [`modules`] | [`modules::Modules`]: LOAD_MODULE / UNLOAD_MODULE / the config's `[[modules]]`, PulseAudio's argument syntax, `module-null-sink`, `module-loopback` |
 //! | [`session`] | [`session::Session`]: one client's protocol state machine (AUTH, names, dispatch), without I/O |
 //! | [`outbound`] | [`outbound::Outbound`]: where a connection's frames go (socket, or the srbchannel ring once acknowledged), and the ring's poll hooks |
 //! | [`srbchannel`] | [`srbchannel::SrbLink`]: srbd's end of a client's srbchannel (sealed PA-layout memfd block, fd0/fd1, the offer, fdsem waking, hostile-block checks) |
@@ -17,7 +20,7 @@
 //! | [`streams`] | stream commands (create, delete, drain, cork, flush, latency, attributes, rates, names, proplists) |
 //! | [`playback`] / [`record`] | one stream's control side: request decoding and validation, flow control (REQUEST, STARTED, UNDERFLOW, drain replies), record delivery |
 //! | [`registry`] | clients, sink inputs, source outputs, SUBSCRIBE event queues |
-//! | [`device_state`] | the sink's and monitor's RUNNING / IDLE / SUSPENDED state as PulseAudio computes it from the streams, and its CHANGE events |
+//! | [`device_state`] | each sink's and monitor's RUNNING / IDLE / SUSPENDED state as PulseAudio computes it from the streams, and its CHANGE events |
 //! | [`sample_cache`] | [`sample_cache::SampleCache`]: cached sounds, their caps (total and per client), upload streams in progress |
 //! | [`sample_player`] | PLAY_SAMPLE's server-owned sink inputs, fed to the mixer from the cached bytes |
 //! | [`sample_cmds`] | the sample cache's commands: CREATE/DELETE/FINISH_UPLOAD_STREAM, PLAY_SAMPLE, REMOVE_SAMPLE, GET_SAMPLE_INFO(_LIST) |
@@ -29,10 +32,12 @@ pub mod device_state;
 pub mod dispatch;
 pub mod introspect;
 pub mod limits;
+pub mod modules;
 pub mod outbound;
 pub mod playback;
 pub mod record;
 pub mod registry;
+pub mod routing;
 pub mod sample_cache;
 pub mod sample_cmds;
 pub mod sample_player;
@@ -41,6 +46,7 @@ pub mod server_info;
 pub mod server_loop;
 pub mod session;
 pub mod shm;
+pub mod sinks;
 pub mod srbchannel;
 pub mod streams;
 pub mod tcp;

@@ -54,6 +54,9 @@ pub struct Playback {
     drains: Vec<(u32, Option<u32>)>,
     /// Counts the ring in `pactl stat` while the stream lives.
     pub buffer: Option<crate::engine::buffers::BufferLease>,
+    /// The shared `moved` counter as last told to the client
+    /// (STREAM_MOVED).
+    pub moved_seen: u32,
 }
 
 /// The ring a playback stream gets: room for `tlength` plus two `minreq`
@@ -111,6 +114,7 @@ impl Playback {
             underflows_seen: 0,
             drains: Vec::new(),
             buffer: None,
+            moved_seen: 0,
         }
     }
 

@@ -65,6 +65,9 @@ pub struct Record {
     stalled: bool,
     /// Counts the ring in `pactl stat` while the stream lives.
     pub buffer: Option<crate::engine::buffers::BufferLease>,
+    /// The shared `moved` counter as last told to the client
+    /// (STREAM_MOVED).
+    pub moved_seen: u32,
 }
 
 impl std::fmt::Debug for Record {
@@ -108,6 +111,7 @@ impl Record {
             dropped_oldest: 0,
             stalled: false,
             buffer: None,
+            moved_seen: 0,
         }
     }
 

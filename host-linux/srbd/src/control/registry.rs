@@ -1,7 +1,7 @@
 //! The server's lists of clients, sink inputs (playback streams) and
-//! source outputs (record streams), the SUBSCRIBE event queues, and the
-//! sink's and monitor's states ([`crate::control::device_state`]), which
-//! follow the streams listed here.
+//! source outputs (record streams), the SUBSCRIBE event queues, and every
+//! sink's and monitor's state ([`crate::control::device_state`]), which
+//! follow the streams listed here (each stream names its device).
 //!
 //! Only connection threads touch these (under short-held mutexes that are
 //! never held across I/O); the mixer sees streams through their
@@ -28,6 +28,8 @@ pub mod facility {
     pub const SINK_INPUT: u32 = 2;
     /// Source outputs.
     pub const SOURCE_OUTPUT: u32 = 3;
+    /// Modules.
+    pub const MODULE: u32 = 4;
     /// Clients.
     pub const CLIENT: u32 = 5;
     /// The sample cache.
@@ -66,6 +68,11 @@ pub struct SinkInput {
     pub props: Proplist,
     /// Shared with the mixer and the owner.
     pub shared: Arc<PlaybackShared>,
+    /// The sink it plays on.
+    pub sink: u32,
+    /// Whether it asked for (or was moved to) a sink other than the
+    /// default: a default change does not move it (PulseAudio 15+).
+    pub pinned: bool,
 }
 
 /// A source output as listed to clients.
@@ -87,6 +94,11 @@ pub struct SourceOutput {
     pub direct_on_input: Option<u32>,
     /// Shared with the mixer and the owner.
     pub shared: Arc<RecordShared>,
+    /// The source it records.
+    pub source: u32,
+    /// Whether it asked for (or was moved to) a source other than the
+    /// default.
+    pub pinned: bool,
 }
 
 /// A connection's subscription.
@@ -104,11 +116,18 @@ pub struct Registry {
     sink_inputs: Mutex<BTreeMap<u32, SinkInput>>,
     source_outputs: Mutex<BTreeMap<u32, SourceOutput>>,
     subscribers: Mutex<BTreeMap<u32, Subscriber>>,
-    devices: Mutex<DeviceStates>,
-    /// The sink's and the monitor's indexes (their CHANGE events).
-    device_indexes: (u32, u32),
+    /// Each sink's states, by sink index.
+    devices: Mutex<BTreeMap<u32, DeviceSlot>>,
+}
+
+/// One sink's and its monitor's states.
+#[derive(Debug, Default)]
+struct DeviceSlot {
+    /// The monitor's source index.
+    source: u32,
+    states: DeviceStates,
     /// Where the states are mirrored for the mixer's state page.
-    state_cells: Option<Arc<SinkShared>>,
+    cells: Option<Arc<SinkShared>>,
 }
 
 fn snapshot<T: Clone>(table: &Mutex<BTreeMap<u32, T>>) -> Vec<(u32, T)> {
@@ -124,65 +143,122 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Registry {
     /// An empty registry for a sink and monitor of these indexes.
     pub fn with_devices(sink: u32, monitor: u32) -> Self {
-        Self {
-            device_indexes: (sink, monitor),
-            ..Self::default()
-        }
+        let r = Self::default();
+        lock(&r.devices).insert(
+            sink,
+            DeviceSlot {
+                source: monitor,
+                ..DeviceSlot::default()
+            },
+        );
+        r
     }
 
-    /// Mirrors the sink's and monitor's states into `shared` (the state
-    /// page reports them) from now on.
-    pub fn with_state_cells(mut self, shared: Arc<SinkShared>) -> Self {
-        self.state_cells = Some(shared);
+    /// Mirrors the first sink's and monitor's states into `shared` (the
+    /// state page reports them) from now on.
+    pub fn with_state_cells(self, shared: Arc<SinkShared>) -> Self {
+        if let Some(slot) = lock(&self.devices).values_mut().next() {
+            slot.cells = Some(shared);
+        }
         self.sync_states();
         self
     }
 
-    /// The sink's and monitor's suspend flags and states.
-    pub fn device_states(&self) -> DeviceStates {
-        *lock(&self.devices)
+    /// Starts tracking the states of sink `sink` and its monitor `source`
+    /// (mirrored into `cells`).
+    pub fn add_device(&self, sink: u32, source: u32, cells: Arc<SinkShared>) {
+        lock(&self.devices).insert(
+            sink,
+            DeviceSlot {
+                source,
+                cells: Some(cells),
+                ..DeviceSlot::default()
+            },
+        );
+        self.sync_states();
     }
 
-    /// Sets the sink's (`monitor == false`) or monitor's suspend flag;
-    /// the states follow, with their CHANGE events.
+    /// Stops tracking sink `sink`.
+    pub fn remove_device(&self, sink: u32) {
+        lock(&self.devices).remove(&sink);
+    }
+
+    /// The first sink's and monitor's suspend flags and states.
+    pub fn device_states(&self) -> DeviceStates {
+        lock(&self.devices)
+            .values()
+            .next()
+            .map(|d| d.states)
+            .unwrap_or_default()
+    }
+
+    /// Sink `sink`'s and its monitor's suspend flags and states.
+    pub fn device_states_of(&self, sink: u32) -> DeviceStates {
+        lock(&self.devices)
+            .get(&sink)
+            .map(|d| d.states)
+            .unwrap_or_default()
+    }
+
+    /// Sets the first sink's (`monitor == false`) or monitor's suspend
+    /// flag; the states follow, with their CHANGE events.
     pub fn set_suspended(&self, monitor: bool, suspended: bool) {
-        {
-            let mut d = lock(&self.devices);
+        let first = lock(&self.devices).keys().next().copied();
+        if let Some(sink) = first {
+            self.set_suspended_on(sink, monitor, suspended);
+        }
+    }
+
+    /// Sets sink `sink`'s (`monitor == false`) or its monitor's suspend
+    /// flag; the states follow, with their CHANGE events.
+    pub fn set_suspended_on(&self, sink: u32, monitor: bool, suspended: bool) {
+        if let Some(d) = lock(&self.devices).get_mut(&sink) {
             if monitor {
-                d.monitor_suspended = suspended;
+                d.states.monitor_suspended = suspended;
             } else {
-                d.sink_suspended = suspended;
+                d.states.sink_suspended = suspended;
             }
         }
         self.sync_states();
     }
 
-    /// Recomputes the sink's and monitor's states from the uncorked
-    /// streams listed now; posts a CHANGE on each device whose state
-    /// changed. Called wherever a stream comes, goes, corks or uncorks.
+    /// Recomputes every sink's and monitor's state from the uncorked
+    /// streams listed now on each; posts a CHANGE on each device whose
+    /// state changed. Called wherever a stream comes, goes, moves, corks
+    /// or uncorks.
     pub fn sync_states(&self) {
         // Relaxed: `corked` is a flag; the control thread wrote it.
-        let sink_used = lock(&self.sink_inputs)
+        let playing: Vec<u32> = lock(&self.sink_inputs)
             .values()
-            .any(|s| !s.shared.corked.load(std::sync::atomic::Ordering::Relaxed));
-        let monitor_used = lock(&self.source_outputs)
+            .filter(|s| !s.shared.corked.load(Relaxed))
+            .map(|s| s.sink)
+            .collect();
+        let recording: Vec<u32> = lock(&self.source_outputs)
             .values()
-            .any(|s| !s.shared.corked.load(std::sync::atomic::Ordering::Relaxed));
-        let (sink, monitor) = {
-            let mut d = lock(&self.devices);
-            let changed = d.update(sink_used, monitor_used);
-            if let Some(cells) = &self.state_cells {
+            .filter(|s| !s.shared.corked.load(Relaxed))
+            .map(|s| s.source)
+            .collect();
+        let mut changes = Vec::new();
+        for (&sink, d) in lock(&self.devices).iter_mut() {
+            let (s, m) = d
+                .states
+                .update(playing.contains(&sink), recording.contains(&d.source));
+            if let Some(cells) = &d.cells {
                 // Relaxed: status words the mixer copies into the page.
-                cells.sink_state.store(d.sink.code() as u8, Relaxed);
-                cells.monitor_state.store(d.monitor.code() as u8, Relaxed);
+                cells.sink_state.store(d.states.sink.code() as u8, Relaxed);
+                cells
+                    .monitor_state
+                    .store(d.states.monitor.code() as u8, Relaxed);
             }
-            changed
-        };
-        if sink {
-            self.post(facility::SINK, event::CHANGE, self.device_indexes.0);
+            if s {
+                changes.push((facility::SINK, sink));
+            }
+            if m {
+                changes.push((facility::SOURCE, d.source));
+            }
         }
-        if monitor {
-            self.post(facility::SOURCE, event::CHANGE, self.device_indexes.1);
+        for (f, i) in changes {
+            self.post(f, event::CHANGE, i);
         }
     }
 
@@ -423,6 +499,8 @@ mod tests {
             muted: false,
             props: Proplist::new(),
             shared: shared.clone(),
+            sink: 0,
+            pinned: false,
         };
         let (sink, source, input) = (facility::SINK, facility::SOURCE, facility::SINK_INPUT);
         r.add_sink_input(4, si);

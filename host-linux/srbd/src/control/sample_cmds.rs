@@ -219,9 +219,10 @@ impl Session {
         if let Err(e) = p.validate() {
             return error(tag, e);
         }
-        if let Err(e) = self.device(false, p.sink.index, p.sink.name.as_deref()) {
-            return error(tag, e);
-        }
+        let sink = match self.device(false, p.sink.index, p.sink.name.as_deref()) {
+            Ok(s) => s,
+            Err(e) => return error(tag, e),
+        };
         let Some((_, entry)) = self.server.samples.get(INVALID_INDEX, Some(&p.name)) else {
             tracing::debug!(client = self.client_index, name = %p.name, "PLAY_SAMPLE: no such sample");
             return error(tag, PaError::NoEntity);
@@ -237,7 +238,7 @@ impl Session {
         match self
             .server
             .players
-            .play(&self.server, &entry, p.volume, &props)
+            .play(&self.server, &sink, &entry, p.volume, &props)
         {
             Ok(index) => {
                 let mut w = reply(tag);

@@ -22,6 +22,7 @@ use crate::control::introspect::stream_gains;
 use crate::control::registry::SinkInput;
 use crate::control::sample_cache::Entry;
 use crate::control::server_info::INVALID_INDEX;
+use crate::control::sinks::SinkEntry;
 use crate::engine::audio::convert::PlaybackConverter;
 use crate::engine::mixer::PlaybackInput;
 use crate::engine::notice::{Bell, Notice};
@@ -113,12 +114,13 @@ impl SamplePlayers {
         self.len() == 0
     }
 
-    /// Plays `entry` on the sink at `volume` (one value for every channel;
+    /// Plays `entry` on `sink` at `volume` (one value for every channel;
     /// [`VOLUME_INVALID`]: full volume, the entry having none of its own)
     /// with `props` over the entry's; the new sink input's index.
     pub fn play(
         &self,
         server: &Server,
+        sink: &SinkEntry,
         entry: &Entry,
         volume: u32,
         props: &Proplist,
@@ -130,7 +132,9 @@ impl SamplePlayers {
             );
             return Err(PaError::TooLarge);
         }
-        let sink = server.engine.config();
+        let engine = sink.engine.clone();
+        let sink_index = sink.index();
+        let sink = engine.config();
         let converter = PlaybackConverter::new(
             entry.spec,
             &entry.map,
@@ -179,9 +183,11 @@ impl SamplePlayers {
                 muted: false,
                 props: merged,
                 shared: shared.clone(),
+                sink: sink_index,
+                pinned: false,
             },
         );
-        server.engine.add_playback(PlaybackInput {
+        engine.add_playback(PlaybackInput {
             shared,
             ring: consumer,
             converter,

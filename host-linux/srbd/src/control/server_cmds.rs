@@ -1,17 +1,22 @@
 //! Commands about the server's objects rather than one client's: modules
-//! (LOAD_MODULE / UNLOAD_MODULE: srbd has none to load yet, so every name
-//! is refused with a log line naming it), SUSPEND_SINK / SUSPEND_SOURCE,
-//! MOVE_SINK_INPUT / MOVE_SOURCE_OUTPUT (to the one sink and source there
-//! are), and SEND_OBJECT_MESSAGE (`/core list-handlers`). Their rows are
-//! in [`crate::control::dispatch::COMMANDS`].
+//! (LOAD_MODULE / UNLOAD_MODULE, [`crate::control::modules`]: a failure
+//! is logged naming the module and what was wrong), SUSPEND_SINK /
+//! SUSPEND_SOURCE, MOVE_SINK_INPUT / MOVE_SOURCE_OUTPUT
+//! ([`crate::control::routing`]), and SEND_OBJECT_MESSAGE (`/core
+//! list-handlers`). Their rows are in
+//! [`crate::control::dispatch::COMMANDS`].
 
 use srb_pulse::commands::{Command, PaError};
 use srb_pulse::request::{DeviceRef, Request};
 use srb_pulse::tagstruct::TagWriter;
 
+use std::sync::Arc;
+
 use crate::control::dispatch::Call;
+use crate::control::modules;
 use crate::control::server_info::INVALID_INDEX;
 use crate::control::session::{error, reply, HandleError, Session};
+use crate::control::sinks::SinkEntry;
 
 /// The message handlers srbd answers, as `/core list-handlers` lists them
 /// (a JSON array of objects, the format `pactl list message-handlers`
@@ -21,14 +26,18 @@ const HANDLERS: &str = "[{\"name\":\"/core\",\"description\":\"Core message hand
 impl Session {
     /// The device a SUSPEND or MOVE names: `Ok(None)` for "every device"
     /// (index `0xFFFFFFFF`, no name: SUSPEND only).
-    fn named_device(&self, monitor: bool, d: &DeviceRef) -> Result<Option<u32>, PaError> {
-        let info = &self.server.info;
+    fn named_device(
+        &self,
+        monitor: bool,
+        d: &DeviceRef,
+    ) -> Result<Option<Arc<SinkEntry>>, PaError> {
+        let sinks = &self.server.sinks;
         let found = match (d.index, d.name.as_deref()) {
             (INVALID_INDEX, None) => return Ok(None),
-            (INVALID_INDEX, Some(n)) if monitor => info.source_by_name(n),
-            (INVALID_INDEX, Some(n)) => info.sink_by_name(n),
-            (i, None) if monitor => (i == info.monitor.index).then_some(i),
-            (i, None) => (i == info.sink.index).then_some(i),
+            (INVALID_INDEX, Some(n)) if monitor => sinks.source(n),
+            (INVALID_INDEX, Some(n)) => sinks.sink(n),
+            (i, None) if monitor => sinks.by_source_index(i),
+            (i, None) => sinks.by_index(i),
             _ => return Err(PaError::Invalid),
         };
         found.map(Some).ok_or(PaError::NoEntity)
@@ -43,21 +52,36 @@ impl Session {
         let tag = c.tag;
         let w = match (c.cmd, req) {
             (Command::LoadModule, Request::LoadModule { name, argument }) => {
-                tracing::info!(
-                    client = self.client_index,
-                    module = %name,
-                    argument = argument.as_deref().unwrap_or(""),
-                    "LOAD_MODULE refused: srbd has no module of that name"
-                );
-                error(tag, PaError::ModInitFailed)
+                let argument = argument.as_deref().unwrap_or("");
+                match modules::load(&self.server, &name, argument) {
+                    Ok(index) => {
+                        let mut w = reply(tag);
+                        w.put_u32(index);
+                        w
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            client = self.client_index,
+                            module = %name,
+                            argument,
+                            %e,
+                            "LOAD_MODULE failed"
+                        );
+                        error(tag, PaError::ModInitFailed)
+                    }
+                }
             }
             (Command::UnloadModule, Request::UnloadModule(index)) => {
-                tracing::info!(
-                    client = self.client_index,
-                    index,
-                    "UNLOAD_MODULE: no such module"
-                );
-                error(tag, PaError::NoEntity)
+                if modules::unload(&self.server, index) {
+                    reply(tag)
+                } else {
+                    tracing::info!(
+                        client = self.client_index,
+                        index,
+                        "UNLOAD_MODULE: no such module"
+                    );
+                    error(tag, PaError::NoEntity)
+                }
             }
             (
                 cmd @ (Command::SuspendSink | Command::SuspendSource),
@@ -66,9 +90,14 @@ impl Session {
                 let monitor = cmd == Command::SuspendSource;
                 match self.named_device(monitor, &device) {
                     Err(e) => error(tag, e),
-                    Ok(_) => {
-                        // One device of each kind: "all" is that one.
-                        self.server.set_suspended(monitor, suspend);
+                    Ok(Some(e)) => {
+                        self.server.set_suspended(&e, monitor, suspend);
+                        reply(tag)
+                    }
+                    Ok(None) => {
+                        for e in self.server.sinks.all() {
+                            self.server.set_suspended(&e, monitor, suspend);
+                        }
                         reply(tag)
                     }
                 }
@@ -78,25 +107,24 @@ impl Session {
                 Request::MoveStream { index, device },
             ) => {
                 let monitor = cmd == Command::MoveSourceOutput;
-                let exists = if monitor {
-                    self.server
-                        .registry
-                        .source_outputs()
-                        .iter()
-                        .any(|(i, _)| *i == index)
-                } else {
-                    self.server
-                        .registry
-                        .sink_inputs()
-                        .iter()
-                        .any(|(i, _)| *i == index)
+                let moved = match self.named_device(monitor, &device) {
+                    Ok(Some(to)) if monitor => self.server.move_source_output(index, &to),
+                    Ok(Some(to)) => self.server.move_sink_input(index, &to),
+                    Ok(None) => Err(PaError::Invalid),
+                    Err(e) => Err(e),
                 };
-                match self.named_device(monitor, &device) {
-                    _ if !exists => error(tag, PaError::NoEntity),
-                    // Moving to where it is: done, as PulseAudio answers.
-                    Ok(Some(_)) => reply(tag),
-                    Ok(None) => error(tag, PaError::Invalid),
-                    Err(e) => error(tag, e),
+                match moved {
+                    Ok(()) => reply(tag),
+                    Err(e) => {
+                        tracing::info!(
+                            client = self.client_index,
+                            index,
+                            ?e,
+                            monitor,
+                            "move refused"
+                        );
+                        error(tag, e)
+                    }
                 }
             }
             (Command::SendObjectMessage, Request::ObjectMessage { path, message, .. }) => {

@@ -1,6 +1,7 @@
-//! The fixed objects srbd shows its clients (one sink `srb_output` and its
-//! monitor source) and their encodings by protocol version (protocol doc
-//! §6.3, §6.4).
+//! The server's identity and srbd's own sink (`srb_output`) and its
+//! monitor source, and the encodings of the server and device records by
+//! protocol version (protocol doc §6.3, §6.4); [`DevicePair`] encodes any
+//! sink of the list ([`crate::control::sinks`]).
 
 use crate::DeviceState;
 use srb_pulse::reply::{self, DeviceKind};
@@ -90,7 +91,7 @@ pub struct ServerInfo {
     pub host_name: String,
     /// The cookie shown by `pactl info`.
     pub cookie: u32,
-    /// The one sink.
+    /// srbd's own sink (the first of the list).
     pub sink: Device,
     /// Its monitor source.
     pub monitor: Device,
@@ -203,16 +204,28 @@ impl ServerInfo {
         )
     }
 
-    /// The GET_SERVER_INFO reply fields (§6.3).
+    /// The GET_SERVER_INFO reply fields (§6.3), srbd's own sink and its
+    /// monitor as the defaults.
     pub fn write_server_info(&self, w: &mut TagWriter, version: u32) {
+        self.write_server_info_with(w, version, &self.sink.name, &self.monitor.name);
+    }
+
+    /// The GET_SERVER_INFO reply fields with these default device names.
+    pub fn write_server_info_with(
+        &self,
+        w: &mut TagWriter,
+        version: u32,
+        default_sink: &str,
+        default_source: &str,
+    ) {
         reply::ServerInfo {
             server_name: &self.server_name,
             server_version: &self.server_version,
             user_name: &self.user_name,
             host_name: &self.host_name,
             sample_spec: self.sink.sample_spec,
-            default_sink: &self.sink.name,
-            default_source: &self.monitor.name,
+            default_sink,
+            default_source,
             cookie: self.cookie,
             channel_map: &self.sink.channel_map,
         }
@@ -254,42 +267,12 @@ impl ServerInfo {
         running: bool,
         latency: Latency,
     ) -> reply::DeviceInfo<'a> {
-        let (d, other, flags) = match kind {
-            DeviceKind::Sink => (&self.sink, &self.monitor, SINK_FLAGS),
-            DeviceKind::Source => (&self.monitor, &self.sink, SOURCE_FLAGS),
+        let pair = DevicePair {
+            sink: &self.sink,
+            monitor: &self.monitor,
+            module: INVALID_INDEX,
         };
-        reply::DeviceInfo {
-            kind,
-            index: d.index,
-            name: &d.name,
-            description: &d.description,
-            sample_spec: d.sample_spec,
-            channel_map: &d.channel_map,
-            owner_module: INVALID_INDEX,
-            volume: &st.volume,
-            muted: st.muted,
-            monitor_index: other.index,
-            monitor_name: Some(&other.name),
-            latency_usec: latency.now_usec,
-            driver: DRIVER,
-            flags,
-            props: &d.props,
-            configured_latency_usec: latency.configured_usec,
-            base_volume: VOLUME_NORM,
-            state: match (st.suspended, running) {
-                (true, _) => STATE_SUSPENDED,
-                (false, true) => STATE_RUNNING,
-                (false, false) => STATE_IDLE,
-            },
-            volume_steps: VOLUME_STEPS,
-            card: INVALID_INDEX,
-            formats: PCM_ONLY.get_or_init(|| {
-                vec![FormatInfo {
-                    encoding: ENCODING_PCM,
-                    props: Proplist::new(),
-                }]
-            }),
-        }
+        pair.info(kind, st, running, latency)
     }
 
     /// The sink a name names, as PulseAudio's name registry reads it:
@@ -325,6 +308,78 @@ fn user_from_passwd(passwd: &str, uid: u32) -> Option<String> {
         let _password = f.next()?;
         (f.next()?.parse::<u32>().ok()? == uid && !name.is_empty()).then(|| name.to_owned())
     })
+}
+
+/// A sink and its monitor, as their records show them.
+#[derive(Debug, Clone, Copy)]
+pub struct DevicePair<'a> {
+    /// The sink.
+    pub sink: &'a Device,
+    /// Its monitor source.
+    pub monitor: &'a Device,
+    /// The module that owns both ([`INVALID_INDEX`]: none).
+    pub module: u32,
+}
+
+impl<'a> DevicePair<'a> {
+    /// The sink's (`Sink`) or monitor's (`Source`) record, fields by
+    /// version, with its current volume, mute and state.
+    pub fn write(
+        &self,
+        w: &mut TagWriter,
+        version: u32,
+        kind: DeviceKind,
+        st: &DeviceState,
+        running: bool,
+        latency: Latency,
+    ) {
+        self.info(kind, st, running, latency).encode(w, version);
+    }
+
+    fn info(
+        &self,
+        kind: DeviceKind,
+        st: &'a DeviceState,
+        running: bool,
+        latency: Latency,
+    ) -> reply::DeviceInfo<'a> {
+        let (d, other, flags) = match kind {
+            DeviceKind::Sink => (self.sink, self.monitor, SINK_FLAGS),
+            DeviceKind::Source => (self.monitor, self.sink, SOURCE_FLAGS),
+        };
+        reply::DeviceInfo {
+            kind,
+            index: d.index,
+            name: &d.name,
+            description: &d.description,
+            sample_spec: d.sample_spec,
+            channel_map: &d.channel_map,
+            owner_module: self.module,
+            volume: &st.volume,
+            muted: st.muted,
+            monitor_index: other.index,
+            monitor_name: Some(&other.name),
+            latency_usec: latency.now_usec,
+            driver: DRIVER,
+            flags,
+            props: &d.props,
+            configured_latency_usec: latency.configured_usec,
+            base_volume: VOLUME_NORM,
+            state: match (st.suspended, running) {
+                (true, _) => STATE_SUSPENDED,
+                (false, true) => STATE_RUNNING,
+                (false, false) => STATE_IDLE,
+            },
+            volume_steps: VOLUME_STEPS,
+            card: INVALID_INDEX,
+            formats: PCM_ONLY.get_or_init(|| {
+                vec![FormatInfo {
+                    encoding: ENCODING_PCM,
+                    props: Proplist::new(),
+                }]
+            }),
+        }
+    }
 }
 
 /// The one format a device takes: PCM (any spec).

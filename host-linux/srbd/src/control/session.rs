@@ -613,15 +613,37 @@ pub(crate) mod tests {
         });
         expect_error(&call(&mut s, &p), 6, PaError::NotSupported);
         let p = packet(Command::LoadModule as u32, 8, |w| {
-            w.put_string(Some("module-null-sink")).put_string(None);
+            w.put_string(Some("module-bogus")).put_string(None);
         });
         expect_error(&call(&mut s, &p), 8, PaError::ModInitFailed);
+        let p = packet(Command::LoadModule as u32, 9, |w| {
+            w.put_string(Some("module-null-sink"))
+                .put_string(Some("bogus=1"));
+        });
+        expect_error(&call(&mut s, &p), 9, PaError::ModInitFailed);
         let p = packet(Command::EnableSrbchannel as u32, NO_TAG, |_| {});
         assert!(s.handle_packet(&p).unwrap().is_none());
         let p = packet(Command::Auth as u32, 7, |w| {
             w.put_u32(35).put_arbitrary(&[0; COOKIE_LEN]);
         });
         expect_error(&call(&mut s, &p), 7, PaError::BadState);
+    }
+
+    #[test]
+    fn killing_a_loopback_stream_unloads_the_loopback() {
+        let mut s = ready(35);
+        let server = s.server.clone();
+        crate::control::modules::load(&server, "module-null-sink", "sink_name=a").unwrap();
+        crate::control::modules::load(&server, "module-loopback", "source=a.monitor").unwrap();
+        let input = server.registry.sink_inputs()[0].0;
+        let p = packet(Command::KillSinkInput as u32, 3, |w| {
+            w.put_u32(input);
+        });
+        expect_reply(&call(&mut s, &p), 3);
+        let left: Vec<&str> = server.modules.list().iter().map(|m| m.1).collect();
+        assert_eq!(left, ["module-null-sink"]);
+        assert!(server.registry.sink_inputs().is_empty());
+        assert!(server.registry.source_outputs().is_empty());
     }
 
     #[test]

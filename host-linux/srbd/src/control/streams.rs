@@ -12,9 +12,10 @@ use crate::control::playback::{CreatePlayback, Playback};
 use crate::control::record::{CreateRecord, Record};
 use crate::control::registry::{facility, SinkInput, SourceOutput};
 use crate::control::session::{error, reply, HandleError, Session, MAX_CLIENT_PROPS};
+use crate::control::sinks::SinkEntry;
 use crate::engine::audio::convert::PlaybackConverter;
 use crate::engine::audio::peaks::Capture;
-use crate::engine::mixer::PlaybackInput;
+use crate::engine::mixer::{Engine, PlaybackInput};
 use crate::engine::stream::{PlaybackShared, RecordShared};
 use srb_pulse::attr;
 use srb_pulse::commands::{Command, PaError, NO_TAG};
@@ -73,9 +74,29 @@ fn period_bytes(sink: &crate::engine::mixer::SinkConfig, rate: u32, frame: u32) 
 }
 
 impl Session {
-    /// [`period_bytes`] for this server's sink.
-    fn period_bytes(&self, rate: u32, frame: u32) -> u32 {
-        period_bytes(self.server.engine.config(), rate, frame)
+    /// The mixer sink input `index` plays on now (srbd's own sink's if
+    /// it is not listed).
+    fn input_engine(&self, index: u32) -> Arc<Engine> {
+        let on = self
+            .server
+            .registry
+            .sink_inputs()
+            .into_iter()
+            .find(|(i, _)| *i == index);
+        on.and_then(|(_, s)| self.server.sinks.by_index(s.sink))
+            .map_or_else(|| self.server.engine.clone(), |e| e.engine.clone())
+    }
+
+    /// The mixer whose monitor source output `index` records now.
+    fn output_engine(&self, index: u32) -> Arc<Engine> {
+        let on = self
+            .server
+            .registry
+            .source_outputs()
+            .into_iter()
+            .find(|(i, _)| *i == index);
+        on.and_then(|(_, s)| self.server.sinks.by_source_index(s.source))
+            .map_or_else(|| self.server.engine.clone(), |e| e.engine.clone())
     }
 
     fn stream_count(&self) -> usize {
@@ -83,8 +104,9 @@ impl Session {
     }
 
     /// Whether a new stream may be created: the per-client caps, the
-    /// request's own validation, then the device (sink for playback, the
-    /// monitor for record) by index or name, or the default if neither.
+    /// request's own validation, then the device (sink for playback, a
+    /// monitor for record) by index or name, or the default if neither;
+    /// the device, and whether the stream is pinned to it (it named one).
     fn admit(
         &self,
         validated: Result<(), PaError>,
@@ -92,21 +114,28 @@ impl Session {
         index: u32,
         name: Option<&str>,
         packet_len: usize,
-    ) -> Result<(), PaError> {
+    ) -> Result<(Arc<SinkEntry>, bool), PaError> {
         if self.stream_count() >= MAX_STREAMS || packet_len > MAX_CLIENT_PROPS {
             tracing::warn!(client = self.client_index, "stream limit reached");
             return Err(PaError::TooLarge);
         }
         validated?;
-        let info = &self.server.info;
+        let sinks = &self.server.sinks;
         let found = match (index, name) {
-            (attr::DEFAULT, None) => return Ok(()),
-            (attr::DEFAULT, Some(n)) if monitor => info.source_by_name(n),
-            (attr::DEFAULT, Some(n)) => info.sink_by_name(n),
-            (i, _) if monitor => (i == info.monitor.index).then_some(i),
-            (i, _) => (i == info.sink.index).then_some(i),
+            (attr::DEFAULT, None) if monitor => return Ok((self.server.default_source(), false)),
+            (attr::DEFAULT, None) => return Ok((self.server.default_sink(), false)),
+            (attr::DEFAULT, Some(n)) if monitor => sinks.source(n),
+            (attr::DEFAULT, Some(n)) => sinks.sink(n),
+            (i, _) if monitor => sinks.by_source_index(i),
+            (i, _) => sinks.by_index(i),
         };
-        found.map(|_| ()).ok_or(PaError::NoEntity)
+        // A name the default stands for (empty, `@DEFAULT_SINK@`) does
+        // not pin the stream.
+        let pinned = !matches!(
+            name,
+            Some("" | "@DEFAULT_SINK@" | "@DEFAULT_SOURCE@" | "@DEFAULT_MONITOR@")
+        );
+        found.map(|e| (e, pinned)).ok_or(PaError::NoEntity)
     }
 
     /// Format negotiation (playback from v21, record from v22; the
@@ -114,16 +143,26 @@ impl Session {
     /// spec but a list of formats gets the first usable PCM entry as its
     /// spec, map and format (`None`: nothing to negotiate).
     /// `NOTSUPPORTED` when no entry is PCM, `INVALID` when none is usable.
+    /// The device's spec and map are the ones offered (the device the
+    /// request names, else the default; an unknown one is refused later,
+    /// by [`Session::admit`]).
     fn negotiate(
         &self,
         formats: &[FormatInfo],
         spec: &SampleSpec,
         kind: &str,
+        device: (u32, Option<&str>),
     ) -> Result<Option<(SampleSpec, ChannelMap, FormatInfo)>, PaError> {
         if formats.is_empty() || spec.check().is_ok() {
             return Ok(None);
         }
-        let sink = self.server.engine.config();
+        let record = kind == "record";
+        let engine = self
+            .server
+            .sinks
+            .lookup(record, device.0, device.1)
+            .map_or_else(|| self.server.engine.clone(), |e| e.engine.clone());
+        let sink = engine.config();
         match srb_pulse::format::negotiate(formats, &sink.spec, &sink.map) {
             Ok(chosen) => {
                 tracing::debug!(client = self.client_index, kind, spec = ?chosen.0, "format negotiated");
@@ -149,7 +188,8 @@ impl Session {
         version: u32,
         packet_len: usize,
     ) -> Result<TagWriter, HandleError> {
-        let chosen = match self.negotiate(&c.formats, &c.spec, "playback") {
+        let device = (c.sink_index, c.sink_name.as_deref());
+        let chosen = match self.negotiate(&c.formats, &c.spec, "playback", device) {
             Ok(Some((spec, map, f))) => {
                 c.spec = spec;
                 c.map = map;
@@ -160,17 +200,20 @@ impl Session {
             Err(e) => return Ok(error(tag, e)),
         };
         let checked = c.validate();
-        if let Err(e) = self.admit(
+        let (device, pinned) = match self.admit(
             checked,
             false,
             c.sink_index,
             c.sink_name.as_deref(),
             packet_len,
         ) {
-            tracing::debug!(client = self.client_index, spec = ?c.spec, ?e, "playback stream refused");
-            return Ok(error(tag, e));
-        }
-        let info = &self.server.info;
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!(client = self.client_index, spec = ?c.spec, ?e, "playback stream refused");
+                return Ok(error(tag, e));
+            }
+        };
+        let engine = device.engine.clone();
         let frame = c.spec.frame_size().unwrap_or(1) as u32;
         let a = attr::playback_for_period(
             attr::fix_playback(
@@ -181,10 +224,10 @@ impl Session {
                 c.spec.rate,
                 frame,
             ),
-            self.period_bytes(c.spec.rate, frame),
+            period_bytes(engine.config(), c.spec.rate, frame),
             frame,
         );
-        let sink = self.server.engine.config();
+        let sink = engine.config();
         let converter = match PlaybackConverter::new(
             c.spec,
             &c.map,
@@ -225,9 +268,11 @@ impl Session {
                 muted,
                 props: c.props.clone(),
                 shared: shared.clone(),
+                sink: device.index(),
+                pinned,
             },
         );
-        self.server.engine.add_playback(PlaybackInput {
+        engine.add_playback(PlaybackInput {
             shared: shared.clone(),
             ring: consumer,
             converter,
@@ -256,10 +301,10 @@ impl Session {
             attr: &[a.maxlength, a.tlength, a.prebuf, a.minreq],
             sample_spec: c.spec,
             channel_map: &c.map,
-            device_index: info.sink.index,
-            device_name: &info.sink.name,
+            device_index: device.index(),
+            device_name: &device.sink.name,
             suspended: false,
-            device_latency_usec: self.server.engine.period_usec(),
+            device_latency_usec: engine.period_usec(),
             format: chosen.as_ref().unwrap_or(pcm()),
         }
         .encode(&mut w, version, false);
@@ -273,7 +318,8 @@ impl Session {
         version: u32,
         packet_len: usize,
     ) -> Result<TagWriter, HandleError> {
-        let chosen = match self.negotiate(&c.formats, &c.spec, "record") {
+        let device = (c.source_index, c.source_name.as_deref());
+        let chosen = match self.negotiate(&c.formats, &c.spec, "record", device) {
             Ok(Some((spec, map, f))) => {
                 c.spec = spec;
                 c.map = map;
@@ -284,38 +330,46 @@ impl Session {
             Err(e) => return Ok(error(tag, e)),
         };
         let checked = c.validate();
-        if let Err(e) = self.admit(
+        let (mut device, pinned) = match self.admit(
             checked,
             true,
             c.source_index,
             c.source_name.as_deref(),
             packet_len,
         ) {
-            tracing::debug!(client = self.client_index, spec = ?c.spec, ?e, "record stream refused");
-            return Ok(error(tag, e));
-        }
-        let info = &self.server.info;
-        let frame = c.spec.frame_size().unwrap_or(1) as u32;
-        let a = attr::record_for_period(
-            attr::fix_record(c.maxlength, c.fragsize, c.spec.rate, frame),
-            self.period_bytes(c.spec.rate, frame),
-            frame,
-        );
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!(client = self.client_index, spec = ?c.spec, ?e, "record stream refused");
+                return Ok(error(tag, e));
+            }
+        };
         // `monitor_stream`: the sink input must exist (PulseAudio answers
         // NOENTITY); the stream records it alone.
         let tap = (c.direct_on_input != attr::DEFAULT).then_some(c.direct_on_input);
         if let Some(input) = tap {
             let reg = &self.server.registry;
-            if !reg.sink_inputs().iter().any(|(i, _)| *i == input) {
-                tracing::debug!(
-                    client = self.client_index,
-                    input,
-                    "record stream refused: no such sink input"
-                );
-                return Ok(error(tag, PaError::NoEntity));
+            let on = reg.sink_inputs().into_iter().find(|(i, _)| *i == input);
+            match on.and_then(|(_, s)| self.server.sinks.by_index(s.sink)) {
+                // It records from the sink that input plays on.
+                Some(e) => device = e,
+                None => {
+                    tracing::debug!(
+                        client = self.client_index,
+                        input,
+                        "record stream refused: no such sink input"
+                    );
+                    return Ok(error(tag, PaError::NoEntity));
+                }
             }
         }
-        let sink = self.server.engine.config();
+        let engine = device.engine.clone();
+        let frame = c.spec.frame_size().unwrap_or(1) as u32;
+        let a = attr::record_for_period(
+            attr::fix_record(c.maxlength, c.fragsize, c.spec.rate, frame),
+            period_bytes(engine.config(), c.spec.rate, frame),
+            frame,
+        );
+        let sink = engine.config();
         let converter = match Capture::new(c.peak_detect, sink.spec.rate, &sink.map, c.spec, &c.map)
         {
             Ok(conv) => conv,
@@ -343,9 +397,11 @@ impl Session {
                 props: c.props.clone(),
                 direct_on_input: tap,
                 shared: shared.clone(),
+                source: device.source_index(),
+                pinned,
             },
         );
-        let ring = self.server.engine.add_record(shared.clone(), tap);
+        let ring = engine.add_record(shared.clone(), tap);
         let channel = self.next_record_channel;
         self.next_record_channel = self.next_record_channel.wrapping_add(1);
         tracing::info!(
@@ -376,10 +432,10 @@ impl Session {
             attr: &[a.maxlength, a.fragsize],
             sample_spec: c.spec,
             channel_map: &c.map,
-            device_index: info.monitor.index,
-            device_name: &info.monitor.name,
+            device_index: device.source_index(),
+            device_name: &device.monitor.name,
             suspended: false,
-            device_latency_usec: self.server.engine.period_usec(),
+            device_latency_usec: engine.period_usec(),
             format: chosen.as_ref().unwrap_or(pcm()),
         }
         .encode(&mut w, version, true);
@@ -506,7 +562,7 @@ impl Session {
                         && !p.shared.prebuffering.load(Ordering::Relaxed);
                     let mut w = reply(tag);
                     reply::Latency {
-                        device_usec: self.server.engine.sink_latency_usec(),
+                        device_usec: self.input_engine(p.shared.index).sink_latency_usec(),
                         other_usec: 0,
                         playing,
                         client_now,
@@ -531,7 +587,7 @@ impl Session {
                     // indexes below.
                     let mut w = reply(tag);
                     reply::Latency {
-                        device_usec: self.server.engine.monitor_lead_usec(),
+                        device_usec: self.output_engine(rec.shared.index).monitor_lead_usec(),
                         other_usec: 0,
                         playing: !corked,
                         client_now,
@@ -626,8 +682,12 @@ impl Session {
                 else {
                     return Ok(self.unsupported(cmd, tag));
                 };
-                let period = self.server.engine.period_usec();
-                let sink = self.server.engine.config();
+                let engine = match self.playbacks.get(&channel) {
+                    Some(p) => self.input_engine(p.shared.index),
+                    None => self.server.engine.clone(),
+                };
+                let period = engine.period_usec();
+                let sink = engine.config();
                 match self.playbacks.get_mut(&channel) {
                     None => error(tag, PaError::NoEntity),
                     Some(p) => {
@@ -667,8 +727,12 @@ impl Session {
                 else {
                     return Ok(self.unsupported(cmd, tag));
                 };
-                let period = self.server.engine.period_usec();
-                let sink = self.server.engine.config();
+                let engine = match self.records.get(&channel) {
+                    Some(r) => self.output_engine(r.shared.index),
+                    None => self.server.engine.clone(),
+                };
+                let period = engine.period_usec();
+                let sink = engine.config();
                 match self.records.get_mut(&channel) {
                     None => error(tag, PaError::NoEntity),
                     Some(rec) => {
@@ -768,7 +832,6 @@ impl Session {
         if rate == 0 || rate > srb_pulse::tagstruct::RATE_MAX {
             return error(tag, PaError::Invalid);
         }
-        let sink = self.server.engine.config().clone();
         if cmd == Command::UpdatePlaybackStreamSampleRate {
             let Some(p) = self.playbacks.get_mut(&channel) else {
                 return error(tag, PaError::NoEntity);
@@ -778,20 +841,21 @@ impl Session {
             }
             let mut spec = p.spec;
             spec.rate = rate;
-            let map = self
+            let found = self
                 .server
                 .registry
                 .sink_inputs()
                 .into_iter()
                 .find(|(i, _)| *i == p.shared.index)
-                .map(|(_, s)| s.map);
-            let Some(map) = map else {
+                .and_then(|(_, s)| Some((s.map, self.server.sinks.by_index(s.sink)?)));
+            let Some((map, device)) = found else {
                 return error(tag, PaError::NoEntity);
             };
+            let sink = device.engine.config();
             match PlaybackConverter::new(spec, &map, sink.spec.rate, &sink.map, sink.period_frames)
             {
                 Ok(conv) => {
-                    self.server.engine.set_converter(p.shared.index, conv);
+                    device.engine.set_converter(p.shared.index, conv);
                     p.spec = spec;
                     let index = p.shared.index;
                     self.server.registry.update_sink_input(index, |s| {
@@ -809,16 +873,17 @@ impl Session {
             let mut spec = rec.spec;
             spec.rate = rate;
             let index = rec.shared.index;
-            let map = self
+            let found = self
                 .server
                 .registry
                 .source_outputs()
                 .into_iter()
                 .find(|(i, _)| *i == index)
-                .map(|(_, s)| s.map);
-            let Some(map) = map else {
+                .and_then(|(_, s)| Some((s.map, self.server.sinks.by_source_index(s.source)?)));
+            let Some((map, device)) = found else {
                 return error(tag, PaError::NoEntity);
             };
+            let sink = device.engine.config();
             match Capture::new(rec.peak_detect, sink.spec.rate, &sink.map, spec, &map) {
                 Ok(conv) => {
                     rec.set_converter(spec, conv);
@@ -831,6 +896,81 @@ impl Session {
                 Err(_) => error(tag, PaError::Invalid),
             }
         }
+    }
+
+    /// PLAYBACK_STREAM_MOVED / RECORD_STREAM_MOVED (v12+) for each stream
+    /// moved since last told: its new device's index and name, whether it
+    /// is suspended, and (v13+) the buffer attributes and the device's
+    /// configured latency, as PulseAudio sends them.
+    fn tell_moves(&mut self, version: u32, out: &mut Vec<u8>) -> Result<(), HandleError> {
+        let sinks = &self.server.sinks;
+        for (channel, p) in self.playbacks.iter_mut() {
+            // Acquire: pairs with the mover's Release (the registry says
+            // where the stream is now).
+            let moved = p.shared.moved.load(Ordering::Acquire);
+            if moved == p.moved_seen {
+                continue;
+            }
+            p.moved_seen = moved;
+            let index = p.shared.index;
+            let on = self
+                .server
+                .registry
+                .sink_inputs()
+                .into_iter()
+                .find(|(i, _)| *i == index);
+            let Some(e) = on.and_then(|(_, s)| sinks.by_index(s.sink)) else {
+                continue;
+            };
+            if version < 12 {
+                continue;
+            }
+            let mut w = notify(Command::PlaybackStreamMoved, *channel);
+            w.put_u32(e.index())
+                .put_string(Some(&e.sink.name))
+                .put_bool(e.state(false).suspended);
+            if version >= 13 {
+                let a = p.attr;
+                w.put_u32(a.maxlength)
+                    .put_u32(a.tlength)
+                    .put_u32(a.prebuf)
+                    .put_u32(a.minreq)
+                    .put_usec(e.engine.period_usec());
+            }
+            Frame::Packet(w.into_bytes()).encode_into(out)?;
+        }
+        for (channel, r) in self.records.iter_mut() {
+            // Acquire: as above.
+            let moved = r.shared.moved.load(Ordering::Acquire);
+            if moved == r.moved_seen {
+                continue;
+            }
+            r.moved_seen = moved;
+            let index = r.shared.index;
+            let on = self
+                .server
+                .registry
+                .source_outputs()
+                .into_iter()
+                .find(|(i, _)| *i == index);
+            let Some(e) = on.and_then(|(_, s)| sinks.by_source_index(s.source)) else {
+                continue;
+            };
+            if version < 12 {
+                continue;
+            }
+            let mut w = notify(Command::RecordStreamMoved, *channel);
+            w.put_u32(e.source_index())
+                .put_string(Some(&e.monitor.name))
+                .put_bool(e.state(true).suspended);
+            if version >= 13 {
+                w.put_u32(r.attr.maxlength)
+                    .put_u32(r.attr.fragsize)
+                    .put_usec(e.engine.period_usec());
+            }
+            Frame::Packet(w.into_bytes()).encode_into(out)?;
+        }
+        Ok(())
     }
 
     /// Sends what the streams have to say: kills, STARTED, UNDERFLOW,
@@ -865,6 +1005,7 @@ impl Session {
             Frame::Packet(notify(Command::RecordStreamKilled, channel).into_bytes())
                 .encode_into(out)?;
         }
+        self.tell_moves(version, out)?;
         let mut packets = Vec::new();
         for p in self.playbacks.values_mut() {
             p.poll(version, &mut packets);

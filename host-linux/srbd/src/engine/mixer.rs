@@ -1,6 +1,23 @@
-//! The audio engine: one sink, clocked by a timerfd, that mixes every
-//! playback stream once per period, hands the result to the output backend
-//! and copies it to every record stream of the monitor source.
+//! The audio engine of one sink (srbd runs one per sink), clocked by a
+//! timerfd (or the DSP peer), that mixes every playback stream once per
+//! period, hands the result to the output backend and copies it to every
+//! record stream of the monitor source.
+//!
+//! Moves: a stream's queue goes from one engine to another through their
+//! command channels ([`Engine::move_playback`], [`Engine::move_record`]):
+//! the old mixer removes it at a period boundary and sends it, state and
+//! ring consumer intact, to the new one, which adopts it at its next
+//! period. A move of a stream still in transit is kept until the stream
+//! arrives; a stopping engine delivers the moves it was sent first.
+//!
+//! Where other clocks plug in: the period loop is "wait for the next
+//! period" (`Mixer::run`: the timerfd read, or the DSP link's step)
+//! then "render and deliver a period" (`Mixer::period` →
+//! `deliver`, which writes the output backend). An ALSA playback device
+//! would be a third way to wait (its poll descriptors / `avail_min`) and
+//! an [`OutputSpec`] backend to deliver to; a capture device would be a
+//! source whose period pushes into record rings as `deliver` does for the
+//! monitor.
 //!
 //! The mixer thread owns all per-stream consumer state. It talks to the
 //! connection threads only through `rtrb` rings (audio) and the atomics of
@@ -31,7 +48,8 @@ use crate::engine::buffers::BufferStats;
 use crate::engine::dsp_clock::{DspClock, DspCounters, DspPolicy, Step};
 use crate::engine::notice::Bell;
 use crate::engine::output::{Output, OutputError, OutputSpec};
-use crate::engine::state_page::{PagePublisher, PageSetup, SinkFigures};
+pub use crate::engine::sink_shared::SinkShared;
+use crate::engine::state_page::{PagePublisher, PageSetup, PageSink, SinkFigures};
 pub use crate::engine::stream::RecordOutput;
 use crate::engine::stream::{Gains, PlaybackShared, RecordShared};
 use crate::engine::tap;
@@ -88,39 +106,6 @@ pub enum EngineError {
     Thread(String),
 }
 
-/// State of the sink shared with connection threads.
-#[derive(Debug)]
-pub struct SinkShared {
-    /// Sink volume and mute.
-    pub gains: Gains,
-    /// Monitor source volume and mute (applied to what record streams get).
-    pub monitor_gains: Gains,
-    /// Whether any stream is audible (sink state RUNNING rather than IDLE).
-    pub running: AtomicBool,
-    /// Periods rendered so far.
-    pub periods: AtomicU64,
-    /// Periods skipped because the mixer was too late to catch up.
-    pub skipped: AtomicU64,
-    /// The sink is suspended (SUSPEND_SINK): no stream advances, nothing
-    /// reaches the output or the monitor.
-    pub suspended: AtomicBool,
-    /// The monitor source is suspended (SUSPEND_SOURCE): record streams
-    /// get nothing.
-    pub monitor_suspended: AtomicBool,
-    /// The sink's state as the control side computes it from the streams
-    /// (PulseAudio's codes: 0 RUNNING, 1 IDLE, 2 SUSPENDED), for the state
-    /// page.
-    pub sink_state: AtomicU8,
-    /// The monitor source's state, likewise.
-    pub monitor_state: AtomicU8,
-    /// Frames the output backend holds (handed to it, not yet written
-    /// out), as of the last period: part of the sink's latency.
-    pub output_frames: AtomicU64,
-    /// The stream rings alive and ever made (`pactl stat`).
-    pub buffers: Arc<BufferStats>,
-    stop: AtomicBool,
-}
-
 /// A playback stream handed to the mixer.
 pub struct PlaybackInput {
     /// Shared control state.
@@ -135,6 +120,25 @@ enum Msg {
     Playback(Box<PlaybackInput>),
     Record(Box<RecordOutput>),
     Converter(u32, Box<PlaybackConverter>),
+    /// Hand sink input `index` (with its queue and play state) to another
+    /// mixer at this mixer's next period boundary, converting for the new
+    /// sink with `converter` when given.
+    MovePlayback {
+        index: u32,
+        to: mpsc::Sender<Msg>,
+        converter: Option<Box<PlaybackConverter>>,
+    },
+    /// Hand source output `index` (its ring) to another mixer.
+    MoveRecord {
+        index: u32,
+        to: mpsc::Sender<Msg>,
+    },
+    /// A sink input another mixer released, adopted as it was.
+    Adopt(Box<Input>),
+    /// List another sink on this mixer's state page.
+    PageAdd(Box<PageSink>),
+    /// Unlist sink `index` from the state page.
+    PageRemove(u32),
 }
 
 /// How the engine runs besides its sink ([`Engine::start_with`]).
@@ -149,6 +153,12 @@ pub struct EngineOptions {
     pub rt_priority: u8,
     /// The state page to publish the sink's clock and counters on.
     pub page: Option<PageSetup>,
+    /// The control loop's bell to ring (another sink's, so one eventfd
+    /// serves every sink); `None`: a new one.
+    pub bell: Option<Arc<Bell>>,
+    /// The ring accounting to share (another sink's, so `pactl stat`
+    /// counts every sink's rings); `None`: a new one.
+    pub buffers: Option<Arc<BufferStats>>,
 }
 
 /// The running engine.
@@ -177,6 +187,11 @@ impl std::fmt::Debug for Msg {
             Msg::Playback(p) => write!(f, "Playback({})", p.shared.index),
             Msg::Record(r) => write!(f, "Record({})", r.shared.index),
             Msg::Converter(i, _) => write!(f, "Converter({i})"),
+            Msg::MovePlayback { index, .. } => write!(f, "MovePlayback({index})"),
+            Msg::MoveRecord { index, .. } => write!(f, "MoveRecord({index})"),
+            Msg::Adopt(i) => write!(f, "Adopt({})", i.p.shared.index),
+            Msg::PageAdd(p) => write!(f, "PageAdd({})", p.sink.0),
+            Msg::PageRemove(i) => write!(f, "PageRemove({i})"),
         }
     }
 }
@@ -210,6 +225,8 @@ impl Engine {
             policy,
             rt_priority,
             page,
+            bell,
+            buffers,
         } = opts;
         if !(MIN_PERIOD..=MAX_PERIOD).contains(&config.period_frames) {
             return Err(EngineError::Period(config.period_frames));
@@ -242,11 +259,14 @@ impl Engine {
             sink_state: AtomicU8::new(1),
             monitor_state: AtomicU8::new(1),
             output_frames: AtomicU64::new(0),
-            buffers: Arc::default(),
+            buffers: buffers.unwrap_or_default(),
             stop: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
-        let bell = Arc::new(Bell::new().map_err(|e| EngineError::Thread(e.to_string()))?);
+        let bell = match bell {
+            Some(b) => b,
+            None => Arc::new(Bell::new().map_err(|e| EngineError::Thread(e.to_string()))?),
+        };
         let mut mixer = Mixer::new(&config, shared.clone(), rx, output, bell.clone());
         let dsp_counters = Arc::new(DspCounters::default());
         if let Some(links) = dsp {
@@ -377,6 +397,47 @@ impl Engine {
         consumer
     }
 
+    /// Moves sink input `index` to the mixer of `to`: this mixer releases
+    /// it at its next period boundary and `to` adopts it at its own, the
+    /// same ring consumer and play state, so no byte the client sent is
+    /// lost or played twice and the gap is at most one period of `to`.
+    /// `converter` (built for `to`'s spec) replaces the stream's when the
+    /// two sinks differ.
+    pub fn move_playback(&self, index: u32, to: &Engine, converter: Option<PlaybackConverter>) {
+        let msg = Msg::MovePlayback {
+            index,
+            to: to.tx.clone(),
+            converter: converter.map(Box::new),
+        };
+        if self.tx.send(msg).is_err() {
+            tracing::warn!(index, "mixer has stopped; sink input not moved");
+        }
+    }
+
+    /// Moves source output `index` (its ring, in this sink's spec) to the
+    /// monitor of `to`, which must have the same spec.
+    pub fn move_record(&self, index: u32, to: &Engine) {
+        let msg = Msg::MoveRecord {
+            index,
+            to: to.tx.clone(),
+        };
+        if self.tx.send(msg).is_err() {
+            tracing::warn!(index, "mixer has stopped; source output not moved");
+        }
+    }
+
+    /// Lists another sink on this engine's state page (if it publishes
+    /// one), from its next period.
+    pub fn page_add(&self, sink: PageSink) {
+        // A stopped mixer publishes nothing more: nothing to list.
+        let _ = self.tx.send(Msg::PageAdd(Box::new(sink)));
+    }
+
+    /// Unlists sink `index` from this engine's state page.
+    pub fn page_remove(&self, index: u32) {
+        let _ = self.tx.send(Msg::PageRemove(index));
+    }
+
     /// Stops the mixer, then flushes and closes the output; returns the
     /// samples the output wrote.
     pub fn stop(&self) -> Result<u64, OutputError> {
@@ -451,6 +512,19 @@ impl Input {
             tapped: false,
             p,
         }
+    }
+
+    /// Replaces the converter (a new client rate, or a move to a sink of
+    /// another spec).
+    fn set_converter(&mut self, c: PlaybackConverter) {
+        let frame = c.client_frame_size();
+        let need = (c.input_frames_next() * 2 + 64) * frame;
+        if self.scratch.len() < need {
+            // A rare control operation: the one allocation the mixer
+            // makes outside stream creation.
+            self.scratch.resize(need, 0);
+        }
+        self.p.converter = c;
     }
 
     /// Consumes `n` bytes from the ring into `scratch[..n]`.
@@ -609,6 +683,19 @@ struct Mixer {
     /// DSP clocks the sink now.
     page: Option<(PagePublisher, Arc<DspCounters>)>,
     dsp_active: bool,
+    /// Moves of sink inputs that had not arrived yet (index, where to,
+    /// converter): done as they arrive.
+    pending: Vec<PendingMove>,
+}
+
+type PendingMove = (u32, mpsc::Sender<Msg>, Option<Box<PlaybackConverter>>);
+
+/// Sends a released stream on to the mixer it moves to (a stopped mixer
+/// drops it: its sink is gone).
+fn forward(to: &mpsc::Sender<Msg>, msg: Msg) {
+    if to.send(msg).is_err() {
+        tracing::warn!("the sink a stream moved to has stopped; stream dropped");
+    }
 }
 
 impl Mixer {
@@ -639,6 +726,7 @@ impl Mixer {
             bell_due: false,
             page: None,
             dsp_active: false,
+            pending: Vec::new(),
         }
     }
 
@@ -689,6 +777,9 @@ impl Mixer {
         if let Some(dsp) = &self.dsp {
             dsp.log_summary();
         }
+        // Moves sent before the stop (a sink being removed hands its
+        // streams on) still go where they were sent.
+        self.adopt();
         self.inputs.clear();
         self.records.clear();
         match self.output.take() {
@@ -738,16 +829,58 @@ impl Mixer {
                     self.inputs.push(Input::new(*p, n));
                 }
                 Msg::Record(r) => self.records.push(*r),
+                Msg::Adopt(mut input) => {
+                    let index = input.p.shared.index;
+                    if let Some(k) = self.pending.iter().position(|m| m.0 == index) {
+                        // Moved on again before it arrived here.
+                        let (_, to, converter) = self.pending.swap_remove(k);
+                        if let Some(c) = converter {
+                            input.set_converter(*c);
+                        }
+                        forward(&to, Msg::Adopt(input));
+                        continue;
+                    }
+                    let n = self.mix.len();
+                    if input.out.len() != n {
+                        // A sink of another shape: a control operation.
+                        input.out.resize(n, 0.0);
+                    }
+                    self.inputs.push(*input);
+                }
+                Msg::MovePlayback {
+                    index,
+                    to,
+                    converter,
+                } => match self.inputs.iter().position(|i| i.p.shared.index == index) {
+                    Some(k) => {
+                        let mut input = self.inputs.remove(k);
+                        if let Some(c) = converter {
+                            input.set_converter(*c);
+                        }
+                        forward(&to, Msg::Adopt(Box::new(input)));
+                    }
+                    // Still on its way here from another mixer.
+                    None => self.pending.push((index, to, converter)),
+                },
+                Msg::MoveRecord { index, to } => {
+                    if let Some(k) = self.records.iter().position(|r| r.shared.index == index) {
+                        let r = self.records.remove(k);
+                        forward(&to, Msg::Record(Box::new(r)));
+                    }
+                }
+                Msg::PageAdd(p) => {
+                    if let Some((page, _)) = &mut self.page {
+                        page.add(*p);
+                    }
+                }
+                Msg::PageRemove(index) => {
+                    if let Some((page, _)) = &mut self.page {
+                        page.remove(index);
+                    }
+                }
                 Msg::Converter(index, c) => {
                     if let Some(i) = self.inputs.iter_mut().find(|i| i.p.shared.index == index) {
-                        let frame = c.client_frame_size();
-                        let need = (c.input_frames_next() * 2 + 64) * frame;
-                        if i.scratch.len() < need {
-                            // A rare control operation: the one allocation
-                            // the mixer makes outside stream creation.
-                            i.scratch.resize(need, 0);
-                        }
-                        i.p.converter = *c;
+                        i.set_converter(*c);
                     }
                 }
             }

@@ -1,6 +1,14 @@
 //! What the mixer publishes on the state page ([`srb_linux::state_page`]):
-//! the sink's and its monitor's clock and counters, and the DSP's figures,
+//! every sink's and monitor's clock and counters, and the DSP's figures,
 //! once per period.
+//!
+//! The first sink's mixer (srbd's own sink) is the page's one writer.
+//! Other sinks (null sinks, remap sinks) are added to and removed from it
+//! by message ([`PageSink`]); each period it reads their counters from
+//! their shared atomics. Their `clock_ns` is the time of that
+//! publication, not of their own last period (they run on their own
+//! clocks), so a reader interpolating their position is off by up to one
+//! of their periods; the first sink's clock is exact.
 //!
 //! The page is one sealed memfd that any local client of our uid can map
 //! read-only (the control loop hands it out over the `control` socket);
@@ -30,7 +38,7 @@
 use std::sync::atomic::Ordering;
 
 use srb_linux::state_page::{
-    monotonic_ns, DspStats, Name, Snapshot, StatePageWriter, StreamState, StreamStats,
+    monotonic_ns, DspStats, Name, Snapshot, StatePageWriter, StreamState, StreamStats, MAX_SINKS,
 };
 use srb_pulse::tagstruct::SampleSpec;
 
@@ -52,6 +60,22 @@ pub struct PageSetup {
     pub dsp: Option<RestartHandle>,
 }
 
+/// Another sink listed on the page: its names and indexes, format, and
+/// the atomics its mixer updates.
+#[derive(Debug, Clone)]
+pub struct PageSink {
+    /// The sink's index and name.
+    pub sink: (u32, String),
+    /// Its monitor's index and name.
+    pub monitor: (u32, String),
+    /// Its sample spec.
+    pub spec: SampleSpec,
+    /// Its period in frames.
+    pub period_frames: usize,
+    /// Its mixer's shared state.
+    pub shared: std::sync::Arc<crate::engine::sink_shared::SinkShared>,
+}
+
 /// The sink's flags and counters for one publication, read by the mixer
 /// from its shared atomics.
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +85,7 @@ pub(super) struct SinkFigures {
     /// Periods the sink's own clock skipped.
     pub skipped: u64,
     /// The sink's state (PulseAudio's code, as the control side computed
-    /// it: [`super::mixer::SinkShared::sink_state`]).
+    /// it: [`super::sink_shared::SinkShared::sink_state`]).
     pub sink_state: u8,
     /// The monitor's state, likewise.
     pub monitor_state: u8,
@@ -79,22 +103,30 @@ pub(super) struct PagePublisher {
     dsp: Option<RestartHandle>,
     period_frames: u64,
     period_us: u32,
+    /// The other sinks, in page order after the first (capacity
+    /// reserved at start: adding one does not allocate).
+    others: Vec<PageSink>,
+    own: (StreamStats, StreamStats),
+}
+
+fn stats((index, name): &(u32, String), spec: SampleSpec) -> StreamStats {
+    StreamStats {
+        index: *index,
+        name: Name::new(name),
+        rate: spec.rate,
+        channels: u32::from(spec.channels),
+        ..StreamStats::default()
+    }
 }
 
 impl PagePublisher {
     /// Fills the fixed parts of the snapshot (names, indexes, format).
     pub(super) fn new(setup: PageSetup, spec: SampleSpec, period_frames: usize) -> Self {
         let mut snap = Snapshot::new();
-        let entry = |(index, name): &(u32, String)| StreamStats {
-            index: *index,
-            name: Name::new(name),
-            rate: spec.rate,
-            channels: u32::from(spec.channels),
-            ..StreamStats::default()
-        };
+        let own = (stats(&setup.sink, spec), stats(&setup.monitor, spec));
         // One sink and one source fit any page (capacities are 8).
-        let _ = snap.push_sink(entry(&setup.sink));
-        let _ = snap.push_source(entry(&setup.monitor));
+        let _ = snap.push_sink(own.0);
+        let _ = snap.push_source(own.1);
         if setup.dsp.is_some() {
             let _ = snap.push_dsp(DspStats::default());
         }
@@ -107,6 +139,8 @@ impl PagePublisher {
             dsp: setup.dsp,
             period_frames: period_frames as u64,
             period_us,
+            others: Vec::with_capacity(MAX_SINKS),
+            own,
         };
         // The tables before the first period (position 0, idle), so that a
         // client never sees an empty page from a running server.
@@ -120,6 +154,70 @@ impl PagePublisher {
         }
         publisher.writer.publish(&publisher.snap);
         publisher
+    }
+
+    /// Lists another sink (and its monitor) from the next publication;
+    /// ignored past the page's capacity.
+    pub(super) fn add(&mut self, sink: PageSink) {
+        if self.others.len() + 1 >= MAX_SINKS {
+            return;
+        }
+        self.others.push(sink);
+        self.rebuild();
+    }
+
+    /// Unlists sink `index`.
+    pub(super) fn remove(&mut self, index: u32) {
+        self.others.retain(|o| o.sink.0 != index);
+        self.rebuild();
+    }
+
+    /// Lays the tables out again: the first sink, then the others.
+    fn rebuild(&mut self) {
+        let first = (
+            self.snap.sinks().first().copied().unwrap_or(self.own.0),
+            self.snap.sources().first().copied().unwrap_or(self.own.1),
+        );
+        let dsp = self.snap.dsps().first().copied();
+        self.snap.clear();
+        let _ = self.snap.push_sink(first.0);
+        let _ = self.snap.push_source(first.1);
+        for o in &self.others {
+            let _ = self.snap.push_sink(stats(&o.sink, o.spec));
+            let _ = self.snap.push_source(stats(&o.monitor, o.spec));
+        }
+        if let Some(d) = dsp {
+            let _ = self.snap.push_dsp(d);
+        }
+    }
+
+    /// The other sinks' figures, from their atomics.
+    fn publish_others(&mut self, now: u64) {
+        let sinks = self.snap.sinks_mut().iter_mut().skip(1);
+        for (o, s) in self.others.iter().zip(sinks) {
+            let sh = &o.shared;
+            // Relaxed: counters and states read once each for a report.
+            let periods = sh.periods.load(Ordering::Relaxed);
+            s.state = state(sh.sink_state.load(Ordering::Relaxed));
+            s.position = periods.saturating_mul(o.period_frames as u64);
+            s.clock_ns = now;
+            s.periods = periods;
+            s.latency_us = frames_us(
+                o.period_frames as u64 + sh.output_frames.load(Ordering::Relaxed),
+                o.spec.rate,
+            );
+            s.xruns = sh.skipped.load(Ordering::Relaxed);
+        }
+        let sources = self.snap.sources_mut().iter_mut().skip(1);
+        for (o, m) in self.others.iter().zip(sources) {
+            let sh = &o.shared;
+            let periods = sh.periods.load(Ordering::Relaxed);
+            m.state = state(sh.monitor_state.load(Ordering::Relaxed));
+            m.position = periods.saturating_mul(o.period_frames as u64);
+            m.clock_ns = now;
+            m.periods = periods;
+            m.latency_us = frames_us(o.period_frames as u64, o.spec.rate);
+        }
     }
 
     /// Publishes the figures after a delivered period (real-time path:
@@ -182,6 +280,7 @@ impl PagePublisher {
                 d.channels = n as u8;
             }
         }
+        self.publish_others(now);
         self.snap.published_ns = now;
         self.writer.publish(&self.snap);
     }

@@ -80,6 +80,10 @@ pub struct PlaybackShared {
     /// Another client killed the stream (KILL_*); the owner tells its
     /// client and removes it.
     pub killed: AtomicBool,
+    /// Bumped by the control side each time the stream moves to another
+    /// device; its owner tells the client (STREAM_MOVED) when it sees a
+    /// new value.
+    pub moved: AtomicU32,
     /// Bytes the mixer must skip: everything written before a FLUSH.
     pub flush_to: AtomicU64,
     /// Prebuffer threshold in bytes (SET_BUFFER_ATTR may change it).
@@ -123,6 +127,7 @@ impl PlaybackShared {
             corked: AtomicBool::new(corked),
             closed: AtomicBool::new(false),
             killed: AtomicBool::new(false),
+            moved: AtomicU32::new(0),
             flush_to: AtomicU64::new(0),
             prebuf: AtomicU32::new(prebuf),
             drain_seq: AtomicU32::new(0),
@@ -157,6 +162,10 @@ pub struct RecordShared {
     /// Another client killed the stream (KILL_*); the owner tells its
     /// client and removes it.
     pub killed: AtomicBool,
+    /// Bumped by the control side each time the stream moves to another
+    /// device; its owner tells the client (STREAM_MOVED) when it sees a
+    /// new value.
+    pub moved: AtomicU32,
     /// Sink frames the mixer could not deliver because the ring was full.
     pub dropped_frames: AtomicU64,
     /// Bytes (client format) captured but not yet sent to the client, as
@@ -175,6 +184,7 @@ impl RecordShared {
             corked: AtomicBool::new(corked),
             closed: AtomicBool::new(false),
             killed: AtomicBool::new(false),
+            moved: AtomicU32::new(0),
             dropped_frames: AtomicU64::new(0),
             queued: AtomicU64::new(0),
         }

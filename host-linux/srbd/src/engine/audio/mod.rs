@@ -8,6 +8,7 @@
 //! | [`remap`] | [`Remap`]: channel-map conversion as a precomputed averaging matrix (identity, mono up/down-mix, side-aware fallback) |
 //! | [`volume`] | PulseAudio's cubic software volume ↔ linear gain: [`volume_to_linear`], [`linear_to_volume`] |
 //! | [`peaks`] | [`peaks::PeakDetector`]: `PEAK_DETECT` record streams' one peak per client frame, and [`peaks::Capture`] (audio or peaks) |
+//! | [`rate_match`] | [`rate_match::RateMatch`]: the PI controller that steers a resampler's ratio to hold a queue between two clocks at its target |
 //! | [`convert`] | [`PlaybackConverter`] (client PCM → sink `f32` periods, pull) and [`RecordConverter`] (sink `f32` → client PCM, push): decode, resample with `rubato`, remap, encode; [`ConvertError`] |
 //!
 //! Sample format numbers are PulseAudio's (§2 of
@@ -18,6 +19,7 @@
 pub mod convert;
 pub mod format;
 pub mod peaks;
+pub mod rate_match;
 pub mod remap;
 pub mod volume;
 
