@@ -471,7 +471,7 @@ mod tests {
                 ..Default::default()
             },
             FileConfig {
-                output: Some("alsa".into()),
+                output: Some("pulse".into()),
                 ..Default::default()
             },
         ] {

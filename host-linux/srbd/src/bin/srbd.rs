@@ -75,7 +75,9 @@ struct Args {
     /// Settings file (TOML); options given here override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Output backend: `null` or `wav:PATH`.
+    /// Output backend: `null`, `wav:PATH` or `alsa[:DEVICE]` (an ALSA
+    /// playback device, which also clocks the sink). Default: the first
+    /// sound card, else `null`.
     #[arg(long, value_name = "SPEC")]
     output: Option<String>,
     /// Sink sample format (PulseAudio names: s16le, float32le, ...).
@@ -302,7 +304,7 @@ fn main() -> ExitCode {
     let path = listener.path().map(|p| p.to_path_buf());
     let (dsp, links) = start_dsp(&cfg, board, path.as_deref());
     let (page, control_page) = state_page(&cfg);
-    let info = ServerInfo::from_env(&cfg.sink_name, cfg.spec, cfg.map.clone());
+    let mut info = ServerInfo::from_env(&cfg.sink_name, cfg.spec, cfg.map.clone());
     let engine = match Engine::start_with(
         SinkConfig {
             spec: cfg.spec,
@@ -332,12 +334,25 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The sink runs at what an ALSA device took.
+    let spec = engine.config().spec;
+    info.sink.sample_spec = spec;
+    info.monitor.sample_spec = spec;
+    if let Some((facts, _)) = engine.alsa() {
+        let desc = srbd::control::alsa_props::description(facts);
+        info.sink.props = srbd::control::alsa_props::props(facts, &desc);
+        info.monitor.description = format!("Monitor of {desc}");
+        info.monitor.props = srbd::control::alsa_props::props(facts, &info.monitor.description);
+        // Properties a client relies on: the monitor's class says what it is.
+        let _ = info.monitor.props.set_str("device.class", "monitor");
+        info.sink.description = desc;
+    }
     tracing::info!(
         sink = %cfg.sink_name,
-        format = format_name(cfg.spec.format),
-        rate = cfg.spec.rate,
-        channels = cfg.spec.channels,
-        period_frames = cfg.period_frames,
+        format = format_name(spec.format),
+        rate = spec.rate,
+        channels = spec.channels,
+        period_frames = engine.config().period_frames,
         output = %cfg.output,
         "sink ready"
     );

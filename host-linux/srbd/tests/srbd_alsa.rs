@@ -1,0 +1,177 @@
+//! srbd on ALSA devices, end to end with Debian's clients and no sound
+//! card (alsa-lib's plugins stand in for one; see `common::alsa`):
+//!
+//! * `paplay` through `--output alsa:srbtest_out:FILE=…` (a `file` PCM
+//!   over `null`, which has no clock: srbd paces it): the file holds what
+//!   was played, bit-exact (s16le and float32le sinks, the rate of the
+//!   sink, so no conversion), with the device clocking the sink
+//!   (`--dsp off`) and with the DSP peer's clock;
+//! * `pactl list sinks` shows the device's properties as PulseAudio's
+//!   ALSA sinks do;
+//! * the device failing and returning mid-`paplay` (the `pulse` plugin to
+//!   a private PulseAudio that is killed and restarted on the same socket):
+//!   the client finishes, srbd logs the loss and the return and counts the
+//!   periods it discarded.
+
+mod common;
+
+use std::path::Path;
+
+use common::alsa::{setup, PrivatePulse};
+use common::srbd::{wait_bounded, write_wav_f32, write_wav_i16, Daemon};
+
+/// A deterministic s16 signal with no silent stretch (so its start is
+/// found unambiguously in the device's file).
+fn signal_i16(n: usize) -> Vec<i16> {
+    (0..n)
+        .map(|i| ((i as u64 * 2_654_435_761 % 65_521) as i32 - 32_760) as i16 | 1)
+        .collect()
+}
+
+/// Where `needle` starts in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Plays `wav` (whose raw data is `data`) through srbd on a file PCM and
+/// checks the file holds `data` bit-exact.
+fn play_through_file(tag: &str, format: &str, dsp: &str, wav: &Path, data: &[u8]) {
+    setup();
+    let mut d = Daemon::start_args(
+        tag,
+        &[
+            "--format",
+            format,
+            "--dsp",
+            dsp,
+            "--output",
+            "alsa:srbtest_out:FILE={dir}/device.raw",
+        ],
+    );
+    assert!(
+        d.log().contains("ALSA device open"),
+        "the device opens at start\n{}",
+        d.log()
+    );
+    d.paplay_ok(wav);
+    d.stop_ok();
+    let out = std::fs::read(d.path("device.raw")).expect("the file PCM's output");
+    let at = find(&out, &data[..4096]).unwrap_or_else(|| {
+        panic!(
+            "the played data's start is not in the device's file ({} bytes)\n{}",
+            out.len(),
+            d.log()
+        )
+    });
+    assert!(
+        out.len() >= at + data.len(),
+        "the device's file is cut short"
+    );
+    assert!(
+        out[at..at + data.len()] == *data,
+        "the device got the played samples bit-exact"
+    );
+}
+
+#[test]
+fn paplay_through_the_file_plugin_is_bit_exact_s16() {
+    for dsp in ["off", "on"] {
+        let dir = common::srbd::TempDir::new(&format!("alsa-wav-{dsp}"));
+        let wav = dir.0.join("in.wav");
+        let samples = signal_i16(48_000);
+        write_wav_i16(&wav, 48_000, 2, &samples);
+        let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        play_through_file(&format!("alsa-s16-{dsp}"), "s16le", dsp, &wav, &data);
+    }
+}
+
+#[test]
+fn paplay_through_the_file_plugin_is_bit_exact_float() {
+    let dir = common::srbd::TempDir::new("alsa-wav-f32");
+    let wav = dir.0.join("in.wav");
+    let samples: Vec<f32> = signal_i16(48_000)
+        .iter()
+        .map(|&s| f32::from(s) / 32768.0)
+        .collect();
+    write_wav_f32(&wav, 48_000, 2, &samples);
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    play_through_file("alsa-f32", "float32le", "off", &wav, &data);
+}
+
+#[test]
+fn pactl_lists_the_alsa_sink_like_pulseaudio() {
+    setup();
+    let d = Daemon::start_args(
+        "alsa-props",
+        &[
+            "--format",
+            "s16le",
+            "--dsp",
+            "off",
+            "--output",
+            "alsa:srbtest_out:FILE={dir}/device.raw",
+        ],
+    );
+    let sinks = d.pactl_ok(&["list", "sinks"]);
+    let device = format!("srbtest_out:FILE={}", d.path("device.raw").display());
+    for want in [
+        "Sample Specification: s16le 2ch 48000Hz".to_owned(),
+        format!("Description: ALSA PCM on {device}"),
+        "device.class = \"sound\"".to_owned(),
+        "device.api = \"alsa\"".to_owned(),
+        format!("device.string = \"{device}\""),
+        "alsa.name = ".to_owned(),
+        "alsa.resolution_bits = \"16\"".to_owned(),
+        "device.buffering.fragment_size = ".to_owned(),
+    ] {
+        assert!(sinks.contains(&want), "{want:?} in\n{sinks}");
+    }
+    let sources = d.pactl_ok(&["list", "sources"]);
+    assert!(
+        sources.contains("Description: Monitor of ALSA PCM on")
+            && sources.contains("device.class = \"monitor\""),
+        "{sources}"
+    );
+}
+
+#[test]
+fn device_failure_and_return_during_paplay() {
+    setup();
+    let pa_dir = common::srbd::TempDir::new("alsa-pa");
+    let mut pa = PrivatePulse::start(&pa_dir.0);
+    let d = Daemon::start_args(
+        "alsa-fail",
+        &["--dsp", "off", "--output", &format!("alsa:{}", pa.device())],
+    );
+    let wav = d.path("long.wav");
+    let samples: Vec<f32> = signal_i16(2 * 48_000 * 4)
+        .iter()
+        .map(|&s| f32::from(s) / 65536.0)
+        .collect();
+    write_wav_f32(&wav, 48_000, 2, &samples);
+    let paplay = d.spawn_paplay(&wav, &[]);
+    d.wait_for("the sink playing on the device", || {
+        d.pactl_ok(&["list", "short", "sinks"])
+            .contains("RUNNING")
+            .then_some(())
+    });
+    pa.kill();
+    d.wait_for("srbd noticing the device is gone", || {
+        d.log().contains("ALSA device lost").then_some(())
+    });
+    let _pa = PrivatePulse::start(&pa_dir.0);
+    d.wait_for("the device back", || {
+        d.log().contains("ALSA device back").then_some(())
+    });
+    let out = wait_bounded(paplay, "paplay across the device's failure");
+    d.assert_exit_ok(&out, "paplay across the device's failure");
+    let log = d.log();
+    let back = log
+        .lines()
+        .find(|l| l.contains("ALSA device back"))
+        .expect("a return line");
+    let discarded: u64 = common::srbd::log_field(back, "discarded_periods_total")
+        .and_then(|v| v.parse().ok())
+        .expect("the gap's discarded periods in the return line");
+    assert!(discarded > 0, "the gap is counted: {back}");
+}
