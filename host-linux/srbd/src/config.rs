@@ -13,7 +13,9 @@
 //! rate = 48000
 //! channels = 2
 //! period_frames = 480                    # 64..=4096; default 10 ms
-//! output = "null"                        # or "wav:/path/out.wav"
+//! output = "alsa:hw:0"                   # or "null", "wav:/path/out.wav", "alsa" (ALSA's default);
+//!                                        # default: the first sound card (`sysdefault`, else
+//!                                        # `plughw:0`; never a sound server), else "null"
 //! dsp = true                             # spawn the dsp-sim peer (it clocks the sink)
 //! dsp_chain = "gain:-6dB,lowpass:8000Hz" # its processing chain; default: none (bit-exact)
 //! dsp_program = "/usr/libexec/dsp-sim"   # default: dsp-sim beside srbd, else on PATH
@@ -193,8 +195,10 @@ pub struct Config {
     pub map: ChannelMap,
     /// Frames per mixer period.
     pub period_frames: usize,
-    /// Where the rendered audio goes.
-    pub output: OutputSpec,
+    /// Where the rendered audio goes; `None` (not set): the first sound
+    /// card, else the null sink, chosen at start
+    /// ([`crate::engine::alsa::default::choose_default`]).
+    pub output: Option<OutputSpec>,
     /// Run the DSP peer (default true).
     pub dsp: bool,
     /// The DSP's chain spec (`None`: no processing, bit-exact).
@@ -304,10 +308,10 @@ impl FileConfig {
             )));
         }
         let output = match &self.output {
-            None => OutputSpec::Null,
-            Some(o) => o.parse().map_err(|e: crate::engine::output::BadOutput| {
+            None => None,
+            Some(o) => Some(o.parse().map_err(|e: crate::engine::output::BadOutput| {
                 ConfigError::Invalid(e.to_string())
-            })?,
+            })?),
         };
         let spin_us = self
             .spin_us
@@ -400,7 +404,7 @@ mod tests {
             }
         );
         assert_eq!(c.period_frames, 480);
-        assert_eq!(c.output, OutputSpec::Null);
+        assert_eq!(c.output, None);
         assert_eq!(c.sink_name, "srb_output");
         assert_eq!(c.map.positions(), &[1, 2]);
         assert!(c.shm && c.srbchannel);
@@ -450,7 +454,7 @@ mod tests {
             (SampleFormat::S16Le, 22_050, 1)
         );
         assert_eq!(c.period_frames, 256);
-        assert_eq!(c.output, OutputSpec::Wav("/tmp/o.wav".into()));
+        assert_eq!(c.output, Some(OutputSpec::Wav("/tmp/o.wav".into())));
         assert_eq!(c.map.positions(), &[0]);
     }
 

@@ -11,7 +11,10 @@
 //! * the device failing and returning mid-`paplay` (the `pulse` plugin to
 //!   a private PulseAudio that is killed and restarted on the same socket):
 //!   the client finishes, srbd logs the loss and the return and counts the
-//!   periods it discarded.
+//!   periods it discarded;
+//! * the default output (no `--output`): `sysdefault` when it is a real
+//!   device (here a file PCM), never a sound server (`type pulse`: refused
+//!   with a reason, the null sink instead).
 
 mod common;
 
@@ -174,4 +177,73 @@ fn device_failure_and_return_during_paplay() {
         .and_then(|v| v.parse().ok())
         .expect("the gap's discarded periods in the return line");
     assert!(discarded > 0, "the gap is counted: {back}");
+}
+
+/// Starts srbd with no `--output` and an ALSA configuration in which
+/// `sysdefault` is `definition` (`{conf}`: the configuration's own
+/// directory); returns the daemon and that directory.
+fn with_sysdefault(tag: &str, definition: &str) -> (Daemon, common::srbd::TempDir) {
+    let conf_dir = common::srbd::TempDir::new(&format!("{tag}-conf"));
+    let conf = conf_dir.0.join("asound.conf");
+    let definition = definition.replace("{conf}", conf_dir.0.to_str().unwrap());
+    std::fs::write(&conf, format!("pcm.!sysdefault {{ {definition} }}\n")).unwrap();
+    let path = format!("/usr/share/alsa/alsa.conf:{}", conf.display());
+    let d = Daemon::start_default_output(
+        tag,
+        &[("ALSA_CONFIG_PATH", &path)],
+        &["--dsp", "off", "--format", "s16le"],
+    );
+    (d, conf_dir)
+}
+
+#[test]
+fn default_output_is_the_first_real_card() {
+    let (mut d, conf) = with_sysdefault(
+        "alsa-default-card",
+        r#"type file slave.pcm "null" file "{conf}/card.raw" format "raw""#,
+    );
+    let log = d.log();
+    let ready = log
+        .lines()
+        .find(|l| l.contains("sink ready"))
+        .expect("a sink-ready line");
+    assert_eq!(
+        common::srbd::log_field(ready, "output"),
+        Some("alsa:sysdefault"),
+        "{log}"
+    );
+    assert!(
+        log.contains("playing to the sound card sysdefault"),
+        "{log}"
+    );
+    let wav = d.path("in.wav");
+    let samples = signal_i16(9600);
+    write_wav_i16(&wav, 48_000, 2, &samples);
+    d.paplay_ok(&wav);
+    d.stop_ok();
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let out = std::fs::read(conf.0.join("card.raw")).expect("the default card's file");
+    assert!(
+        find(&out, &data).is_some(),
+        "the default card got the audio"
+    );
+}
+
+#[test]
+fn a_sound_server_is_refused_as_the_default() {
+    let (d, _conf) = with_sysdefault("alsa-default-server", "type pulse");
+    let log = d.log();
+    assert!(
+        log.contains("refused as srbd's default"),
+        "the server route is refused with a reason\n{log}"
+    );
+    let ready = log
+        .lines()
+        .find(|l| l.contains("sink ready"))
+        .expect("a sink-ready line");
+    assert_eq!(
+        common::srbd::log_field(ready, "output"),
+        Some("null"),
+        "{log}"
+    );
 }

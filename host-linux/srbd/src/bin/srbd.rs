@@ -3,7 +3,7 @@
 //! filtered by `RUST_LOG`.
 //!
 //! ```text
-//! srbd [--socket PATH] [--tcp ADDR:PORT] [--config FILE] [--output null|wav:PATH]
+//! srbd [--socket PATH] [--tcp ADDR:PORT] [--config FILE] [--output null|wav:PATH|alsa[:DEVICE]]
 //!      [--format NAME] [--rate HZ] [--channels N] [--period-frames N] [--sink-name NAME]
 //!      [--dsp on|off] [--dsp-chain SPEC] [--dsp-program PATH]
 //!      [--dsp-fallback silence|bypass] [--dsp-stall-timeout-ms N] [--rt-priority N]
@@ -50,8 +50,10 @@ use srbd::control::tcp::load_or_create_cookie;
 use srbd::dsp::board::{BoardConfig, DEFAULT_QEMU};
 use srbd::dsp::link::DspLink;
 use srbd::dsp::supervisor::{default_program, DspConfig, Supervisor};
+use srbd::engine::alsa::default::{choose_default, Choice};
 use srbd::engine::dsp_clock::DspPolicy;
 use srbd::engine::mixer::{Engine, EngineOptions, SinkConfig};
+use srbd::engine::output::OutputSpec;
 use srbd::engine::state_page::PageSetup;
 use srbd::{self, server_info::ServerInfo, Server};
 
@@ -294,6 +296,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The first log lines say what srbd plays to, and why.
+    let output = cfg.output.clone().unwrap_or_else(default_output);
     let listener = match bind(&cfg.socket) {
         Ok(l) => l,
         Err(e) => {
@@ -310,7 +314,7 @@ fn main() -> ExitCode {
             spec: cfg.spec,
             map: cfg.map.clone(),
             period_frames: cfg.period_frames,
-            output: cfg.output.clone(),
+            output: output.clone(),
         },
         EngineOptions {
             dsp: links,
@@ -353,7 +357,7 @@ fn main() -> ExitCode {
         rate = spec.rate,
         channels = spec.channels,
         period_frames = engine.config().period_frames,
-        output = %cfg.output,
+        output = %output,
         "sink ready"
     );
     let server = Arc::new(
@@ -458,6 +462,25 @@ fn raise_fd_limit() {
     match setrlimit(Resource::Nofile, lim) {
         Ok(()) => tracing::info!(from = ?soft, to = ?hard, "raised the open-file limit"),
         Err(e) => tracing::warn!(%e, ?soft, "cannot raise the open-file limit"),
+    }
+}
+
+/// The output when none is named: the first real sound card (never one
+/// that routes to a sound server), else the null sink; see
+/// `srbd::engine::alsa::default`.
+fn default_output() -> OutputSpec {
+    match choose_default(alsa::Direction::Playback) {
+        Choice::Alsa(name) => {
+            tracing::info!(
+                device = name,
+                "no --output given: playing to the sound card {name}"
+            );
+            OutputSpec::Alsa(name)
+        }
+        Choice::Null { .. } => {
+            tracing::info!("no --output given and no sound card to use: the null sink");
+            OutputSpec::Null
+        }
     }
 }
 
