@@ -13,6 +13,7 @@
 //! rate = 48000
 //! channels = 2
 //! period_frames = 480                    # 64..=4096; default 10 ms
+//! input = "alsa:hw:0"                    # a capture source `alsa_input.hw_0`; default: none
 //! output = "alsa:hw:0"                   # or "null", "wav:/path/out.wav", "alsa" (ALSA's default);
 //!                                        # default: the first sound card (`sysdefault`, else
 //!                                        # `plughw:0`; never a sound server), else "null"
@@ -95,8 +96,10 @@ pub struct FileConfig {
     pub channels: Option<u8>,
     /// Frames per mixer period.
     pub period_frames: Option<usize>,
-    /// `null` or `wav:PATH`.
+    /// `null`, `wav:PATH` or `alsa[:DEVICE]`.
     pub output: Option<String>,
+    /// `alsa[:DEVICE]`: a capture source.
+    pub input: Option<String>,
     /// Run the DSP peer.
     pub dsp: Option<bool>,
     /// The DSP's chain spec.
@@ -199,6 +202,9 @@ pub struct Config {
     /// card, else the null sink, chosen at start
     /// ([`crate::engine::alsa::default::choose_default`]).
     pub output: Option<OutputSpec>,
+    /// The ALSA capture device of the `alsa_input.*` source (`None`: no
+    /// capture source).
+    pub input: Option<String>,
     /// Run the DSP peer (default true).
     pub dsp: bool,
     /// The DSP's chain spec (`None`: no processing, bit-exact).
@@ -265,6 +271,7 @@ impl FileConfig {
             channels: over.channels.or(self.channels),
             period_frames: over.period_frames.or(self.period_frames),
             output: over.output.or(self.output),
+            input: over.input.or(self.input),
             dsp: over.dsp.or(self.dsp),
             dsp_chain: over.dsp_chain.or(self.dsp_chain),
             dsp_program: over.dsp_program.or(self.dsp_program),
@@ -312,6 +319,18 @@ impl FileConfig {
             Some(o) => Some(o.parse().map_err(|e: crate::engine::output::BadOutput| {
                 ConfigError::Invalid(e.to_string())
             })?),
+        };
+        let input = match self.input.as_deref() {
+            None => None,
+            Some("alsa") => Some("default".to_owned()),
+            Some(i) => match i.strip_prefix("alsa:").filter(|d| !d.is_empty()) {
+                Some(d) => Some(d.to_owned()),
+                None => {
+                    return Err(ConfigError::Invalid(format!(
+                        "unknown input {i:?}: expected `alsa[:DEVICE]`"
+                    )))
+                }
+            },
         };
         let spin_us = self
             .spin_us
@@ -372,6 +391,7 @@ impl FileConfig {
             map,
             period_frames,
             output,
+            input,
             dsp: self.dsp.unwrap_or(true),
             dsp_chain,
             dsp_program: self.dsp_program,

@@ -12,6 +12,10 @@
 //!   a private PulseAudio that is killed and restarted on the same socket):
 //!   the client finishes, srbd logs the loss and the return and counts the
 //!   periods it discarded;
+//! * `--input alsa:srbtest_in:INFILE=…` (capture from a raw file): the
+//!   `alsa_input.*` source is listed as a source of its own with the
+//!   device's properties, becomes the default with `set-default-source`,
+//!   and `parec` from it gets the file's samples bit-exact;
 //! * the default output (no `--output`): `sysdefault` when it is a real
 //!   device (here a file PCM), never a sound server (`type pulse`: refused
 //!   with a reason, the null sink instead).
@@ -245,5 +249,87 @@ fn a_sound_server_is_refused_as_the_default() {
         common::srbd::log_field(ready, "output"),
         Some("null"),
         "{log}"
+    );
+}
+
+#[test]
+fn parec_from_an_alsa_capture_source_is_bit_exact() {
+    setup();
+    let dir = common::srbd::TempDir::new("alsa-in-data");
+    let infile = dir.0.join("in.raw");
+    // 20 s of s16 stereo with no zero sample: enough for any start-up.
+    let data: Vec<u8> = signal_i16(2 * 48_000 * 20)
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect();
+    std::fs::write(&infile, &data).unwrap();
+    let device = format!("srbtest_in:INFILE={}", infile.display());
+    let d = Daemon::start_args(
+        "alsa-in",
+        &[
+            "--format",
+            "s16le",
+            "--dsp",
+            "off",
+            "--input",
+            &format!("alsa:{device}"),
+        ],
+    );
+    let name = srbd::control::capture_source::source_name(&device);
+    let sources = d.pactl_ok(&["list", "sources"]);
+    let ours = sources
+        .split("Source #")
+        .find(|s| s.contains(&format!("Name: {name}")))
+        .unwrap_or_else(|| panic!("{name} listed\n{sources}"));
+    for want in [
+        "Sample Specification: s16le 2ch 48000Hz",
+        "Monitor of Sink: n/a",
+        "device.class = \"sound\"",
+        "device.api = \"alsa\"",
+        "Description: ALSA PCM on srbtest_in:INFILE=",
+    ] {
+        assert!(ours.contains(want), "{want:?} in\n{ours}");
+    }
+    assert!(
+        !d.pactl_ok(&["list", "short", "sinks"]).contains(&name),
+        "a capture source is no sink"
+    );
+    d.pactl_ok(&["set-default-source", &name]);
+    assert!(
+        d.pactl_ok(&["info"])
+            .contains(&format!("Default Source: {name}")),
+        "set-default-source to the capture source"
+    );
+    let rec = d.path("rec.raw");
+    let want_bytes = 4 * 9600;
+    let parec = d.spawn_parec(
+        &[
+            // The default source now: the capture device.
+            "--format=s16le",
+            "--rate=48000",
+            "--channels=2",
+            "--raw",
+        ],
+        &rec,
+    );
+    d.wait_for("a recording of a few periods", || {
+        let n = std::fs::metadata(&rec).map_or(0, |m| m.len());
+        (n >= want_bytes + 4096).then_some(())
+    });
+    common::srbd::signal(&parec, common::srbd::Signal::TERM);
+    wait_bounded(parec, "parec");
+    let got = std::fs::read(&rec).unwrap();
+    // The capture runs from srbd's start: find where parec joined.
+    let start = got
+        .chunks_exact(4)
+        .position(|f| f != [0; 4])
+        .expect("captured audio")
+        * 4;
+    let got = &got[start..];
+    let at = find(&data, &got[..4096]).expect("the recording's start is in the device's file");
+    let n = got.len() - got.len() % 4;
+    assert!(
+        data[at..at + n] == got[..n],
+        "parec got the device's samples bit-exact"
     );
 }

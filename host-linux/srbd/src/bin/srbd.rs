@@ -3,7 +3,7 @@
 //! filtered by `RUST_LOG`.
 //!
 //! ```text
-//! srbd [--socket PATH] [--tcp ADDR:PORT] [--config FILE] [--output null|wav:PATH|alsa[:DEVICE]]
+//! srbd [--socket PATH] [--tcp ADDR:PORT] [--config FILE] [--output null|wav:PATH|alsa[:DEVICE]] [--input alsa[:DEVICE]]
 //!      [--format NAME] [--rate HZ] [--channels N] [--period-frames N] [--sink-name NAME]
 //!      [--dsp on|off] [--dsp-chain SPEC] [--dsp-program PATH]
 //!      [--dsp-fallback silence|bypass] [--dsp-stall-timeout-ms N] [--rt-priority N]
@@ -82,6 +82,10 @@ struct Args {
     /// sound card, else `null`.
     #[arg(long, value_name = "SPEC")]
     output: Option<String>,
+    /// A capture source on an ALSA device: `alsa[:DEVICE]` (listed as
+    /// `alsa_input.DEVICE`, clocked by the device). Default: none.
+    #[arg(long, value_name = "SPEC")]
+    input: Option<String>,
     /// Sink sample format (PulseAudio names: s16le, float32le, ...).
     #[arg(long, value_name = "NAME")]
     format: Option<String>,
@@ -185,6 +189,7 @@ fn config(args: Args) -> Result<Config, String> {
         channels: args.channels,
         period_frames: args.period_frames,
         output: args.output,
+        input: args.input,
         dsp: args.dsp.map(|d| !matches!(d, DspArg::OnOff(false))),
         dsp_chain: args.dsp_chain,
         dsp_program: args.dsp_program,
@@ -372,6 +377,12 @@ fn main() -> ExitCode {
         if let Err(e) = srbd::control::modules::load(&server, &m.name, &m.args) {
             eprintln!("srbd: config module {} ({:?}): {e}", m.name, m.args);
             return ExitCode::from(2);
+        }
+    }
+    if let Some(device) = &cfg.input {
+        if let Err(e) = srbd::control::capture_source::add(&server, device) {
+            eprintln!("srbd: --input alsa:{device}: {e}");
+            return ExitCode::from(1);
         }
     }
     let mut control = match ServerLoop::new(server.clone()) {

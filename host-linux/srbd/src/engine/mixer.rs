@@ -28,6 +28,16 @@
 //! boundary. Xruns are recovered and counted on the mixer thread and
 //! logged by the control loop (`ServerLoop::watch_alsa`).
 //!
+//! ## An ALSA capture source (`EngineOptions::capture`)
+//!
+//! The same engine, the other way round: no playback streams, and each
+//! period's "mix" is the period read from the capture device (silence,
+//! counted as discarded, while it is down). `deliver` hands it to the
+//! monitor's record streams exactly as for a sink (format conversion and
+//! resampling per stream on the control side), after the monitor gains,
+//! which are the source's volume and mute. The device clocks it as a
+//! playback device clocks a sink.
+//!
 //! With a DSP peer attached, the DSP's pull clock stays the sink's clock:
 //! each processed period coming back is written to the device, whose
 //! buffer ([`crate::engine::alsa::negotiate::BUFFER_PERIODS`] periods)
@@ -59,7 +69,9 @@ use std::time::Duration;
 use rustix::io::Errno;
 
 use crate::dsp::link::DspLink;
-use crate::engine::alsa::{AlsaCounters, AlsaPlayback, DeviceFacts, Driven, OpenError};
+use crate::engine::alsa::{
+    AlsaCapture, AlsaCounters, AlsaPlayback, DeviceFacts, Driven, OpenError,
+};
 use crate::engine::audio::convert::PlaybackConverter;
 use crate::engine::audio::format;
 use crate::engine::buffers::BufferStats;
@@ -181,6 +193,11 @@ pub struct EngineOptions {
     /// The ring accounting to share (another sink's, so `pactl stat`
     /// counts every sink's rings); `None`: a new one.
     pub buffers: Option<Arc<BufferStats>>,
+    /// An ALSA capture device: the engine is then a capture source's, its
+    /// "mix" each period is what the device captured (no playback
+    /// streams), its monitor's record streams the source's, clocked by the
+    /// device. See the module doc.
+    pub capture: Option<String>,
 }
 
 /// The running engine.
@@ -251,6 +268,7 @@ impl Engine {
             page,
             bell,
             buffers,
+            capture,
         } = opts;
         if !(MIN_PERIOD..=MAX_PERIOD).contains(&config.period_frames) {
             return Err(EngineError::Period(config.period_frames));
@@ -286,9 +304,29 @@ impl Engine {
             }
             _ => None,
         };
+        let capture = match &capture {
+            Some(name) => {
+                crate::engine::alsa::default::warn_if_server(name, alsa::Direction::Capture);
+                let d = Driven::<AlsaCapture>::start(name, config.spec, config.period_frames)?;
+                if let Some(n) = &d.facts().negotiated {
+                    config.spec.rate = n.rate;
+                    config.period_frames = n.period_frames;
+                    if !(MIN_PERIOD..=MAX_PERIOD).contains(&n.period_frames) {
+                        return Err(EngineError::Period(n.period_frames));
+                    }
+                }
+                Some(d)
+            }
+            None => None,
+        };
         let alsa_info = alsa
             .as_ref()
-            .map(|d| (d.facts().clone(), d.counters().clone()));
+            .map(|d| (d.facts().clone(), d.counters().clone()))
+            .or_else(|| {
+                capture
+                    .as_ref()
+                    .map(|d| (d.facts().clone(), d.counters().clone()))
+            });
         let output = Output::open(&config.output, &config.spec)?;
         let timer = timer(&config)?;
         let shared = Arc::new(SinkShared {
@@ -312,6 +350,7 @@ impl Engine {
         };
         let mut mixer = Mixer::new(&config, shared.clone(), rx, output, bell.clone());
         mixer.alsa = alsa;
+        mixer.capture = capture;
         let dsp_counters = Arc::new(DspCounters::default());
         if let Some(links) = dsp {
             let samples = config.period_frames * usize::from(config.spec.channels);
@@ -350,8 +389,8 @@ impl Engine {
         })
     }
 
-    /// The ALSA device the sink plays to (what it is, and its trouble
-    /// counters), if its output is one.
+    /// The ALSA device the sink plays to, or (a capture engine) records
+    /// from: what it is, and its trouble counters.
     pub fn alsa(&self) -> Option<&(DeviceFacts, Arc<AlsaCounters>)> {
         self.alsa.as_ref()
     }
@@ -728,6 +767,9 @@ struct Mixer {
     output: Option<Output>,
     /// The ALSA device the sink plays to (and is clocked by while open).
     alsa: Option<Driven<AlsaPlayback>>,
+    /// The ALSA device a capture engine records from (and is clocked by
+    /// while open).
+    capture: Option<Driven<AlsaCapture>>,
     dsp: Option<DspClock>,
     /// The control loop's bell, and whether this period must ring it.
     bell: Arc<Bell>,
@@ -775,6 +817,7 @@ impl Mixer {
             quantize: prefaulted(samples * sample_size, 0),
             output: Some(output),
             alsa: None,
+            capture: None,
             dsp: None,
             bell,
             bell_due: false,
@@ -810,7 +853,8 @@ impl Mixer {
                 self.alsa_back();
                 continue;
             }
-            let open = self.alsa.as_ref().is_some_and(Driven::is_open);
+            let open = self.alsa.as_ref().is_some_and(Driven::is_open)
+                || self.capture.as_ref().is_some_and(Driven::is_open);
             if on_device && !open {
                 // The device failed: our own clock from one period from
                 // now (a fresh timer has no stale expirations).
@@ -821,7 +865,12 @@ impl Mixer {
             }
             on_device = open;
             if open {
-                if self.alsa.as_mut().is_some_and(Driven::wait) {
+                let ready = match (&mut self.alsa, &mut self.capture) {
+                    (Some(a), _) => a.wait(),
+                    (None, Some(c)) => c.wait(),
+                    (None, None) => false,
+                };
+                if ready {
                     self.period();
                 }
                 continue;
@@ -866,6 +915,9 @@ impl Mixer {
     fn alsa_back(&mut self) {
         if let Some(a) = &mut self.alsa {
             a.poll_back();
+        }
+        if let Some(c) = &mut self.capture {
+            c.poll_back();
         }
     }
 
@@ -987,6 +1039,19 @@ impl Mixer {
     /// configured but none attached (it is being restarted), the period is
     /// a missed one: its fallback plays.
     fn period(&mut self) {
+        if let Some(mut c) = self.capture.take() {
+            // A capture engine: the period is what the device captured.
+            self.adopt();
+            c.read(&mut self.mix);
+            self.capture = Some(c);
+            // Relaxed: a status flag for source info replies.
+            self.shared
+                .running
+                .store(!self.records.is_empty(), Ordering::Relaxed);
+            self.deliver_mix();
+            self.ring_bell();
+            return;
+        }
         self.render_mix();
         match self.dsp.take() {
             None => self.deliver_mix(),

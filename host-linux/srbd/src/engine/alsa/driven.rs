@@ -31,7 +31,7 @@ use super::negotiate::Negotiated;
 use super::pcm::PcmInfo;
 use super::recover::{AlsaCounters, Reopen};
 use super::stream::AlsaStream;
-use super::AlsaPlayback;
+use super::{AlsaCapture, AlsaPlayback};
 
 /// What the mixer learns of the device when it starts.
 #[derive(Debug, Clone)]
@@ -217,6 +217,24 @@ impl Driven<AlsaPlayback> {
     }
 }
 
+impl Driven<AlsaCapture> {
+    /// Reads one period of source samples into `out` (see
+    /// [`AlsaCapture::read_period`]); with the device down, or on a read
+    /// error (which drops the device, [`Self::fail`]), `out` is silence and
+    /// the period counts as discarded.
+    pub fn read(&mut self, out: &mut [f32]) {
+        let Some(s) = &mut self.stream else {
+            out.fill(0.0);
+            self.discarded();
+            return;
+        };
+        if let Err(e) = s.read_period(out) {
+            out.fill(0.0);
+            self.fail(e);
+        }
+    }
+}
+
 /// The opener thread's state.
 struct Opener<S> {
     name: String,
@@ -239,7 +257,7 @@ impl<S: AlsaStream> Opener<S> {
                     Ok(err) => {
                         tracing::warn!(
                             device = self.name,
-                            "ALSA device lost: {err}; the sink runs on its timer clock, output discarded; reopening with back-off"
+                            "ALSA device lost: {err}; running on the timer clock (output discarded, silence captured); reopening with back-off"
                         );
                         Instant::now()
                     }
@@ -280,7 +298,7 @@ impl<S: AlsaStream> Opener<S> {
                         device = self.name,
                         gap = ?since.elapsed(),
                         discarded_periods_total = discarded,
-                        "ALSA device back; the sink is on its clock again"
+                        "ALSA device back; the sink or source is on its clock again"
                     );
                     return self.back.send(s).is_ok();
                 }
