@@ -70,7 +70,7 @@ use rustix::io::Errno;
 
 use crate::dsp::link::DspLink;
 use crate::engine::alsa::{
-    AlsaCapture, AlsaCounters, AlsaPlayback, DeviceFacts, Driven, OpenError,
+    AlsaCapture, AlsaCounters, AlsaPlayback, AlsaStream, DeviceFacts, Driven, OpenError,
 };
 use crate::engine::audio::convert::PlaybackConverter;
 use crate::engine::audio::format;
@@ -288,35 +288,12 @@ impl Engine {
                 config.map.channels()
             )));
         }
-        let alsa = match &config.output {
-            OutputSpec::Alsa(name) => {
-                crate::engine::alsa::default::warn_if_server(name, alsa::Direction::Playback);
-                let d = Driven::<AlsaPlayback>::start(name, config.spec, config.period_frames)?;
-                if let Some(n) = &d.facts().negotiated {
-                    // The sink runs at what the device took.
-                    config.spec.rate = n.rate;
-                    config.period_frames = n.period_frames;
-                    if !(MIN_PERIOD..=MAX_PERIOD).contains(&n.period_frames) {
-                        return Err(EngineError::Period(n.period_frames));
-                    }
-                }
-                Some(d)
-            }
+        let alsa = match config.output.clone() {
+            OutputSpec::Alsa(name) => Some(open_device::<AlsaPlayback>(&name, &mut config)?),
             _ => None,
         };
         let capture = match &capture {
-            Some(name) => {
-                crate::engine::alsa::default::warn_if_server(name, alsa::Direction::Capture);
-                let d = Driven::<AlsaCapture>::start(name, config.spec, config.period_frames)?;
-                if let Some(n) = &d.facts().negotiated {
-                    config.spec.rate = n.rate;
-                    config.period_frames = n.period_frames;
-                    if !(MIN_PERIOD..=MAX_PERIOD).contains(&n.period_frames) {
-                        return Err(EngineError::Period(n.period_frames));
-                    }
-                }
-                Some(d)
-            }
+            Some(name) => Some(open_device::<AlsaCapture>(name, &mut config)?),
             None => None,
         };
         let alsa_info = alsa
@@ -554,6 +531,24 @@ impl Drop for Engine {
             tracing::warn!(%e, "engine stop");
         }
     }
+}
+
+/// Opens the ALSA device `name` for the engine (warning if it routes to a
+/// sound server); the engine then runs at the rate and period it took.
+fn open_device<S: AlsaStream + Send + 'static>(
+    name: &str,
+    config: &mut SinkConfig,
+) -> Result<Driven<S>, EngineError> {
+    crate::engine::alsa::default::warn_if_server(name, S::DIRECTION);
+    let d = Driven::<S>::start(name, config.spec, config.period_frames)?;
+    if let Some(n) = &d.facts().negotiated {
+        if !(MIN_PERIOD..=MAX_PERIOD).contains(&n.period_frames) {
+            return Err(EngineError::Period(n.period_frames));
+        }
+        config.spec.rate = n.rate;
+        config.period_frames = n.period_frames;
+    }
+    Ok(d)
 }
 
 fn timer(config: &SinkConfig) -> Result<OwnedFd, EngineError> {
