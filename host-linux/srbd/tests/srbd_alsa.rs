@@ -15,7 +15,8 @@
 //! * `--input alsa:srbtest_in:INFILE=…` (capture from a raw file): the
 //!   `alsa_input.*` source is listed as a source of its own with the
 //!   device's properties, becomes the default with `set-default-source`,
-//!   and `parec` from it gets the file's samples bit-exact;
+//!   and `parec` from it gets the file's samples bit-exact (and silence
+//!   once it is muted);
 //! * the default output (no `--output`): `sysdefault` when it is a real
 //!   device (here a file PCM), never a sound server (`type pulse`: refused
 //!   with a reason, the null sink instead).
@@ -331,5 +332,23 @@ fn parec_from_an_alsa_capture_source_is_bit_exact() {
     assert!(
         data[at..at + n] == got[..n],
         "parec got the device's samples bit-exact"
+    );
+    // Mute is applied in software: a muted source records silence.
+    d.pactl_ok(&["set-source-mute", &name, "1"]);
+    let muted = d.path("muted.raw");
+    let parec = d.spawn_parec(
+        &["--format=s16le", "--rate=48000", "--channels=2", "--raw"],
+        &muted,
+    );
+    d.wait_for("a muted recording", || {
+        let n = std::fs::metadata(&muted).map_or(0, |m| m.len());
+        (n >= want_bytes).then_some(())
+    });
+    common::srbd::signal(&parec, common::srbd::Signal::TERM);
+    wait_bounded(parec, "parec (muted)");
+    let got = std::fs::read(&muted).unwrap();
+    assert!(
+        got.len() >= want_bytes as usize && got.iter().all(|&b| b == 0),
+        "a muted capture source records silence"
     );
 }
