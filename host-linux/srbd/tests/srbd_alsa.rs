@@ -56,11 +56,10 @@ fn play_through_file(tag: &str, format: &str, dsp: &str, wav: &Path, data: &[u8]
             "alsa:srbtest_out:FILE={dir}/device.raw",
         ],
     );
-    assert!(
-        d.log().contains("ALSA device open"),
-        "the device opens at start\n{}",
-        d.log()
-    );
+    // The socket is there before the sink's engine opens the device.
+    d.wait_for("the device open", || {
+        d.log().contains("ALSA device open").then_some(())
+    });
     d.paplay_ok(wav);
     d.stop_ok();
     let out = std::fs::read(d.path("device.raw")).expect("the file PCM's output");
@@ -201,19 +200,25 @@ fn with_sysdefault(tag: &str, definition: &str) -> (Daemon, common::srbd::TempDi
     (d, conf_dir)
 }
 
+/// The daemon's log and its `sink ready` line, once it is written (the
+/// socket is there before the sink's engine starts).
+fn sink_ready(d: &Daemon) -> (String, String) {
+    d.wait_for("the sink ready", || {
+        let log = d.log();
+        let line = log.lines().find(|l| l.contains("sink ready"))?.to_owned();
+        Some((log, line))
+    })
+}
+
 #[test]
 fn default_output_is_the_first_real_card() {
     let (mut d, conf) = with_sysdefault(
         "alsa-default-card",
         r#"type file slave.pcm "null" file "{conf}/card.raw" format "raw""#,
     );
-    let log = d.log();
-    let ready = log
-        .lines()
-        .find(|l| l.contains("sink ready"))
-        .expect("a sink-ready line");
+    let (log, ready) = sink_ready(&d);
     assert_eq!(
-        common::srbd::log_field(ready, "output"),
+        common::srbd::log_field(&ready, "output"),
         Some("alsa:sysdefault"),
         "{log}"
     );
@@ -237,17 +242,13 @@ fn default_output_is_the_first_real_card() {
 #[test]
 fn a_sound_server_is_refused_as_the_default() {
     let (d, _conf) = with_sysdefault("alsa-default-server", "type pulse");
-    let log = d.log();
+    let (log, ready) = sink_ready(&d);
     assert!(
         log.contains("refused as srbd's default"),
         "the server route is refused with a reason\n{log}"
     );
-    let ready = log
-        .lines()
-        .find(|l| l.contains("sink ready"))
-        .expect("a sink-ready line");
     assert_eq!(
-        common::srbd::log_field(ready, "output"),
+        common::srbd::log_field(&ready, "output"),
         Some("null"),
         "{log}"
     );

@@ -1160,6 +1160,10 @@ impl Mixer {
         }
         if let Some(a) = &mut self.alsa {
             a.write(&self.monitor);
+            // Relaxed: a figure for latency replies.
+            self.shared
+                .output_frames
+                .store(a.queued_frames() as u64, Ordering::Relaxed);
         }
         if self.shared.monitor_gains.muted() {
             self.monitor.fill(0.0);

@@ -215,6 +215,13 @@ impl Driven<AlsaPlayback> {
             self.fail(e);
         }
     }
+
+    /// Frames the device holds and has not played (0 while it is down).
+    pub fn queued_frames(&self) -> usize {
+        self.stream
+            .as_ref()
+            .map_or(0, |s| s.device().queued_frames())
+    }
 }
 
 impl Driven<AlsaCapture> {

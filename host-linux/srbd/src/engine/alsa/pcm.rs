@@ -193,6 +193,17 @@ impl Device {
         })
     }
 
+    /// Frames a playback device holds and has not played yet (its buffer
+    /// less its room), as of now; 0 if alsa-lib cannot say. Part of the
+    /// sink's latency. Never blocks.
+    pub fn queued_frames(&self) -> usize {
+        let room = self
+            .pcm
+            .avail_update()
+            .map_or(self.neg.buffer_frames, |n| usize::try_from(n).unwrap_or(0));
+        self.neg.buffer_frames.saturating_sub(room)
+    }
+
     /// The device's name as opened.
     pub fn name(&self) -> &str {
         &self.name
