@@ -143,12 +143,24 @@ fn pactl_lists_the_alsa_sink_like_pulseaudio() {
 
 #[test]
 fn device_failure_and_return_during_paplay() {
+    failure_and_return("off");
+}
+
+/// The same with the DSP peer's clock: the device is only written to.
+#[test]
+fn device_failure_and_return_under_the_dsp_clock() {
+    failure_and_return("on");
+}
+
+/// Kills the device's server mid-`paplay` and restarts it; `dsp`: the
+/// `--dsp` setting.
+fn failure_and_return(dsp: &str) {
     setup();
-    let pa_dir = common::srbd::TempDir::new("alsa-pa");
+    let pa_dir = common::srbd::TempDir::new(&format!("alsa-pa-{dsp}"));
     let mut pa = PrivatePulse::start(&pa_dir.0);
     let d = Daemon::start_args(
-        "alsa-fail",
-        &["--dsp", "off", "--output", &format!("alsa:{}", pa.device())],
+        &format!("alsa-fail-{dsp}"),
+        &["--dsp", dsp, "--output", &format!("alsa:{}", pa.device())],
     );
     let wav = d.path("long.wav");
     let samples: Vec<f32> = signal_i16(2 * 48_000 * 4)
