@@ -1,6 +1,7 @@
 //! The description and properties of a sink or source on an ALSA device,
 //! as PulseAudio's `module-alsa-sink`/`-source` show them: what clients
-//! and `pactl list` rely on (`device.description`, `device.class =
+//! and `pactl list` rely on (PulseAudio 16.1's `module-alsa-sink` on a
+//! `pulse` plugin PCM, compared side by side, shows the same keys) (`device.description`, `device.class =
 //! "sound"`, `device.api = "alsa"`, `device.string`, `alsa.*` where
 //! alsa-lib knows them, the buffering figures).
 
@@ -8,17 +9,15 @@ use srb_pulse::tagstruct::Proplist;
 
 use crate::engine::alsa::DeviceFacts;
 
-/// The device's description: the card and PCM names for a device on a
-/// card, else `ALSA PCM on DEVICE (PCM name)` as PulseAudio says it.
+/// The device's description, as PulseAudio's ALSA modules make it with no
+/// profile: the card's name for a device on a card, else the PCM's name
+/// (alsa-lib's, e.g. the whole `pulse` plugin name), else the device
+/// string.
 pub fn description(facts: &DeviceFacts) -> String {
-    match &facts.info {
-        Some(i) => match &i.card_name {
-            Some(card) => format!("{card} {}", i.name),
-            None if !i.name.is_empty() => format!("ALSA PCM on {} ({})", facts.name, i.name),
-            None => format!("ALSA PCM on {}", facts.name),
-        },
-        None => format!("ALSA PCM on {}", facts.name),
-    }
+    let info = facts.info.as_ref();
+    info.and_then(|i| i.card_name.clone())
+        .or_else(|| info.map(|i| i.name.clone()).filter(|n| !n.is_empty()))
+        .unwrap_or_else(|| facts.name.clone())
 }
 
 /// The properties of the sink or source on `facts`' device (`description`
@@ -42,6 +41,7 @@ pub fn props(facts: &DeviceFacts, description: &str) -> Proplist {
         pairs.push(("alsa.id", i.id.clone()));
         pairs.push(("alsa.device", i.device.to_string()));
         pairs.push(("alsa.subdevice", i.subdevice.to_string()));
+        pairs.push(("alsa.subdevice_name", i.subdevice_name.clone()));
         if let Some(c) = i.card {
             pairs.push(("alsa.card", c.to_string()));
         }
@@ -96,16 +96,21 @@ mod tests {
                 long_card_name: None,
                 device: 0,
                 subdevice: 0,
+                subdevice_name: "subdevice #0".into(),
             }),
         };
-        assert_eq!(description(&f), "HDA Intel ALC Analog");
+        assert_eq!(description(&f), "HDA Intel");
         let p = props(&f, "d");
         assert_eq!(p.get_str("device.class"), Some("sound"));
         assert_eq!(p.get_str("device.api"), Some("alsa"));
         assert_eq!(p.get_str("device.string"), Some("hw:0"));
         assert_eq!(p.get_str("alsa.card"), Some("0"));
         assert_eq!(p.get_str("alsa.card_name"), Some("HDA Intel"));
+        let mut plugin = f.info.clone().unwrap();
+        plugin.card_name = None;
+        f.info = Some(plugin);
+        assert_eq!(description(&f), "ALC Analog");
         f.info = None;
-        assert_eq!(description(&f), "ALSA PCM on hw:0");
+        assert_eq!(description(&f), "hw:0");
     }
 }

@@ -66,7 +66,7 @@ pub fn add(server: &Server, device: &str) -> Result<Arc<SinkEntry>, EngineError>
             let p = alsa_props::props(facts, &d);
             (d, p)
         }
-        None => (format!("ALSA PCM on {device}"), Default::default()),
+        None => (device.to_owned(), Default::default()),
     };
     let (sink_index, source_index) = server.sinks.allocate();
     let volume = CVolume::new(&vec![VOLUME_NORM; usize::from(spec.channels)]).unwrap_or_default();

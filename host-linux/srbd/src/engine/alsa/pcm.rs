@@ -57,6 +57,8 @@ pub struct PcmInfo {
     pub device: u32,
     /// The subdevice (`alsa.subdevice`).
     pub subdevice: u32,
+    /// The subdevice's name (`alsa.subdevice_name`).
+    pub subdevice_name: String,
 }
 
 /// An open, negotiated PCM.
@@ -190,6 +192,7 @@ impl Device {
             long_card_name: c.map(|c| c.1),
             device: info.get_device(),
             subdevice: info.get_subdevice(),
+            subdevice_name: info.get_subdevice_name().unwrap_or_default().to_owned(),
         })
     }
 
