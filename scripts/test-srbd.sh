@@ -23,4 +23,4 @@ if ! command -v pactl >/dev/null 2>&1 || ! command -v gst-launch-1.0 >/dev/null 
         gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-pulseaudio
 fi
 
-cargo test -p srbd --test srbd_e2e --test srbd_streams --test srbd_samples --test srbd_record --test srbd_hostile --test srbd_dsp --test srbd_scale --test srbd_find --test srbd_gst --test dsp_sim --test mixer_alloc --test srbd_state_page --test srbd_board_peer --test alsa_device --test srbd_modules "$@"
+cargo test -p srbd --test srbd_e2e --test srbd_streams --test srbd_samples --test srbd_record --test srbd_hostile --test srbd_dsp --test srbd_scale --test srbd_find --test srbd_gst --test dsp_sim --test mixer_alloc --test srbd_state_page --test srbd_board_peer --test alsa_device --test srbd_alsa --test srbd_modules "$@"

@@ -13,7 +13,10 @@
 //! rate = 48000
 //! channels = 2
 //! period_frames = 480                    # 64..=4096; default 10 ms
-//! output = "null"                        # or "wav:/path/out.wav"
+//! input = "alsa:hw:0"                    # a capture source `alsa_input.hw_0`; default: none
+//! output = "alsa:hw:0"                   # or "null", "wav:/path/out.wav", "alsa" (ALSA's default);
+//!                                        # default: the first sound card (`sysdefault`, else
+//!                                        # `plughw:0`; never a sound server), else "null"
 //! dsp = true                             # spawn the dsp-sim peer (it clocks the sink)
 //! dsp_chain = "gain:-6dB,lowpass:8000Hz" # its processing chain; default: none (bit-exact)
 //! dsp_program = "/usr/libexec/dsp-sim"   # default: dsp-sim beside srbd, else on PATH
@@ -93,8 +96,10 @@ pub struct FileConfig {
     pub channels: Option<u8>,
     /// Frames per mixer period.
     pub period_frames: Option<usize>,
-    /// `null` or `wav:PATH`.
+    /// `null`, `wav:PATH` or `alsa[:DEVICE]`.
     pub output: Option<String>,
+    /// `alsa[:DEVICE]`: a capture source.
+    pub input: Option<String>,
     /// Run the DSP peer.
     pub dsp: Option<bool>,
     /// The DSP's chain spec.
@@ -193,8 +198,13 @@ pub struct Config {
     pub map: ChannelMap,
     /// Frames per mixer period.
     pub period_frames: usize,
-    /// Where the rendered audio goes.
-    pub output: OutputSpec,
+    /// Where the rendered audio goes; `None` (not set): the first sound
+    /// card, else the null sink, chosen at start
+    /// ([`crate::engine::alsa::default::choose_default`]).
+    pub output: Option<OutputSpec>,
+    /// The ALSA capture device of the `alsa_input.*` source (`None`: no
+    /// capture source).
+    pub input: Option<String>,
     /// Run the DSP peer (default true).
     pub dsp: bool,
     /// The DSP's chain spec (`None`: no processing, bit-exact).
@@ -261,6 +271,7 @@ impl FileConfig {
             channels: over.channels.or(self.channels),
             period_frames: over.period_frames.or(self.period_frames),
             output: over.output.or(self.output),
+            input: over.input.or(self.input),
             dsp: over.dsp.or(self.dsp),
             dsp_chain: over.dsp_chain.or(self.dsp_chain),
             dsp_program: over.dsp_program.or(self.dsp_program),
@@ -304,10 +315,22 @@ impl FileConfig {
             )));
         }
         let output = match &self.output {
-            None => OutputSpec::Null,
-            Some(o) => o.parse().map_err(|e: crate::engine::output::BadOutput| {
+            None => None,
+            Some(o) => Some(o.parse().map_err(|e: crate::engine::output::BadOutput| {
                 ConfigError::Invalid(e.to_string())
-            })?,
+            })?),
+        };
+        let input = match self.input.as_deref() {
+            None => None,
+            Some("alsa") => Some("default".to_owned()),
+            Some(i) => match i.strip_prefix("alsa:").filter(|d| !d.is_empty()) {
+                Some(d) => Some(d.to_owned()),
+                None => {
+                    return Err(ConfigError::Invalid(format!(
+                        "unknown input {i:?}: expected `alsa[:DEVICE]`"
+                    )))
+                }
+            },
         };
         let spin_us = self
             .spin_us
@@ -368,6 +391,7 @@ impl FileConfig {
             map,
             period_frames,
             output,
+            input,
             dsp: self.dsp.unwrap_or(true),
             dsp_chain,
             dsp_program: self.dsp_program,
@@ -400,7 +424,7 @@ mod tests {
             }
         );
         assert_eq!(c.period_frames, 480);
-        assert_eq!(c.output, OutputSpec::Null);
+        assert_eq!(c.output, None);
         assert_eq!(c.sink_name, "srb_output");
         assert_eq!(c.map.positions(), &[1, 2]);
         assert!(c.shm && c.srbchannel);
@@ -450,7 +474,7 @@ mod tests {
             (SampleFormat::S16Le, 22_050, 1)
         );
         assert_eq!(c.period_frames, 256);
-        assert_eq!(c.output, OutputSpec::Wav("/tmp/o.wav".into()));
+        assert_eq!(c.output, Some(OutputSpec::Wav("/tmp/o.wav".into())));
         assert_eq!(c.map.positions(), &[0]);
     }
 
@@ -471,7 +495,7 @@ mod tests {
                 ..Default::default()
             },
             FileConfig {
-                output: Some("alsa".into()),
+                output: Some("pulse".into()),
                 ..Default::default()
             },
         ] {

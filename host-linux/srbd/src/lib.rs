@@ -42,7 +42,9 @@
 //! client (the first sink's also publishes the state page); each
 //! loopback has a worker thread ([`engine::loopback::Worker`]); the DSP supervisor thread ([`dsp::supervisor::Supervisor`])
 //! spawns and restarts `dsp-sim` (or QEMU); the wav writer thread exists only with
-//! `--output wav:`. The two sides meet in lock-free `rtrb` rings, atomics
+//! `--output wav:`, and an ALSA opener thread per ALSA device
+//! (`--output alsa:`, `--input alsa:`: reopening after a failure, off the
+//! mixer thread, [`engine::alsa::driven`]). The two sides meet in lock-free `rtrb` rings, atomics
 //! and one eventfd ([`engine::notice::Bell`]) the mixer rings at most once
 //! per period. The mixer also publishes the read-only state page
 //! ([`engine::state_page`]) each period; the control thread hands its fd

@@ -21,13 +21,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alsa::Direction;
-use common::srbd::{poll_until, signal, wait_bounded, Signal, TempDir, DEADLINE};
+use common::alsa::{setup, PrivatePulse};
+use common::srbd::{poll_until, Signal, TempDir, DEADLINE};
 use srb_pulse::sample::SampleFormat;
 use srb_pulse::tagstruct::SampleSpec;
 use srbd::engine::alsa::default::{choose_default, choose_from, Choice, DEFAULT_CANDIDATES};
@@ -45,79 +45,6 @@ static ALLOC: CountingAlloc = CountingAlloc;
 
 /// A wait that only a broken device would exceed.
 const WAIT: Duration = Duration::from_secs(5);
-
-const CONFIG: &str = r#"
-pcm.srbtest_out {
-    @args [ FILE ]
-    @args.FILE { type string }
-    type file
-    slave.pcm "null"
-    file $FILE
-    format "raw"
-}
-pcm.srbtest_in {
-    @args [ INFILE ]
-    @args.INFILE { type string }
-    type file
-    slave.pcm "null"
-    file "/dev/null"
-    infile $INFILE
-    format "raw"
-}
-pcm.srbtest_linear {
-    @args [ FILE ]
-    @args.FILE { type string }
-    type linear
-    slave {
-        pcm { type file slave.pcm "null" file $FILE format "raw" }
-        format S16_LE
-    }
-}
-pcm.srbtest_stereo_only {
-    @args [ FILE ]
-    @args.FILE { type string }
-    type multi
-    slaves.a { pcm { type file slave.pcm "null" file $FILE format "raw" } channels 2 }
-    bindings.0 { slave a channel 0 }
-    bindings.1 { slave a channel 1 }
-}
-pcm.srbtest_pulse { type pulse }
-pcm.srbtest_plug_pulse { type plug slave.pcm "srbtest_pulse" }
-pcm.srbtest_asym {
-    type asym
-    playback.pcm "srbtest_pulse"
-    capture.pcm "null"
-}
-pcm.srbtest_pipewire_inline { type plug slave { pcm { type pipewire } } }
-pcm.srbtest_no_card { type hw card 97 }
-pcm.srbtest_pa {
-    @args [ SERVER ]
-    @args.SERVER { type string }
-    type pulse
-    server $SERVER
-}
-"#;
-
-/// Sets `ALSA_CONFIG_PATH` (and a libpulse client.conf without autospawn,
-/// for the `pulse` plugin) once, before any ALSA call of this process.
-fn setup() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("alsa_device");
-        std::fs::create_dir_all(&dir).unwrap();
-        let conf = dir.join("asound.conf");
-        std::fs::write(&conf, CONFIG).unwrap();
-        let client = dir.join("client.conf");
-        std::fs::write(&client, "autospawn = no\n").unwrap();
-        // Set once, before the first ALSA or libpulse call of the process
-        // (every test calls setup() first, and this runs once).
-        std::env::set_var(
-            "ALSA_CONFIG_PATH",
-            format!("/usr/share/alsa/alsa.conf:{}", conf.display()),
-        );
-        std::env::set_var("PULSE_CLIENTCONFIG", &client);
-    });
-}
 
 fn spec(format: SampleFormat, channels: u8) -> SampleSpec {
     SampleSpec {
@@ -449,70 +376,6 @@ fn bad_specs_and_names_are_named_errors() {
     ));
 }
 
-/// A private PulseAudio with a null sink on `dir/native`: a real-time
-/// "card" reached through ALSA's `pulse` plugin.
-struct PrivatePulse {
-    child: Option<Child>,
-    dir: PathBuf,
-}
-
-impl PrivatePulse {
-    fn start(dir: &Path) -> Self {
-        let socket = dir.join("native");
-        let _ = std::fs::remove_file(&socket);
-        let log = std::fs::File::create(dir.join("pulseaudio.log")).unwrap();
-        let child = Command::new(common::srbd::find_tool("pulseaudio"))
-            .args([
-                "-n",
-                "--daemonize=no",
-                "--exit-idle-time=-1",
-                "--disallow-exit",
-            ])
-            .args(["-L", "module-null-sink"])
-            .arg("-L")
-            .arg(format!(
-                "module-native-protocol-unix socket={} auth-anonymous=1",
-                socket.display()
-            ))
-            .env("HOME", dir.join("home"))
-            .env("XDG_RUNTIME_DIR", dir.join("xdg"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("pulseaudio (Debian's pulseaudio package) is needed by this test");
-        poll_until(
-            "private pulseaudio listening",
-            || socket.exists().then_some(()),
-            || std::fs::read_to_string(dir.join("pulseaudio.log")).unwrap_or_default(),
-        );
-        Self {
-            child: Some(child),
-            dir: dir.to_owned(),
-        }
-    }
-
-    fn device(&self) -> String {
-        format!(
-            "srbtest_pa:SERVER=unix:{}",
-            self.dir.join("native").display()
-        )
-    }
-
-    fn kill(&mut self) {
-        if let Some(c) = self.child.take() {
-            signal(&c, Signal::KILL);
-            wait_bounded(c, "killed pulseaudio");
-        }
-    }
-}
-
-impl Drop for PrivatePulse {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// One period on an open device: wait for room, write.
 fn play_period(dev: &mut AlsaPlayback, samples: &[f32]) -> Result<(), DeviceError> {
     dev.wait(WAIT)?;
@@ -643,7 +506,7 @@ fn frozen_device_is_stalled() {
     for _ in 0..5 {
         play_period(&mut play, &samples).unwrap();
     }
-    signal(pa.child.as_ref().unwrap(), Signal::STOP);
+    pa.signal(Signal::STOP);
     let err = poll_until(
         "the frozen device stalls",
         || {
@@ -652,7 +515,7 @@ fn frozen_device_is_stalled() {
         },
         String::new,
     );
-    signal(pa.child.as_ref().unwrap(), Signal::CONT);
+    pa.signal(Signal::CONT);
     assert!(matches!(err, DeviceError::Stalled { .. }), "{err}");
     let _ = messages.take_new();
 }

@@ -3,7 +3,7 @@
 //! filtered by `RUST_LOG`.
 //!
 //! ```text
-//! srbd [--socket PATH] [--tcp ADDR:PORT] [--config FILE] [--output null|wav:PATH]
+//! srbd [--socket PATH] [--tcp ADDR:PORT] [--config FILE] [--output null|wav:PATH|alsa[:DEVICE]] [--input alsa[:DEVICE]]
 //!      [--format NAME] [--rate HZ] [--channels N] [--period-frames N] [--sink-name NAME]
 //!      [--dsp on|off] [--dsp-chain SPEC] [--dsp-program PATH]
 //!      [--dsp-fallback silence|bypass] [--dsp-stall-timeout-ms N] [--rt-priority N]
@@ -50,8 +50,10 @@ use srbd::control::tcp::load_or_create_cookie;
 use srbd::dsp::board::{BoardConfig, DEFAULT_QEMU};
 use srbd::dsp::link::DspLink;
 use srbd::dsp::supervisor::{default_program, DspConfig, Supervisor};
+use srbd::engine::alsa::default::{choose_default, Choice};
 use srbd::engine::dsp_clock::DspPolicy;
 use srbd::engine::mixer::{Engine, EngineOptions, SinkConfig};
+use srbd::engine::output::OutputSpec;
 use srbd::engine::state_page::PageSetup;
 use srbd::{self, server_info::ServerInfo, Server};
 
@@ -75,9 +77,15 @@ struct Args {
     /// Settings file (TOML); options given here override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Output backend: `null` or `wav:PATH`.
+    /// Output backend: `null`, `wav:PATH` or `alsa[:DEVICE]` (an ALSA
+    /// playback device, which also clocks the sink). Default: the first
+    /// sound card, else `null`.
     #[arg(long, value_name = "SPEC")]
     output: Option<String>,
+    /// A capture source on an ALSA device: `alsa[:DEVICE]` (listed as
+    /// `alsa_input.DEVICE`, clocked by the device). Default: none.
+    #[arg(long, value_name = "SPEC")]
+    input: Option<String>,
     /// Sink sample format (PulseAudio names: s16le, float32le, ...).
     #[arg(long, value_name = "NAME")]
     format: Option<String>,
@@ -181,6 +189,7 @@ fn config(args: Args) -> Result<Config, String> {
         channels: args.channels,
         period_frames: args.period_frames,
         output: args.output,
+        input: args.input,
         dsp: args.dsp.map(|d| !matches!(d, DspArg::OnOff(false))),
         dsp_chain: args.dsp_chain,
         dsp_program: args.dsp_program,
@@ -292,6 +301,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The first log lines say what srbd plays to, and why.
+    let output = cfg.output.clone().unwrap_or_else(default_output);
     let listener = match bind(&cfg.socket) {
         Ok(l) => l,
         Err(e) => {
@@ -302,13 +313,13 @@ fn main() -> ExitCode {
     let path = listener.path().map(|p| p.to_path_buf());
     let (dsp, links) = start_dsp(&cfg, board, path.as_deref());
     let (page, control_page) = state_page(&cfg);
-    let info = ServerInfo::from_env(&cfg.sink_name, cfg.spec, cfg.map.clone());
+    let mut info = ServerInfo::from_env(&cfg.sink_name, cfg.spec, cfg.map.clone());
     let engine = match Engine::start_with(
         SinkConfig {
             spec: cfg.spec,
             map: cfg.map.clone(),
             period_frames: cfg.period_frames,
-            output: cfg.output.clone(),
+            output: output.clone(),
         },
         EngineOptions {
             dsp: links,
@@ -332,13 +343,26 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The sink runs at what an ALSA device took.
+    let spec = engine.config().spec;
+    info.sink.sample_spec = spec;
+    info.monitor.sample_spec = spec;
+    if let Some((facts, _)) = engine.alsa() {
+        let desc = srbd::control::alsa_props::description(facts);
+        info.sink.props = srbd::control::alsa_props::props(facts, &desc);
+        info.monitor.description = format!("Monitor of {desc}");
+        info.monitor.props = srbd::control::alsa_props::props(facts, &info.monitor.description);
+        // Properties a client relies on: the monitor's class says what it is.
+        let _ = info.monitor.props.set_str("device.class", "monitor");
+        info.sink.description = desc;
+    }
     tracing::info!(
         sink = %cfg.sink_name,
-        format = format_name(cfg.spec.format),
-        rate = cfg.spec.rate,
-        channels = cfg.spec.channels,
-        period_frames = cfg.period_frames,
-        output = %cfg.output,
+        format = format_name(spec.format),
+        rate = spec.rate,
+        channels = spec.channels,
+        period_frames = engine.config().period_frames,
+        output = %output,
         "sink ready"
     );
     let server = Arc::new(
@@ -353,6 +377,12 @@ fn main() -> ExitCode {
         if let Err(e) = srbd::control::modules::load(&server, &m.name, &m.args) {
             eprintln!("srbd: config module {} ({:?}): {e}", m.name, m.args);
             return ExitCode::from(2);
+        }
+    }
+    if let Some(device) = &cfg.input {
+        if let Err(e) = srbd::control::capture_source::add(&server, device) {
+            eprintln!("srbd: --input alsa:{device}: {e}");
+            return ExitCode::from(1);
         }
     }
     let mut control = match ServerLoop::new(server.clone()) {
@@ -443,6 +473,25 @@ fn raise_fd_limit() {
     match setrlimit(Resource::Nofile, lim) {
         Ok(()) => tracing::info!(from = ?soft, to = ?hard, "raised the open-file limit"),
         Err(e) => tracing::warn!(%e, ?soft, "cannot raise the open-file limit"),
+    }
+}
+
+/// The output when none is named: the first real sound card (never one
+/// that routes to a sound server), else the null sink; see
+/// `srbd::engine::alsa::default`.
+fn default_output() -> OutputSpec {
+    match choose_default(alsa::Direction::Playback) {
+        Choice::Alsa(name) => {
+            tracing::info!(
+                device = name,
+                "no --output given: playing to the sound card {name}"
+            );
+            OutputSpec::Alsa(name)
+        }
+        Choice::Null { .. } => {
+            tracing::info!("no --output given and no sound card to use: the null sink");
+            OutputSpec::Null
+        }
     }
 }
 

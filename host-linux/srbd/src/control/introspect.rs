@@ -209,6 +209,7 @@ impl Session {
             sink: &entry.sink,
             monitor: &entry.monitor,
             module: entry.module,
+            source_only: entry.capture,
         }
         .write(w, version, kind, &st, running, latency);
     }
@@ -234,8 +235,14 @@ impl Session {
             }
             (Command::GetSinkInfoList | Command::GetSourceInfoList, _) => {
                 let mut w = reply(tag);
-                for e in self.server.sinks.all() {
-                    self.write_device(&mut w, version, &e, cmd == Command::GetSourceInfoList);
+                let sources = cmd == Command::GetSourceInfoList;
+                let entries = if sources {
+                    self.server.sinks.all()
+                } else {
+                    self.server.sinks.sinks()
+                };
+                for e in entries {
+                    self.write_device(&mut w, version, &e, sources);
                 }
                 w
             }

@@ -3,6 +3,8 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`server_info`] | [`server_info::ServerInfo`]: the server identity, sink and monitor, encoded by version (§6.3, §6.4) |
+//! | [`alsa_props`] | the description and properties (`device.*`, `alsa.*`) of a sink or source on an ALSA device |
+//! | [`capture_source`] | `--input alsa[:DEVICE]`: the `alsa_input.*` capture source (a capture engine listed as a source of its own) |
 //! | [`server_loop`] | [`server_loop::ServerLoop`]: the one control thread's epoll loop over listeners, clients, srbchannel fd0s, the mixer's bell, signals and one timerfd; admission (`max_clients`, fd shortage) |
 //! | [`client`] | [`client::Client`]: one connection on the loop (socket and ring input, deadlines, one round of serving it, how it ended) |
 //! | [`dispatch`] | [`dispatch::COMMANDS`]: the command table (command → handler, allowed before AUTH or not) |
@@ -26,6 +28,8 @@
 //! | [`sample_cmds`] | the sample cache's commands: CREATE/DELETE/FINISH_UPLOAD_STREAM, PLAY_SAMPLE, REMOVE_SAMPLE, GET_SAMPLE_INFO(_LIST) |
 //! | [`tcp`] | `--tcp`: the cookie TCP clients authenticate with |
 
+pub mod alsa_props;
+pub mod capture_source;
 pub mod client;
 pub mod client_cmds;
 pub mod device_state;

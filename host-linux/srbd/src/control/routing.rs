@@ -52,9 +52,12 @@ impl Server {
         });
         self.registry
             .post(facility::SOURCE, event::NEW, entry.source_index());
-        self.registry
-            .post(facility::SINK, event::NEW, entry.index());
-        tracing::info!(sink = %entry.sink.name, index = entry.index(), "sink added");
+        // A capture source's sink half is hidden: no event for it.
+        if !entry.capture {
+            self.registry
+                .post(facility::SINK, event::NEW, entry.index());
+            tracing::info!(sink = %entry.sink.name, index = entry.index(), "sink added");
+        }
     }
 
     /// Removes sink `index`: its streams move to the default sink (the

@@ -271,6 +271,7 @@ impl ServerInfo {
             sink: &self.sink,
             monitor: &self.monitor,
             module: INVALID_INDEX,
+            source_only: false,
         };
         pair.info(kind, st, running, latency)
     }
@@ -319,6 +320,9 @@ pub struct DevicePair<'a> {
     pub monitor: &'a Device,
     /// The module that owns both ([`INVALID_INDEX`]: none).
     pub module: u32,
+    /// A capture source: `monitor` is a source of its own, `sink` hidden
+    /// (its source record names no sink it monitors).
+    pub source_only: bool,
 }
 
 impl<'a> DevicePair<'a> {
@@ -357,8 +361,12 @@ impl<'a> DevicePair<'a> {
             owner_module: self.module,
             volume: &st.volume,
             muted: st.muted,
-            monitor_index: other.index,
-            monitor_name: Some(&other.name),
+            monitor_index: if self.source_only {
+                INVALID_INDEX
+            } else {
+                other.index
+            },
+            monitor_name: (!self.source_only).then_some(other.name.as_str()),
             latency_usec: latency.now_usec,
             driver: DRIVER,
             flags,

@@ -51,6 +51,7 @@ use srb_linux::state_page::{ServeError, StatePageServer};
 use crate::control::client::{Client, CloseReason, Events, Limits, Transport};
 use crate::control::session::{Peer, COOKIE_LEN};
 use crate::dsp::restart::RestartHandle;
+use crate::engine::alsa::CountersSnapshot;
 use crate::engine::dsp_clock::{DspCounters, MISS_LOG_INTERVAL};
 use crate::engine::notice::{Bell, Notice};
 use crate::Server;
@@ -163,6 +164,9 @@ pub struct ServerLoop {
     /// When to look at the DSP's missed periods next, and the count last
     /// logged (only while a DSP runs).
     misses: Option<(Instant, u64)>,
+    /// When to look at the ALSA output's counters next, and what they were
+    /// at the last look (only with an ALSA output).
+    alsa: Option<(Instant, CountersSnapshot)>,
     /// Keep the ends of closed clients (tests).
     record_ends: bool,
     ended: Vec<Ended>,
@@ -181,6 +185,10 @@ impl ServerLoop {
             .add(alarm.fd(), TOKEN_ALARM, Interest::READ)
             .map_err(LoopError::Reactor)?;
         let max_clients = server.max_clients;
+        let alsa = server
+            .engine
+            .alsa()
+            .map(|(_, c)| (Instant::now() + MISS_LOG_INTERVAL, c.snapshot()));
         Ok(Self {
             server,
             reactor,
@@ -204,6 +212,7 @@ impl ServerLoop {
             restarts: None,
             page: None,
             misses: None,
+            alsa,
             record_ends: false,
             ended: Vec::new(),
         })
@@ -287,6 +296,24 @@ impl ServerLoop {
             );
         }
         self.misses = Some((now + MISS_LOG_INTERVAL, total));
+    }
+
+    /// Logs the ALSA output's xruns and short periods when there are new
+    /// ones (the mixer only counts them), at most once per
+    /// [`MISS_LOG_INTERVAL`].
+    fn log_alsa(&mut self, now: Instant) {
+        let Some((at, before)) = self.alsa else {
+            return;
+        };
+        if at > now {
+            return;
+        }
+        let Some((facts, counters)) = self.server.engine.alsa() else {
+            return;
+        };
+        let snap = counters.snapshot();
+        snap.log_changes(&before, &facts.name);
+        self.alsa = Some((now + MISS_LOG_INTERVAL, snap));
     }
 
     /// Serves clients of the unix `listener`.
@@ -635,6 +662,7 @@ impl ServerLoop {
             self.paused_until,
             self.stats.map(|(_, t)| t),
             self.misses.map(|(t, _)| t),
+            self.alsa.map(|(t, _)| t),
         ]
         .into_iter()
         .flatten()
@@ -674,6 +702,7 @@ impl ServerLoop {
             tracing::info!("accepting clients again");
         }
         self.log_misses(now);
+        self.log_alsa(now);
         if let Some((every, at)) = self.stats {
             if at <= now {
                 self.stats = Some((every, now + every));
@@ -686,8 +715,13 @@ impl ServerLoop {
         use std::sync::atomic::Ordering;
         let c = self.server.engine.dsp();
         let s = c.stats.load();
+        let a = self.server.engine.alsa().map(|(_, c)| c.snapshot());
         tracing::info!(
             clients = self.clients,
+            alsa_underruns = a.map(|a| a.underruns),
+            alsa_failures = a.map(|a| a.failures),
+            alsa_reopens = a.map(|a| a.reopens),
+            alsa_discarded_periods = a.map(|a| a.discarded_periods),
             dsp_periods = s.map(|s| s.periods),
             worst_us = s.map(|s| s.worst_ns / 1000),
             mean_us = s.map(|s| s.mean_ns / 1000),

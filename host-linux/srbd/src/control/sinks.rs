@@ -2,8 +2,11 @@
 //! an index, a name, its record and its monitor source's record, its own
 //! mixer ([`Engine`]: thread, clock, gains, suspend flags), its volume,
 //! mute and suspend state as clients see them, and the module that owns
-//! it. The sources are the sinks' monitors (a capture device would be a
-//! second kind of entry).
+//! it. The sources are the sinks' monitors, and capture sources (an ALSA
+//! input): a [`SinkEntry::capture`] entry whose engine records from the
+//! device, whose "monitor" is the source and whose sink half is hidden
+//! (no sink lookup, listing or default finds it; it still takes a sink
+//! index, which keys its state in the registry).
 //!
 //! Indexes are allocated as PulseAudio's idxsets do: sinks and sources
 //! have separate spaces and each new device takes the next number, never
@@ -30,6 +33,8 @@ pub struct SinkEntry {
     pub engine: Arc<Engine>,
     /// The module that made it ([`INVALID_INDEX`]: srbd's own sink).
     pub module: u32,
+    /// A capture source: only `monitor` (the source) is shown.
+    pub capture: bool,
     state: Mutex<DeviceState>,
     monitor_state: Mutex<DeviceState>,
 }
@@ -57,6 +62,16 @@ impl SinkEntry {
             monitor,
             engine,
             module,
+            capture: false,
+        }
+    }
+
+    /// A capture source shown as `source`, recorded by `engine` (a capture
+    /// engine); `hidden` is the sink half nobody sees.
+    pub fn capture(hidden: Device, source: Device, engine: Arc<Engine>) -> Self {
+        Self {
+            capture: true,
+            ..Self::new(hidden, source, engine, INVALID_INDEX)
         }
     }
 
@@ -140,16 +155,25 @@ impl Sinks {
         Some(l.remove(k))
     }
 
-    /// Every sink, by index.
+    /// Every entry (sinks and capture sources), by sink index.
     pub fn all(&self) -> Vec<Arc<SinkEntry>> {
         lock(&self.list).clone()
+    }
+
+    /// Every sink (no capture source), by index.
+    pub fn sinks(&self) -> Vec<Arc<SinkEntry>> {
+        lock(&self.list)
+            .iter()
+            .filter(|e| !e.capture)
+            .cloned()
+            .collect()
     }
 
     /// Sink `index`.
     pub fn by_index(&self, index: u32) -> Option<Arc<SinkEntry>> {
         lock(&self.list)
             .iter()
-            .find(|e| e.index() == index)
+            .find(|e| !e.capture && e.index() == index)
             .cloned()
     }
 
@@ -166,8 +190,9 @@ impl Sinks {
     pub fn default_sink(&self) -> Option<Arc<SinkEntry>> {
         let l = lock(&self.list);
         let set = lock(&self.default_sink).clone();
-        set.and_then(|n| l.iter().find(|e| e.sink.name == n).cloned())
-            .or_else(|| l.first().cloned())
+        let mut sinks = l.iter().filter(|e| !e.capture);
+        set.and_then(|n| sinks.clone().find(|e| e.sink.name == n).cloned())
+            .or_else(|| sinks.next().cloned())
     }
 
     /// The default source: the one set by name while it exists, else the
@@ -201,10 +226,11 @@ impl Sinks {
             "" | "@DEFAULT_SINK@" => self.default_sink(),
             n => {
                 let l = lock(&self.list);
-                let by_name = l.iter().find(|e| e.sink.name == n).cloned();
+                let mut sinks = l.iter().filter(|e| !e.capture);
+                let by_name = sinks.clone().find(|e| e.sink.name == n).cloned();
                 by_name.or_else(|| {
                     let i = n.parse::<u32>().ok()?;
-                    l.iter().find(|e| e.index() == i).cloned()
+                    sinks.find(|e| e.index() == i).cloned()
                 })
             }
         }

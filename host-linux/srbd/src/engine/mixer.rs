@@ -10,14 +10,41 @@
 //! period. A move of a stream still in transit is kept until the stream
 //! arrives; a stopping engine delivers the moves it was sent first.
 //!
-//! Where other clocks plug in: the period loop is "wait for the next
-//! period" (`Mixer::run`: the timerfd read, or the DSP link's step)
-//! then "render and deliver a period" (`Mixer::period` →
-//! `deliver`, which writes the output backend). An ALSA playback device
-//! would be a third way to wait (its poll descriptors / `avail_min`) and
-//! an [`OutputSpec`] backend to deliver to; a capture device would be a
-//! source whose period pushes into record rings as `deliver` does for the
-//! monitor.
+//! Where clocks plug in: the period loop is "wait for the next period"
+//! (`Mixer::run`: the timerfd read, the DSP link's step, or an ALSA
+//! playback device's `wait`) then "render and deliver a period"
+//! (`Mixer::period` → `deliver`, which writes the output backend).
+//!
+//! ## An ALSA output (`OutputSpec::Alsa`)
+//!
+//! The device is opened in [`Engine::start_with`], before anything else:
+//! the sink runs at the rate and period the device took (clients are
+//! resampled to it as to any sink). While it is open and no DSP clocks the
+//! sink, the mixer waits on it (poll descriptors, or the pacer of a device
+//! without a clock) instead of the timerfd, and writes every delivered
+//! period to it. When it fails, the mixer drops it, falls back to a fresh
+//! timer with the output discarded, and an opener thread reopens it
+//! ([`crate::engine::alsa::driven`]); the mixer takes it back at a period
+//! boundary. Xruns are recovered and counted on the mixer thread and
+//! logged by the control loop (`ServerLoop::watch_alsa`).
+//!
+//! ## An ALSA capture source (`EngineOptions::capture`)
+//!
+//! The same engine, the other way round: no playback streams, and each
+//! period's "mix" is the period read from the capture device (silence,
+//! counted as discarded, while it is down). `deliver` hands it to the
+//! monitor's record streams exactly as for a sink (format conversion and
+//! resampling per stream on the control side), after the monitor gains,
+//! which are the source's volume and mute. The device clocks it as a
+//! playback device clocks a sink.
+//!
+//! With a DSP peer attached, the DSP's pull clock stays the sink's clock:
+//! each processed period coming back is written to the device, whose
+//! buffer ([`crate::engine::alsa::negotiate::BUFFER_PERIODS`] periods)
+//! absorbs the jitter. The two clocks drift apart slowly; that shows as
+//! counted, recovered underruns (device faster) or short writes (DSP
+//! faster), never as a stall. When the DSP detaches, the device clocks the
+//! sink again.
 //!
 //! The mixer thread owns all per-stream consumer state. It talks to the
 //! connection threads only through `rtrb` rings (audio) and the atomics of
@@ -42,6 +69,9 @@ use std::time::Duration;
 use rustix::io::Errno;
 
 use crate::dsp::link::DspLink;
+use crate::engine::alsa::{
+    AlsaCapture, AlsaCounters, AlsaPlayback, AlsaStream, DeviceFacts, Driven, OpenError,
+};
 use crate::engine::audio::convert::PlaybackConverter;
 use crate::engine::audio::format;
 use crate::engine::buffers::BufferStats;
@@ -104,6 +134,10 @@ pub enum EngineError {
     /// The mixer thread could not be started.
     #[error("mixer thread: {0}")]
     Thread(String),
+    /// The ALSA output could not be set up (a bad spec or name: a device
+    /// that is merely missing is waited for).
+    #[error(transparent)]
+    Alsa(#[from] OpenError),
 }
 
 /// A playback stream handed to the mixer.
@@ -159,6 +193,11 @@ pub struct EngineOptions {
     /// The ring accounting to share (another sink's, so `pactl stat`
     /// counts every sink's rings); `None`: a new one.
     pub buffers: Option<Arc<BufferStats>>,
+    /// An ALSA capture device: the engine is then a capture source's, its
+    /// "mix" each period is what the device captured (no playback
+    /// streams), its monitor's record streams the source's, clocked by the
+    /// device. See the module doc.
+    pub capture: Option<String>,
 }
 
 /// The running engine.
@@ -170,6 +209,7 @@ pub struct Engine {
     tx: mpsc::Sender<Msg>,
     bell: Arc<Bell>,
     thread: Mutex<Option<JoinHandle<Result<u64, OutputError>>>>,
+    alsa: Option<(DeviceFacts, Arc<AlsaCounters>)>,
 }
 
 impl std::fmt::Debug for PlaybackInput {
@@ -220,6 +260,7 @@ impl Engine {
     /// Like [`Engine::start`], with the DSP peer, its policy and the mixer
     /// thread's real-time priority from `opts`.
     pub fn start_with(config: SinkConfig, opts: EngineOptions) -> Result<Self, EngineError> {
+        let mut config = config;
         let EngineOptions {
             dsp,
             policy,
@@ -227,6 +268,7 @@ impl Engine {
             page,
             bell,
             buffers,
+            capture,
         } = opts;
         if !(MIN_PERIOD..=MAX_PERIOD).contains(&config.period_frames) {
             return Err(EngineError::Period(config.period_frames));
@@ -246,6 +288,22 @@ impl Engine {
                 config.map.channels()
             )));
         }
+        let alsa = match config.output.clone() {
+            OutputSpec::Alsa(name) => Some(open_device::<AlsaPlayback>(&name, &mut config)?),
+            _ => None,
+        };
+        let capture = match &capture {
+            Some(name) => Some(open_device::<AlsaCapture>(name, &mut config)?),
+            None => None,
+        };
+        let alsa_info = alsa
+            .as_ref()
+            .map(|d| (d.facts().clone(), d.counters().clone()))
+            .or_else(|| {
+                capture
+                    .as_ref()
+                    .map(|d| (d.facts().clone(), d.counters().clone()))
+            });
         let output = Output::open(&config.output, &config.spec)?;
         let timer = timer(&config)?;
         let shared = Arc::new(SinkShared {
@@ -268,6 +326,8 @@ impl Engine {
             None => Arc::new(Bell::new().map_err(|e| EngineError::Thread(e.to_string()))?),
         };
         let mut mixer = Mixer::new(&config, shared.clone(), rx, output, bell.clone());
+        mixer.alsa = alsa;
+        mixer.capture = capture;
         let dsp_counters = Arc::new(DspCounters::default());
         if let Some(links) = dsp {
             let samples = config.period_frames * usize::from(config.spec.channels);
@@ -302,7 +362,14 @@ impl Engine {
             tx,
             bell,
             thread: Mutex::new(Some(thread)),
+            alsa: alsa_info,
         })
+    }
+
+    /// The ALSA device the sink plays to, or (a capture engine) records
+    /// from: what it is, and its trouble counters.
+    pub fn alsa(&self) -> Option<&(DeviceFacts, Arc<AlsaCounters>)> {
+        self.alsa.as_ref()
     }
 
     /// The control loop's bell, rung by the mixer after a period that
@@ -464,6 +531,24 @@ impl Drop for Engine {
             tracing::warn!(%e, "engine stop");
         }
     }
+}
+
+/// Opens the ALSA device `name` for the engine (warning if it routes to a
+/// sound server); the engine then runs at the rate and period it took.
+fn open_device<S: AlsaStream + Send + 'static>(
+    name: &str,
+    config: &mut SinkConfig,
+) -> Result<Driven<S>, EngineError> {
+    crate::engine::alsa::default::warn_if_server(name, S::DIRECTION);
+    let d = Driven::<S>::start(name, config.spec, config.period_frames)?;
+    if let Some(n) = &d.facts().negotiated {
+        if !(MIN_PERIOD..=MAX_PERIOD).contains(&n.period_frames) {
+            return Err(EngineError::Period(n.period_frames));
+        }
+        config.spec.rate = n.rate;
+        config.period_frames = n.period_frames;
+    }
+    Ok(d)
 }
 
 fn timer(config: &SinkConfig) -> Result<OwnedFd, EngineError> {
@@ -675,6 +760,11 @@ struct Mixer {
     monitor: Vec<f32>,
     quantize: Vec<u8>,
     output: Option<Output>,
+    /// The ALSA device the sink plays to (and is clocked by while open).
+    alsa: Option<Driven<AlsaPlayback>>,
+    /// The ALSA device a capture engine records from (and is clocked by
+    /// while open).
+    capture: Option<Driven<AlsaCapture>>,
     dsp: Option<DspClock>,
     /// The control loop's bell, and whether this period must ring it.
     bell: Arc<Bell>,
@@ -721,6 +811,8 @@ impl Mixer {
             monitor: prefaulted(samples, 0.0),
             quantize: prefaulted(samples * sample_size, 0),
             output: Some(output),
+            alsa: None,
+            capture: None,
             dsp: None,
             bell,
             bell_due: false,
@@ -735,6 +827,8 @@ impl Mixer {
         let mut timer = timer;
         let mut buf = [0u8; 8];
         let mut armed = false;
+        // Whether the last period was clocked by the ALSA device.
+        let mut on_device = false;
         // Relaxed: see `Engine::stop`.
         while !self.shared.stop.load(Ordering::Relaxed) {
             if !armed && self.shared.periods.load(Ordering::Relaxed) >= ALLOC_WARMUP_PERIODS {
@@ -750,6 +844,29 @@ impl Mixer {
                         Ok(t) => timer = t,
                         Err(e) => tracing::error!(%e, "cannot re-arm the sink timer"),
                     }
+                }
+                self.alsa_back();
+                continue;
+            }
+            let open = self.alsa.as_ref().is_some_and(Driven::is_open)
+                || self.capture.as_ref().is_some_and(Driven::is_open);
+            if on_device && !open {
+                // The device failed: our own clock from one period from
+                // now (a fresh timer has no stale expirations).
+                match new_timer(self.period, self.spec.rate) {
+                    Ok(t) => timer = t,
+                    Err(e) => tracing::error!(%e, "cannot re-arm the sink timer"),
+                }
+            }
+            on_device = open;
+            if open {
+                let ready = match (&mut self.alsa, &mut self.capture) {
+                    (Some(a), _) => a.wait(),
+                    (None, Some(c)) => c.wait(),
+                    (None, None) => false,
+                };
+                if ready {
+                    self.period();
                 }
                 continue;
             }
@@ -772,6 +889,7 @@ impl Mixer {
             for _ in 0..render {
                 self.period();
             }
+            self.alsa_back();
         }
         crate::rt::alloc_count::disarm();
         if let Some(dsp) = &self.dsp {
@@ -785,6 +903,16 @@ impl Mixer {
         match self.output.take() {
             Some(o) => o.finish(),
             None => Ok(0),
+        }
+    }
+
+    /// Takes the ALSA device back if the opener reopened it.
+    fn alsa_back(&mut self) {
+        if let Some(a) = &mut self.alsa {
+            a.poll_back();
+        }
+        if let Some(c) = &mut self.capture {
+            c.poll_back();
         }
     }
 
@@ -906,6 +1034,19 @@ impl Mixer {
     /// configured but none attached (it is being restarted), the period is
     /// a missed one: its fallback plays.
     fn period(&mut self) {
+        if let Some(mut c) = self.capture.take() {
+            // A capture engine: the period is what the device captured.
+            self.adopt();
+            c.read(&mut self.mix);
+            self.capture = Some(c);
+            // Relaxed: a status flag for source info replies.
+            self.shared
+                .running
+                .store(!self.records.is_empty(), Ordering::Relaxed);
+            self.deliver_mix();
+            self.ring_bell();
+            return;
+        }
         self.render_mix();
         match self.dsp.take() {
             None => self.deliver_mix(),
@@ -996,6 +1137,11 @@ impl Mixer {
         // Relaxed: a flag read once per period. Suspended: the output and
         // the monitor get nothing (the period still counts).
         if self.shared.suspended.load(Ordering::Relaxed) {
+            if let Some(a) = &mut self.alsa {
+                // The device keeps its clock: it plays silence.
+                self.monitor.fill(0.0);
+                a.write(&self.monitor);
+            }
             self.shared.periods.fetch_add(1, Ordering::Relaxed);
             self.publish_page();
             return;
@@ -1011,6 +1157,13 @@ impl Mixer {
             self.shared
                 .output_frames
                 .store((o.queued() / self.channels) as u64, Ordering::Relaxed);
+        }
+        if let Some(a) = &mut self.alsa {
+            a.write(&self.monitor);
+            // Relaxed: a figure for latency replies.
+            self.shared
+                .output_frames
+                .store(a.queued_frames() as u64, Ordering::Relaxed);
         }
         if self.shared.monitor_gains.muted() {
             self.monitor.fill(0.0);

@@ -11,8 +11,8 @@
 //! | [`buffers`] | [`buffers::BufferStats`]: the stream rings alive and ever made, for `pactl stat` |
 //! | [`stream`] | the atomics and queues a stream's control side and the mixer share |
 //! | [`audio`] | sample formats, channel remapping, volumes, resampling (`rubato`), the loopback's rate-matching controller |
-//! | [`output`] | the `null` and `wav:PATH` output backends |
-//! | [`alsa`] | ALSA devices as output and input: open/negotiate, device-clocked waits, xrun recovery, reopen back-off, the default-device rule, pacing of clockless devices |
+//! | [`output`] | the `null` and `wav:PATH` output backends, and `OutputSpec::Alsa` (the mixer drives an ALSA device itself) |
+//! | [`alsa`] | ALSA devices as output and input: open/negotiate, device-clocked waits, xrun recovery, reopen back-off (an opener thread, [`alsa::driven`]), the default-device rule, pacing of clockless devices |
 //! | [`sink_shared`] | [`sink_shared::SinkShared`]: one sink's atomics (gains, suspend flags, counters, states) |
 //! | [`state_page`] | what the mixer publishes each period on the read-only state page (sink/monitor clock and counters, DSP figures) |
 

@@ -1,5 +1,7 @@
-//! The sink's output backends: `null` (discard) and `wav:PATH` (write every
-//! rendered sample to a WAV file).
+//! The sink's output backends: `null` (discard), `wav:PATH` (write every
+//! rendered sample to a WAV file) and `alsa[:DEVICE]` (an ALSA playback
+//! device that also clocks the sink: the mixer drives it itself, see
+//! [`crate::engine::alsa::driven`]; here it is only named and parsed).
 //!
 //! The mixer never does file I/O: it pushes rendered samples into an
 //! `rtrb` ring and unparks a writer thread, which owns the file. If the
@@ -28,11 +30,14 @@ pub enum OutputSpec {
     Null,
     /// Written to a WAV file (created or truncated).
     Wav(PathBuf),
+    /// Played on this ALSA device (`alsa` alone: `default`), which
+    /// clocks the sink.
+    Alsa(String),
 }
 
 /// A bad `--output` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown output {0:?}: expected `null` or `wav:PATH`")]
+#[error("unknown output {0:?}: expected `null`, `wav:PATH` or `alsa[:DEVICE]`")]
 pub struct BadOutput(pub String);
 
 impl FromStr for OutputSpec {
@@ -41,10 +46,16 @@ impl FromStr for OutputSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "null" => Ok(Self::Null),
-            _ => match s.strip_prefix("wav:") {
-                Some(p) if !p.is_empty() => Ok(Self::Wav(PathBuf::from(p))),
-                _ => Err(BadOutput(s.to_owned())),
-            },
+            "alsa" => Ok(Self::Alsa("default".into())),
+            _ => {
+                if let Some(p) = s.strip_prefix("wav:").filter(|p| !p.is_empty()) {
+                    Ok(Self::Wav(PathBuf::from(p)))
+                } else if let Some(d) = s.strip_prefix("alsa:").filter(|d| !d.is_empty()) {
+                    Ok(Self::Alsa(d.to_owned()))
+                } else {
+                    Err(BadOutput(s.to_owned()))
+                }
+            }
         }
     }
 }
@@ -54,6 +65,7 @@ impl fmt::Display for OutputSpec {
         match self {
             Self::Null => f.write_str("null"),
             Self::Wav(p) => write!(f, "wav:{}", p.display()),
+            Self::Alsa(d) => write!(f, "alsa:{d}"),
         }
     }
 }
@@ -134,7 +146,8 @@ impl Output {
     /// Opens the backend for audio in `ss`.
     pub fn open(spec: &OutputSpec, ss: &SampleSpec) -> Result<Self, OutputError> {
         let path = match spec {
-            OutputSpec::Null => {
+            // The mixer drives an ALSA device itself.
+            OutputSpec::Null | OutputSpec::Alsa(_) => {
                 return Ok(Self {
                     ring: None,
                     writer: None,
@@ -242,7 +255,17 @@ mod tests {
             Ok(OutputSpec::Wav("/tmp/x.wav".into()))
         );
         assert!("wav:".parse::<OutputSpec>().is_err());
-        assert!("alsa".parse::<OutputSpec>().is_err());
+        assert_eq!(
+            "alsa".parse::<OutputSpec>(),
+            Ok(OutputSpec::Alsa("default".into()))
+        );
+        assert_eq!(
+            "alsa:hw:0,1".parse::<OutputSpec>(),
+            Ok(OutputSpec::Alsa("hw:0,1".into()))
+        );
+        assert!("alsa:".parse::<OutputSpec>().is_err());
+        assert!("pulse".parse::<OutputSpec>().is_err());
+        assert_eq!(OutputSpec::Alsa("hw:0".into()).to_string(), "alsa:hw:0");
         assert_eq!(OutputSpec::Wav("/a".into()).to_string(), "wav:/a");
     }
 

@@ -1,9 +1,11 @@
 //! Helpers shared by srbd's integration tests: [`srbd`] is the harness of
 //! the end-to-end tests (daemon, Debian's PulseAudio clients, WAV files,
-//! private directories, bounded waits).
+//! private directories, bounded waits); [`alsa`] is the ALSA configuration
+//! of the tests that need a 'sound card'.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod alsa;
 pub mod libpulse;
 pub mod srbd;
 

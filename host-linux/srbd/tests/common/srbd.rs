@@ -236,7 +236,24 @@ impl Daemon {
         Self::launch(tag, true, &all)
     }
 
+    /// Starts srbd with `--socket <dir>/native`, `args` and no `--output`
+    /// (srbd picks its default), with `env` added to its environment
+    /// (`{dir}` replaced as in `args`): the default-device tests.
+    pub fn start_default_output(tag: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
+        Self::launch_with(tag, true, args, env, false)
+    }
+
     fn launch(tag: &str, explicit: bool, args: &[&str]) -> Self {
+        Self::launch_with(tag, explicit, args, &[], true)
+    }
+
+    fn launch_with(
+        tag: &str,
+        explicit: bool,
+        args: &[&str],
+        env: &[(&str, &str)],
+        null_output: bool,
+    ) -> Self {
         let dir = TempDir::new(tag);
         let stderr = dir.0.join("srbd.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_srbd"));
@@ -253,7 +270,15 @@ impl Daemon {
         if !args.iter().any(|a| a.starts_with("--rt-priority")) {
             cmd.arg("--rt-priority=0");
         }
+        // The null sink unless a test names an output (srbd's default is
+        // the first sound card, which a test must not play to).
+        if null_output && !args.iter().any(|a| a.starts_with("--output")) {
+            cmd.args(["--output", "null"]);
+        }
         cmd.args(args.iter().map(|a| a.replace("{dir}", &dir_str)));
+        for (k, v) in env {
+            cmd.env(k, v.replace("{dir}", &dir_str));
+        }
         let mut child = cmd
             .env("XDG_RUNTIME_DIR", dir.0.join("xdg"))
             .env_remove("PULSE_RUNTIME_PATH")

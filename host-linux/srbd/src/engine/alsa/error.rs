@@ -54,6 +54,9 @@ pub enum OpenError {
         /// The system error.
         source: rustix::io::Errno,
     },
+    /// The opener thread (reopening after failures) could not start.
+    #[error("ALSA opener thread: {0}")]
+    Thread(String),
 }
 
 /// Why a running device stopped working; the caller drops it and reopens

@@ -10,6 +10,7 @@
 //! | [`stream`] | [`stream::AlsaStream`]: what playback and capture share (open, wait, negotiated) |
 //! | [`playback`] | [`playback::AlsaPlayback`]: `f32` sink periods → remap → encode → device |
 //! | [`capture`] | [`capture::AlsaCapture`]: device → decode → remap → `f32` source periods |
+//! | [`driven`] | [`driven::Driven`]: a stream as a sink's period loop drives it: non-blocking on the mixer thread, reopened with back-off by an opener thread |
 //! | [`resilient`] | [`resilient::Resilient`]: a stream that logs and counts a failure, drops the device and reopens it with back-off |
 //! | [`route`] | the plugin chain behind a PCM name, from alsa-lib's configuration: routes to a sound server? has no clock? |
 //! | [`default`] | [`default::choose_default`]: `sysdefault`, else `plughw:0`, never a sound server, else the null sink |
@@ -25,6 +26,7 @@
 
 pub mod capture;
 pub mod default;
+pub mod driven;
 pub mod error;
 pub mod messages;
 pub mod negotiate;
@@ -37,10 +39,11 @@ pub mod route;
 pub mod stream;
 
 pub use capture::AlsaCapture;
+pub use driven::{DeviceFacts, Driven};
 pub use error::{DeviceError, OpenError};
 pub use messages::AlsaMessages;
 pub use negotiate::Negotiated;
-pub use pcm::{Clock, Device};
+pub use pcm::{Clock, Device, PcmInfo};
 pub use playback::AlsaPlayback;
 pub use recover::{AlsaCounters, CountersSnapshot, Reopen};
 pub use resilient::Resilient;

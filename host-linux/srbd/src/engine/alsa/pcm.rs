@@ -39,6 +39,28 @@ pub enum Clock {
     Paced,
 }
 
+/// What `snd_pcm_info` (and the card, if there is one) says of an open
+/// device: the figures PulseAudio shows as `alsa.*` properties.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PcmInfo {
+    /// The PCM's id (`alsa.id`).
+    pub id: String,
+    /// The PCM's name (`alsa.name`).
+    pub name: String,
+    /// The card's index, for a device on a card (`alsa.card`).
+    pub card: Option<u32>,
+    /// The card's name (`alsa.card_name`).
+    pub card_name: Option<String>,
+    /// The card's long name (`alsa.long_card_name`).
+    pub long_card_name: Option<String>,
+    /// The device on the card (`alsa.device`).
+    pub device: u32,
+    /// The subdevice (`alsa.subdevice`).
+    pub subdevice: u32,
+    /// The subdevice's name (`alsa.subdevice_name`).
+    pub subdevice_name: String,
+}
+
 /// An open, negotiated PCM.
 pub struct Device {
     pcm: PCM,
@@ -151,6 +173,38 @@ impl Device {
     fn pace(&mut self) -> Result<(), rustix::io::Errno> {
         self.pacer = Some(Pacer::new(self.neg.period_frames, self.neg.rate)?);
         Ok(())
+    }
+
+    /// What alsa-lib says of the PCM and its card (`None` if it says
+    /// nothing).
+    pub fn pcm_info(&self) -> Option<PcmInfo> {
+        let info = self.pcm.info().ok()?;
+        let card = u32::try_from(info.get_card()).ok();
+        let c = card.and_then(|c| {
+            let card = alsa::card::Card::new(i32::try_from(c).ok()?);
+            Some((card.get_name().ok()?, card.get_longname().ok()?))
+        });
+        Some(PcmInfo {
+            id: info.get_id().unwrap_or_default().to_owned(),
+            name: info.get_name().unwrap_or_default().to_owned(),
+            card,
+            card_name: c.as_ref().map(|c| c.0.clone()),
+            long_card_name: c.map(|c| c.1),
+            device: info.get_device(),
+            subdevice: info.get_subdevice(),
+            subdevice_name: info.get_subdevice_name().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// Frames a playback device holds and has not played yet (its buffer
+    /// less its room), as of now; 0 if alsa-lib cannot say. Part of the
+    /// sink's latency. Never blocks.
+    pub fn queued_frames(&self) -> usize {
+        let room = self
+            .pcm
+            .avail_update()
+            .map_or(self.neg.buffer_frames, |n| usize::try_from(n).unwrap_or(0));
+        self.neg.buffer_frames.saturating_sub(room)
     }
 
     /// The device's name as opened.

@@ -36,6 +36,9 @@ pub struct AlsaCounters {
     pub reopen_attempts: AtomicU64,
     /// Reopen attempts that succeeded.
     pub reopens: AtomicU64,
+    /// Periods rendered while the device was down (output discarded, the
+    /// sink on its timer clock): the gaps.
+    pub discarded_periods: AtomicU64,
 }
 
 /// A copy of [`AlsaCounters`] at one moment.
@@ -55,6 +58,8 @@ pub struct CountersSnapshot {
     pub reopen_attempts: u64,
     /// See [`AlsaCounters::reopens`].
     pub reopens: u64,
+    /// See [`AlsaCounters::discarded_periods`].
+    pub discarded_periods: u64,
 }
 
 impl AlsaCounters {
@@ -80,6 +85,7 @@ impl AlsaCounters {
             failures: r(&self.failures),
             reopen_attempts: r(&self.reopen_attempts),
             reopens: r(&self.reopens),
+            discarded_periods: r(&self.discarded_periods),
         }
     }
 }
