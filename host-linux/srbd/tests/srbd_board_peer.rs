@@ -18,21 +18,11 @@
 
 mod common;
 
+use common::dsp::*;
 use common::srbd::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::OnceLock;
-
-const RATE: u32 = 48_000;
-
-/// One at a time: each runs QEMU, which takes a core.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// The firmware ELF, built once per test binary by `scripts/board-peer.sh`.
 fn elf() -> &'static Path {
@@ -117,47 +107,6 @@ fn board_mappings(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// `seconds` of seeded stereo noise with no zero samples.
-fn noise(seconds: f64, seed: u64) -> Vec<f32> {
-    let mut rng = Rng::new(seed);
-    let n = (seconds * f64::from(RATE)) as usize * 2;
-    (0..n)
-        .map(|_| {
-            let x = rng.sample_f32() * 0.5;
-            if x == 0.0 {
-                0.25
-            } else {
-                x
-            }
-        })
-        .collect()
-}
-
-/// The first sample index at which `out` holds `input`'s first 4 frames.
-fn find_start(out: &[f32], input: &[f32]) -> usize {
-    let key = &input[..8];
-    (0..out.len().saturating_sub(8) / 2)
-        .find(|&i| {
-            out[i * 2..i * 2 + 8]
-                .iter()
-                .zip(key)
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-        })
-        .map(|i| i * 2)
-        .expect("the played audio is in the output")
-}
-
-/// `input` is in `out` bit for bit and contiguous.
-fn assert_bit_exact(out: &[f32], input: &[f32], what: &str) {
-    let start = find_start(out, input);
-    let got = out
-        .get(start..start + input.len())
-        .unwrap_or_else(|| panic!("{what}: output ends early"));
-    for (i, (a, b)) in got.iter().zip(input).enumerate() {
-        assert_eq!(a.to_bits(), b.to_bits(), "{what}: sample {i} differs");
-    }
-}
-
 fn f32le(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
@@ -184,11 +133,6 @@ fn record_monitor(d: &Daemon, name: &str) -> (Child, PathBuf) {
         (d.list_short("source-outputs").len() == 1).then_some(())
     });
     (parec, path)
-}
-
-fn play(d: &Daemon, path: &Path) {
-    let out = wait_bounded(d.spawn_paplay(path, &[]), "paplay");
-    d.assert_exit_ok(&out, "paplay");
 }
 
 #[test]
@@ -232,7 +176,7 @@ fn board_bypass_is_bit_exact_on_the_monitor() {
     assert!(dsp.worst_ns >= dsp.mean_ns);
     d.stop_ok();
     let out = f32le(&std::fs::read(&rec).unwrap());
-    assert_bit_exact(&out, &input, "monitor through the board in bypass");
+    assert_bit_exact(&out, &input, "monitor through the board in bypass", false);
     assert!(
         memory_files(&d).is_empty(),
         "the memory file is removed when srbd exits: {:?}",
@@ -364,5 +308,5 @@ fn a_killed_or_hung_qemu_is_restarted_and_cleaned_up() {
     // An empty chain falls back to bypass: the audio is whole across the
     // restarts, bit for bit.
     let out = Wav::read(&d.path("out.wav"));
-    assert_bit_exact(&out.samples, &input, "across a QEMU kill and a stop");
+    assert_bit_exact(&out.samples, &input, "across a QEMU kill and a stop", false);
 }

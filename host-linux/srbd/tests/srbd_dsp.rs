@@ -14,38 +14,10 @@
 
 mod common;
 
+use common::dsp::*;
 use common::srbd::*;
 use rustix::process::Signal;
 use std::path::Path;
-
-const RATE: u32 = 48_000;
-
-/// These tests run one at a time: one of them loads a CPU on purpose, and
-/// the others assert that the DSP never had to be replaced or that short
-/// stops of it leave no loud window.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// `seconds` of seeded stereo noise with no zero samples.
-fn noise(seconds: f64, seed: u64) -> Vec<f32> {
-    let mut rng = Rng::new(seed);
-    let n = (seconds * f64::from(RATE)) as usize * 2;
-    (0..n)
-        .map(|_| {
-            let x = rng.sample_f32() * 0.5;
-            if x == 0.0 {
-                0.25
-            } else {
-                x
-            }
-        })
-        .collect()
-}
 
 /// The pids in the daemon's log lines "dsp-sim started pid=N", in order.
 fn dsp_pids(d: &Daemon) -> Vec<u32> {
@@ -71,39 +43,6 @@ fn maps_count(pid: u32) -> usize {
     std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .map(|m| m.lines().filter(|l| l.contains("memfd:")).count())
         .unwrap_or(0)
-}
-
-/// The first frame index at which `out` holds `input`'s first 4 frames.
-fn find_start(out: &[f32], input: &[f32]) -> usize {
-    let key = &input[..8];
-    out.chunks_exact(2)
-        .enumerate()
-        .position(|(i, _)| {
-            out.get(i * 2..i * 2 + 8)
-                .is_some_and(|w| w.iter().zip(key).all(|(a, b)| a.to_bits() == b.to_bits()))
-        })
-        .expect("the played audio is in the output")
-}
-
-/// `input` is in `out` bit for bit and contiguous; with `silent_before`,
-/// nothing sounds before it.
-fn assert_bit_exact(out: &[f32], input: &[f32], what: &str, silent_before: bool) {
-    let start = find_start(out, input) * 2;
-    let got = out
-        .get(start..start + input.len())
-        .unwrap_or_else(|| panic!("{what}: output ends early"));
-    for (i, (a, b)) in got.iter().zip(input).enumerate() {
-        assert_eq!(a.to_bits(), b.to_bits(), "{what}: sample {i} differs");
-    }
-    assert!(
-        !silent_before || out[..start].iter().all(|x| *x == 0.0),
-        "{what}: sound before the stream"
-    );
-}
-
-fn play(d: &Daemon, path: &Path) {
-    let out = wait_bounded(d.spawn_paplay(path, &[]), "paplay");
-    d.assert_exit_ok(&out, "paplay");
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! Helpers shared by srbd's integration tests: [`srbd`] is the harness of
 //! the end-to-end tests (daemon, Debian's PulseAudio clients, WAV files,
-//! private directories, bounded waits); [`alsa`] is the ALSA configuration
+//! private directories, bounded waits); [`dsp`] is what the DSP-peer
+//! suites share; [`alsa`] is the ALSA configuration
 //! of the tests that need a 'sound card'.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod alsa;
+pub mod dsp;
 pub mod libpulse;
 pub mod srbd;
 

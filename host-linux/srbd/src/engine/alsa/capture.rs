@@ -18,18 +18,14 @@ use srb_pulse::tagstruct::SampleSpec;
 use super::error::{DeviceError, OpenError};
 use super::pcm::Device;
 use super::recover::AlsaCounters;
-use super::stream::{default_remap, AlsaStream};
+use super::stream::{open_device, AlsaStream, PeriodBuffers};
 use crate::engine::audio::format as fmt;
-use crate::engine::audio::remap::Remap;
 
 /// An open ALSA capture device read as `f32` source samples.
 #[derive(Debug)]
 pub struct AlsaCapture {
     dev: Device,
-    remap: Remap,
-    source_channels: usize,
-    decoded: Vec<f32>,
-    bytes: Vec<u8>,
+    buf: PeriodBuffers,
 }
 
 impl AlsaStream for AlsaCapture {
@@ -42,15 +38,8 @@ impl AlsaStream for AlsaCapture {
         period_frames: usize,
         counters: Arc<AlsaCounters>,
     ) -> Result<Self, OpenError> {
-        let dev = Device::open(device, Self::DIRECTION, want, period_frames, counters)?;
-        let neg = dev.negotiated();
-        Ok(Self {
-            remap: default_remap(neg.channels, want.channels),
-            source_channels: usize::from(want.channels),
-            decoded: vec![0.0; neg.period_frames * usize::from(neg.channels)],
-            bytes: vec![0; neg.period_frames * neg.frame_bytes()],
-            dev,
-        })
+        let (dev, buf) = open_device(device, Self::DIRECTION, want, period_frames, counters)?;
+        Ok(Self { dev, buf })
     }
 
     fn device(&self) -> &Device {
@@ -69,21 +58,21 @@ impl AlsaCapture {
     /// `period_frames × source channels` samples; a shorter one gets what
     /// fits. Never blocks, never allocates.
     pub fn read_period(&mut self, out: &mut [f32]) -> Result<usize, DeviceError> {
-        let frames = self.dev.read_bytes(&mut self.bytes)?;
+        let b = &mut self.buf;
+        let frames = self.dev.read_bytes(&mut b.bytes)?;
         let neg = self.dev.negotiated();
         let dev_ch = usize::from(neg.channels);
-        let frames = frames.min(out.len() / self.source_channels.max(1));
+        let frames = frames.min(out.len() / b.channels.max(1));
         fmt::decode(
             neg.format,
-            &self.bytes[..frames * neg.frame_bytes()],
-            &mut self.decoded[..frames * dev_ch],
+            &b.bytes[..frames * neg.frame_bytes()],
+            &mut b.samples[..frames * dev_ch],
         );
-        let n = frames * self.source_channels;
-        if self.remap.is_identity() {
-            out[..n].copy_from_slice(&self.decoded[..n]);
+        let n = frames * b.channels;
+        if b.remap.is_identity() {
+            out[..n].copy_from_slice(&b.samples[..n]);
         } else {
-            self.remap
-                .apply(&self.decoded[..frames * dev_ch], &mut out[..n]);
+            b.remap.apply(&b.samples[..frames * dev_ch], &mut out[..n]);
         }
         out[n..].fill(0.0);
         Ok(frames)

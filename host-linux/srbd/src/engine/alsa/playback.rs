@@ -17,18 +17,14 @@ use srb_pulse::tagstruct::SampleSpec;
 use super::error::{DeviceError, OpenError};
 use super::pcm::Device;
 use super::recover::AlsaCounters;
-use super::stream::{default_remap, AlsaStream};
+use super::stream::{open_device, AlsaStream, PeriodBuffers};
 use crate::engine::audio::format as fmt;
-use crate::engine::audio::remap::Remap;
 
 /// An open ALSA playback device fed with `f32` sink samples.
 #[derive(Debug)]
 pub struct AlsaPlayback {
     dev: Device,
-    remap: Remap,
-    sink_channels: usize,
-    remapped: Vec<f32>,
-    bytes: Vec<u8>,
+    buf: PeriodBuffers,
 }
 
 impl AlsaStream for AlsaPlayback {
@@ -42,15 +38,8 @@ impl AlsaStream for AlsaPlayback {
         period_frames: usize,
         counters: Arc<AlsaCounters>,
     ) -> Result<Self, OpenError> {
-        let dev = Device::open(device, Self::DIRECTION, want, period_frames, counters)?;
-        let neg = dev.negotiated();
-        Ok(Self {
-            remap: default_remap(want.channels, neg.channels),
-            sink_channels: usize::from(want.channels),
-            remapped: vec![0.0; neg.period_frames * usize::from(neg.channels)],
-            bytes: vec![0; neg.period_frames * neg.frame_bytes()],
-            dev,
-        })
+        let (dev, buf) = open_device(device, Self::DIRECTION, want, period_frames, counters)?;
+        Ok(Self { dev, buf })
     }
 
     fn device(&self) -> &Device {
@@ -68,20 +57,21 @@ impl AlsaPlayback {
     /// silence, a longer one cut). Never blocks, never allocates.
     pub fn write_period(&mut self, samples: &[f32]) -> Result<(), DeviceError> {
         let neg = self.dev.negotiated();
-        let want = neg.period_frames * self.sink_channels;
+        let b = &mut self.buf;
+        let want = neg.period_frames * b.channels;
         let samples = &samples[..samples.len().min(want)];
-        if self.remap.is_identity() && samples.len() == want {
-            fmt::encode(neg.format, samples, &mut self.bytes);
+        if b.remap.is_identity() && samples.len() == want {
+            fmt::encode(neg.format, samples, &mut b.bytes);
         } else {
-            let whole = samples.len() / self.sink_channels.max(1);
+            let whole = samples.len() / b.channels.max(1);
             let per = usize::from(neg.channels);
-            self.remapped.fill(0.0);
-            self.remap.apply(
-                &samples[..whole * self.sink_channels],
-                &mut self.remapped[..whole * per],
+            b.samples.fill(0.0);
+            b.remap.apply(
+                &samples[..whole * b.channels],
+                &mut b.samples[..whole * per],
             );
-            fmt::encode(neg.format, &self.remapped, &mut self.bytes);
+            fmt::encode(neg.format, &b.samples, &mut b.bytes);
         }
-        self.dev.write_bytes(&self.bytes)
+        self.dev.write_bytes(&self.buf.bytes)
     }
 }

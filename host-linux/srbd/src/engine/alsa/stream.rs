@@ -54,6 +54,46 @@ pub(super) fn default_remap(from: u8, to: u8) -> Remap {
     Remap::new(default_map(from).positions(), default_map(to).positions())
 }
 
+/// What playback and capture both keep beside their [`Device`]: the
+/// remapping between the server's channels and the device's, and one
+/// period's scratch in the device's shape (`f32` samples and encoded
+/// bytes), allocated once at open so the period path never allocates.
+#[derive(Debug)]
+pub(super) struct PeriodBuffers {
+    /// Server channels → device channels (playback) or back (capture).
+    pub(super) remap: Remap,
+    /// The server side's channels (the sink's or the source's).
+    pub(super) channels: usize,
+    /// One period of device-shaped samples.
+    pub(super) samples: Vec<f32>,
+    /// One period of device-format bytes.
+    pub(super) bytes: Vec<u8>,
+}
+
+/// Opens `device` for `dir` and sizes its [`PeriodBuffers`] for the
+/// server side's `want` spec.
+pub(super) fn open_device(
+    device: &str,
+    dir: Direction,
+    want: SampleSpec,
+    period_frames: usize,
+    counters: Arc<AlsaCounters>,
+) -> Result<(Device, PeriodBuffers), OpenError> {
+    let dev = Device::open(device, dir, want, period_frames, counters)?;
+    let neg = dev.negotiated();
+    let remap = match dir {
+        Direction::Playback => default_remap(want.channels, neg.channels),
+        Direction::Capture => default_remap(neg.channels, want.channels),
+    };
+    let buffers = PeriodBuffers {
+        remap,
+        channels: usize::from(want.channels),
+        samples: vec![0.0; neg.period_frames * usize::from(neg.channels)],
+        bytes: vec![0; neg.period_frames * neg.frame_bytes()],
+    };
+    Ok((dev, buffers))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{AlsaCapture, AlsaPlayback, Resilient};
