@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
+use srb_benches::{quantile_duration as quantile, us};
 use srb_dsp_sim::link::{Control, Stats};
 use srbd::dsp::board::{self, BoardConfig, BoardPeer, DEFAULT_QEMU};
 use srbd::dsp::link::{DspEvent, DspLink};
@@ -156,15 +157,6 @@ fn measure(
         looks_per_period: (looks - looks_at_warm) as f64 / f64::from(pulls.max(1)),
         clock_ppm: (fw / host - 1.0) * 1e6,
     }
-}
-
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
 }
 
 fn main() {

@@ -27,6 +27,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
+use srb_benches::{quantile_duration as quantile, us};
 use srb_dsp_sim::link::{Control, Stats};
 use srb_linux::handshake::{self, ChannelConfig, LayoutKind, SignalKind};
 use srb_linux::scm::ScmStream;
@@ -163,15 +164,6 @@ fn measure(frames: usize, warmup: usize, periods: usize) -> Row {
         samples,
         stats,
     }
-}
-
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
 }
 
 fn main() {

@@ -602,6 +602,18 @@ fn dispatch<const FULL: bool>(
     }
 }
 
+/// The value at quantile `q` (0..=1) of sorted `sorted`, nearest rank
+/// rounded (the DSP round-trip benches).
+pub fn quantile_duration(sorted: &[std::time::Duration], q: f64) -> std::time::Duration {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// `d` in microseconds.
+pub fn us(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
