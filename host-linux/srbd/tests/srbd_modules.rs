@@ -342,28 +342,20 @@ fn a_recording_moved_to_a_sink_of_another_shape_continues_converted_anew() {
     // Equal channels, within the sine's range (and the new resampler's
     // ringing as it starts from silence, some 13 %).
     let is_b = |f: &[f32; 2]| f[0] == f[1] && f[0].abs() <= 0.6;
-    d.wait_for("a quarter second of a", || {
-        (heard(&std::fs::read(&rec).unwrap())
-            .iter()
-            .filter(|f| is_a(f))
-            .count()
-            >= 12_000)
-            .then_some(())
-    });
+    let wait_heard = |what: &str, is: &dyn Fn(&[f32; 2]) -> bool, n: usize| {
+        d.wait_for(what, || {
+            let got = heard(&std::fs::read(&rec).unwrap());
+            (got.iter().filter(|f| is(f)).count() >= n).then_some(())
+        })
+    };
+    wait_heard("a quarter second of a", &is_a, 12_000);
     let (output, source) = d.wait_for("parec's source output", || {
         d.list_short("source-outputs")
             .first()
             .map(|r| (r[0].clone(), r[1].clone()))
     });
     d.pactl_ok(&["move-source-output", &output, "b.monitor"]);
-    d.wait_for("a second of b", || {
-        (heard(&std::fs::read(&rec).unwrap())
-            .iter()
-            .filter(|f| is_b(f))
-            .count()
-            >= 48_000)
-            .then_some(())
-    });
+    wait_heard("a second of b", &is_b, 48_000);
     assert!(
         d.list_short("source-outputs")
             .iter()
