@@ -29,7 +29,9 @@
 //! the new one fills a new ring ([`crate::engine::stream::NextRing`]);
 //! the stream drains the old ring with the old converter first and then
 //! continues in the new ring with a converter built for the new sink, so
-//! no frame is converted as the wrong shape.
+//! no frame is converted as the wrong shape. A rate update
+//! (UPDATE_RECORD_STREAM_SAMPLE_RATE) in that short while answers
+//! BADSTATE ([`Record::switching`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -157,6 +159,18 @@ impl Record {
     pub fn set_converter(&mut self, spec: SampleSpec, converter: Capture) {
         self.spec = spec;
         self.converter = converter;
+    }
+
+    /// Whether a move to a sink of another shape is not yet done: the
+    /// ring in use may still be the old sink's, so a converter built for
+    /// the new sink must not replace the current one yet.
+    pub fn switching(&self) -> bool {
+        // Acquire: as in `follow_moves`.
+        self.shared.detached.load(Ordering::Acquire) != self.detached_seen
+            || match self.shared.next.lock() {
+                Ok(q) => !q.is_empty(),
+                Err(p) => !p.into_inner().is_empty(),
+            }
     }
 
     /// FLUSH: drops what is waiting.
@@ -470,6 +484,7 @@ mod tests {
             sent_samples(&out).is_empty(),
             "nothing until the old mixer lets go"
         );
+        assert!(rec.switching());
         // The old mixer's last period, then it lets go.
         old.push(0.7).unwrap();
         old.push(0.8).unwrap();
@@ -485,6 +500,7 @@ mod tests {
             [0.5, 0.5, 0.6, 0.6],
             "then the new ring, mono upmixed"
         );
+        assert!(!rec.switching());
     }
 
     #[test]
