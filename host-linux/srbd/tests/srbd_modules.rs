@@ -15,6 +15,12 @@
 //!   the two recordings, silence dropped, concatenate to exactly the
 //!   played frames, none lost, none repeated; `pacat -v` is told where its
 //!   stream went (PLAYBACK_STREAM_MOVED).
+//! * A `parec` (float32le stereo 48 kHz) of a 48 kHz stereo sink's
+//!   monitor, where a DC of (0.25, 0.75) plays, is moved to the monitor
+//!   of a 44.1 kHz mono sink playing a 200 Hz sine: it keeps running and
+//!   records, silence aside, the first sink's frame exactly up to the
+//!   move and equal channels within the sine's range after it, at 200 Hz
+//!   (±0.5 Hz): nothing converted as the other sink's shape.
 //! * `pactl set-default-sink` moves a stream that named no device and not
 //!   one that did (PulseAudio 15+), and `pactl info` shows the new default;
 //!   `move-source-output` moves a `parec` to another monitor (it then
@@ -281,6 +287,103 @@ fn a_moved_stream_loses_and_repeats_nothing() {
             want.len()
         );
     }
+    d.assert_log_clean();
+}
+
+/// `pacat` playing `samples` (float32le, `channels` at `rate`) to
+/// `device`.
+fn play(
+    d: &Daemon,
+    device: &str,
+    rate: u32,
+    channels: usize,
+    samples: &[f32],
+) -> std::process::Child {
+    let raw = d.path(&format!("{device}-played.raw"));
+    std::fs::write(&raw, f32le_bytes(samples)).unwrap();
+    d.client("pacat")
+        .arg(format!("--device={device}"))
+        .args(["--format=float32le", "--raw"])
+        .arg(format!("--rate={rate}"))
+        .arg(format!("--channels={channels}"))
+        .arg(&raw)
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_recording_moved_to_a_sink_of_another_shape_continues_converted_anew() {
+    let d = Daemon::start_args("mod-move-shape", &SINK);
+    load(&d, &["module-null-sink", "sink_name=a"]);
+    load(
+        &d,
+        &[
+            "module-null-sink",
+            "sink_name=b",
+            "rate=44100",
+            "channels=1",
+        ],
+    );
+    let rec = d.path("rec.raw");
+    let parec = d.spawn_parec(
+        &[&["--device=a.monitor"][..], &F32_STEREO[..]].concat(),
+        &rec,
+    );
+    // a: a DC of (0.25, 0.75); b: a 200 Hz sine of amplitude 0.5, mono
+    // (upmixed to equal channels), 30 s each.
+    let on_a = [0.25f32, 0.75];
+    let dc: Vec<f32> = (0..30 * 48_000).flat_map(|_| on_a).collect();
+    let sine: Vec<f32> = (0..30 * 44_100)
+        .map(|i| 0.5 * (2.0 * std::f64::consts::PI * 200.0 * f64::from(i) / 44_100.0).sin() as f32)
+        .collect();
+    let pacat_a = play(&d, "a", 48_000, 2, &dc);
+    let pacat_b = play(&d, "b", 44_100, 1, &sine);
+    let is_a = |f: &[f32; 2]| *f == on_a;
+    // Equal channels, within the sine's range (and the new resampler's
+    // ringing as it starts from silence, some 13 %).
+    let is_b = |f: &[f32; 2]| f[0] == f[1] && f[0].abs() <= 0.6;
+    let wait_heard = |what: &str, is: &dyn Fn(&[f32; 2]) -> bool, n: usize| {
+        d.wait_for(what, || {
+            let got = heard(&std::fs::read(&rec).unwrap());
+            (got.iter().filter(|f| is(f)).count() >= n).then_some(())
+        })
+    };
+    wait_heard("a quarter second of a", &is_a, 12_000);
+    let (output, source) = d.wait_for("parec's source output", || {
+        d.list_short("source-outputs")
+            .first()
+            .map(|r| (r[0].clone(), r[1].clone()))
+    });
+    d.pactl_ok(&["move-source-output", &output, "b.monitor"]);
+    wait_heard("a second of b", &is_b, 48_000);
+    assert!(
+        d.list_short("source-outputs")
+            .iter()
+            .any(|r| r[0] == output && r[1] != source),
+        "the recording moved off a.monitor: {:?}",
+        d.list_short("source-outputs")
+    );
+    for p in [pacat_a, pacat_b] {
+        common::srbd::signal(&p, common::srbd::Signal::INT);
+        wait_bounded(p, "pacat");
+    }
+    common::srbd::signal(&parec, common::srbd::Signal::INT);
+    let out = wait_bounded(parec, "parec");
+    d.assert_exit_ok(&out, "parec");
+    let all = heard(&std::fs::read(&rec).unwrap());
+    let first_b = all.iter().position(is_b).expect("b heard");
+    for (k, f) in all.iter().enumerate() {
+        assert!(
+            if k < first_b { is_a(f) } else { is_b(f) },
+            "frame {k} {f:?} is not the expected sink's signal (first of b at {first_b})"
+        );
+    }
+    // After the move, b's sine at its own pitch: converted from 44.1 kHz
+    // mono, not read as the first sink's shape.
+    let left: Vec<f32> = all[first_b..].iter().map(|f| f[0]).collect();
+    let z = upward_crossings(&left[left.len() - 48_000..]);
+    let freq = (z.len() - 1) as f64 * 48_000.0 / (z[z.len() - 1] - z[0]);
+    assert!((freq - 200.0).abs() < 0.5, "b recorded at {freq} Hz");
     d.assert_log_clean();
 }
 

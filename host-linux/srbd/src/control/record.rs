@@ -23,12 +23,21 @@
 //! ([`crate::engine::mixer::Engine::monitor_lead_usec`]); so a record
 //! stream's latency is never pushed below zero by a period it did not
 //! wait for.
+//!
+//! Moves (MOVE_SOURCE_OUTPUT): between sinks of the same shape the ring
+//! moves as it is. Across shapes the old mixer stops writing its ring and
+//! the new one fills a new ring ([`crate::engine::stream::NextRing`]);
+//! the stream drains the old ring with the old converter first and then
+//! continues in the new ring with a converter built for the new sink, so
+//! no frame is converted as the wrong shape. A rate update
+//! (UPDATE_RECORD_STREAM_SAMPLE_RATE) in that short while answers
+//! BADSTATE ([`Record::switching`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::engine::audio::peaks::Capture;
-use crate::engine::stream::RecordShared;
+use crate::engine::stream::{NextRing, RecordShared};
 use srb_pulse::attr::RecordAttr;
 use srb_pulse::pstream::{Frame, FrameError, Memblock, SeekMode};
 use srb_pulse::tagstruct::SampleSpec;
@@ -68,6 +77,9 @@ pub struct Record {
     /// The shared `moved` counter as last told to the client
     /// (STREAM_MOVED).
     pub moved_seen: u32,
+    /// Rings left for a sink of another shape (the shared `detached`
+    /// as last acted on).
+    detached_seen: u32,
 }
 
 impl std::fmt::Debug for Record {
@@ -112,6 +124,7 @@ impl Record {
             stalled: false,
             buffer: None,
             moved_seen: 0,
+            detached_seen: 0,
         }
     }
 
@@ -148,6 +161,18 @@ impl Record {
         self.converter = converter;
     }
 
+    /// Whether a move to a sink of another shape is not yet done: the
+    /// ring in use may still be the old sink's, so a converter built for
+    /// the new sink must not replace the current one yet.
+    pub fn switching(&self) -> bool {
+        // Acquire: as in `follow_moves`.
+        self.shared.detached.load(Ordering::Acquire) != self.detached_seen
+            || match self.shared.next.lock() {
+                Ok(q) => !q.is_empty(),
+                Err(p) => !p.into_inner().is_empty(),
+            }
+    }
+
     /// FLUSH: drops what is waiting.
     pub fn flush(&mut self) {
         let n = self.ring.slots();
@@ -169,7 +194,54 @@ impl Record {
         polled
     }
 
+    /// After a move across shapes: once the old mixer has stopped writing
+    /// the current ring and it is drained, continues in the next one.
+    fn follow_moves(&mut self) {
+        // Acquire: pairs with the mixer's Release after its last write to
+        // the ring it dropped, so `is_empty` sees every frame it wrote.
+        while self.shared.detached.load(Ordering::Acquire) != self.detached_seen
+            && self.ring.is_empty()
+        {
+            let next = match self.shared.next.lock() {
+                Ok(mut q) => q.pop_front(),
+                Err(p) => p.into_inner().pop_front(),
+            };
+            let Some(next) = next else { break };
+            self.switch_to(next);
+            self.detached_seen = self.detached_seen.wrapping_add(1);
+        }
+    }
+
+    fn switch_to(&mut self, next: NextRing) {
+        let NextRing {
+            ring,
+            sink,
+            sink_map,
+            client_map,
+        } = next;
+        match Capture::new(
+            self.peak_detect,
+            sink.rate,
+            &sink_map,
+            self.spec,
+            &client_map,
+        ) {
+            Ok(c) => self.converter = c,
+            // The control side built the same converter before moving.
+            Err(e) => tracing::warn!(channel = self.channel, %e, "no converter after move"),
+        }
+        self.ring = ring;
+        self.sink_rate = sink.rate.max(1);
+        self.sink_channels = usize::from(sink.channels).max(1);
+        tracing::debug!(
+            channel = self.channel,
+            rate = sink.rate,
+            "record stream continues in its new sink's ring"
+        );
+    }
+
     fn poll_inner(&mut self, out: &mut Vec<u8>, room: usize) -> Result<(), FrameError> {
+        self.follow_moves();
         if room == 0 {
             let cap = self.ring.buffer().capacity();
             let slots = self.ring.slots();
@@ -331,6 +403,104 @@ mod tests {
             props.set_str(k, v).unwrap();
         }
         FormatInfo { encoding: 1, props }
+    }
+
+    /// The float samples of every memblock frame in `out`.
+    fn sent_samples(out: &[u8]) -> Vec<f32> {
+        let mut frames = FrameDecoder::default();
+        frames.push(out);
+        let mut all = Vec::new();
+        while let Some(frame) = frames.next_frame().unwrap() {
+            if let Frame::Memblock(m) = frame {
+                all.extend(
+                    m.data
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                );
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn a_move_across_shapes_drains_the_old_ring_as_the_old_shape_first() {
+        use super::Record;
+        use crate::engine::audio::peaks::Capture;
+        use crate::engine::notice::{Bell, Notice};
+        use crate::engine::stream::{NextRing, RecordShared};
+        use srb_pulse::attr::RecordAttr;
+        use std::sync::atomic::Ordering;
+        use std::sync::Arc;
+
+        let stereo = ChannelMap::new(&[1, 2]).unwrap();
+        let mono = ChannelMap::new(&[0]).unwrap();
+        let mono_spec = SampleSpec {
+            channels: 1,
+            ..stereo_f32()
+        };
+        let bell = Arc::new(Bell::new().unwrap());
+        let shared = Arc::new(RecordShared::new(0, Arc::new(Notice::new(bell)), false));
+        let (mut old, ring) = rtrb::RingBuffer::new(64);
+        let capture = Capture::new(false, 48_000, &stereo, stereo_f32(), &stereo).unwrap();
+        let attr = RecordAttr {
+            maxlength: 1 << 16,
+            fragsize: 1 << 12,
+        };
+        let mut rec = Record::new(
+            0,
+            stereo_f32(),
+            attr,
+            shared.clone(),
+            ring,
+            capture,
+            &stereo_f32(),
+        );
+        for x in [0.1, 0.2, 0.3, 0.4] {
+            old.push(x).unwrap();
+        }
+        // The move: a mono ring on the new sink, already fed, queued
+        // before the old mixer lets go.
+        let (mut new, ring) = rtrb::RingBuffer::new(64);
+        for x in [0.5, 0.6] {
+            new.push(x).unwrap();
+        }
+        shared.next.lock().unwrap().push_back(NextRing {
+            ring,
+            sink: mono_spec,
+            sink_map: mono.clone(),
+            client_map: stereo.clone(),
+        });
+        let mut out = Vec::new();
+        rec.poll(&mut out, usize::MAX).unwrap();
+        assert_eq!(
+            sent_samples(&out),
+            [0.1, 0.2, 0.3, 0.4],
+            "old ring, old shape"
+        );
+        // Drained, but the old mixer may still write: it waits.
+        out.clear();
+        rec.poll(&mut out, usize::MAX).unwrap();
+        assert!(
+            sent_samples(&out).is_empty(),
+            "nothing until the old mixer lets go"
+        );
+        assert!(rec.switching());
+        // The old mixer's last period, then it lets go.
+        old.push(0.7).unwrap();
+        old.push(0.8).unwrap();
+        shared.detached.fetch_add(1, Ordering::Release);
+        drop(old);
+        out.clear();
+        rec.poll(&mut out, usize::MAX).unwrap();
+        assert_eq!(sent_samples(&out), [0.7, 0.8], "the old ring drained first");
+        out.clear();
+        rec.poll(&mut out, usize::MAX).unwrap();
+        assert_eq!(
+            sent_samples(&out),
+            [0.5, 0.5, 0.6, 0.6],
+            "then the new ring, mono upmixed"
+        );
+        assert!(!rec.switching());
     }
 
     #[test]

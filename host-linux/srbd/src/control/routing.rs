@@ -7,7 +7,11 @@
 //! their command channels ([`crate::engine::mixer::Engine::move_playback`]):
 //! the old mixer releases it at a period boundary, the new one adopts it
 //! at its next, so nothing the client sent is lost or played twice and
-//! the gap is at most one period. Events follow PulseAudio 16.1's
+//! the gap is at most one period. A source output moved to a sink of
+//! another shape gets a new ring there instead, which its connection
+//! switches to once the old one is drained (`move_across_shapes`); a
+//! `monitor_stream` tap follows its input, and a loopback's output moves
+//! between sinks of the same shape only. Events follow PulseAudio 16.1's
 //! (observed with `pactl subscribe`): the stream's `change`, the sinks'
 //! state `change`s; a default change posts the server's `change`; a sink
 //! removed moves its streams to the default sink, then posts `remove` on
@@ -17,11 +21,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::control::introspect::stream_gains;
-use crate::control::registry::{event, facility};
+use crate::control::registry::{event, facility, SourceOutput};
 use crate::control::server_info::INVALID_INDEX;
 use crate::control::sinks::SinkEntry;
 use crate::engine::audio::convert::PlaybackConverter;
+use crate::engine::audio::peaks::Capture;
 use crate::engine::state_page::PageSink;
+use crate::engine::stream::NextRing;
 use crate::Server;
 use srb_pulse::commands::PaError;
 
@@ -30,6 +36,41 @@ use srb_pulse::commands::PaError;
 fn same_shape(a: &SinkEntry, b: &SinkEntry) -> bool {
     let (x, y) = (a.engine.config(), b.engine.config());
     x.spec == y.spec && x.map == y.map && x.period_frames == y.period_frames
+}
+
+/// Moves record stream `index` (entry `o`) from `from` to `to`, which mix
+/// in different shapes: a new ring on `to`, queued for the stream's
+/// connection, then `from` drops its end (in that order, so the connection
+/// finds the new ring when it learns the old one is done).
+fn move_across_shapes(
+    index: u32,
+    o: &mut SourceOutput,
+    from: &SinkEntry,
+    to: &SinkEntry,
+) -> Result<(), PaError> {
+    if o.client == INVALID_INDEX {
+        // A loopback's output: its module holds the ring, not a connection.
+        return Err(PaError::NotSupported);
+    }
+    let sink = to.engine.config();
+    Capture::new(false, sink.spec.rate, &sink.map, o.spec, &o.map)
+        .map_err(|_| PaError::NotSupported)?;
+    let ring = to.engine.add_record(o.shared.clone(), None);
+    let next = NextRing {
+        ring,
+        sink: sink.spec,
+        sink_map: sink.map.clone(),
+        client_map: o.map.clone(),
+    };
+    match o.shared.next.lock() {
+        Ok(mut q) => q.push_back(next),
+        Err(p) => p.into_inner().push_back(next),
+    }
+    o.shared
+        .gains
+        .set(&stream_gains(&o.volume, sink.spec.channels));
+    from.engine.detach_record(index);
+    Ok(())
 }
 
 impl Server {
@@ -247,8 +288,13 @@ impl Server {
         Ok(())
     }
 
-    /// Moves source output `index` from `from`'s monitor to `to`'s (the
-    /// two sinks must mix in the same shape: the ring moves as it is).
+    /// Moves source output `index` from `from`'s monitor to `to`'s. Same
+    /// shape: the ring moves as it is. Another shape (rate, channels, map
+    /// or period): `from` stops feeding it, `to` feeds a new ring, and the
+    /// stream's connection drains the old ring with its old converter
+    /// before switching to the new one ([`crate::engine::stream::NextRing`]).
+    /// A `monitor_stream` tap follows its input instead, and a loopback's
+    /// output (no connection to switch rings) stays on same-shape moves.
     fn move_output(
         &self,
         index: u32,
@@ -262,10 +308,11 @@ impl Server {
                 return Err(PaError::NotSupported);
             }
             if from.index() != to.index() {
-                if !same_shape(from, to) {
-                    return Err(PaError::NotSupported);
+                if same_shape(from, to) {
+                    from.engine.move_record(index, &to.engine);
+                } else {
+                    move_across_shapes(index, o, from, to)?;
                 }
-                from.engine.move_record(index, &to.engine);
                 o.source = to.source_index();
                 o.shared.moved.fetch_add(1, Ordering::Release);
                 o.shared.notice.raise();

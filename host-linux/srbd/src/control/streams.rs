@@ -870,6 +870,11 @@ impl Session {
             let Some(rec) = self.records.get_mut(&channel) else {
                 return error(tag, PaError::NoEntity);
             };
+            if rec.switching() {
+                // Moved to a sink of another shape and not yet on its
+                // ring: the converter below would be for the wrong audio.
+                return error(tag, PaError::BadState);
+            }
             let mut spec = rec.spec;
             spec.rate = rate;
             let index = rec.shared.index;

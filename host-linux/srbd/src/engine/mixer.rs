@@ -8,7 +8,10 @@
 //! the old mixer removes it at a period boundary and sends it, state and
 //! ring consumer intact, to the new one, which adopts it at its next
 //! period. A move of a stream still in transit is kept until the stream
-//! arrives; a stopping engine delivers the moves it was sent first.
+//! arrives; a stopping engine delivers the moves it was sent first. A
+//! record stream moved to a sink of another shape is instead dropped here
+//! ([`Engine::detach_record`]) and fed a new ring there
+//! ([`Engine::add_record`]); its connection drains the old ring first.
 //!
 //! Where clocks plug in: the period loop is "wait for the next period"
 //! (`Mixer::run`: the timerfd read, the DSP link's step, or an ALSA
@@ -167,6 +170,9 @@ enum Msg {
         index: u32,
         to: mpsc::Sender<Msg>,
     },
+    /// Drop source output `index` (it continues on another mixer, in a
+    /// new ring) and bump its `detached`.
+    DetachRecord(u32),
     /// A sink input another mixer released, adopted as it was.
     Adopt(Box<Input>),
     /// List another sink on this mixer's state page.
@@ -229,6 +235,7 @@ impl std::fmt::Debug for Msg {
             Msg::Converter(i, _) => write!(f, "Converter({i})"),
             Msg::MovePlayback { index, .. } => write!(f, "MovePlayback({index})"),
             Msg::MoveRecord { index, .. } => write!(f, "MoveRecord({index})"),
+            Msg::DetachRecord(index) => write!(f, "DetachRecord({index})"),
             Msg::Adopt(i) => write!(f, "Adopt({})", i.p.shared.index),
             Msg::PageAdd(p) => write!(f, "PageAdd({})", p.sink.0),
             Msg::PageRemove(i) => write!(f, "PageRemove({i})"),
@@ -482,7 +489,8 @@ impl Engine {
     }
 
     /// Moves source output `index` (its ring, in this sink's spec) to the
-    /// monitor of `to`, which must have the same spec.
+    /// monitor of `to`, which must have the same spec (else see
+    /// [`Engine::detach_record`]).
     pub fn move_record(&self, index: u32, to: &Engine) {
         let msg = Msg::MoveRecord {
             index,
@@ -490,6 +498,17 @@ impl Engine {
         };
         if self.tx.send(msg).is_err() {
             tracing::warn!(index, "mixer has stopped; source output not moved");
+        }
+    }
+
+    /// Stops feeding source output `index` at this mixer's next period
+    /// boundary (it moved to a sink of another shape and continues in a
+    /// new ring from [`Engine::add_record`] there); the shared state stays
+    /// open, and its `detached` counter tells the connection thread that
+    /// the old ring will get nothing more.
+    pub fn detach_record(&self, index: u32) {
+        if self.tx.send(Msg::DetachRecord(index)).is_err() {
+            tracing::warn!(index, "mixer has stopped; source output not detached");
         }
     }
 
@@ -776,6 +795,9 @@ struct Mixer {
     /// Moves of sink inputs that had not arrived yet (index, where to,
     /// converter): done as they arrive.
     pending: Vec<PendingMove>,
+    /// Record streams detached while still on their way here (a
+    /// same-shape move from another mixer): dropped when they arrive.
+    pending_detach: Vec<u32>,
 }
 
 type PendingMove = (u32, mpsc::Sender<Msg>, Option<Box<PlaybackConverter>>);
@@ -819,6 +841,7 @@ impl Mixer {
             page: None,
             dsp_active: false,
             pending: Vec::new(),
+            pending_detach: Vec::new(),
         }
     }
 
@@ -956,7 +979,17 @@ impl Mixer {
                     let n = self.mix.len();
                     self.inputs.push(Input::new(*p, n));
                 }
-                Msg::Record(r) => self.records.push(*r),
+                Msg::Record(r) => {
+                    let index = r.shared.index;
+                    match self.pending_detach.iter().position(|i| *i == index) {
+                        Some(k) => {
+                            self.pending_detach.swap_remove(k);
+                            // Release: as below; it wrote nothing here.
+                            r.shared.detached.fetch_add(1, Ordering::Release);
+                        }
+                        None => self.records.push(*r),
+                    }
+                }
                 Msg::Adopt(mut input) => {
                     let index = input.p.shared.index;
                     if let Some(k) = self.pending.iter().position(|m| m.0 == index) {
@@ -994,6 +1027,17 @@ impl Mixer {
                     if let Some(k) = self.records.iter().position(|r| r.shared.index == index) {
                         let r = self.records.remove(k);
                         forward(&to, Msg::Record(Box::new(r)));
+                    }
+                }
+                Msg::DetachRecord(index) => {
+                    if let Some(k) = self.records.iter().position(|r| r.shared.index == index) {
+                        let r = self.records.remove(k);
+                        // Release: after this mixer's last write to the
+                        // ring, which the connection thread then drains.
+                        r.shared.detached.fetch_add(1, Ordering::Release);
+                    } else {
+                        // Still on its way here from another mixer.
+                        self.pending_detach.push(index);
                     }
                 }
                 Msg::PageAdd(p) => {
@@ -1401,6 +1445,43 @@ mod tests {
                 "{rate} Hz: {periods} periods"
             );
         }
+    }
+
+    #[test]
+    fn a_detached_record_stream_gets_nothing_more_and_says_so() {
+        let config = sink(SampleFormat::from_wire(5));
+        let (mut m, tx, mut rec) = mixer(&config);
+        m.period();
+        let shared = m.records[0].shared.clone();
+        let before = rec.slots();
+        assert!(before > 0, "the monitor feeds it");
+        tx.send(Msg::DetachRecord(0)).unwrap();
+        m.period();
+        assert!(m.records.is_empty());
+        assert_eq!(shared.detached.load(Ordering::Acquire), 1);
+        assert!(rec.is_abandoned(), "the old ring's producer is gone");
+        assert!(
+            !shared.closed.load(Ordering::Relaxed),
+            "the stream lives on"
+        );
+        let n = rec.slots();
+        rec.read_chunk(n).unwrap().commit_all();
+        m.period();
+        assert_eq!(rec.slots(), 0, "nothing more written");
+        // Detached while still on its way from another mixer: dropped as
+        // it arrives.
+        let late = Arc::new(RecordShared::new(7, shared.notice.clone(), false));
+        let (p, late_ring) = rtrb::RingBuffer::new(1024);
+        tx.send(Msg::DetachRecord(7)).unwrap();
+        tx.send(Msg::Record(Box::new(RecordOutput {
+            shared: late.clone(),
+            ring: p,
+            tap: None,
+        })))
+        .unwrap();
+        m.period();
+        assert!(m.records.is_empty() && late_ring.is_abandoned());
+        assert_eq!(late.detached.load(Ordering::Acquire), 1);
     }
 
     #[test]

@@ -6,9 +6,16 @@
 //! what it last saw (`flush_to`, `drain_seq`, `trigger_seq`, ...); events go
 //! back the same way (`started`, `underflows`, `drained_seq`). Audio goes
 //! through `rtrb` rings beside these (one producer, one consumer).
+//!
+//! One exception, which the mixer never touches: [`RecordShared::next`],
+//! the rings a record stream moved to a sink of another shape hands from
+//! the control side to the stream's connection thread.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use srb_pulse::tagstruct::{ChannelMap, SampleSpec};
 
 use crate::engine::notice::Notice;
 
@@ -172,6 +179,28 @@ pub struct RecordShared {
     /// the owning connection last stored it (source-output info's buffer
     /// latency).
     pub queued: AtomicU64,
+    /// Rings of the sinks this stream moved to across shapes, oldest
+    /// first, not yet taken by the connection thread (control side only:
+    /// the mixer never locks it).
+    pub next: Mutex<VecDeque<NextRing>>,
+    /// Bumped (Release) by a mixer after it dropped this stream's output
+    /// for a move across shapes ([`crate::engine::mixer::Engine::detach_record`]):
+    /// it writes nothing more to that ring.
+    pub detached: AtomicU32,
+}
+
+/// The ring a record stream continues in after a move to a sink of
+/// another shape, and what its audio is (for the new converter).
+#[derive(Debug)]
+pub struct NextRing {
+    /// The new mixer's monitor frames (its channels, f32).
+    pub ring: rtrb::Consumer<f32>,
+    /// The new sink's spec.
+    pub sink: SampleSpec,
+    /// The new sink's channel map.
+    pub sink_map: ChannelMap,
+    /// The stream's own (client) channel map.
+    pub client_map: ChannelMap,
 }
 
 impl RecordShared {
@@ -187,6 +216,8 @@ impl RecordShared {
             moved: AtomicU32::new(0),
             dropped_frames: AtomicU64::new(0),
             queued: AtomicU64::new(0),
+            next: Mutex::new(VecDeque::new()),
+            detached: AtomicU32::new(0),
         }
     }
 }
